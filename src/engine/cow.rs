@@ -1,0 +1,157 @@
+//! The `CopyOnWrite` shard: readers load an immutable snapshot through an atomic pointer
+//! and never wait; writers (serialized by a writer lock) publish a new snapshot with the
+//! next version number.
+//!
+//! Snapshots are persistent maps (imbl), so a new version shares all but O(log n) nodes
+//! with the previous one: a write costs a path copy, never a copy of the whole map. Like
+//! the locked shards, a snapshot keeps its keys in a dense vector with swap-remove deletes,
+//! which gives SCAN a stable position (see `locked.rs`), here without any lock.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use super::entry::{Entry, Footprint, Write};
+use super::scan::reverse_window;
+use super::shard::{KeyHasher, Shard, acquire};
+use rand::RngExt;
+
+#[derive(Clone, Debug)]
+struct Slot {
+    entry: Entry,
+    /// Position of the key in [`Snapshot::order`].
+    position: usize,
+}
+
+#[derive(Clone)]
+struct Snapshot {
+    version: u64,
+    entries: imbl::GenericHashMap<Bytes, Slot, KeyHasher, imbl::shared_ptr::DefaultSharedPtr>,
+    order: imbl::Vector<Bytes>,
+}
+
+impl Snapshot {
+    fn empty(version: u64) -> Self {
+        Snapshot {
+            version,
+            entries: imbl::GenericHashMap::with_hasher(KeyHasher::default()),
+            order: imbl::Vector::new(),
+        }
+    }
+
+    fn put(&mut self, key: &Bytes, entry: Entry) {
+        let position = match self.entries.get(key.as_ref()) {
+            Some(slot) => slot.position,
+            None => {
+                self.order.push_back(key.clone());
+                self.order.len() - 1
+            }
+        };
+        self.entries.insert(key.clone(), Slot { entry, position });
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        let Some(removed) = self.entries.remove(key) else { return };
+        let Some(last) = self.order.pop_back() else { return };
+        if removed.position < self.order.len() {
+            // Move the last key into the hole, as `swap_remove` does.
+            if let Some(slot) = self.entries.get_mut(last.as_ref()) {
+                slot.position = removed.position;
+            }
+            self.order.set(removed.position, last);
+        }
+    }
+}
+
+pub(crate) struct CowShard {
+    current: ArcSwap<Snapshot>,
+    writer: Mutex<()>,
+    waited_ns: AtomicU64,
+}
+
+impl CowShard {
+    /// Runs `change` on a copy of the current snapshot and publishes it as the next version,
+    /// holding the writer lock so that no concurrent write is lost.
+    fn publish(&self, current: &Snapshot, change: impl FnOnce(&mut Snapshot)) {
+        let mut next = current.clone();
+        change(&mut next);
+        next.version = current.version + 1;
+        self.current.store(Arc::new(next));
+    }
+
+    fn lock_writer(&self) -> parking_lot::MutexGuard<'_, ()> {
+        acquire(|| self.writer.try_lock(), || self.writer.lock(), &self.waited_ns)
+    }
+}
+
+impl Shard for CowShard {
+    fn new() -> Self {
+        CowShard {
+            current: ArcSwap::from_pointee(Snapshot::empty(0)),
+            writer: Mutex::new(()),
+            waited_ns: AtomicU64::new(0),
+        }
+    }
+
+    fn read<R>(&self, key: &[u8], f: impl FnOnce(Option<&Entry>) -> R) -> R {
+        let snapshot = self.current.load();
+        f(snapshot.entries.get(key).map(|slot| &slot.entry))
+    }
+
+    fn update<R>(&self, key: &Bytes, mut f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R {
+        let _writer = self.lock_writer();
+        let current = self.current.load_full();
+        let existing = current.entries.get(key.as_ref()).map(|slot| &slot.entry);
+        let (write, reply) = f(existing);
+        match write {
+            Write::Keep => {}
+            Write::Put(entry) => self.publish(&current, |next| next.put(key, entry)),
+            Write::Remove if existing.is_some() => self.publish(&current, |next| next.remove(key)),
+            Write::Remove => {}
+        }
+        reply
+    }
+
+    fn scan(&self, position: u64, count: usize, _order: &KeyHasher, mut visit: impl FnMut(&Bytes, &Entry)) -> u64 {
+        let snapshot = self.current.load();
+        let (window, next) = reverse_window(position, snapshot.order.len(), count);
+        for index in window.rev() {
+            if let Some(key) = snapshot.order.get(index)
+                && let Some(slot) = snapshot.entries.get(key.as_ref())
+            {
+                visit(key, &slot.entry);
+            }
+        }
+        next
+    }
+
+    fn random_key(&self, rng: &mut impl rand::Rng) -> Option<Bytes> {
+        let snapshot = self.current.load();
+        if snapshot.order.is_empty() {
+            return None;
+        }
+        snapshot.order.get(rng.random_range(0..snapshot.order.len())).cloned()
+    }
+
+    fn clear(&self) -> Footprint {
+        let _writer = self.lock_writer();
+        let old = self.current.load_full();
+        self.current.store(Arc::new(Snapshot::empty(old.version + 1)));
+        let mut removed = Footprint::default();
+        for (key, slot) in &old.entries {
+            removed += Footprint::of(key, &slot.entry);
+        }
+        removed
+    }
+
+    fn lock_wait_ns(&self) -> u64 {
+        self.waited_ns.load(Ordering::Relaxed)
+    }
+
+    fn published_version(&self) -> Option<u64> {
+        Some(self.current.load().version)
+    }
+}

@@ -1,0 +1,83 @@
+//! What the engine stores per key, and what a read-modify-write decides to do with it.
+
+use bytes::Bytes;
+
+/// Expiry deadline meaning "never expires". Deadlines are milliseconds since the Unix epoch.
+pub(crate) const NEVER: u64 = u64::MAX;
+
+/// Approximate bytes a stored entry costs beyond its key and value: the map slot, the two
+/// `Bytes` handles, their heap headers and the allocator's rounding. It only needs to be
+/// stable and roughly right, since `maxmemory` is enforced against this estimate.
+pub(crate) const ENTRY_OVERHEAD: usize = 96;
+
+/// One stored value. Cloning is cheap: the value is a reference-counted buffer, so a reader
+/// that holds a clone is never affected by a later delete or overwrite of the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) value: Bytes,
+    /// Absolute deadline in milliseconds since the Unix epoch, or [`NEVER`].
+    pub(crate) expires_at: u64,
+}
+
+impl Entry {
+    pub(crate) fn new(value: Bytes, expires_at: u64) -> Self {
+        Entry { value, expires_at }
+    }
+
+    pub(crate) fn is_expired(&self, now: u64) -> bool {
+        now >= self.expires_at
+    }
+
+    pub(crate) fn is_volatile(&self) -> bool {
+        self.expires_at != NEVER
+    }
+}
+
+/// What a read-modify-write does to the key once its closure has looked at the entry.
+#[derive(Debug)]
+pub(crate) enum Write {
+    /// Leave the key as it is.
+    Keep,
+    /// Store this entry (insert or overwrite).
+    Put(Entry),
+    /// Delete the key.
+    Remove,
+}
+
+/// The accounting footprint of one entry, used to keep the per-shard counters exact: every
+/// change adds what it stored and subtracts what it replaced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Footprint {
+    pub(crate) keys: i64,
+    pub(crate) bytes: i64,
+    pub(crate) volatile: i64,
+}
+
+impl Footprint {
+    pub(crate) fn of(key: &[u8], entry: &Entry) -> Self {
+        Footprint {
+            keys: 1,
+            bytes: (key.len() + entry.value.len() + ENTRY_OVERHEAD) as i64,
+            volatile: i64::from(entry.is_volatile()),
+        }
+    }
+
+    pub(crate) fn of_slot(key: &[u8], entry: Option<&Entry>) -> Self {
+        entry.map_or_else(Footprint::default, |e| Footprint::of(key, e))
+    }
+}
+
+impl std::ops::Sub for Footprint {
+    type Output = Footprint;
+    fn sub(self, rhs: Footprint) -> Footprint {
+        Footprint { keys: self.keys - rhs.keys, bytes: self.bytes - rhs.bytes, volatile: self.volatile - rhs.volatile }
+    }
+}
+
+impl std::ops::AddAssign for Footprint {
+    fn add_assign(&mut self, rhs: Footprint) {
+        self.keys += rhs.keys;
+        self.bytes += rhs.bytes;
+        self.volatile += rhs.volatile;
+    }
+}

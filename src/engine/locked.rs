@@ -1,0 +1,171 @@
+//! Shards guarded by a lock: `Mutex` (one lock for everything in the shard) and `RwLock`
+//! (readers share). One implementation serves both through [`MapLock`], so the two
+//! strategies differ only in the lock they take.
+//!
+//! The map is an `IndexMap` because its dense entry vector gives SCAN a stable, resumable
+//! position: walking indices downwards while deletes use `swap_remove` never moves an
+//! unvisited entry into the visited range (only the last entry moves, and it has already
+//! been visited), which is exactly Redis's SCAN guarantee with one bounded chunk per lock.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use indexmap::IndexMap;
+use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::entry::{Entry, Footprint, Write};
+use super::scan::reverse_window;
+use super::shard::{KeyHasher, Shard, acquire};
+use rand::RngExt;
+
+pub(crate) type Map = IndexMap<Bytes, Entry, KeyHasher>;
+
+/// A lock around a [`Map`]: exclusive access for writers, and whatever readers get.
+pub(crate) trait MapLock: Send + Sync {
+    type Read<'a>: Deref<Target = Map>
+    where
+        Self: 'a;
+    type Write<'a>: DerefMut<Target = Map>
+    where
+        Self: 'a;
+    fn wrap(map: Map) -> Self;
+    fn try_read(&self) -> Option<Self::Read<'_>>;
+    fn read(&self) -> Self::Read<'_>;
+    fn try_write(&self) -> Option<Self::Write<'_>>;
+    fn write(&self) -> Self::Write<'_>;
+}
+
+impl MapLock for Mutex<Map> {
+    type Read<'a> = MutexGuard<'a, Map>;
+    type Write<'a> = MutexGuard<'a, Map>;
+    fn wrap(map: Map) -> Self {
+        Mutex::new(map)
+    }
+    fn try_read(&self) -> Option<Self::Read<'_>> {
+        self.try_lock()
+    }
+    fn read(&self) -> Self::Read<'_> {
+        self.lock()
+    }
+    fn try_write(&self) -> Option<Self::Write<'_>> {
+        self.try_lock()
+    }
+    fn write(&self) -> Self::Write<'_> {
+        self.lock()
+    }
+}
+
+impl MapLock for RwLock<Map> {
+    type Read<'a> = RwLockReadGuard<'a, Map>;
+    type Write<'a> = RwLockWriteGuard<'a, Map>;
+    fn wrap(map: Map) -> Self {
+        RwLock::new(map)
+    }
+    fn try_read(&self) -> Option<Self::Read<'_>> {
+        RwLock::try_read(self)
+    }
+    fn read(&self) -> Self::Read<'_> {
+        RwLock::read(self)
+    }
+    fn try_write(&self) -> Option<Self::Write<'_>> {
+        RwLock::try_write(self)
+    }
+    fn write(&self) -> Self::Write<'_> {
+        RwLock::write(self)
+    }
+}
+
+/// A shard whose map is guarded by the lock `L`.
+pub(crate) struct Locked<L> {
+    lock: L,
+    waited_ns: AtomicU64,
+}
+
+pub(crate) type MutexShard = Locked<Mutex<Map>>;
+pub(crate) type RwLockShard = Locked<RwLock<Map>>;
+
+fn empty_map() -> Map {
+    IndexMap::with_hasher(KeyHasher::default())
+}
+
+impl<L: MapLock> Locked<L> {
+    fn read_guard(&self) -> L::Read<'_> {
+        acquire(|| self.lock.try_read(), || self.lock.read(), &self.waited_ns)
+    }
+
+    fn write_guard(&self) -> L::Write<'_> {
+        acquire(|| self.lock.try_write(), || self.lock.write(), &self.waited_ns)
+    }
+}
+
+impl<L: MapLock> Shard for Locked<L> {
+    fn new() -> Self {
+        Locked { lock: L::wrap(empty_map()), waited_ns: AtomicU64::new(0) }
+    }
+
+    fn read<R>(&self, key: &[u8], f: impl FnOnce(Option<&Entry>) -> R) -> R {
+        f(self.read_guard().get(key))
+    }
+
+    fn update<R>(&self, key: &Bytes, mut f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R {
+        let mut map = self.write_guard();
+        // Whatever is replaced or removed is dropped after the lock is released, so freeing
+        // a large value never lengthens the critical section.
+        let replaced;
+        let reply = match map.get_index_of(key.as_ref()) {
+            Some(index) => {
+                let (write, reply) = f(map.get_index(index).map(|(_, entry)| entry));
+                replaced = match write {
+                    Write::Keep => None,
+                    Write::Put(entry) => map.get_index_mut(index).map(|(_, slot)| std::mem::replace(slot, entry)),
+                    Write::Remove => map.swap_remove_index(index).map(|(_, entry)| entry),
+                };
+                reply
+            }
+            None => {
+                let (write, reply) = f(None);
+                if let Write::Put(entry) = write {
+                    map.insert(key.clone(), entry);
+                }
+                replaced = None;
+                reply
+            }
+        };
+        drop(map);
+        drop(replaced);
+        reply
+    }
+
+    fn scan(&self, position: u64, count: usize, _order: &KeyHasher, mut visit: impl FnMut(&Bytes, &Entry)) -> u64 {
+        let map = self.read_guard();
+        let (window, next) = reverse_window(position, map.len(), count);
+        for index in window.rev() {
+            if let Some((key, entry)) = map.get_index(index) {
+                visit(key, entry);
+            }
+        }
+        next
+    }
+
+    fn random_key(&self, rng: &mut impl rand::Rng) -> Option<Bytes> {
+        let map = self.read_guard();
+        if map.is_empty() {
+            return None;
+        }
+        map.get_index(rng.random_range(0..map.len())).map(|(key, _)| key.clone())
+    }
+
+    fn clear(&self) -> Footprint {
+        let old = std::mem::replace(&mut *self.write_guard(), empty_map());
+        let mut removed = Footprint::default();
+        for (key, entry) in &old {
+            removed += Footprint::of(key, entry);
+        }
+        removed
+    }
+
+    fn lock_wait_ns(&self) -> u64 {
+        self.waited_ns.load(Ordering::Relaxed)
+    }
+}

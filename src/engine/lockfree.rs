@@ -1,0 +1,101 @@
+//! The `LockFree` shard: a papaya map. Reads never take a lock and never wait for writers;
+//! a read-modify-write is one `compute`, which papaya retries until it wins, so the closure
+//! it runs must be pure (the engine's closures are).
+
+use bytes::Bytes;
+use papaya::Operation;
+
+use super::entry::{Entry, Footprint, Write};
+use super::scan::{ORDER_BITS, scan_order};
+use super::shard::{KeyHasher, Shard};
+use rand::RngExt;
+
+pub(crate) struct LockFreeShard {
+    map: papaya::HashMap<Bytes, Entry, KeyHasher>,
+}
+
+impl Shard for LockFreeShard {
+    fn new() -> Self {
+        LockFreeShard { map: papaya::HashMap::with_hasher(KeyHasher::default()) }
+    }
+
+    fn read<R>(&self, key: &[u8], f: impl FnOnce(Option<&Entry>) -> R) -> R {
+        f(self.map.pin().get(key))
+    }
+
+    fn update<R>(&self, key: &Bytes, mut f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R {
+        let map = self.map.pin();
+        // Only the closure's last run takes effect; its reply is the one to return.
+        let mut last_reply = None;
+        map.compute(key.clone(), |current| {
+            let (write, reply) = f(current.map(|(_, entry)| entry));
+            let operation = match write {
+                Write::Put(entry) => Operation::Insert(entry),
+                Write::Remove if current.is_some() => Operation::Remove,
+                Write::Remove | Write::Keep => Operation::Abort(()),
+            };
+            last_reply = Some(reply);
+            operation
+        });
+        // papaya runs the closure at least once before `compute` returns.
+        last_reply.expect("papaya::HashMap::compute runs its closure at least once")
+    }
+
+    /// Papaya has no stable position to resume from, so a walk is ordered by the high bits
+    /// of each key's hash instead: one call selects the `count` smallest hash values at or
+    /// above `position` (one lock-free pass), then visits every key up to that boundary
+    /// (a second pass) and resumes after it. A key present throughout has a fixed hash, so
+    /// the call whose window holds it sees it. Cost: O(shard size) per call, no lock ever.
+    fn scan(&self, position: u64, count: usize, order: &KeyHasher, mut visit: impl FnMut(&Bytes, &Entry)) -> u64 {
+        let map = self.map.pin();
+        let count = count.max(1);
+        let mut smallest = std::collections::BinaryHeap::with_capacity(count + 1);
+        for (key, _) in map.iter() {
+            let rank = scan_order(order, key);
+            if rank >= position {
+                smallest.push(rank);
+                if smallest.len() > count {
+                    smallest.pop();
+                }
+            }
+        }
+        let boundary = match smallest.peek() {
+            Some(&largest) if smallest.len() == count => largest,
+            // Fewer than `count` keys remain: this call finishes the shard.
+            _ => u64::MAX,
+        };
+        for (key, entry) in map.iter() {
+            let rank = scan_order(order, key);
+            if rank >= position && rank <= boundary {
+                visit(key, entry);
+            }
+        }
+        if boundary >= (1 << ORDER_BITS) - 1 { 0 } else { boundary + 1 }
+    }
+
+    fn random_key(&self, rng: &mut impl rand::Rng) -> Option<Bytes> {
+        let map = self.map.pin();
+        let len = map.len();
+        if len == 0 {
+            return None;
+        }
+        // No random access into papaya: walk to a random position (O(shard size)).
+        let target = rng.random_range(0..len);
+        map.iter().nth(target).or_else(|| map.iter().next()).map(|(key, _)| key.clone())
+    }
+
+    fn clear(&self) -> Footprint {
+        let map = self.map.pin();
+        let mut removed = Footprint::default();
+        for (key, _) in map.iter() {
+            if let Some(entry) = map.remove(key) {
+                removed += Footprint::of(key, entry);
+            }
+        }
+        removed
+    }
+
+    fn lock_wait_ns(&self) -> u64 {
+        0
+    }
+}

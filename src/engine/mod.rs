@@ -1,0 +1,42 @@
+//! The concurrent map: one linearizable key-value API over a configurable locking strategy
+//! and shard count.
+//!
+//! ```
+//! use cstore::engine::{SetOptions, Store, Strategy};
+//! use bytes::Bytes;
+//!
+//! let store = Store::builder().strategy(Strategy::RwLock).shards(32).build()?;
+//! let key = Bytes::from_static(b"greeting");
+//! store.set(&key, Bytes::from_static(b"hello"), SetOptions::default());
+//! assert_eq!(store.get(&key).as_deref(), Some(&b"hello"[..]));
+//! # Ok::<(), cstore::engine::ConfigError>(())
+//! ```
+//!
+//! Layout: `shard.rs` defines what a shard kind must do and the sharded container;
+//! `locked.rs` (Mutex, RwLock), `lockfree.rs` and `cow.rs` are the kinds; `store.rs` routes
+//! a key to its shard, applies expiry and keeps the counters; `ops.rs` is every command,
+//! written once over two primitives (read, and atomic read-modify-write) so that all
+//! strategies share one semantics; `scan.rs` has cursors and glob patterns; `sweeper.rs`
+//! is active expiry.
+
+mod clock;
+mod config;
+mod cow;
+mod entry;
+mod locked;
+mod lockfree;
+mod ops;
+mod scan;
+mod shard;
+mod store;
+mod sweeper;
+
+pub use clock::{Clock, ManualClock};
+pub use config::{ConfigError, EngineConfig, MAX_SHARDS, Strategy};
+pub use ops::{
+    ExpireCondition, SetCondition, SetExpiry, SetOptions, SetOutcome, StoreError, Ttl, TtlUpdate, parse_float,
+    parse_integer,
+};
+pub use scan::glob_match;
+pub use store::{Store, StoreBuilder, StoreStats};
+pub use sweeper::{SweepReport, Sweeper};

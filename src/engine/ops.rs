@@ -1,0 +1,401 @@
+//! Every command, written once over [`Store::read`] and [`Store::update`]. Each closure
+//! here is a pure function of the entry it is shown, which is what makes the same code
+//! correct under a lock, a snapshot publication, or a lock-free retry loop.
+
+use bytes::{Bytes, BytesMut};
+
+use super::entry::{Entry, NEVER, Write};
+use super::store::Store;
+
+/// A command that cannot be applied to the value it found. Messages follow Redis's wording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("value is not an integer or out of range")]
+    NotAnInteger,
+    #[error("increment or decrement would overflow")]
+    Overflow,
+    #[error("value is not a valid float")]
+    NotAFloat,
+    #[error("increment would produce NaN or Infinity")]
+    NotFinite,
+    #[error("string exceeds maximum allowed size (proto-max-bulk-len)")]
+    TooLarge,
+}
+
+/// When SET writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SetCondition {
+    #[default]
+    Always,
+    /// NX: only if the key does not exist.
+    IfAbsent,
+    /// XX: only if the key exists.
+    IfPresent,
+}
+
+/// What SET does to the key's expiry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SetExpiry {
+    /// Remove any expiry (plain SET).
+    #[default]
+    Clear,
+    /// KEEPTTL: keep the current expiry.
+    Keep,
+    /// Expire at this absolute time (ms since the Unix epoch); a time already past
+    /// leaves the key absent, as Redis does.
+    At(u64),
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetOptions {
+    pub condition: SetCondition,
+    pub expiry: SetExpiry,
+    /// GET: also return the previous value.
+    pub return_previous: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SetOutcome {
+    /// Whether the value was stored (false when NX/XX did not hold).
+    pub written: bool,
+    /// The value before the command, when `return_previous` was asked for.
+    pub previous: Option<Bytes>,
+}
+
+/// What GETEX does to the expiry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TtlUpdate {
+    #[default]
+    Keep,
+    Persist,
+    /// Expire at this absolute time (ms since the Unix epoch); a past time deletes the key.
+    At(u64),
+}
+
+/// The NX / XX / GT / LT flags of EXPIRE and friends. Redis refuses NX together with XX, GT
+/// or LT, and GT with LT; the engine applies whichever are set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExpireCondition {
+    /// NX: only if the key has no expiry.
+    pub nx: bool,
+    /// XX: only if the key has an expiry.
+    pub xx: bool,
+    /// GT: only if the new expiry is later (no expiry counts as infinitely late).
+    pub gt: bool,
+    /// LT: only if the new expiry is earlier (no expiry counts as infinitely late).
+    pub lt: bool,
+}
+
+impl ExpireCondition {
+    fn allows(self, current: u64, new: u64) -> bool {
+        let has_ttl = current != NEVER;
+        !(self.nx && has_ttl
+            || self.xx && !has_ttl
+            || self.gt && (!has_ttl || new <= current)
+            || self.lt && has_ttl && new >= current)
+    }
+}
+
+/// Remaining time to live of a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ttl {
+    /// The key does not exist (TTL answers -2).
+    Missing,
+    /// The key exists without an expiry (TTL answers -1).
+    Persistent,
+    /// Milliseconds until the key expires.
+    ExpiresIn(u64),
+}
+
+/// Parses a decimal integer exactly as Redis does (`string2ll`): optional `-`, no `+`, no
+/// spaces, no leading zeros, within i64.
+pub fn parse_integer(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text {
+        [b'0'] => return Some(0),
+        [b'-', rest @ ..] => (true, rest),
+        rest => (false, rest),
+    };
+    match digits.first() {
+        Some(b'1'..=b'9') if digits.len() <= 19 => {}
+        _ => return None,
+    }
+    let mut magnitude: u64 = 0;
+    for &digit in digits {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        magnitude = magnitude.checked_mul(10)?.checked_add(u64::from(digit - b'0'))?;
+    }
+    if negative { 0i64.checked_sub_unsigned(magnitude) } else { i64::try_from(magnitude).ok() }
+}
+
+/// Parses a float as Redis's INCRBYFLOAT does: no spaces, no NaN (infinity parses, and is
+/// then refused by the increment).
+pub fn parse_float(text: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(text).ok()?;
+    let value: f64 = text.parse().ok()?;
+    (!value.is_nan()).then_some(value)
+}
+
+fn integer_bytes(n: i64) -> Bytes {
+    Bytes::from(n.to_string())
+}
+
+/// Formats a float the way Redis prints INCRBYFLOAT results: plain decimal notation, the
+/// shortest digits that read back as the same number, no trailing zeros.
+fn float_bytes(value: f64) -> Bytes {
+    Bytes::from(format!("{value}"))
+}
+
+impl Store {
+    pub fn get(&self, key: &[u8]) -> Option<Bytes> {
+        self.read(key, |entry| entry.map(|e| e.value.clone()))
+    }
+
+    pub fn exists(&self, key: &[u8]) -> bool {
+        self.read(key, |entry| entry.is_some())
+    }
+
+    pub fn strlen(&self, key: &[u8]) -> usize {
+        self.read(key, |entry| entry.map_or(0, |e| e.value.len()))
+    }
+
+    pub fn ttl(&self, key: &[u8]) -> Ttl {
+        let now = self.now_ms();
+        self.read(key, |entry| match entry {
+            None => Ttl::Missing,
+            Some(e) if e.expires_at == NEVER => Ttl::Persistent,
+            Some(e) => Ttl::ExpiresIn(e.expires_at.saturating_sub(now)),
+        })
+    }
+
+    /// GETRANGE: the bytes between `start` and `end` inclusive; negative offsets count from
+    /// the end. A missing key reads as the empty string.
+    pub fn getrange(&self, key: &[u8], start: i64, end: i64) -> Bytes {
+        self.read(key, |entry| {
+            let Some(entry) = entry else { return Bytes::new() };
+            let len = i64::try_from(entry.value.len()).unwrap_or(i64::MAX);
+            if start < 0 && end < 0 && start > end {
+                return Bytes::new();
+            }
+            let start = if start < 0 { (len + start).max(0) } else { start };
+            let end = if end < 0 { (len + end).max(0) } else { end.min(len - 1) };
+            if len == 0 || start > end {
+                return Bytes::new();
+            }
+            // Both bounds now lie in 0..len.
+            entry.value.slice(start as usize..=end as usize)
+        })
+    }
+
+    pub fn set(&self, key: &Bytes, value: Bytes, options: SetOptions) -> SetOutcome {
+        self.update(key, |current| {
+            let previous = if options.return_previous { current.map(|e| e.value.clone()) } else { None };
+            let allowed = match options.condition {
+                SetCondition::Always => true,
+                SetCondition::IfAbsent => current.is_none(),
+                SetCondition::IfPresent => current.is_some(),
+            };
+            if !allowed {
+                return (Write::Keep, SetOutcome { written: false, previous });
+            }
+            let expires_at = match options.expiry {
+                SetExpiry::Clear => NEVER,
+                SetExpiry::Keep => current.map_or(NEVER, |e| e.expires_at),
+                SetExpiry::At(deadline) => deadline,
+            };
+            (Write::Put(Entry::new(value.clone(), expires_at)), SetOutcome { written: true, previous })
+        })
+    }
+
+    /// DEL / UNLINK of one key: whether it existed.
+    pub fn delete(&self, key: &Bytes) -> bool {
+        self.update(key, |current| (Write::Remove, current.is_some()))
+    }
+
+    pub fn getdel(&self, key: &Bytes) -> Option<Bytes> {
+        self.update(key, |current| (Write::Remove, current.map(|e| e.value.clone())))
+    }
+
+    /// GETEX: the value, after changing its expiry as asked.
+    pub fn getex(&self, key: &Bytes, ttl: TtlUpdate) -> Option<Bytes> {
+        self.update(key, |current| {
+            let Some(entry) = current else { return (Write::Keep, None) };
+            let value = Some(entry.value.clone());
+            let write = match ttl {
+                TtlUpdate::Keep => Write::Keep,
+                TtlUpdate::Persist if entry.expires_at == NEVER => Write::Keep,
+                TtlUpdate::Persist => Write::Put(Entry::new(entry.value.clone(), NEVER)),
+                TtlUpdate::At(deadline) => Write::Put(Entry::new(entry.value.clone(), deadline)),
+            };
+            (write, value)
+        })
+    }
+
+    /// INCRBY / DECRBY / INCR / DECR: the new value. A missing key counts as 0; the
+    /// expiry is kept.
+    pub fn incr_by(&self, key: &Bytes, delta: i64) -> Result<i64, StoreError> {
+        self.update(key, |current| {
+            let value = match current {
+                None => 0,
+                Some(entry) => match parse_integer(&entry.value) {
+                    Some(value) => value,
+                    None => return (Write::Keep, Err(StoreError::NotAnInteger)),
+                },
+            };
+            match value.checked_add(delta) {
+                Some(next) => {
+                    let expires_at = current.map_or(NEVER, |e| e.expires_at);
+                    (Write::Put(Entry::new(integer_bytes(next), expires_at)), Ok(next))
+                }
+                None => (Write::Keep, Err(StoreError::Overflow)),
+            }
+        })
+    }
+
+    /// INCRBYFLOAT: the new value, formatted as stored.
+    pub fn incr_by_float(&self, key: &Bytes, delta: f64) -> Result<Bytes, StoreError> {
+        let max_len = self.max_value_len();
+        self.update(key, |current| {
+            let value = match current {
+                None => 0.0,
+                Some(entry) => match parse_float(&entry.value) {
+                    Some(value) => value,
+                    None => return (Write::Keep, Err(StoreError::NotAFloat)),
+                },
+            };
+            let next = value + delta;
+            if !next.is_finite() {
+                return (Write::Keep, Err(StoreError::NotFinite));
+            }
+            let text = float_bytes(next);
+            if text.len() > max_len {
+                return (Write::Keep, Err(StoreError::TooLarge));
+            }
+            let expires_at = current.map_or(NEVER, |e| e.expires_at);
+            (Write::Put(Entry::new(text.clone(), expires_at)), Ok(text))
+        })
+    }
+
+    /// APPEND: the new length. Creates the key when missing; keeps the expiry.
+    pub fn append(&self, key: &Bytes, suffix: &[u8]) -> Result<usize, StoreError> {
+        let max_len = self.max_value_len();
+        self.update(key, |current| {
+            let Some(entry) = current else {
+                if suffix.len() > max_len {
+                    return (Write::Keep, Err(StoreError::TooLarge));
+                }
+                return (Write::Put(Entry::new(Bytes::copy_from_slice(suffix), NEVER)), Ok(suffix.len()));
+            };
+            let len = entry.value.len() + suffix.len();
+            if len > max_len {
+                return (Write::Keep, Err(StoreError::TooLarge));
+            }
+            let mut value = BytesMut::with_capacity(len);
+            value.extend_from_slice(&entry.value);
+            value.extend_from_slice(suffix);
+            (Write::Put(Entry::new(value.freeze(), entry.expires_at)), Ok(len))
+        })
+    }
+
+    /// SETRANGE: overwrites part of the value at `offset`, padding with zero bytes, and
+    /// returns the new length. An empty `patch` changes nothing (and creates nothing).
+    pub fn setrange(&self, key: &Bytes, offset: usize, patch: &[u8]) -> Result<usize, StoreError> {
+        let max_len = self.max_value_len();
+        self.update(key, |current| {
+            let old_len = current.map_or(0, |e| e.value.len());
+            if patch.is_empty() {
+                return (Write::Keep, Ok(old_len));
+            }
+            let end = match offset.checked_add(patch.len()) {
+                Some(end) if end <= max_len => end,
+                _ => return (Write::Keep, Err(StoreError::TooLarge)),
+            };
+            let mut value = BytesMut::zeroed(old_len.max(end));
+            if let Some(entry) = current {
+                value[..old_len].copy_from_slice(&entry.value);
+            }
+            value[offset..end].copy_from_slice(patch);
+            let new_len = value.len();
+            let expires_at = current.map_or(NEVER, |e| e.expires_at);
+            (Write::Put(Entry::new(value.freeze(), expires_at)), Ok(new_len))
+        })
+    }
+
+    /// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT with an absolute deadline (ms since the Unix
+    /// epoch): whether the expiry was set. A deadline already past deletes the key.
+    pub fn expire_at(&self, key: &Bytes, deadline: u64, condition: ExpireCondition) -> bool {
+        self.update(key, |current| {
+            let Some(entry) = current else { return (Write::Keep, false) };
+            if !condition.allows(entry.expires_at, deadline) {
+                return (Write::Keep, false);
+            }
+            // A past deadline yields an expired entry, which the write path removes.
+            (Write::Put(Entry::new(entry.value.clone(), deadline)), true)
+        })
+    }
+
+    /// PERSIST: whether an expiry was removed.
+    pub fn persist(&self, key: &Bytes) -> bool {
+        self.update(key, |current| match current {
+            Some(entry) if entry.expires_at != NEVER => (Write::Put(Entry::new(entry.value.clone(), NEVER)), true),
+            _ => (Write::Keep, false),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_parse_like_redis_string2ll() {
+        for (text, expected) in [
+            ("0", Some(0)),
+            ("-1", Some(-1)),
+            ("42", Some(42)),
+            ("9223372036854775807", Some(i64::MAX)),
+            ("-9223372036854775808", Some(i64::MIN)),
+            ("9223372036854775808", None),
+            ("-9223372036854775809", None),
+            ("", None),
+            ("-", None),
+            ("-0", None),
+            ("007", None),
+            ("+1", None),
+            (" 1", None),
+            ("1 ", None),
+            ("1.0", None),
+            ("99999999999999999999999", None),
+        ] {
+            assert_eq!(parse_integer(text.as_bytes()), expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn floats_parse_and_print_like_incrbyfloat() {
+        assert_eq!(parse_float(b"1.5"), Some(1.5));
+        assert_eq!(parse_float(b"1e3"), Some(1000.0));
+        assert_eq!(parse_float(b"nan"), None);
+        assert_eq!(parse_float(b" 1"), None);
+        assert_eq!(parse_float(b""), None);
+        assert_eq!(float_bytes(10.5 + 0.1), Bytes::from_static(b"10.6"));
+        assert_eq!(float_bytes(3.0), Bytes::from_static(b"3"));
+        assert_eq!(float_bytes(5.0e3), Bytes::from_static(b"5000"));
+    }
+
+    #[test]
+    fn expire_conditions_follow_redis() {
+        let (none, at_100) = (NEVER, 100);
+        let plain = ExpireCondition::default();
+        assert!(plain.allows(none, 50));
+        let nx = ExpireCondition { nx: true, ..plain };
+        assert!(nx.allows(none, 50) && !nx.allows(at_100, 50));
+        let xx = ExpireCondition { xx: true, ..plain };
+        assert!(!xx.allows(none, 50) && xx.allows(at_100, 50));
+        let gt = ExpireCondition { gt: true, ..plain };
+        assert!(!gt.allows(none, 50) && gt.allows(at_100, 150) && !gt.allows(at_100, 100));
+        let lt = ExpireCondition { lt: true, ..plain };
+        assert!(lt.allows(none, 50) && lt.allows(at_100, 50) && !lt.allows(at_100, 100));
+    }
+}

@@ -1,0 +1,86 @@
+//! Active expiry: a background thread that reclaims expired keys nobody reads, so that
+//! memory held by them is returned even without traffic.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::store::Store;
+
+/// What one sweep pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Keys looked at.
+    pub examined: u64,
+    /// Expired keys removed.
+    pub expired: u64,
+}
+
+/// Keys examined per step: the most any shard is held for by the sweeper at once.
+pub const SWEEP_CHUNK: usize = 64;
+/// Steps per pass, which bounds one pass's work however many keys have expired.
+pub const SWEEP_MAX_STEPS: usize = 256;
+
+impl Store {
+    /// Runs one active-expiry pass now (the sweeper thread calls this periodically).
+    pub fn sweep_expired(&self) -> SweepReport {
+        let (examined, expired) = self.sweep_pass(SWEEP_CHUNK, SWEEP_MAX_STEPS);
+        SweepReport { examined, expired }
+    }
+}
+
+/// A running sweeper thread. Stops when [`Sweeper::stop`] is called or it is dropped.
+pub struct Sweeper {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    expired: Arc<AtomicU64>,
+}
+
+impl Sweeper {
+    /// Starts a thread that runs a sweep pass every `interval`, calling `on_pass` with each
+    /// pass's report (for metrics and tracing).
+    pub fn start(
+        store: Arc<Store>,
+        interval: Duration,
+        on_pass: impl Fn(SweepReport) + Send + 'static,
+    ) -> std::io::Result<Sweeper> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let expired = Arc::new(AtomicU64::new(0));
+        let total = Arc::clone(&expired);
+        let thread = std::thread::Builder::new().name("cstore-sweeper".into()).spawn(move || {
+            // Wakes every interval; a message or a dropped sender ends the loop.
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                let report = store.sweep_expired();
+                total.fetch_add(report.expired, Ordering::Relaxed);
+                on_pass(report);
+            }
+        })?;
+        Ok(Sweeper { stop: Some(stop), thread: Some(thread), expired })
+    }
+
+    /// Keys this sweeper has expired so far.
+    pub fn expired(&self) -> u64 {
+        self.expired.load(Ordering::Relaxed)
+    }
+
+    /// Stops the thread and waits for its current pass to finish.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            // A sweeper that panicked has nothing left to clean up; stopping must not fail.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Sweeper {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

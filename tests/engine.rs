@@ -1,0 +1,308 @@
+//! Behaviour of every engine operation, under every strategy and shard count.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{CLOCK_START_MS, b, with_each_strategy};
+use cstore::engine::{
+    ExpireCondition, SetCondition, SetExpiry, SetOptions, SetOutcome, StoreError, Sweeper, Ttl, TtlUpdate,
+};
+
+fn set_plain() -> SetOptions {
+    SetOptions::default()
+}
+
+#[test]
+fn set_get_delete() {
+    with_each_strategy(|store, _| {
+        let key = b("k");
+        assert_eq!(store.get(&key), None);
+        assert_eq!(store.set(&key, b("v1"), set_plain()), SetOutcome { written: true, previous: None });
+        assert_eq!(store.get(&key), Some(b("v1")));
+        assert!(store.exists(&key));
+        assert_eq!(store.len(), 1);
+        assert!(store.delete(&key));
+        assert!(!store.delete(&key));
+        assert_eq!(store.get(&key), None);
+        assert!(store.is_empty());
+    });
+}
+
+#[test]
+fn set_conditions_and_previous_value() {
+    with_each_strategy(|store, _| {
+        let key = b("k");
+        let nx = SetOptions { condition: SetCondition::IfAbsent, ..set_plain() };
+        let xx = SetOptions { condition: SetCondition::IfPresent, ..set_plain() };
+        assert!(!store.set(&key, b("x"), xx).written, "XX on a missing key writes nothing");
+        assert!(store.set(&key, b("first"), nx).written);
+        assert!(!store.set(&key, b("second"), nx).written, "NX on an existing key writes nothing");
+        assert_eq!(store.get(&key), Some(b("first")));
+        let xx_get = SetOptions { return_previous: true, ..xx };
+        assert_eq!(store.set(&key, b("third"), xx_get), SetOutcome { written: true, previous: Some(b("first")) });
+        let nx_get = SetOptions { return_previous: true, ..nx };
+        assert_eq!(store.set(&key, b("fourth"), nx_get), SetOutcome { written: false, previous: Some(b("third")) });
+    });
+}
+
+#[test]
+fn expiry_is_lazy_exact_and_cleared_by_plain_set() {
+    with_each_strategy(|store, clock| {
+        let key = b("session");
+        let deadline = CLOCK_START_MS + 1_000;
+        store.set(&key, b("v"), SetOptions { expiry: SetExpiry::At(deadline), ..set_plain() });
+        assert_eq!(store.ttl(&key), Ttl::ExpiresIn(1_000));
+        clock.advance(999);
+        assert_eq!(store.get(&key), Some(b("v")));
+        clock.advance(1);
+        assert_eq!(store.get(&key), None, "expired at the deadline exactly");
+        assert_eq!(store.ttl(&key), Ttl::Missing);
+        assert_eq!(store.len(), 0, "reading an expired key reclaims it");
+        assert_eq!(store.stats().expired_keys, 1);
+
+        store.set(&key, b("v"), SetOptions { expiry: SetExpiry::At(clock.now_ms() + 50), ..set_plain() });
+        store.set(&key, b("w"), set_plain());
+        assert_eq!(store.ttl(&key), Ttl::Persistent, "plain SET clears the TTL");
+        store.set(&key, b("x"), SetOptions { expiry: SetExpiry::At(clock.now_ms() + 50), ..set_plain() });
+        store.set(&key, b("y"), SetOptions { expiry: SetExpiry::Keep, ..set_plain() });
+        assert_eq!(store.ttl(&key), Ttl::ExpiresIn(50), "KEEPTTL keeps it");
+    });
+}
+
+#[test]
+fn set_with_a_past_deadline_leaves_the_key_absent() {
+    with_each_strategy(|store, clock| {
+        let key = b("k");
+        let outcome = store.set(&key, b("v"), SetOptions { expiry: SetExpiry::At(clock.now_ms() - 1), ..set_plain() });
+        assert!(outcome.written);
+        assert!(!store.exists(&key));
+        assert_eq!(store.memory_bytes(), 0);
+    });
+}
+
+#[test]
+fn expire_flags_persist_and_past_deadlines() {
+    with_each_strategy(|store, clock| {
+        let key = b("k");
+        let now = clock.now_ms();
+        let always = ExpireCondition::default();
+        assert!(!store.expire_at(&key, now + 10, always), "missing key");
+        store.set(&key, b("v"), set_plain());
+        let nx = ExpireCondition { nx: true, ..always };
+        let xx = ExpireCondition { xx: true, ..always };
+        let gt = ExpireCondition { gt: true, ..always };
+        let lt = ExpireCondition { lt: true, ..always };
+        assert!(!store.expire_at(&key, now + 100, xx));
+        assert!(!store.expire_at(&key, now + 100, gt), "no TTL counts as infinite for GT");
+        assert!(store.expire_at(&key, now + 100, nx));
+        assert!(!store.expire_at(&key, now + 200, nx));
+        assert!(store.expire_at(&key, now + 200, gt));
+        assert!(!store.expire_at(&key, now + 300, lt));
+        assert!(store.expire_at(&key, now + 50, lt));
+        assert_eq!(store.ttl(&key), Ttl::ExpiresIn(50));
+        assert!(store.persist(&key));
+        assert!(!store.persist(&key));
+        assert_eq!(store.ttl(&key), Ttl::Persistent);
+        assert!(store.expire_at(&key, now - 1, always), "a past deadline deletes the key");
+        assert!(!store.exists(&key));
+    });
+}
+
+#[test]
+fn getdel_and_getex() {
+    with_each_strategy(|store, clock| {
+        let key = b("k");
+        store.set(&key, b("v"), set_plain());
+        assert_eq!(store.getex(&key, TtlUpdate::At(clock.now_ms() + 500)), Some(b("v")));
+        assert_eq!(store.ttl(&key), Ttl::ExpiresIn(500));
+        assert_eq!(store.getex(&key, TtlUpdate::Persist), Some(b("v")));
+        assert_eq!(store.ttl(&key), Ttl::Persistent);
+        assert_eq!(store.getex(&key, TtlUpdate::At(clock.now_ms())), Some(b("v")));
+        assert!(!store.exists(&key), "GETEX with a past time deletes the key");
+        store.set(&key, b("v"), set_plain());
+        assert_eq!(store.getdel(&key), Some(b("v")));
+        assert_eq!(store.getdel(&key), None);
+        assert_eq!(store.getex(&key, TtlUpdate::Keep), None);
+    });
+}
+
+#[test]
+fn counters_keep_ttl_and_refuse_bad_values() {
+    with_each_strategy(|store, clock| {
+        let key = b("n");
+        assert_eq!(store.incr_by(&key, 1), Ok(1));
+        assert_eq!(store.incr_by(&key, -5), Ok(-4));
+        store.expire_at(&key, clock.now_ms() + 100, ExpireCondition::default());
+        assert_eq!(store.incr_by(&key, 4), Ok(0));
+        assert_eq!(store.ttl(&key), Ttl::ExpiresIn(100), "INCR keeps the TTL");
+        store.set(&key, b(i64::MAX.to_string()), set_plain());
+        assert_eq!(store.incr_by(&key, 1), Err(StoreError::Overflow));
+        assert_eq!(store.get(&key), Some(b(i64::MAX.to_string())), "a failed INCR changes nothing");
+        store.set(&key, b("abc"), set_plain());
+        assert_eq!(store.incr_by(&key, 1), Err(StoreError::NotAnInteger));
+        assert_eq!(store.incr_by_float(&key, 1.0), Err(StoreError::NotAFloat));
+        store.set(&key, b("10.5"), set_plain());
+        assert_eq!(store.incr_by_float(&key, 0.1), Ok(b("10.6")));
+        assert_eq!(store.incr_by_float(&key, f64::INFINITY), Err(StoreError::NotFinite));
+        assert_eq!(store.incr_by(&b("f"), 0).and_then(|_| store.incr_by_float(&b("f"), 2.5)), Ok(b("2.5")));
+    });
+}
+
+#[test]
+fn append_setrange_getrange_strlen() {
+    with_each_strategy(|store, _| {
+        let key = b("s");
+        assert_eq!(store.append(&key, b"Hello"), Ok(5));
+        assert_eq!(store.append(&key, b" World"), Ok(11));
+        assert_eq!(store.strlen(&key), 11);
+        assert_eq!(store.getrange(&key, 0, 4), b("Hello"));
+        assert_eq!(store.getrange(&key, -5, -1), b("World"));
+        assert_eq!(store.getrange(&key, 0, -1), b("Hello World"));
+        assert_eq!(store.getrange(&key, 5, 3), b(""));
+        assert_eq!(store.getrange(&key, -1, -5), b(""));
+        assert_eq!(store.getrange(&key, 0, 1_000), b("Hello World"));
+        assert_eq!(store.getrange(&b("missing"), 0, -1), b(""));
+        assert_eq!(store.setrange(&key, 6, b"Redis"), Ok(11));
+        assert_eq!(store.get(&key), Some(b("Hello Redis")));
+        let pad = b("pad");
+        assert_eq!(store.setrange(&pad, 3, b"x"), Ok(4));
+        assert_eq!(store.get(&pad), Some(b("\0\0\0x")));
+        assert_eq!(store.setrange(&b("empty"), 10, b""), Ok(0));
+        assert!(!store.exists(&b("empty")), "an empty patch creates nothing");
+    });
+}
+
+#[test]
+fn value_limits_are_enforced_without_change() {
+    let store = cstore::engine::Store::builder().max_value_len(8).build().unwrap();
+    let key = b("k");
+    assert_eq!(store.append(&key, b"12345678"), Ok(8));
+    assert_eq!(store.append(&key, b"9"), Err(StoreError::TooLarge));
+    assert_eq!(store.setrange(&key, 8, b"x"), Err(StoreError::TooLarge));
+    assert_eq!(store.setrange(&key, usize::MAX, b"x"), Err(StoreError::TooLarge));
+    assert_eq!(store.get(&key), Some(b("12345678")));
+}
+
+#[test]
+fn memory_and_key_counters_return_to_zero() {
+    with_each_strategy(|store, clock| {
+        assert_eq!(store.memory_bytes(), 0);
+        for i in 0..500 {
+            let expiry = if i % 3 == 0 { SetExpiry::At(clock.now_ms() + 10) } else { SetExpiry::Clear };
+            store.set(&b(format!("key:{i}")), b(vec![b'x'; i % 50]), SetOptions { expiry, ..set_plain() });
+        }
+        let stats = store.stats();
+        assert_eq!(stats.keys, 500);
+        assert_eq!(stats.volatile_keys, 167);
+        assert!(stats.memory_bytes > 500 * 50, "counts keys, values and overhead");
+        for i in (0..500).step_by(2) {
+            store.delete(&b(format!("key:{i}")));
+        }
+        clock.advance(10);
+        assert_eq!(store.keys(b"*").len(), 250 - 83, "expired keys are not listed");
+        let remaining = store.stats().keys as usize;
+        assert_eq!(store.clear(), remaining, "expired but unreclaimed keys are cleared too");
+        let stats = store.stats();
+        assert_eq!((stats.keys, stats.volatile_keys, stats.memory_bytes), (0, 0, 0));
+    });
+}
+
+#[test]
+fn a_reader_keeps_its_value_after_delete() {
+    with_each_strategy(|store, _| {
+        let key = b("k");
+        store.set(&key, b("payload"), set_plain());
+        let held = store.get(&key).unwrap();
+        store.delete(&key);
+        store.set(&key, b("other"), set_plain());
+        assert_eq!(held, b("payload"));
+    });
+}
+
+#[test]
+fn random_key_and_eviction() {
+    with_each_strategy(|store, clock| {
+        assert_eq!(store.random_key(), None);
+        store.set(&b("only"), b("v"), set_plain());
+        assert_eq!(store.random_key(), Some(b("only")));
+        store.set(&b("gone"), b("v"), SetOptions { expiry: SetExpiry::At(clock.now_ms() + 1), ..set_plain() });
+        clock.advance(1);
+        for _ in 0..20 {
+            assert_eq!(store.random_key(), Some(b("only")), "expired keys are never chosen");
+        }
+        for i in 0..100 {
+            store.set(&b(format!("k{i}")), b("v"), set_plain());
+        }
+        assert_eq!(store.evict_random(30), 30);
+        assert_eq!(store.len(), 71);
+        assert_eq!(store.stats().evicted_keys, 30);
+        assert_eq!(store.evict_random(1_000), 71);
+        assert!(store.is_empty());
+    });
+}
+
+#[test]
+fn sweeper_reclaims_expired_keys_nobody_reads() {
+    with_each_strategy(|store, clock| {
+        for i in 0..1_000 {
+            let expiry = if i % 2 == 0 { SetExpiry::At(clock.now_ms() + 5) } else { SetExpiry::Clear };
+            store.set(&b(format!("k{i}")), b("v"), SetOptions { expiry, ..set_plain() });
+        }
+        assert_eq!(store.sweep_expired().expired, 0, "nothing is due yet");
+        clock.advance(5);
+        let mut expired = 0;
+        while store.stats().volatile_keys > 0 {
+            let report = store.sweep_expired();
+            assert!(report.examined > 0);
+            expired += report.expired;
+        }
+        assert_eq!(expired, 500);
+        assert_eq!(store.len(), 500);
+        assert_eq!(store.stats().expired_keys, 500);
+    });
+}
+
+#[test]
+fn sweeper_thread_runs_until_stopped() {
+    with_each_strategy(|store, clock| {
+        let store = Arc::new(store);
+        store.set(&b("k"), b("v"), SetOptions { expiry: SetExpiry::At(clock.now_ms() + 1), ..set_plain() });
+        clock.advance(1);
+        let sweeper = Sweeper::start(Arc::clone(&store), Duration::from_millis(1), |_| {}).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while sweeper.expired() == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(sweeper.expired(), 1);
+        sweeper.stop();
+        assert_eq!(store.len(), 0);
+    });
+}
+
+#[test]
+fn copy_on_write_publishes_numbered_versions() {
+    with_each_strategy(|store, _| {
+        let before = store.stats().published_versions;
+        store.set(&b("a"), b("1"), set_plain());
+        store.set(&b("a"), b("2"), set_plain());
+        store.get(&b("a"));
+        store.delete(&b("missing"));
+        let after = store.stats().published_versions;
+        match store.strategy() {
+            cstore::engine::Strategy::CopyOnWrite => {
+                assert_eq!(after, before.map(|v| v + 2), "one version per write, none per read or no-op");
+            }
+            _ => assert_eq!((before, after), (None, None)),
+        }
+    });
+}
+
+#[test]
+fn every_strategy_reports_its_identity() {
+    with_each_strategy(|store, _| {
+        assert!(cstore::engine::Strategy::ALL.contains(&store.strategy()));
+        assert!(store.shard_count().is_power_of_two());
+    });
+}
