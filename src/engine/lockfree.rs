@@ -3,7 +3,7 @@
 //! it runs must be pure (the engine's closures are).
 
 use bytes::Bytes;
-use papaya::Operation;
+use papaya::{Compute, Operation};
 
 use super::entry::{Entry, Footprint, Write};
 use super::scan::{ORDER_BITS, scan_order};
@@ -25,20 +25,28 @@ impl Shard for LockFreeShard {
 
     fn update<R>(&self, key: &Bytes, mut f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R {
         let map = self.map.pin();
-        // Only the closure's last run takes effect; its reply is the one to return.
-        let mut last_reply = None;
-        map.compute(key.clone(), |current| {
+        // papaya memoizes transitions: after a lost race it may apply an insert computed in
+        // an earlier run, without running the closure again. So the reply must be taken from
+        // the run that computed the transition that took effect: the run that saw no entry
+        // for an insert, the latest run that saw an entry for an update or a removal.
+        let mut saw_absent = None;
+        let mut saw_present = None;
+        let outcome = map.compute(key.clone(), |current| {
             let (write, reply) = f(current.map(|(_, entry)| entry));
             let operation = match write {
                 Write::Put(entry) => Operation::Insert(entry),
                 Write::Remove if current.is_some() => Operation::Remove,
-                Write::Remove | Write::Keep => Operation::Abort(()),
+                Write::Remove | Write::Keep => return Operation::Abort(reply),
             };
-            last_reply = Some(reply);
+            *(if current.is_some() { &mut saw_present } else { &mut saw_absent }) = Some(reply);
             operation
         });
-        // papaya runs the closure at least once before `compute` returns.
-        last_reply.expect("papaya::HashMap::compute runs its closure at least once")
+        let reply = match outcome {
+            Compute::Inserted(..) => saw_absent,
+            Compute::Updated { .. } | Compute::Removed(..) => saw_present,
+            Compute::Aborted(reply) => Some(reply),
+        };
+        reply.expect("papaya applies only transitions its closure computed")
     }
 
     /// Papaya has no stable position to resume from, so a walk is ordered by the high bits

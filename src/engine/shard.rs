@@ -27,8 +27,10 @@ pub(crate) trait Shard: Send + Sync + Sized {
 
     /// Atomically replaces the entry under `key` with what `f` decides.
     ///
-    /// `f` may run more than once (a lock-free shard retries when it loses a race), so it
-    /// must be pure; only its last run takes effect.
+    /// `f` may run more than once (a lock-free shard retries when it loses a race) and a
+    /// transition it computed may be applied after later runs, so `f` must be pure and
+    /// everything a caller needs from it must travel in `R`: the returned `R` is the one
+    /// computed together with the write that took effect.
     fn update<R>(&self, key: &Bytes, f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R;
 
     /// Visits up to about `count` entries starting at the shard-local scan `position`

@@ -362,16 +362,16 @@ impl Store {
 /// The one write path: applies `f` to the live entry, turns "keep an expired entry" into
 /// its removal, refuses to store an entry that is already expired, and keeps the shard's
 /// counters exact. Returns `f`'s reply and whether an expired entry was reclaimed.
+///
+/// The counter change is computed inside the closure and returned with the reply, so it
+/// always belongs to the transition that took effect (see [`Shard::update`]).
 fn update_slot<S: Shard, R>(
     slot: &Slot<S>,
     key: &Bytes,
     now: u64,
     mut f: impl FnMut(Option<&Entry>) -> (Write, R),
 ) -> (R, bool) {
-    // Set by the closure's last (effective) run.
-    let mut delta = Footprint::default();
-    let mut reclaimed = false;
-    let reply = slot.map.update(key, |current| {
+    let (reply, delta, reclaimed) = slot.map.update(key, |current| {
         let live = current.filter(|entry| !entry.is_expired(now));
         let dead = current.is_some() && live.is_none();
         let (write, reply) = f(live);
@@ -385,9 +385,7 @@ fn update_slot<S: Shard, R>(
             Write::Put(entry) => Footprint::of(key, entry),
             Write::Remove => Footprint::default(),
         };
-        delta = after - Footprint::of_slot(key, current);
-        reclaimed = dead;
-        (write, reply)
+        (write, (reply, after - Footprint::of_slot(key, current), dead))
     });
     slot.stats.apply(delta);
     if reclaimed {

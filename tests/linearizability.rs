@@ -1,0 +1,385 @@
+//! Evidence that every single-key command is linearizable under every strategy and shard count.
+//!
+//! Threads run random single-key commands against a fresh store, recording for each command
+//! the instants (from one global atomic counter) just before it was called and just after it
+//! returned, and the reply it got. A Wing–Gong checker with Lowe's memoization
+//! (`linearizability/checker.rs`) then searches, key by key, for an order of the commands that
+//! respects real time and, replayed on the sequential model of a key (`linearizability/model.rs`),
+//! gives every command the reply it observed. Keys are independent objects, so checking each
+//! key's sub-history on its own is sound for single-key commands.
+//!
+//! CI checks 5,000 histories per strategy, split over the shard counts (a few seconds in a
+//! debug build). For a longer soak run, set `CSTORE_LIN_HISTORIES` to the number of histories
+//! per strategy, e.g.
+//! `CSTORE_LIN_HISTORIES=100000 cargo test --release --test linearizability -- --nocapture`.
+
+mod common;
+
+#[path = "linearizability/checker.rs"]
+mod checker;
+#[path = "linearizability/model.rs"]
+mod model;
+
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cstore::engine::{
+    ExpireCondition, SetCondition, SetExpiry, SetOptions, SetOutcome, Store, StoreError, Strategy, Ttl, parse_integer,
+};
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+
+use checker::{Operation, SequentialSpec, check};
+use common::{SHARD_COUNTS, with_each_configuration};
+use model::{Command, KeySpec, Reply, TtlPresence};
+
+/// Histories checked per strategy when `CSTORE_LIN_HISTORIES` is not set.
+const DEFAULT_HISTORIES_PER_STRATEGY: usize = 5_000;
+
+/// Few keys, so that commands from different threads really meet on the same key.
+const KEYS: [&str; 2] = ["apple", "banana"];
+
+/// A racy INCR is usually caught within a handful of histories; this many without a rejection
+/// means the checker has lost its teeth.
+const RACY_HISTORIES_CAP: u64 = 20_000;
+
+/// How far ahead EXPIRE sets its deadline: far enough that nothing expires during a test,
+/// which lets the model track only whether a key has a TTL.
+const EXPIRY_DELAY_MS: u64 = 60 * 60 * 1000;
+
+/// The shape of one recorded history.
+struct Workload {
+    threads: usize,
+    commands_per_thread: usize,
+}
+
+/// Enough threads to outnumber the two cores CI has, so preemption adds interleavings that
+/// parallelism alone would not produce, and few enough commands to keep each check instant.
+const CONCURRENT: Workload = Workload { threads: 4, commands_per_thread: 8 };
+
+type KeyHistory = Vec<Operation<Command, Reply>>;
+
+/// Something single-key commands can be run against: the real store, or a broken one.
+trait Target: Sync {
+    fn run(&self, key: &Bytes, command: &Command) -> Reply;
+}
+
+impl Target for Store {
+    fn run(&self, key: &Bytes, command: &Command) -> Reply {
+        match command {
+            Command::Get => Reply::Value(self.get(key)),
+            Command::Set { value, condition, return_previous, keep_ttl } => {
+                let expiry = if *keep_ttl { SetExpiry::Keep } else { SetExpiry::Clear };
+                let options = SetOptions { condition: *condition, expiry, return_previous: *return_previous };
+                Reply::Set(self.set(key, value.clone(), options))
+            }
+            Command::Delete => Reply::Flag(self.delete(key)),
+            Command::Incr => Reply::Integer(self.incr_by(key, 1)),
+            Command::Expire { only_if_no_ttl } => {
+                let condition = ExpireCondition { nx: *only_if_no_ttl, ..ExpireCondition::default() };
+                Reply::Flag(self.expire_at(key, self.now_ms() + EXPIRY_DELAY_MS, condition))
+            }
+            Command::Ttl => Reply::Ttl(match self.ttl(key) {
+                Ttl::Missing => TtlPresence::Missing,
+                Ttl::Persistent => TtlPresence::Persistent,
+                Ttl::ExpiresIn(_) => TtlPresence::HasTtl,
+            }),
+            Command::GetDel => Reply::Value(self.getdel(key)),
+            Command::Append { suffix } => Reply::Length(self.append(key, suffix)),
+            Command::Persist => Reply::Flag(self.persist(key)),
+        }
+    }
+}
+
+/// A store whose INCR is a read followed by a separate write, the classic lost update. Run
+/// alone it behaves exactly like the real store; run concurrently it must be caught.
+struct RacyIncrStore {
+    store: Store,
+}
+
+impl Target for RacyIncrStore {
+    fn run(&self, key: &Bytes, command: &Command) -> Reply {
+        if *command != Command::Incr {
+            return self.store.run(key, command);
+        }
+        let current = match self.store.get(key) {
+            None => 0,
+            Some(value) => match parse_integer(&value) {
+                Some(number) => number,
+                None => return Reply::Integer(Err(StoreError::NotAnInteger)),
+            },
+        };
+        // Give another thread the chance to slip in between the read and the write.
+        thread::yield_now();
+        let Some(next) = current.checked_add(1) else { return Reply::Integer(Err(StoreError::Overflow)) };
+        let keep_ttl = SetOptions { expiry: SetExpiry::Keep, ..SetOptions::default() };
+        self.store.set(key, Bytes::from(next.to_string()), keep_ttl);
+        Reply::Integer(Ok(next))
+    }
+}
+
+/// A value for SET: mostly small integers (so INCR and APPEND of digits have numbers to work
+/// on), sometimes text (so INCR meets `NotAnInteger`).
+fn random_value(rng: &mut SmallRng) -> Bytes {
+    let number = rng.random_range(0..100);
+    Bytes::from(if rng.random_bool(0.7) { number.to_string() } else { format!("v{number}") })
+}
+
+fn random_command(rng: &mut SmallRng) -> Command {
+    let set = |rng: &mut SmallRng, condition| Command::Set {
+        value: random_value(rng),
+        condition,
+        return_previous: rng.random_bool(0.5),
+        keep_ttl: rng.random_bool(0.25),
+    };
+    match rng.random_range(0..12) {
+        0 => Command::Get,
+        1 => set(rng, SetCondition::Always),
+        2 => set(rng, SetCondition::IfAbsent),
+        3 => set(rng, SetCondition::IfPresent),
+        // INCR is the read-modify-write most likely to lose updates, so it comes up twice as often.
+        4 | 5 => Command::Incr,
+        6 => Command::Delete,
+        7 => Command::Expire { only_if_no_ttl: rng.random_bool(0.5) },
+        8 => Command::Ttl,
+        9 => Command::GetDel,
+        10 => Command::Append { suffix: Bytes::from_static(if rng.random_bool(0.5) { b"7" } else { b"x" }) },
+        _ => Command::Persist,
+    }
+}
+
+/// Runs one history against `target`: each thread runs its own random plan (drawn from `seed`)
+/// once all threads are ready. Returns the completed operations, grouped by key.
+fn record_history(target: &impl Target, workload: &Workload, seed: u64) -> Vec<KeyHistory> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let plans: Vec<Vec<(usize, Command)>> = (0..workload.threads)
+        .map(|_| {
+            (0..workload.commands_per_thread)
+                .map(|_| (rng.random_range(0..KEYS.len()), random_command(&mut rng)))
+                .collect()
+        })
+        .collect();
+    let keys = KEYS.map(|key| Bytes::from_static(key.as_bytes()));
+    // One counter orders every invocation and response: a response taken before an
+    // invocation means the first command finished before the second began.
+    let timeline = AtomicU64::new(0);
+    let start = Barrier::new(workload.threads);
+    let (keys, timeline, start) = (&keys, &timeline, &start);
+    let per_thread: Vec<Vec<(usize, Operation<Command, Reply>)>> = thread::scope(|scope| {
+        let recorders: Vec<_> = plans
+            .into_iter()
+            .enumerate()
+            .map(|(thread, plan)| {
+                scope.spawn(move || {
+                    start.wait();
+                    plan.into_iter()
+                        .map(|(key, command)| {
+                            let invoked = timeline.fetch_add(1, Ordering::SeqCst);
+                            let output = target.run(&keys[key], &command);
+                            let responded = timeline.fetch_add(1, Ordering::SeqCst);
+                            (key, Operation { thread, invoked, responded, op: command, output })
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        recorders.into_iter().map(|recorder| recorder.join().expect("a recording thread panicked")).collect()
+    });
+    let mut by_key = vec![Vec::new(); KEYS.len()];
+    for (key, operation) in per_thread.into_iter().flatten() {
+        by_key[key].push(operation);
+    }
+    by_key
+}
+
+/// Checks every key's sub-history, each starting from an absent key.
+fn check_each_key(history: &[KeyHistory]) -> Result<(), String> {
+    for (key, operations) in KEYS.iter().zip(history) {
+        check::<KeySpec>(&None, operations).map_err(|violation| format!("key {key:?}: {violation}"))?;
+    }
+    Ok(())
+}
+
+/// How many operations overlap in real time with another thread's operation on the same key:
+/// the evidence that the histories were concurrent, not a string of sequential calls.
+fn overlapping_operations(history: &[KeyHistory]) -> usize {
+    history
+        .iter()
+        .map(|operations| {
+            operations
+                .iter()
+                .filter(|op| {
+                    operations.iter().any(|other| {
+                        other.thread != op.thread && other.invoked < op.responded && op.invoked < other.responded
+                    })
+                })
+                .count()
+        })
+        .sum()
+}
+
+/// Histories per strategy: `CSTORE_LIN_HISTORIES`, or the CI default.
+fn histories_per_strategy() -> usize {
+    match std::env::var("CSTORE_LIN_HISTORIES") {
+        Ok(text) => text.parse().unwrap_or_else(|_| panic!("CSTORE_LIN_HISTORIES must be a count, got {text:?}")),
+        Err(_) => DEFAULT_HISTORIES_PER_STRATEGY,
+    }
+}
+
+/// What was checked for one strategy, over all its shard counts.
+#[derive(Default)]
+struct Summary {
+    strategy: Strategy,
+    histories: usize,
+    operations: usize,
+    overlapping: usize,
+    elapsed: Duration,
+}
+
+impl Summary {
+    fn print(&self) {
+        let Summary { strategy, histories, operations, overlapping, elapsed } = self;
+        let overlap_percent = 100.0 * *overlapping as f64 / (*operations).max(1) as f64;
+        eprintln!(
+            "linearizable: {strategy:<11} shards {SHARD_COUNTS:?}: {histories} histories, {operations} ops \
+             ({overlap_percent:.0}% overlapping another thread's op on the same key), {elapsed:.2?}"
+        );
+    }
+}
+
+#[test]
+fn every_single_key_command_is_linearizable_under_every_configuration() {
+    let per_shard_count = histories_per_strategy().div_ceil(SHARD_COUNTS.len());
+    let mut summary: Option<Summary> = None;
+    // Configurations come strategy by strategy, so a strategy's summary is complete (and
+    // printed, even if a later strategy fails) once its last shard count has run.
+    with_each_configuration(&SHARD_COUNTS, |strategy, shards| {
+        let started = Instant::now();
+        let summary = match &mut summary {
+            Some(summary) if summary.strategy == strategy => summary,
+            other => other.insert(Summary { strategy, ..Summary::default() }),
+        };
+        for index in 0..per_shard_count {
+            let store = Store::builder().strategy(strategy).shards(shards).build().expect("valid configuration");
+            // Distinct plans per shard count; the same plans for every strategy.
+            let seed = shards << 32 | index as u64;
+            let history = record_history(&store, &CONCURRENT, seed);
+            if let Err(violation) = check_each_key(&history) {
+                panic!("history {index} (plan seed {seed}) under {strategy} x {shards} shards: {violation}");
+            }
+            summary.histories += 1;
+            summary.operations += history.iter().map(Vec::len).sum::<usize>();
+            summary.overlapping += overlapping_operations(&history);
+        }
+        summary.elapsed += started.elapsed();
+        if SHARD_COUNTS.last() == Some(&shards) {
+            summary.print();
+        }
+    });
+}
+
+#[test]
+fn checker_rejects_a_store_with_a_racy_increment() {
+    // Run alone, the racy store is indistinguishable from the real one: what gets rejected
+    // below is the race, not a difference in semantics.
+    let sequential = Workload { threads: 1, commands_per_thread: 32 };
+    for seed in 0..200 {
+        let racy = RacyIncrStore { store: Store::builder().build().expect("default configuration") };
+        let history = record_history(&racy, &sequential, seed);
+        if let Err(violation) = check_each_key(&history) {
+            panic!("a sequential history of the racy store was rejected (seed {seed}): {violation}");
+        }
+    }
+
+    let rejected = (0..RACY_HISTORIES_CAP).find_map(|seed| {
+        let racy = RacyIncrStore { store: Store::builder().build().expect("default configuration") };
+        check_each_key(&record_history(&racy, &CONCURRENT, seed)).err().map(|violation| (seed, violation))
+    });
+    let Some((seed, violation)) = rejected else {
+        panic!("the checker accepted {RACY_HISTORIES_CAP} histories of a store whose INCR loses updates");
+    };
+    eprintln!("racy INCR caught in history {} of at most {RACY_HISTORIES_CAP}:\n{violation}", seed + 1);
+}
+
+/// A hand-written operation: `thread` ran `command` from instant `invoked` to `responded` and
+/// saw `output`.
+fn op(thread: usize, invoked: u64, responded: u64, command: Command, output: Reply) -> Operation<Command, Reply> {
+    Operation { thread, invoked, responded, op: command, output }
+}
+
+fn set(value: &'static str) -> Command {
+    Command::Set {
+        value: Bytes::from_static(value.as_bytes()),
+        condition: SetCondition::Always,
+        return_previous: false,
+        keep_ttl: false,
+    }
+}
+
+fn written() -> Reply {
+    Reply::Set(SetOutcome { written: true, previous: None })
+}
+
+fn value(text: &'static str) -> Reply {
+    Reply::Value(Some(Bytes::from_static(text.as_bytes())))
+}
+
+#[test]
+fn checker_accepts_a_concurrent_linearizable_history() {
+    // The SET of "5" spans every other command, so it may take effect anywhere inside it:
+    // the first GET saw the key before it, the INCR (invoked later, returned first) too,
+    // and the last GET after it. Only the order GET, INCR, SET, GET works.
+    let history = [
+        op(0, 0, 20, set("5"), written()),
+        op(1, 1, 2, Command::Get, Reply::Value(None)),
+        op(2, 3, 6, Command::Incr, Reply::Integer(Ok(1))),
+        op(1, 7, 10, Command::Get, value("5")),
+    ];
+    check::<KeySpec>(&None, &history).expect("linearizable");
+}
+
+#[test]
+fn checker_rejects_a_stale_read_after_two_completed_sets() {
+    let history = [
+        op(0, 0, 1, set("first"), written()),
+        op(1, 2, 3, set("second"), written()),
+        op(2, 4, 5, Command::Get, value("first")),
+    ];
+    let violation = check::<KeySpec>(&None, &history).expect_err("the GET must see the second SET");
+    assert!(violation.report.contains("thread 2: Get"), "the report lists the operations:\n{violation}");
+}
+
+#[test]
+fn checker_rejects_reads_that_go_back_in_time() {
+    // Both reads overlap the SET, but the one that finished first saw the new value and the
+    // later one the old: each is fine alone, together they are not linearizable.
+    let history = [
+        op(0, 0, 10, set("new"), written()),
+        op(1, 1, 2, Command::Get, value("new")),
+        op(2, 3, 4, Command::Get, Reply::Value(None)),
+    ];
+    assert!(check::<KeySpec>(&None, &history).is_err());
+}
+
+#[test]
+fn checker_rejects_a_lost_increment() {
+    let history =
+        [op(0, 0, 3, Command::Incr, Reply::Integer(Ok(1))), op(1, 1, 2, Command::Incr, Reply::Integer(Ok(1)))];
+    assert!(check::<KeySpec>(&None, &history).is_err());
+}
+
+#[test]
+fn model_follows_redis_ttl_rules() {
+    let state = Some(model::Stored { value: Bytes::from_static(b"41"), has_ttl: true });
+    // INCR and APPEND keep the TTL; a plain SET clears it; EXPIRE on a missing key fails.
+    let (after_incr, _) = KeySpec::apply(&state, &Command::Incr);
+    assert!(after_incr.as_ref().is_some_and(|stored| stored.has_ttl && stored.value == "42"));
+    let (after_append, _) = KeySpec::apply(&state, &Command::Append { suffix: Bytes::from_static(b"x") });
+    assert!(after_append.is_some_and(|stored| stored.has_ttl));
+    let (after_set, _) = KeySpec::apply(&state, &set("1"));
+    assert!(after_set.is_some_and(|stored| !stored.has_ttl));
+    assert_eq!(KeySpec::apply(&None, &Command::Expire { only_if_no_ttl: false }), (None, Reply::Flag(false)));
+}
