@@ -54,10 +54,11 @@ fn expiry_is_lazy_exact_and_cleared_by_plain_set() {
         let deadline = CLOCK_START_MS + 1_000;
         store.set(&key, b("v"), SetOptions { expiry: SetExpiry::At(deadline), ..set_plain() });
         assert_eq!(store.ttl(&key), Ttl::ExpiresIn(1_000));
-        clock.advance(999);
-        assert_eq!(store.get(&key), Some(b("v")));
+        clock.advance(1_000);
+        assert_eq!(store.get(&key), Some(b("v")), "alive through its deadline millisecond, as in Redis");
+        assert_eq!(store.ttl(&key), Ttl::ExpiresIn(0));
         clock.advance(1);
-        assert_eq!(store.get(&key), None, "expired at the deadline exactly");
+        assert_eq!(store.get(&key), None, "expired one millisecond after the deadline");
         assert_eq!(store.ttl(&key), Ttl::Missing);
         assert_eq!(store.len(), 0, "reading an expired key reclaims it");
         assert_eq!(store.stats().expired_keys, 1);
@@ -200,7 +201,7 @@ fn memory_and_key_counters_return_to_zero() {
         for i in (0..500).step_by(2) {
             store.delete(&b(format!("key:{i}")));
         }
-        clock.advance(10);
+        clock.advance(11);
         assert_eq!(store.keys(b"*").len(), 250 - 83, "expired keys are not listed");
         let remaining = store.stats().keys as usize;
         assert_eq!(store.clear(), remaining, "expired but unreclaimed keys are cleared too");
@@ -228,7 +229,7 @@ fn random_key_and_eviction() {
         store.set(&b("only"), b("v"), set_plain());
         assert_eq!(store.random_key(), Some(b("only")));
         store.set(&b("gone"), b("v"), SetOptions { expiry: SetExpiry::At(clock.now_ms() + 1), ..set_plain() });
-        clock.advance(1);
+        clock.advance(2);
         for _ in 0..20 {
             assert_eq!(store.random_key(), Some(b("only")), "expired keys are never chosen");
         }
@@ -251,7 +252,7 @@ fn sweeper_reclaims_expired_keys_nobody_reads() {
             store.set(&b(format!("k{i}")), b("v"), SetOptions { expiry, ..set_plain() });
         }
         assert_eq!(store.sweep_expired().expired, 0, "nothing is due yet");
-        clock.advance(5);
+        clock.advance(6);
         let mut expired = 0;
         while store.stats().volatile_keys > 0 {
             let report = store.sweep_expired();
@@ -269,7 +270,7 @@ fn sweeper_thread_runs_until_stopped() {
     with_each_strategy(|store, clock| {
         let store = Arc::new(store);
         store.set(&b("k"), b("v"), SetOptions { expiry: SetExpiry::At(clock.now_ms() + 1), ..set_plain() });
-        clock.advance(1);
+        clock.advance(2);
         let sweeper = Sweeper::start(Arc::clone(&store), Duration::from_millis(1), |_| {}).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while sweeper.expired() == 0 && std::time::Instant::now() < deadline {

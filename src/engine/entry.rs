@@ -24,8 +24,10 @@ impl Entry {
         Entry { value, expires_at }
     }
 
+    /// Whether the entry has expired at `now`. As in Redis (`keyIsExpired`), a key is
+    /// still alive at its deadline and gone one millisecond later.
     pub(crate) fn is_expired(&self, now: u64) -> bool {
-        now >= self.expires_at
+        now > self.expires_at
     }
 
     pub(crate) fn is_volatile(&self) -> bool {

@@ -57,7 +57,8 @@ impl Shard for LockFreeShard {
     fn scan(&self, position: u64, count: usize, order: &KeyHasher, mut visit: impl FnMut(&Bytes, &Entry)) -> u64 {
         let map = self.map.pin();
         let count = count.max(1);
-        let mut smallest = std::collections::BinaryHeap::with_capacity(count + 1);
+        // A client chooses COUNT: never reserve more than the shard holds.
+        let mut smallest = std::collections::BinaryHeap::with_capacity(count.min(map.len()).saturating_add(1));
         for (key, _) in map.iter() {
             let rank = scan_order(order, key);
             if rank >= position {

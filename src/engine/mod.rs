@@ -23,6 +23,7 @@ mod clock;
 mod config;
 mod cow;
 mod entry;
+mod float;
 mod locked;
 mod lockfree;
 mod ops;
@@ -33,9 +34,9 @@ mod sweeper;
 
 pub use clock::{Clock, ManualClock};
 pub use config::{ConfigError, EngineConfig, MAX_SHARDS, Strategy};
+pub use float::{Float, parse_float};
 pub use ops::{
-    ExpireCondition, SetCondition, SetExpiry, SetOptions, SetOutcome, StoreError, Ttl, TtlUpdate, parse_float,
-    parse_integer,
+    ExpireCondition, SetCondition, SetExpiry, SetOptions, SetOutcome, StoreError, Ttl, TtlUpdate, parse_integer,
 };
 pub use scan::glob_match;
 pub use store::{Store, StoreBuilder, StoreStats};

@@ -5,6 +5,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::entry::{Entry, NEVER, Write};
+use super::float::{self, Float, parse_float};
 use super::store::Store;
 
 /// A command that cannot be applied to the value it found. Messages follow Redis's wording.
@@ -42,7 +43,7 @@ pub enum SetExpiry {
     /// KEEPTTL: keep the current expiry.
     Keep,
     /// Expire at this absolute time (ms since the Unix epoch); a time already past
-    /// leaves the key absent, as Redis does.
+    /// leaves the key absent, as Redis does (the deadline itself is still alive).
     At(u64),
 }
 
@@ -129,22 +130,8 @@ pub fn parse_integer(text: &[u8]) -> Option<i64> {
     if negative { 0i64.checked_sub_unsigned(magnitude) } else { i64::try_from(magnitude).ok() }
 }
 
-/// Parses a float as Redis's INCRBYFLOAT does: no spaces, no NaN (infinity parses, and is
-/// then refused by the increment).
-pub fn parse_float(text: &[u8]) -> Option<f64> {
-    let text = std::str::from_utf8(text).ok()?;
-    let value: f64 = text.parse().ok()?;
-    (!value.is_nan()).then_some(value)
-}
-
 fn integer_bytes(n: i64) -> Bytes {
     Bytes::from(n.to_string())
-}
-
-/// Formats a float the way Redis prints INCRBYFLOAT results: plain decimal notation, the
-/// shortest digits that read back as the same number, no trailing zeros.
-fn float_bytes(value: f64) -> Bytes {
-    Bytes::from(format!("{value}"))
 }
 
 impl Store {
@@ -219,6 +206,7 @@ impl Store {
 
     /// GETEX: the value, after changing its expiry as asked.
     pub fn getex(&self, key: &Bytes, ttl: TtlUpdate) -> Option<Bytes> {
+        let now = self.now_ms();
         self.update(key, |current| {
             let Some(entry) = current else { return (Write::Keep, None) };
             let value = Some(entry.value.clone());
@@ -226,6 +214,8 @@ impl Store {
                 TtlUpdate::Keep => Write::Keep,
                 TtlUpdate::Persist if entry.expires_at == NEVER => Write::Keep,
                 TtlUpdate::Persist => Write::Put(Entry::new(entry.value.clone(), NEVER)),
+                // Redis deletes at once when the new deadline is not in the future.
+                TtlUpdate::At(deadline) if deadline <= now => Write::Remove,
                 TtlUpdate::At(deadline) => Write::Put(Entry::new(entry.value.clone(), deadline)),
             };
             (write, value)
@@ -253,25 +243,23 @@ impl Store {
         })
     }
 
-    /// INCRBYFLOAT: the new value, formatted as stored.
-    pub fn incr_by_float(&self, key: &Bytes, delta: f64) -> Result<Bytes, StoreError> {
+    /// INCRBYFLOAT: the new value, formatted as stored (see `float.rs` for the digits).
+    pub fn incr_by_float(&self, key: &Bytes, increment: impl Into<Float>) -> Result<Bytes, StoreError> {
+        let increment = increment.into();
         let max_len = self.max_value_len();
         self.update(key, |current| {
             let value = match current {
-                None => 0.0,
+                None => Float::from(0.0),
                 Some(entry) => match parse_float(&entry.value) {
                     Some(value) => value,
                     None => return (Write::Keep, Err(StoreError::NotAFloat)),
                 },
             };
-            let next = value + delta;
-            if !next.is_finite() {
-                return (Write::Keep, Err(StoreError::NotFinite));
-            }
-            let text = float_bytes(next);
-            if text.len() > max_len {
-                return (Write::Keep, Err(StoreError::TooLarge));
-            }
+            let text = match float::add(value, increment) {
+                Ok(text) if text.len() > max_len => return (Write::Keep, Err(StoreError::TooLarge)),
+                Ok(text) => text,
+                Err(error) => return (Write::Keep, Err(error)),
+            };
             let expires_at = current.map_or(NEVER, |e| e.expires_at);
             (Write::Put(Entry::new(text.clone(), expires_at)), Ok(text))
         })
@@ -325,12 +313,16 @@ impl Store {
     /// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT with an absolute deadline (ms since the Unix
     /// epoch): whether the expiry was set. A deadline already past deletes the key.
     pub fn expire_at(&self, key: &Bytes, deadline: u64, condition: ExpireCondition) -> bool {
+        let now = self.now_ms();
         self.update(key, |current| {
             let Some(entry) = current else { return (Write::Keep, false) };
             if !condition.allows(entry.expires_at, deadline) {
                 return (Write::Keep, false);
             }
-            // A past deadline yields an expired entry, which the write path removes.
+            // Redis deletes at once when the deadline is not in the future (`checkAlreadyExpired`).
+            if deadline <= now {
+                return (Write::Remove, true);
+            }
             (Write::Put(Entry::new(entry.value.clone(), deadline)), true)
         })
     }
@@ -370,18 +362,6 @@ mod tests {
         ] {
             assert_eq!(parse_integer(text.as_bytes()), expected, "{text:?}");
         }
-    }
-
-    #[test]
-    fn floats_parse_and_print_like_incrbyfloat() {
-        assert_eq!(parse_float(b"1.5"), Some(1.5));
-        assert_eq!(parse_float(b"1e3"), Some(1000.0));
-        assert_eq!(parse_float(b"nan"), None);
-        assert_eq!(parse_float(b" 1"), None);
-        assert_eq!(parse_float(b""), None);
-        assert_eq!(float_bytes(10.5 + 0.1), Bytes::from_static(b"10.6"));
-        assert_eq!(float_bytes(3.0), Bytes::from_static(b"3"));
-        assert_eq!(float_bytes(5.0e3), Bytes::from_static(b"5000"));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! SCAN cursors and Redis glob patterns.
 //!
-//! A cursor is opaque to clients but has a simple layout: the shard index in the top
-//! [`SHARD_BITS`] bits and a shard-local position in the rest. Position 0 means "start of
-//! this shard"; a whole walk starts and ends at cursor 0, as in Redis.
+//! A cursor is opaque to clients but has a simple layout: the shard index above
+//! [`ORDER_BITS`] bits of shard-local position. Position 0 means "start of this shard"; a
+//! whole walk starts and ends at cursor 0, as in Redis. Cursors stay below 2^52 so that
+//! clients which parse them as IEEE doubles (JavaScript's numbers) keep them exact.
 
 use std::hash::BuildHasher;
 use std::ops::Range;
@@ -10,10 +11,12 @@ use std::ops::Range;
 use super::shard::KeyHasher;
 
 /// Bits of the cursor that hold the shard index (enough for the 4096-shard maximum).
-pub(crate) const SHARD_BITS: u32 = 12;
-/// Bits of the cursor that hold the position inside a shard.
-pub(crate) const ORDER_BITS: u32 = 64 - SHARD_BITS;
+const SHARD_BITS: u32 = 12;
+/// Bits of the cursor that hold the position inside a shard: 2^40 entries per shard.
+pub(crate) const ORDER_BITS: u32 = 40;
 const POSITION_MASK: u64 = (1 << ORDER_BITS) - 1;
+// Every cursor must be exact as a double (see the module documentation).
+const _: () = assert!(SHARD_BITS + ORDER_BITS <= 52);
 
 pub(crate) fn encode_cursor(shard: usize, position: u64) -> u64 {
     ((shard as u64) << ORDER_BITS) | (position & POSITION_MASK)
@@ -25,7 +28,7 @@ pub(crate) fn decode_cursor(cursor: u64) -> (usize, u64) {
 
 /// The rank that orders a lock-free shard's walk: the high bits of the key's hash.
 pub(crate) fn scan_order(order: &KeyHasher, key: &[u8]) -> u64 {
-    order.hash_one(key) >> SHARD_BITS
+    order.hash_one(key) >> (64 - ORDER_BITS)
 }
 
 /// The next chunk of a downward walk over a dense vector of `len` entries.
@@ -45,6 +48,11 @@ pub(crate) fn reverse_window(position: u64, len: usize, count: usize) -> (Range<
 /// backtrack point is exact and runs in O(pattern × text) without recursion, whatever the
 /// pattern (Redis itself needs a nesting limit for its recursive matcher).
 pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    // Redis's matcher never enters its loop for an empty text, so only an empty pattern
+    // matches it; KEYS and SCAN special-case a lone `*` as "everything", empty key included.
+    if text.is_empty() {
+        return pattern.is_empty() || pattern == b"*";
+    }
     let (mut p, mut t) = (0, 0);
     // Where to resume after the last `*`: (pattern index after it, text index it now covers up to).
     let mut star: Option<(usize, usize)> = None;
@@ -85,7 +93,8 @@ fn match_one(pattern: &[u8], byte: u8) -> Option<usize> {
 }
 
 /// Matches a `[...]` class the way Redis does: `^` negates, `a-z` is a range (either
-/// order), `\` escapes, and an unterminated class runs to the end of the pattern.
+/// order, and `a-]` is a range up to `]`), `\` escapes, and an unterminated class runs to
+/// the end of the pattern.
 fn match_class(pattern: &[u8], byte: u8) -> Option<usize> {
     let mut i = 1;
     let negate = pattern.get(i) == Some(&b'^');
@@ -97,7 +106,7 @@ fn match_class(pattern: &[u8], byte: u8) -> Option<usize> {
         if pattern[i] == b'\\' && i + 1 < pattern.len() {
             matched |= pattern[i + 1] == byte;
             i += 2;
-        } else if i + 2 < pattern.len() && pattern[i + 1] == b'-' && pattern[i + 2] != b']' {
+        } else if i + 2 < pattern.len() && pattern[i + 1] == b'-' {
             let (lo, hi) = (pattern[i].min(pattern[i + 2]), pattern[i].max(pattern[i + 2]));
             matched |= (lo..=hi).contains(&byte);
             i += 3;
@@ -139,6 +148,11 @@ mod tests {
             ("a*", "b", false),
             ("", "", true),
             ("", "a", false),
+            ("*", "", true),
+            ("**", "", false),
+            ("a*", "", false),
+            ("[a-]", "]", true),
+            ("[a-]", "-", false),
         ];
         for &(pattern, text, expected) in cases {
             assert_eq!(glob_match(pattern.as_bytes(), text.as_bytes()), expected, "{pattern:?} vs {text:?}");
@@ -146,7 +160,9 @@ mod tests {
     }
 
     #[test]
-    fn cursors_round_trip() {
+    fn cursors_round_trip_and_stay_exact_as_doubles() {
+        let largest = encode_cursor((1 << SHARD_BITS) - 1, POSITION_MASK);
+        assert!(largest < 1 << 53, "cursor {largest} would lose precision as a double");
         for (shard, position) in [(0, 0), (1, 5), (4095, POSITION_MASK)] {
             assert_eq!(decode_cursor(encode_cursor(shard, position)), (shard, position));
         }

@@ -231,21 +231,23 @@ impl Store {
     ///
     /// Guarantee: a full walk from cursor 0 back to 0 returns every key that exists for the
     /// whole walk at least once, whatever runs concurrently; a key may be returned more
-    /// than once. `count` bounds the work of one call, as in Redis, and each shard is held
-    /// (where it has a lock) for at most one chunk of `count` entries.
+    /// than once. `count` bounds the entries one call examines, as in Redis, and each shard
+    /// is held (where it has a lock) for at most one chunk of `count` entries.
     pub fn scan(&self, cursor: u64, pattern: Option<&[u8]>, count: usize) -> (u64, Vec<Bytes>) {
         let now = self.now_ms();
         let count = count.max(1);
         with_shards!(&self.engine, shards => {
             let (mut shard, mut position) = decode_cursor(cursor);
             let mut keys = Vec::new();
-            // Keep going past empty or sparse shards, but stop after `count` chunks so a
-            // call's work stays bounded.
-            for _ in 0..count {
+            // `count` bounds the entries one call examines, as in Redis; empty shards cost
+            // nothing toward it, so a sparse or empty store finishes in one call.
+            let mut examined = 0;
+            while examined < count {
                 if shard >= shards.len() {
                     return (0, keys);
                 }
-                position = shards.slot(shard).map.scan(position, count, shards.router(), |key, entry| {
+                position = shards.slot(shard).map.scan(position, count - examined, shards.router(), |key, entry| {
+                    examined += 1;
                     if !entry.is_expired(now) && pattern.is_none_or(|p| glob_match(p, key)) {
                         keys.push(key.clone());
                     }
@@ -255,9 +257,6 @@ impl Store {
                     if shard == shards.len() {
                         return (0, keys);
                     }
-                }
-                if keys.len() >= count {
-                    break;
                 }
             }
             (encode_cursor(shard, position), keys)
