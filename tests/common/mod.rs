@@ -45,3 +45,23 @@ pub fn with_each_configuration(shard_counts: &[u64], mut test: impl FnMut(Strate
 pub fn b(text: impl AsRef<[u8]>) -> Bytes {
     Bytes::copy_from_slice(text.as_ref())
 }
+
+pub mod ops;
+pub mod server;
+pub mod tools;
+
+/// A store built by `builder` and driven by a fresh manual clock standing at
+/// [`CLOCK_START_MS`], for tests that need more than strategy and shard count (a value limit,
+/// say).
+pub fn manual_store(builder: cstore::engine::StoreBuilder) -> (Store, ManualClock) {
+    let clock = ManualClock::new(CLOCK_START_MS);
+    let store =
+        builder.clock(cstore::engine::Clock::Manual(clock.clone())).build().expect("test configurations are valid");
+    (store, clock)
+}
+
+/// The number of cases a property test runs: `default`, unless the `PROPTEST_CASES`
+/// environment variable asks for another number (to run a longer search on demand).
+pub fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|cases| cases.parse().ok()).unwrap_or(default)
+}

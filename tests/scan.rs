@@ -1,0 +1,273 @@
+//! The SCAN guarantee: a full walk (cursor 0 back to 0) returns every key that exists for the
+//! whole walk at least once, whatever other threads do meanwhile: insert new keys (so shards
+//! grow), delete and re-insert keys (which moves keys inside a locked or copy-on-write shard),
+//! and let keys expire while the sweeper reclaims them. Without concurrent writes a walk
+//! returns exactly the live keys, each once, and MATCH filters them.
+
+mod common;
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::ops::{walk, walk_with};
+use common::{manual_store, with_each_configuration};
+use cstore::engine::{ManualClock, SetExpiry, SetOptions, Store};
+
+/// The coarse single shard, a sharded map, and many small shards.
+const SHARD_COUNTS: [u64; 3] = [1, 16, 256];
+/// COUNT values: one key per call (the longest walk), and larger chunks.
+const COUNTS: [usize; 3] = [1, 10, 100];
+/// Keys nobody touches during a walk: each must be returned.
+const STABLE_KEYS: usize = 1500;
+/// Keys deleted, re-inserted and given short expiries during a walk.
+const CHURN_KEYS: usize = 300;
+/// Keys inserted during a walk: they nearly double the key count, so that the maps behind the
+/// shards reallocate while long walks are under way.
+const NEW_KEYS: usize = 1500;
+
+fn key(kind: &str, index: usize) -> Bytes {
+    Bytes::from(format!("{kind}:{index}"))
+}
+
+fn stable_keys() -> impl Iterator<Item = Bytes> {
+    (0..STABLE_KEYS).map(|index| key("stable", index))
+}
+
+fn put(store: &Store, key: &Bytes, expiry: SetExpiry) {
+    store.set(key, Bytes::from_static(b"value"), SetOptions { expiry, ..SetOptions::default() });
+}
+
+/// A store holding the stable and the churn keys.
+fn populated_store(strategy: cstore::engine::Strategy, shards: u64) -> (Store, ManualClock) {
+    let (store, clock) = manual_store(Store::builder().strategy(strategy).shards(shards));
+    for key in stable_keys().chain((0..CHURN_KEYS).map(|index| key("churn", index))) {
+        put(&store, &key, SetExpiry::Clear);
+    }
+    (store, clock)
+}
+
+/// The writers' progress, as the reader sees it.
+struct Writes<'a>(&'a AtomicU64);
+
+impl Writes<'_> {
+    fn count(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Waits until the writers have made one more write: put between a reader's calls, it
+    /// makes writes interleave with them however the threads are scheduled.
+    fn wait_for_one(&self) {
+        let seen = self.count();
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while self.count() == seen {
+            assert!(Instant::now() < give_up, "the writers stopped writing");
+            thread::yield_now();
+        }
+    }
+}
+
+/// Clears the flag the writers run on when dropped, so that they stop even if the reader
+/// panics (otherwise the scope would wait for them forever).
+struct StopWhenDropped<'a>(&'a AtomicBool);
+
+impl Drop for StopWhenDropped<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Runs `reader` while three threads write to `store` and the clock runs.
+fn with_concurrent_writes<R: Send>(store: &Store, clock: &ManualClock, reader: impl FnOnce(&Writes) -> R + Send) -> R {
+    let reading = AtomicBool::new(true);
+    let writes = AtomicU64::new(0);
+    let start = Barrier::new(4);
+    // Each writer yields after every write so that, on a machine with fewer cores than
+    // threads, the reader still gets its share of the CPU.
+    let wrote = || {
+        writes.fetch_add(1, Ordering::Relaxed);
+        thread::yield_now();
+    };
+    thread::scope(|scope| {
+        // New keys until NEW_KEYS exist, then delete and re-insert them in turn.
+        scope.spawn(|| {
+            start.wait();
+            for round in (0..).take_while(|_| reading.load(Ordering::Relaxed)) {
+                let key = key("new", round % NEW_KEYS);
+                if round >= NEW_KEYS {
+                    store.delete(&key);
+                }
+                put(store, &key, SetExpiry::Clear);
+                wrote();
+            }
+        });
+        // Churn keys: delete and re-insert one, give the next one a deadline 1 to 3 ms ahead.
+        scope.spawn(|| {
+            start.wait();
+            for round in (0..).take_while(|_| reading.load(Ordering::Relaxed)) {
+                let churned = key("churn", round % CHURN_KEYS);
+                store.delete(&churned);
+                put(store, &churned, SetExpiry::Clear);
+                let expiring = key("churn", (round + 1) % CHURN_KEYS);
+                put(store, &expiring, SetExpiry::At(clock.now_ms() + 1 + (round % 3) as u64));
+                wrote();
+            }
+        });
+        // Time passes and the sweeper reclaims what expired.
+        scope.spawn(|| {
+            start.wait();
+            while reading.load(Ordering::Relaxed) {
+                clock.advance(1);
+                store.sweep_expired();
+                thread::yield_now();
+            }
+        });
+        let _stop_writers = StopWhenDropped(&reading);
+        start.wait();
+        reader(&Writes(&writes))
+    })
+}
+
+/// Asserts that `returned` holds every stable key.
+fn assert_every_stable_key_returned(returned: &[Bytes], context: &str) {
+    let returned: HashSet<&Bytes> = returned.iter().collect();
+    let missing: Vec<Bytes> = stable_keys().filter(|key| !returned.contains(key)).collect();
+    assert!(missing.is_empty(), "{context}: {} stable keys never returned, e.g. {:?}", missing.len(), missing.first());
+}
+
+fn assert_each_once(returned: &[Bytes], context: &str) {
+    let mut seen = HashSet::new();
+    let repeated: Vec<&Bytes> = returned.iter().filter(|key| !seen.insert(*key)).collect();
+    assert!(repeated.is_empty(), "{context}: returned more than once: {repeated:?}");
+}
+
+#[test]
+fn a_walk_returns_every_key_present_throughout_while_others_write() {
+    with_each_configuration(&SHARD_COUNTS, |strategy, shards| {
+        for count in COUNTS {
+            let (store, clock) = populated_store(strategy, shards);
+            let (returned, writes) = with_concurrent_writes(&store, &clock, |writes| {
+                let before = writes.count();
+                let returned = walk_with(&store, 0, None, count, || writes.wait_for_one());
+                (returned, writes.count() - before)
+            });
+            assert_every_stable_key_returned(&returned, &format!("COUNT {count}"));
+            assert!(writes > 0, "COUNT {count}: no write overlapped the walk, so it proved nothing");
+        }
+    });
+}
+
+#[test]
+fn keys_returns_each_key_once_and_every_key_present_throughout_while_others_write() {
+    // KEYS makes its SCAN calls back to back, with no hook to interleave writes, so it runs
+    // until enough runs overlapped writes (each run is checked).
+    const OVERLAPPED_RUNS: usize = 3;
+    const MAX_RUNS: usize = 1000;
+    with_each_configuration(&SHARD_COUNTS, |strategy, shards| {
+        let (store, clock) = populated_store(strategy, shards);
+        let overlapped = with_concurrent_writes(&store, &clock, |writes| {
+            let mut overlapped = 0;
+            for _ in 0..MAX_RUNS {
+                let before = writes.count();
+                let returned = store.keys(b"*");
+                assert_every_stable_key_returned(&returned, "KEYS *");
+                assert_each_once(&returned, "KEYS *");
+                overlapped += usize::from(writes.count() > before);
+                if overlapped == OVERLAPPED_RUNS {
+                    break;
+                }
+                writes.wait_for_one();
+            }
+            overlapped
+        });
+        assert_eq!(overlapped, OVERLAPPED_RUNS, "too few KEYS runs overlapped a write to prove anything");
+    });
+}
+
+/// A store with persistent keys, keys expiring later, and keys already expired but not yet
+/// reclaimed; returns it with its live keys.
+fn store_with_expired_keys(strategy: cstore::engine::Strategy, shards: u64) -> (Store, BTreeSet<Bytes>) {
+    let (store, clock) = manual_store(Store::builder().strategy(strategy).shards(shards));
+    let now = clock.now_ms();
+    let mut live = BTreeSet::new();
+    for index in 0..3000 {
+        let (key, expiry) = match index % 4 {
+            0 => (key("expired", index), SetExpiry::At(now + 5)),
+            1 => (key("expiring", index), SetExpiry::At(now + 1000)),
+            _ => (key("persistent", index), SetExpiry::Clear),
+        };
+        put(&store, &key, expiry);
+        if !key.starts_with(b"expired") {
+            live.insert(key);
+        }
+    }
+    clock.advance(10);
+    (store, live)
+}
+
+#[test]
+fn without_writes_a_walk_returns_each_live_key_once_and_no_expired_key() {
+    with_each_configuration(&SHARD_COUNTS, |strategy, shards| {
+        let (store, live) = store_with_expired_keys(strategy, shards);
+        for count in COUNTS {
+            let returned = walk(&store, 0, None, count);
+            assert_each_once(&returned, &format!("COUNT {count}"));
+            assert_eq!(returned.into_iter().collect::<BTreeSet<_>>(), live, "COUNT {count}");
+        }
+    });
+}
+
+#[test]
+fn without_writes_keys_returns_each_live_key_once_and_no_expired_key() {
+    with_each_configuration(&SHARD_COUNTS, |strategy, shards| {
+        let (store, live) = store_with_expired_keys(strategy, shards);
+        let returned = store.keys(b"*");
+        assert_each_once(&returned, "KEYS *");
+        assert_eq!(returned.into_iter().collect::<BTreeSet<_>>(), live);
+    });
+}
+
+#[test]
+fn match_returns_exactly_the_live_keys_the_pattern_matches() {
+    // Each pattern with the same filter written out by hand.
+    type Filter = fn(&str) -> bool;
+    let patterns: &[(&str, Filter)] = &[
+        ("*", |_| true),
+        ("user:*:name", |key| key.starts_with("user:") && key.ends_with(":name")),
+        ("session:?", |key| key.strip_prefix("session:").is_some_and(|rest| rest.len() == 1)),
+        ("session:1[0-4]", |key| ["session:10", "session:11", "session:12", "session:13", "session:14"].contains(&key)),
+        // Only expired keys match this one.
+        ("user:1?", |key| key.strip_prefix("user:1").is_some_and(|rest| rest.len() == 1)),
+        ("[^u]*", |key| !key.starts_with('u')),
+        ("*:age", |key| key.ends_with(":age")),
+        ("nothing*", |_| false),
+    ];
+    with_each_configuration(&SHARD_COUNTS, |strategy, shards| {
+        let (store, clock) = manual_store(Store::builder().strategy(strategy).shards(shards));
+        let mut live = Vec::new();
+        for index in 0..300 {
+            for name in [format!("user:{index}:name"), format!("user:{index}:age"), format!("session:{index}")] {
+                put(&store, &Bytes::from(name.clone()), SetExpiry::Clear);
+                live.push(name);
+            }
+            // Matching keys that have expired must not come back either.
+            put(&store, &key("user", index), SetExpiry::At(clock.now_ms() + 1));
+        }
+        clock.advance(2);
+        for &(pattern, filter) in patterns {
+            let expected: BTreeSet<Bytes> =
+                live.iter().filter(|key| filter(key)).map(|key| Bytes::from(key.clone())).collect();
+            for count in COUNTS {
+                let returned = walk(&store, 0, Some(pattern.as_bytes()), count);
+                assert_each_once(&returned, &format!("MATCH {pattern} COUNT {count}"));
+                assert_eq!(returned.into_iter().collect::<BTreeSet<_>>(), expected, "MATCH {pattern} COUNT {count}");
+            }
+            let returned = store.keys(pattern.as_bytes());
+            assert_each_once(&returned, &format!("KEYS {pattern}"));
+            assert_eq!(returned.into_iter().collect::<BTreeSet<_>>(), expected, "KEYS {pattern}");
+        }
+    });
+}
