@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs what the integration tests drive for real, and only what is missing:
+#   - redis-server, redis-cli, redis-benchmark (Debian packages redis-server, redis-tools);
+#   - redis-py (PyPI package redis, pinned) in a Python venv at .venv.
+# Idempotent and quiet: a second run changes nothing and prints nothing.
+# Under CI=true, a tool still missing afterwards fails the script: the tests would fail
+# anyway, and this says why. Elsewhere it warns, and the tests that need the tool skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(redis-server redis-tools)
+REDIS_PY="redis==8.1.0"
+VENV=.venv
+
+in_ci() { case "${CI:-}" in "" | 0 | false) return 1 ;; *) return 0 ;; esac; }
+warn() { printf 'test-deps: %s\n' "$*" >&2; }
+problem() {
+    if in_ci; then
+        warn "error: $*"
+        exit 1
+    fi
+    warn "warning: $* (the tests that need it will be skipped)"
+}
+
+debian_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+apt_install() {
+    local sudo=()
+    [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+    "${sudo[@]}" apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+install_debian_packages() {
+    local missing=()
+    for package in "${DEBIAN_PACKAGES[@]}"; do
+        debian_installed "$package" || missing+=("$package")
+    done
+    # A Python that can make a venv with pip: Debian's python3 needs python3-venv for that.
+    python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3 python3-venv)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    warn "installing Debian packages: ${missing[*]}"
+    apt_install "${missing[@]}" || problem "cannot install Debian packages ${missing[*]}"
+}
+
+venv_has_redis_py() {
+    "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('redis') != '${REDIS_PY#redis==}')" \
+        >/dev/null 2>&1
+}
+
+install_redis_py() {
+    venv_has_redis_py && return 0
+    warn "installing $REDIS_PY into $VENV"
+    if [ ! -x "$VENV/bin/python" ]; then
+        python3 -m venv "$VENV" || { problem "cannot create the Python venv $VENV"; return 0; }
+    fi
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$REDIS_PY" ||
+        problem "cannot install $REDIS_PY into $VENV"
+}
+
+verify() {
+    for tool in redis-server redis-cli redis-benchmark; do
+        command -v "$tool" >/dev/null 2>&1 || problem "$tool is missing"
+    done
+    venv_has_redis_py || problem "$REDIS_PY is missing from $VENV"
+}
+
+install_debian_packages
+install_redis_py
+verify

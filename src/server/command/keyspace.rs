@@ -1,0 +1,172 @@
+//! Keyspace commands: DEL, UNLINK, EXISTS, TYPE, the EXPIRE family, TTL, PTTL, PERSIST,
+//! SCAN, KEYS, RANDOMKEY.
+
+use super::expiry::{Base, ExpireArg, Unit};
+use super::{Args, CommandError, Ctx};
+use crate::engine::{ExpireCondition, Ttl};
+
+fn count_reply(ctx: &mut Ctx<'_, '_>, count: usize) {
+    ctx.out.integer(i64::try_from(count).unwrap_or(i64::MAX));
+}
+
+pub(crate) fn del(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let deleted = args.rest().iter().filter(|key| ctx.state.store.delete(key)).count();
+    count_reply(ctx, deleted);
+    Ok(())
+}
+
+pub(crate) fn exists(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    // A key named twice counts twice, as in Redis.
+    let found = args.rest().iter().filter(|key| ctx.state.store.exists(key)).count();
+    count_reply(ctx, found);
+    Ok(())
+}
+
+pub(crate) fn type_of(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let exists = ctx.state.store.exists(args.bytes()?);
+    ctx.out.simple(if exists { "string" } else { "none" });
+    Ok(())
+}
+
+/// Reads EXPIRE's NX / XX / GT / LT flags with Redis's compatibility rules.
+fn expire_condition(args: &mut Args<'_>) -> Result<ExpireCondition, CommandError> {
+    let mut condition = ExpireCondition::default();
+    while !args.is_empty() {
+        let option = args.bytes()?;
+        let flag = match option.to_ascii_uppercase().as_slice() {
+            b"NX" => &mut condition.nx,
+            b"XX" => &mut condition.xx,
+            b"GT" => &mut condition.gt,
+            b"LT" => &mut condition.lt,
+            _ => {
+                return Err(CommandError::Other(format!("ERR Unsupported option {}", String::from_utf8_lossy(option))));
+            }
+        };
+        *flag = true;
+    }
+    if condition.nx && (condition.xx || condition.gt || condition.lt) {
+        return Err(CommandError::Other("ERR NX and XX, GT or LT options at the same time are not compatible".into()));
+    }
+    if condition.gt && condition.lt {
+        return Err(CommandError::Other("ERR GT and LT options at the same time are not compatible".into()));
+    }
+    Ok(condition)
+}
+
+fn expire_generic(
+    ctx: &mut Ctx<'_, '_>,
+    mut args: Args<'_>,
+    unit: Unit,
+    base: Base,
+    command: &'static str,
+) -> Result<(), CommandError> {
+    let key = args.bytes()?;
+    let raw_time = args.bytes()?;
+    // Redis checks the flags before the time value.
+    let condition = expire_condition(&mut args)?;
+    let value = crate::engine::parse_integer(raw_time).ok_or(CommandError::NotInteger)?;
+    let deadline = ExpireArg { value, unit, base }.deadline(ctx.state.store.now_ms(), true, command)?;
+    let applied = ctx.state.store.expire_at(key, deadline, condition);
+    ctx.out.integer(i64::from(applied));
+    Ok(())
+}
+
+pub(crate) fn expire(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), CommandError> {
+    expire_generic(ctx, args, Unit::Seconds, Base::FromNow, "expire")
+}
+
+pub(crate) fn pexpire(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), CommandError> {
+    expire_generic(ctx, args, Unit::Milliseconds, Base::FromNow, "pexpire")
+}
+
+pub(crate) fn expireat(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), CommandError> {
+    expire_generic(ctx, args, Unit::Seconds, Base::UnixTime, "expireat")
+}
+
+pub(crate) fn pexpireat(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), CommandError> {
+    expire_generic(ctx, args, Unit::Milliseconds, Base::UnixTime, "pexpireat")
+}
+
+fn ttl_reply(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>, unit: Unit) -> Result<(), CommandError> {
+    let reply = match ctx.state.store.ttl(args.bytes()?) {
+        Ttl::Missing => -2,
+        Ttl::Persistent => -1,
+        Ttl::ExpiresIn(ms) => {
+            let remaining = match unit {
+                // Rounded to the nearest second, as Redis does.
+                Unit::Seconds => ms.saturating_add(500) / 1000,
+                Unit::Milliseconds => ms,
+            };
+            i64::try_from(remaining).unwrap_or(i64::MAX)
+        }
+    };
+    ctx.out.integer(reply);
+    Ok(())
+}
+
+pub(crate) fn ttl(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), CommandError> {
+    ttl_reply(ctx, args, Unit::Seconds)
+}
+
+pub(crate) fn pttl(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), CommandError> {
+    ttl_reply(ctx, args, Unit::Milliseconds)
+}
+
+pub(crate) fn persist(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let removed = ctx.state.store.persist(args.bytes()?);
+    ctx.out.integer(i64::from(removed));
+    Ok(())
+}
+
+/// SCAN's default COUNT, as in Redis.
+const DEFAULT_SCAN_COUNT: usize = 10;
+
+pub(crate) fn scan(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let raw_cursor = args.bytes()?;
+    let cursor = std::str::from_utf8(raw_cursor)
+        .ok()
+        .filter(|text| text.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|text| text.parse::<u64>().ok())
+        .ok_or_else(|| CommandError::Other("ERR invalid cursor".into()))?;
+    let (mut pattern, mut count, mut only_strings) = (None, DEFAULT_SCAN_COUNT, true);
+    while let Some(option) = args.option() {
+        if args.is_empty() {
+            return Err(CommandError::Syntax);
+        }
+        match option.as_str() {
+            "MATCH" => pattern = Some(args.bytes()?),
+            "COUNT" => {
+                count = usize::try_from(args.integer()?).ok().filter(|&c| c >= 1).ok_or(CommandError::Syntax)?;
+            }
+            // Every cstore value is a string; any other type matches nothing.
+            "TYPE" => only_strings = args.bytes()?.eq_ignore_ascii_case(b"string"),
+            _ => return Err(CommandError::Syntax),
+        }
+    }
+    let (next, keys) = ctx.state.store.scan(cursor, pattern.map(|p| p.as_ref()), count);
+    let keys = if only_strings { keys } else { Vec::new() };
+    ctx.out.array(2);
+    ctx.out.bulk(next.to_string().as_bytes());
+    ctx.out.array(keys.len());
+    for key in &keys {
+        ctx.out.bulk(key);
+    }
+    Ok(())
+}
+
+pub(crate) fn keys(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let keys = ctx.state.store.keys(args.bytes()?);
+    ctx.out.array(keys.len());
+    for key in &keys {
+        ctx.out.bulk(key);
+    }
+    Ok(())
+}
+
+pub(crate) fn randomkey(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) -> Result<(), CommandError> {
+    match ctx.state.store.random_key() {
+        Some(key) => ctx.out.bulk(&key),
+        None => ctx.out.null(),
+    }
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! The command table and dispatch: arity, authentication and memory checks happen here,
+//! once, before a handler runs. Handlers live in one file per command family.
+
+mod args;
+mod connection;
+mod docs;
+mod expiry;
+mod keyspace;
+pub(crate) mod server;
+mod strings;
+mod table;
+
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+pub(crate) use args::Args;
+pub(crate) use table::COMMANDS;
+
+use super::reply::ReplyWriter;
+use super::session::Session;
+use super::state::ServerState;
+use crate::engine::StoreError;
+use crate::server::metrics::Outcome;
+
+/// Why a command failed. `Display` is the full error line Redis would send, without the
+/// leading `-`; variants that a client library branches on keep Redis's error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum CommandError {
+    #[error("ERR wrong number of arguments for '{0}' command")]
+    WrongArity(&'static str),
+    #[error("ERR syntax error")]
+    Syntax,
+    #[error("ERR value is not an integer or out of range")]
+    NotInteger,
+    #[error("ERR value is not a valid float")]
+    NotFloat,
+    #[error("ERR invalid expire time in '{0}' command")]
+    InvalidExpire(&'static str),
+    #[error("ERR {0}")]
+    Store(#[from] StoreError),
+    #[error("NOAUTH Authentication required.")]
+    NoAuth,
+    #[error("OOM command not allowed when used memory > 'maxmemory'.")]
+    OutOfMemory,
+    /// Any other error, already worded as Redis words it (code included).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl CommandError {
+    fn outcome(&self) -> Outcome {
+        match self {
+            CommandError::NoAuth | CommandError::OutOfMemory => Outcome::Rejected,
+            _ => Outcome::Error,
+        }
+    }
+}
+
+/// Command flags, as COMMAND INFO reports them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Flags(u16);
+
+impl Flags {
+    pub(crate) const WRITE: Flags = Flags(1);
+    pub(crate) const READONLY: Flags = Flags(1 << 1);
+    pub(crate) const DENYOOM: Flags = Flags(1 << 2);
+    pub(crate) const FAST: Flags = Flags(1 << 3);
+    pub(crate) const ADMIN: Flags = Flags(1 << 4);
+    pub(crate) const NOAUTH: Flags = Flags(1 << 5);
+    pub(crate) const LOADING: Flags = Flags(1 << 6);
+    pub(crate) const STALE: Flags = Flags(1 << 7);
+    pub(crate) const NOSCRIPT: Flags = Flags(1 << 8);
+
+    const NAMES: [(Flags, &'static str); 9] = [
+        (Flags::WRITE, "write"),
+        (Flags::READONLY, "readonly"),
+        (Flags::DENYOOM, "denyoom"),
+        (Flags::FAST, "fast"),
+        (Flags::ADMIN, "admin"),
+        (Flags::NOAUTH, "no_auth"),
+        (Flags::LOADING, "loading"),
+        (Flags::STALE, "stale"),
+        (Flags::NOSCRIPT, "noscript"),
+    ];
+
+    pub(crate) const fn with(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+
+    pub(crate) fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    pub(crate) fn names(self) -> impl Iterator<Item = &'static str> {
+        Flags::NAMES.into_iter().filter(move |(flag, _)| self.contains(*flag)).map(|(_, name)| name)
+    }
+}
+
+/// What a handler gets: the server, the calling client, and where to write the reply.
+pub(crate) struct Ctx<'a, 'o> {
+    pub(crate) state: &'a ServerState,
+    pub(crate) session: &'a mut Session,
+    pub(crate) out: &'a mut ReplyWriter<'o>,
+}
+
+pub(crate) type Handler = fn(&mut Ctx<'_, '_>, Args<'_>) -> Result<(), CommandError>;
+
+/// One row of the command table.
+pub(crate) struct CommandSpec {
+    /// Lower-case, as Redis reports command names.
+    pub(crate) name: &'static str,
+    /// Arguments after the name, in the notation of Redis's documentation (see `docs.rs`).
+    pub(crate) syntax: &'static str,
+    /// Redis's convention: N means exactly N arguments including the name, -N at least N.
+    pub(crate) arity: i32,
+    pub(crate) flags: Flags,
+    /// Key positions (1-based; last -1 = through the end), for COMMAND INFO and clients.
+    pub(crate) first_key: i32,
+    pub(crate) last_key: i32,
+    pub(crate) key_step: i32,
+    pub(crate) group: &'static str,
+    pub(crate) since: &'static str,
+    pub(crate) complexity: &'static str,
+    pub(crate) summary: &'static str,
+    pub(crate) handler: Handler,
+}
+
+impl CommandSpec {
+    fn arity_allows(&self, argc: usize) -> bool {
+        let argc = i64::try_from(argc).unwrap_or(i64::MAX);
+        let arity = i64::from(self.arity);
+        if arity >= 0 { argc == arity } else { argc >= -arity }
+    }
+}
+
+/// The longest command name in the table, so that lookups can lower-case into a stack buffer.
+const MAX_NAME_LEN: usize = 16;
+
+static INDEX: LazyLock<std::collections::HashMap<&'static [u8], usize>> =
+    LazyLock::new(|| COMMANDS.iter().enumerate().map(|(i, spec)| (spec.name.as_bytes(), i)).collect());
+
+/// Finds a command by name, case-insensitively, without allocating.
+pub(crate) fn lookup(name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
+    let mut lower = [0u8; MAX_NAME_LEN];
+    let lower = lower.get_mut(..name.len())?;
+    for (slot, byte) in lower.iter_mut().zip(name) {
+        *slot = byte.to_ascii_lowercase();
+    }
+    INDEX.get(&*lower).map(|&index| (index, &COMMANDS[index]))
+}
+
+/// Redis's reply to an unknown command: the name and the start of the arguments, quoted.
+fn unknown_command(request: &[Bytes]) -> String {
+    let mut args = String::new();
+    for arg in request.iter().skip(1) {
+        if args.len() >= 128 {
+            break;
+        }
+        let room = 128 - args.len();
+        let text = String::from_utf8_lossy(arg);
+        args.push('\'');
+        args.extend(text.chars().take(room));
+        args.push_str("' ");
+    }
+    let name = String::from_utf8_lossy(request.first().map_or(&[][..], |n| n));
+    let name: String = name.chars().take(128).collect();
+    format!("ERR unknown command '{name}', with args beginning with: {args}")
+}
+
+/// Runs one request and writes its reply.
+pub(crate) fn execute(state: &ServerState, session: &mut Session, request: &[Bytes], out: &mut ReplyWriter<'_>) {
+    let started = Instant::now();
+    let Some((index, spec)) = request.first().and_then(|name| lookup(name)) else {
+        state.metrics.unknown_command();
+        out.error(&unknown_command(request));
+        return;
+    };
+    session.touch(index, started);
+    let result = run(state, session, spec, request, out);
+    let outcome = match &result {
+        Ok(()) => Outcome::Ok,
+        Err(error) => {
+            out.error(&error.to_string());
+            error.outcome()
+        }
+    };
+    state.metrics.record_command(index, outcome, started.elapsed());
+}
+
+fn run(
+    state: &ServerState,
+    session: &mut Session,
+    spec: &'static CommandSpec,
+    request: &[Bytes],
+    out: &mut ReplyWriter<'_>,
+) -> Result<(), CommandError> {
+    if !spec.arity_allows(request.len()) {
+        return Err(CommandError::WrongArity(spec.name));
+    }
+    if !session.authenticated && !spec.flags.contains(Flags::NOAUTH) {
+        return Err(CommandError::NoAuth);
+    }
+    if spec.flags.contains(Flags::DENYOOM) {
+        state.make_room()?;
+    }
+    let mut ctx = Ctx { state, session, out };
+    (spec.handler)(&mut ctx, Args::new(&request[1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_is_found_in_any_case() {
+        for (index, spec) in COMMANDS.iter().enumerate() {
+            assert!(spec.name.len() <= MAX_NAME_LEN, "{} is longer than the lookup buffer", spec.name);
+            assert_eq!(lookup(spec.name.as_bytes()).map(|(i, _)| i), Some(index));
+            assert_eq!(lookup(spec.name.to_uppercase().as_bytes()).map(|(i, _)| i), Some(index));
+        }
+        assert!(lookup(b"nosuchcommand").is_none());
+        assert!(lookup(b"a-command-name-longer-than-any").is_none());
+        assert!(lookup(b"").is_none());
+    }
+
+    #[test]
+    fn unknown_command_message_matches_redis() {
+        let request: Vec<Bytes> = ["foo", "a", "b"].iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect();
+        assert_eq!(unknown_command(&request), "ERR unknown command 'foo', with args beginning with: 'a' 'b' ");
+        assert_eq!(unknown_command(&request[..1]), "ERR unknown command 'foo', with args beginning with: ");
+    }
+
+    #[test]
+    fn arity_follows_redis_convention() {
+        let get = lookup(b"get").unwrap().1;
+        assert!(get.arity_allows(2) && !get.arity_allows(1) && !get.arity_allows(3));
+        let del = lookup(b"del").unwrap().1;
+        assert!(del.arity_allows(2) && del.arity_allows(10) && !del.arity_allows(1));
+    }
+}

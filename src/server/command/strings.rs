@@ -1,0 +1,245 @@
+//! String commands: GET, SET and its variants, MGET, MSET, counters, APPEND, ranges.
+
+use bytes::Bytes;
+
+use super::expiry::{Base, ExpireArg, Unit};
+use super::{Args, CommandError, Ctx};
+use crate::engine::{SetCondition, SetExpiry, SetOptions, TtlUpdate};
+
+fn reply_value(ctx: &mut Ctx<'_, '_>, value: Option<Bytes>) {
+    match value {
+        Some(value) => ctx.out.bulk(&value),
+        None => ctx.out.null(),
+    }
+}
+
+pub(crate) fn get(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let value = ctx.state.store.get(args.bytes()?);
+    reply_value(ctx, value);
+    Ok(())
+}
+
+/// Which command's options are being read: SET and GETEX share one grammar, as in Redis.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Grammar {
+    Set,
+    GetEx,
+}
+
+/// SET / GETEX options as given, before the expiry value is checked.
+#[derive(Default)]
+struct Options<'a> {
+    condition: SetCondition,
+    get: bool,
+    keep_ttl: bool,
+    persist: bool,
+    expire: Option<(Unit, Base, &'a Bytes)>,
+}
+
+impl Options<'_> {
+    /// The expiry as an absolute deadline, checked with Redis's rules for `command`.
+    fn deadline(&self, ctx: &Ctx<'_, '_>, command: &'static str) -> Result<Option<u64>, CommandError> {
+        let Some((unit, base, raw)) = self.expire else { return Ok(None) };
+        let value = crate::engine::parse_integer(raw).ok_or(CommandError::NotInteger)?;
+        ExpireArg { value, unit, base }.deadline(ctx.state.store.now_ms(), false, command).map(Some)
+    }
+}
+
+/// Reads the options of SET or GETEX. Conflicts (NX with XX, an expiry with KEEPTTL or
+/// PERSIST, two kinds of expiry) and options of the other command are syntax errors; the
+/// same kind of expiry given twice keeps the last, as in Redis.
+fn parse_options<'a>(args: &mut Args<'a>, grammar: Grammar) -> Result<Options<'a>, CommandError> {
+    let mut o = Options::default();
+    let set = grammar == Grammar::Set;
+    while let Some(option) = args.option() {
+        let no_expiry = o.expire.is_none();
+        match option.as_str() {
+            "NX" if set && o.condition != SetCondition::IfPresent => o.condition = SetCondition::IfAbsent,
+            "XX" if set && o.condition != SetCondition::IfAbsent => o.condition = SetCondition::IfPresent,
+            "GET" if set => o.get = true,
+            "KEEPTTL" if set && no_expiry => o.keep_ttl = true,
+            "PERSIST" if !set && no_expiry => o.persist = true,
+            name => {
+                let (unit, base) = match name {
+                    "EX" => (Unit::Seconds, Base::FromNow),
+                    "PX" => (Unit::Milliseconds, Base::FromNow),
+                    "EXAT" => (Unit::Seconds, Base::UnixTime),
+                    "PXAT" => (Unit::Milliseconds, Base::UnixTime),
+                    _ => return Err(CommandError::Syntax),
+                };
+                let same_kind = o.expire.is_none_or(|(u, b, _)| (u, b) == (unit, base));
+                if o.keep_ttl || o.persist || !same_kind || args.is_empty() {
+                    return Err(CommandError::Syntax);
+                }
+                o.expire = Some((unit, base, args.bytes()?));
+            }
+        }
+    }
+    Ok(o)
+}
+
+pub(crate) fn set(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let (key, value) = (args.bytes()?, args.bytes()?);
+    let parsed = parse_options(&mut args, Grammar::Set)?;
+    let expiry = match parsed.deadline(ctx, "set")? {
+        Some(deadline) => SetExpiry::At(deadline),
+        None if parsed.keep_ttl => SetExpiry::Keep,
+        None => SetExpiry::Clear,
+    };
+    let options = SetOptions { condition: parsed.condition, expiry, return_previous: parsed.get };
+    let outcome = ctx.state.store.set(key, value.clone(), options);
+    if options.return_previous {
+        reply_value(ctx, outcome.previous);
+    } else if outcome.written {
+        ctx.out.ok();
+    } else {
+        ctx.out.null();
+    }
+    Ok(())
+}
+
+pub(crate) fn setnx(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let (key, value) = (args.bytes()?, args.bytes()?);
+    let options = SetOptions { condition: SetCondition::IfAbsent, ..SetOptions::default() };
+    let written = ctx.state.store.set(key, value.clone(), options).written;
+    ctx.out.integer(i64::from(written));
+    Ok(())
+}
+
+fn set_with_expiry(
+    ctx: &mut Ctx<'_, '_>,
+    mut args: Args<'_>,
+    unit: Unit,
+    command: &'static str,
+) -> Result<(), CommandError> {
+    let (key, value) = (args.bytes()?, args.integer()?);
+    let payload = args.bytes()?;
+    let deadline = ExpireArg { value, unit, base: Base::FromNow }.deadline(ctx.state.store.now_ms(), false, command)?;
+    let options = SetOptions { expiry: SetExpiry::At(deadline), ..SetOptions::default() };
+    ctx.state.store.set(key, payload.clone(), options);
+    ctx.out.ok();
+    Ok(())
+}
+
+pub(crate) fn setex(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), CommandError> {
+    set_with_expiry(ctx, args, Unit::Seconds, "setex")
+}
+
+pub(crate) fn psetex(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), CommandError> {
+    set_with_expiry(ctx, args, Unit::Milliseconds, "psetex")
+}
+
+pub(crate) fn getset(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let (key, value) = (args.bytes()?, args.bytes()?);
+    let options = SetOptions { return_previous: true, ..SetOptions::default() };
+    let previous = ctx.state.store.set(key, value.clone(), options).previous;
+    reply_value(ctx, previous);
+    Ok(())
+}
+
+pub(crate) fn getdel(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let value = ctx.state.store.getdel(args.bytes()?);
+    reply_value(ctx, value);
+    Ok(())
+}
+
+pub(crate) fn getex(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let key = args.bytes()?;
+    let parsed = parse_options(&mut args, Grammar::GetEx)?;
+    let update = match parsed.deadline(ctx, "getex")? {
+        Some(deadline) => TtlUpdate::At(deadline),
+        None if parsed.persist => TtlUpdate::Persist,
+        None => TtlUpdate::Keep,
+    };
+    let value = ctx.state.store.getex(key, update);
+    reply_value(ctx, value);
+    Ok(())
+}
+
+pub(crate) fn mget(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let keys = args.rest();
+    ctx.out.array(keys.len());
+    for key in keys {
+        let value = ctx.state.store.get(key);
+        reply_value(ctx, value);
+    }
+    Ok(())
+}
+
+pub(crate) fn mset(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let pairs = args.rest();
+    if !pairs.len().is_multiple_of(2) {
+        return Err(CommandError::WrongArity("mset"));
+    }
+    for pair in pairs.chunks_exact(2) {
+        ctx.state.store.set(&pair[0], pair[1].clone(), SetOptions::default());
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+fn increment(ctx: &mut Ctx<'_, '_>, key: &Bytes, delta: i64) -> Result<(), CommandError> {
+    let value = ctx.state.store.incr_by(key, delta)?;
+    ctx.out.integer(value);
+    Ok(())
+}
+
+pub(crate) fn incr(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    increment(ctx, args.bytes()?, 1)
+}
+
+pub(crate) fn decr(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    increment(ctx, args.bytes()?, -1)
+}
+
+pub(crate) fn incrby(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let key = args.bytes()?;
+    increment(ctx, key, args.integer()?)
+}
+
+pub(crate) fn decrby(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let key = args.bytes()?;
+    let delta = args.integer()?;
+    // Negating i64::MIN overflows; Redis words this case on its own.
+    let negated = delta.checked_neg().ok_or_else(|| CommandError::Other("ERR decrement would overflow".into()))?;
+    increment(ctx, key, negated)
+}
+
+pub(crate) fn incrbyfloat(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let key = args.bytes()?;
+    let delta = args.float()?;
+    let value = ctx.state.store.incr_by_float(key, delta)?;
+    ctx.out.bulk(&value);
+    Ok(())
+}
+
+pub(crate) fn append(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let (key, suffix) = (args.bytes()?, args.bytes()?);
+    let len = ctx.state.store.append(key, suffix)?;
+    ctx.out.integer(i64::try_from(len).unwrap_or(i64::MAX));
+    Ok(())
+}
+
+pub(crate) fn strlen(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let len = ctx.state.store.strlen(args.bytes()?);
+    ctx.out.integer(i64::try_from(len).unwrap_or(i64::MAX));
+    Ok(())
+}
+
+pub(crate) fn getrange(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let key = args.bytes()?;
+    let (start, end) = (args.integer()?, args.integer()?);
+    let range = ctx.state.store.getrange(key, start, end);
+    ctx.out.bulk(&range);
+    Ok(())
+}
+
+pub(crate) fn setrange(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let key = args.bytes()?;
+    let offset = args.integer()?;
+    let patch = args.bytes()?;
+    let offset = usize::try_from(offset).map_err(|_| CommandError::Other("ERR offset is out of range".into()))?;
+    let len = ctx.state.store.setrange(key, offset, patch)?;
+    ctx.out.integer(i64::try_from(len).unwrap_or(i64::MAX));
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! The command line of `cstore serve`: one optional flag per setting, each with an
+//! environment variable, layered over the config file.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use super::byte_size::parse_byte_size;
+use super::{ConfigError, LogFormat, MaxMemoryPolicy, Password, ServerConfig};
+use crate::engine::Strategy;
+
+/// Flags of `cstore serve`. Every flag is optional and also read from the environment
+/// variable shown; given either way it overrides the config file, which overrides the
+/// built-in defaults. docs/CONFIG.md describes every setting.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// TOML config file (format: docs/CONFIG.md); flags and environment variables override it
+    /// [default: none, built-in defaults]
+    #[arg(long, env = "CSTORE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// IP address the Redis listener binds to [default: 0.0.0.0]
+    #[arg(long, env = "CSTORE_BIND", value_name = "IP")]
+    pub bind: Option<IpAddr>,
+
+    /// TCP port of the Redis listener; 0 lets the OS pick one [default: 6379]
+    #[arg(long, env = "CSTORE_PORT")]
+    pub port: Option<u16>,
+
+    /// TCP port of the admin HTTP server (/healthz, /readyz, /metrics) [default: 8080]
+    #[arg(long, env = "CSTORE_ADMIN_PORT", value_name = "PORT")]
+    pub admin_port: Option<u16>,
+
+    /// How each shard is guarded: Mutex, RwLock, LockFree or CopyOnWrite [default: RwLock]
+    #[arg(long, env = "CSTORE_STRATEGY")]
+    pub strategy: Option<Strategy>,
+
+    /// Number of shards the key space is split into, a power of two from 1 to 4096 [default: 16]
+    #[arg(long, env = "CSTORE_SHARDS", value_name = "COUNT")]
+    pub shards: Option<u32>,
+
+    /// Most simultaneous client connections; more are refused with an error [default: 10000]
+    #[arg(long, env = "CSTORE_MAXCLIENTS", value_name = "COUNT")]
+    pub maxclients: Option<u32>,
+
+    /// Largest bulk string (one argument or value) a client may send, in bytes or with a unit
+    /// such as 64mb [default: 512mb]
+    #[arg(long, env = "CSTORE_MAX_BULK_LEN", value_name = "BYTES", value_parser = parse_byte_size)]
+    pub max_bulk_len: Option<u64>,
+
+    /// Largest whole request (a command with all its arguments), in bytes or with a unit
+    /// [default: 1gb]
+    #[arg(long, env = "CSTORE_MAX_REQUEST_LEN", value_name = "BYTES", value_parser = parse_byte_size)]
+    pub max_request_len: Option<u64>,
+
+    /// Most arguments in one request, the command name included [default: 1048576]
+    #[arg(long, env = "CSTORE_MAX_ARGS", value_name = "COUNT")]
+    pub max_args: Option<u64>,
+
+    /// Longest inline (telnet-style) command line, in bytes or with a unit [default: 64kb]
+    #[arg(long, env = "CSTORE_MAX_INLINE_LEN", value_name = "BYTES", value_parser = parse_byte_size)]
+    pub max_inline_len: Option<u64>,
+
+    /// Seconds a client may stay idle before it is disconnected; 0 never disconnects
+    /// (CONFIG SET timeout changes it at runtime) [default: 0]
+    #[arg(long, env = "CSTORE_CLIENT_IDLE_TIMEOUT_SECS", value_name = "SECONDS")]
+    pub client_idle_timeout_secs: Option<u64>,
+
+    /// Memory limit for keys and values, in bytes or with a unit (100mb, 1gb, 2GiB); 0 means
+    /// unlimited [default: 0]
+    #[arg(long, env = "CSTORE_MAXMEMORY", value_name = "BYTES", value_parser = parse_byte_size)]
+    pub maxmemory: Option<u64>,
+
+    /// What a write does at the memory limit: refuse it with -OOM, or evict random keys
+    /// [default: noeviction]
+    #[arg(long, env = "CSTORE_MAXMEMORY_POLICY", value_name = "POLICY")]
+    pub maxmemory_policy: Option<MaxMemoryPolicy>,
+
+    /// Password clients must give with AUTH. Prefer --requirepass-file: a password given here
+    /// can be read from the process list [default: none, no authentication]
+    #[arg(
+        long,
+        env = "CSTORE_REQUIREPASS",
+        hide_env_values = true,
+        value_name = "PASSWORD",
+        conflicts_with = "requirepass_file"
+    )]
+    pub requirepass: Option<Password>,
+
+    /// File holding the password clients must give with AUTH, such as a mounted Kubernetes
+    /// Secret; trailing newlines are ignored [default: none, no authentication]
+    #[arg(long, env = "CSTORE_REQUIREPASS_FILE", value_name = "FILE")]
+    pub requirepass_file: Option<PathBuf>,
+
+    /// Fraction of commands traced, from 0 (none) to 1 (every command) [default: 0]
+    #[arg(long, env = "CSTORE_TRACE_SAMPLE_RATIO", value_name = "RATIO")]
+    pub trace_sample_ratio: Option<f64>,
+
+    /// Log line format [default: text]
+    #[arg(long, env = "CSTORE_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+
+    /// Seconds connections get to finish their commands once shutdown begins [default: 30]
+    #[arg(long, env = "CSTORE_SHUTDOWN_GRACE_SECS", value_name = "SECONDS")]
+    pub shutdown_grace_secs: Option<u64>,
+
+    /// Milliseconds between two passes of the active expiry sweeper [default: 100]
+    #[arg(long, env = "CSTORE_ACTIVE_EXPIRE_INTERVAL_MS", value_name = "MILLISECONDS")]
+    pub active_expire_interval_ms: Option<u64>,
+}
+
+impl ServeArgs {
+    /// The configuration to serve with: defaults, then the config file, then environment
+    /// variables and flags; validated as a whole.
+    pub fn resolve(&self) -> Result<ServerConfig, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => ServerConfig::read_unvalidated(path)?,
+            None => ServerConfig::default(),
+        };
+        override_with(&mut config.bind, self.bind);
+        override_with(&mut config.port, self.port);
+        override_with(&mut config.admin_port, self.admin_port);
+        override_with(&mut config.engine.strategy, self.strategy);
+        override_with(&mut config.engine.shards, self.shards);
+        override_with(&mut config.max_clients, self.maxclients);
+        override_with(&mut config.max_bulk_len, self.max_bulk_len);
+        override_with(&mut config.max_request_len, self.max_request_len);
+        override_with(&mut config.max_args, self.max_args);
+        override_with(&mut config.max_inline_len, self.max_inline_len);
+        override_with(&mut config.client_idle_timeout_secs, self.client_idle_timeout_secs);
+        override_with(&mut config.max_memory, self.maxmemory);
+        override_with(&mut config.max_memory_policy, self.maxmemory_policy);
+        override_with(&mut config.trace_sample_ratio, self.trace_sample_ratio);
+        override_with(&mut config.log_format, self.log_format);
+        override_with(&mut config.shutdown_grace_secs, self.shutdown_grace_secs);
+        override_with(&mut config.active_expire_interval_ms, self.active_expire_interval_ms);
+        // The two password sources are exclusive: one given here replaces either from the file.
+        if let Some(password) = &self.requirepass {
+            config.require_pass = Some(password.clone());
+            config.require_pass_file = None;
+        }
+        if let Some(path) = &self.requirepass_file {
+            config.require_pass_file = Some(path.clone());
+            config.require_pass = None;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn override_with<T>(setting: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *setting = value;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+    use crate::server::config::tests::TempDir;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn resolve(args: &[&str]) -> Result<ServerConfig, ConfigError> {
+        let cli = Cli::try_parse_from(std::iter::once("cstore").chain(args.iter().copied())).unwrap();
+        cli.serve.resolve()
+    }
+
+    /// The `[default: X]` a flag's help promises, if any.
+    fn documented_default(help: &str) -> Option<&str> {
+        let start = help.find("[default: ")? + "[default: ".len();
+        let value = &help[start..start + help[start..].find(']')?];
+        Some(value.split(',').next().unwrap_or(value))
+    }
+
+    #[test]
+    fn no_arguments_give_the_defaults() {
+        assert_eq!(resolve(&[]).unwrap(), ServerConfig::default());
+    }
+
+    #[test]
+    fn every_flag_has_help_with_its_default_and_a_matching_env_var() {
+        let command = Cli::command();
+        for arg in command.get_arguments().filter(|arg| arg.get_long().is_some()) {
+            let long = arg.get_long().unwrap_or_default();
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            let default = documented_default(&help).unwrap_or_else(|| panic!("--{long} help has no [default: ...]"));
+            let env = arg.get_env().and_then(|env| env.to_str()).unwrap_or_default();
+            assert_eq!(env, format!("CSTORE_{}", long.to_uppercase().replace('-', "_")), "--{long}");
+            if default != "none" {
+                // Passing the documented default explicitly must change nothing.
+                let flag = format!("--{long}");
+                assert_eq!(resolve(&[&flag, default]).unwrap(), ServerConfig::default(), "--{long} {default}");
+            }
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file_and_the_file_overrides_defaults() {
+        let dir = TempDir::new("args-precedence");
+        let file = dir.write("cstore.toml", "version = 1\nport = 7000\nadminPort = 9000\n[engine]\nshards = 4\n");
+        let path = file.to_str().unwrap();
+        let config = resolve(&["--config", path, "--port", "7001", "--maxmemory", "1gb"]).unwrap();
+        assert_eq!((config.port, config.admin_port, config.engine.shards), (7001, 9000, 4));
+        assert_eq!(config.max_memory, 1 << 30);
+        assert_eq!(config.engine.strategy, Strategy::RwLock);
+    }
+
+    #[test]
+    fn a_flag_may_repair_a_file_value_and_the_merged_result_is_validated() {
+        let dir = TempDir::new("args-validate");
+        let file = dir.write("cstore.toml", "version = 1\nport = 8080\n");
+        let path = file.to_str().unwrap();
+        assert_eq!(
+            resolve(&["--config", path]).unwrap_err().to_string(),
+            "invalid adminPort: must differ from port (both are 8080)"
+        );
+        assert_eq!(resolve(&["--config", path, "--admin-port", "9090"]).unwrap().port, 8080);
+        assert_eq!(resolve(&["--shards", "3"]).unwrap_err().to_string(), {
+            "invalid engine.shards: shards must be a power of two between 1 and 4096, got 3"
+        });
+    }
+
+    #[test]
+    fn a_password_flag_replaces_the_file_password_source() {
+        let dir = TempDir::new("args-password");
+        let secret = dir.write("password", "from-secret\n");
+        let file = dir.write("cstore.toml", "version = 1\nrequirePass = \"from-file\"\n");
+        let config =
+            resolve(&["--config", file.to_str().unwrap(), "--requirepass-file", secret.to_str().unwrap()]).unwrap();
+        assert_eq!(config.require_pass, None);
+        assert_eq!(config.resolve_password().unwrap().unwrap().expose(), "from-secret");
+        assert!(Cli::try_parse_from(["cstore", "--requirepass", "a", "--requirepass-file", "/b"]).is_err());
+    }
+
+    #[test]
+    fn malformed_flag_values_are_refused_by_name() {
+        for (flag, value) in [
+            ("--maxmemory", "lots"),
+            ("--strategy", "Spin"),
+            ("--maxmemory-policy", "allkeys-lru"),
+            ("--port", "70000"),
+            ("--bind", "localhost"),
+        ] {
+            let error = Cli::try_parse_from(["cstore", flag, value]).err().unwrap().to_string();
+            assert!(error.contains(flag) && error.contains(value), "{flag} {value}: {error}");
+        }
+        let error = Cli::try_parse_from(["cstore", "--maxmemory", "lots"]).err().unwrap().to_string();
+        assert!(error.contains("one of b, k, kb, kib, m, mb, mib, g, gb, gib"), "{error}");
+    }
+}

@@ -1,0 +1,459 @@
+//! The settings Redis's `CONFIG SET` may change while the server runs, and the parameter
+//! table behind `CONFIG GET` and `CONFIG SET`, with Redis 7's semantics and error texts.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use parking_lot::Mutex;
+
+use super::byte_size::parse_byte_size;
+use super::{ConfigError, MAX_CLIENT_IDLE_TIMEOUT_SECS, MaxMemoryPolicy, Password, ServerConfig};
+use crate::engine::{Float, glob_match, parse_float, parse_integer};
+
+/// Live values of the runtime-mutable settings. Every read is one atomic load (relaxed: each
+/// setting stands alone, nothing is published through it), cheap enough for every command.
+#[derive(Debug)]
+pub struct RuntimeSettings {
+    max_memory: AtomicU64,
+    /// `MaxMemoryPolicy as u8`: an index into [`MaxMemoryPolicy::ALL`].
+    max_memory_policy: AtomicU8,
+    max_clients: AtomicU32,
+    client_idle_timeout_secs: AtomicU64,
+    /// The `f64` ratio's bits.
+    trace_sample_ratio: AtomicU64,
+    require_pass: ArcSwapOption<Password>,
+    /// Fixed at startup, shown by CONFIG GET.
+    bind: IpAddr,
+    port: u16,
+    max_bulk_len: u64,
+    /// Held by CONFIG GET and CONFIG SET, so that two CONFIG SETs of several parameters each
+    /// cannot interleave into a mix neither asked for, and CONFIG GET sees whole ones.
+    config_command: Mutex<()>,
+}
+
+impl RuntimeSettings {
+    /// The startup values, reading the password file if the configuration names one.
+    pub fn from_config(config: &ServerConfig) -> Result<Self, ConfigError> {
+        Ok(RuntimeSettings {
+            max_memory: AtomicU64::new(config.max_memory),
+            max_memory_policy: AtomicU8::new(config.max_memory_policy as u8),
+            max_clients: AtomicU32::new(config.max_clients),
+            client_idle_timeout_secs: AtomicU64::new(config.client_idle_timeout_secs),
+            trace_sample_ratio: AtomicU64::new(config.trace_sample_ratio.to_bits()),
+            require_pass: ArcSwapOption::from_pointee(config.resolve_password()?),
+            bind: config.bind,
+            port: config.port,
+            max_bulk_len: config.max_bulk_len,
+            config_command: Mutex::new(()),
+        })
+    }
+
+    /// Memory limit in bytes; 0 means unlimited.
+    pub fn max_memory(&self) -> u64 {
+        self.max_memory.load(Relaxed)
+    }
+
+    pub fn max_memory_policy(&self) -> MaxMemoryPolicy {
+        let index = usize::from(self.max_memory_policy.load(Relaxed));
+        MaxMemoryPolicy::ALL.get(index).copied().unwrap_or_default()
+    }
+
+    pub fn max_clients(&self) -> u32 {
+        self.max_clients.load(Relaxed)
+    }
+
+    /// How long a client may stay idle; `None` never disconnects it.
+    pub fn client_idle_timeout(&self) -> Option<Duration> {
+        match self.client_idle_timeout_secs.load(Relaxed) {
+            0 => None,
+            secs => Some(Duration::from_secs(secs)),
+        }
+    }
+
+    /// Fraction of commands to trace, in 0..=1.
+    pub fn trace_sample_ratio(&self) -> f64 {
+        f64::from_bits(self.trace_sample_ratio.load(Relaxed))
+    }
+
+    /// Whether clients must AUTH before running commands.
+    pub fn auth_required(&self) -> bool {
+        self.require_pass.load().is_some()
+    }
+
+    /// Whether `candidate` is the password; false when none is set. The comparison takes the
+    /// same time wherever the first difference is, so timing does not reveal the password.
+    pub fn password_matches(&self, candidate: &[u8]) -> bool {
+        self.require_pass.load().as_deref().is_some_and(|password| {
+            let expected = password.expose().as_bytes();
+            expected.len() == candidate.len()
+                && expected.iter().zip(candidate).fold(0, |diff, (a, b)| diff | (a ^ b)) == 0
+        })
+    }
+
+    /// `CONFIG GET pattern [pattern ...]`: (name, value) pairs for every parameter matching
+    /// any pattern (Redis globs, case-insensitive), each parameter once. As in Redis 7, a
+    /// pattern without glob characters is echoed as written; glob matches use canonical names.
+    pub fn config_get(&self, patterns: &[&[u8]]) -> Vec<(String, String)> {
+        let _consistent = self.config_command.lock();
+        let mut matched: Vec<(String, &Parameter)> = Vec::new();
+        let mut add = |name: String, parameter: &'static Parameter| {
+            if !matched.iter().any(|(_, seen)| seen.name == parameter.name) {
+                matched.push((name, parameter));
+            }
+        };
+        for &pattern in patterns {
+            if pattern.iter().any(|byte| matches!(byte, b'*' | b'?' | b'[')) {
+                let pattern = pattern.to_ascii_lowercase();
+                for parameter in PARAMETERS.iter().filter(|p| glob_match(&pattern, p.name.as_bytes())) {
+                    add(parameter.name.to_owned(), parameter);
+                }
+            } else if let Some(parameter) = lookup(pattern) {
+                // Only an ASCII pattern can equal a parameter name, so this is lossless.
+                add(String::from_utf8_lossy(pattern).into_owned(), parameter);
+            }
+        }
+        matched.into_iter().map(|(name, parameter)| (name, (parameter.get)(self))).collect()
+    }
+
+    /// `CONFIG SET name value [name value ...]`, all or nothing as in Redis 7: every name is
+    /// checked (known, settable, not repeated), then every value parsed, and only then is
+    /// anything changed. The error is Redis's text without the leading `-`.
+    pub fn config_set(&self, pairs: &[(&[u8], &[u8])]) -> Result<(), String> {
+        let mut parsers: Vec<(&[u8], &'static Parameter, ParseValue)> = Vec::with_capacity(pairs.len());
+        for &(name, _) in pairs {
+            let Some(parameter) = lookup(name) else {
+                let name = String::from_utf8_lossy(name);
+                return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"));
+            };
+            let Some(parse) = parameter.parse else {
+                return Err(set_failed(name, "can't set immutable config"));
+            };
+            if parsers.iter().any(|(_, seen, _)| seen.name == parameter.name) {
+                return Err(set_failed(name, "duplicate parameter"));
+            }
+            parsers.push((name, parameter, parse));
+        }
+        let changes = pairs
+            .iter()
+            .zip(parsers)
+            .map(|(&(_, value), (name, _, parse))| parse(value).map_err(|reason| set_failed(name, &reason)))
+            .collect::<Result<Vec<Change>, String>>()?;
+        let _consistent = self.config_command.lock();
+        for change in changes {
+            self.apply(change);
+        }
+        Ok(())
+    }
+
+    fn apply(&self, change: Change) {
+        match change {
+            Change::MaxMemory(bytes) => self.max_memory.store(bytes, Relaxed),
+            Change::MaxMemoryPolicy(policy) => self.max_memory_policy.store(policy as u8, Relaxed),
+            Change::MaxClients(count) => self.max_clients.store(count, Relaxed),
+            Change::ClientIdleTimeoutSecs(secs) => self.client_idle_timeout_secs.store(secs, Relaxed),
+            Change::TraceSampleRatio(ratio) => self.trace_sample_ratio.store(ratio.to_bits(), Relaxed),
+            Change::RequirePass(password) => self.require_pass.store(password.map(Into::into)),
+        }
+    }
+}
+
+fn set_failed(name: &[u8], reason: &str) -> String {
+    let name = String::from_utf8_lossy(name);
+    format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")
+}
+
+/// A parsed, not yet applied, CONFIG SET value.
+enum Change {
+    MaxMemory(u64),
+    MaxMemoryPolicy(MaxMemoryPolicy),
+    MaxClients(u32),
+    ClientIdleTimeoutSecs(u64),
+    TraceSampleRatio(f64),
+    /// `None` (set to "") turns authentication off, as in Redis.
+    RequirePass(Option<Password>),
+}
+
+/// Turns a CONFIG SET argument into a [`Change`], or gives Redis's reason for refusing it.
+type ParseValue = fn(&[u8]) -> Result<Change, String>;
+
+/// One CONFIG parameter: its Redis name, how to show it, and how to parse a new value
+/// (`None`: fixed at startup).
+struct Parameter {
+    name: &'static str,
+    get: fn(&RuntimeSettings) -> String,
+    parse: Option<ParseValue>,
+}
+
+fn lookup(name: &[u8]) -> Option<&'static Parameter> {
+    PARAMETERS.iter().find(|parameter| parameter.name.as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// Every parameter CONFIG knows: the runtime-mutable settings, then read-only ones that
+/// clients and redis-benchmark ask for.
+const PARAMETERS: &[Parameter] = &[
+    Parameter {
+        name: "maxmemory",
+        get: |settings| settings.max_memory().to_string(),
+        parse: Some(|value| {
+            let bytes = std::str::from_utf8(value).ok().and_then(|text| parse_byte_size(text).ok());
+            bytes.map(Change::MaxMemory).ok_or_else(|| "argument must be a memory value".to_owned())
+        }),
+    },
+    Parameter {
+        name: "maxmemory-policy",
+        get: |settings| settings.max_memory_policy().name().to_owned(),
+        parse: Some(|value| {
+            let policy = MaxMemoryPolicy::ALL.into_iter().find(|p| p.name().as_bytes().eq_ignore_ascii_case(value));
+            policy.map(Change::MaxMemoryPolicy).ok_or_else(|| {
+                let names: Vec<&str> = MaxMemoryPolicy::ALL.iter().map(|p| p.name()).collect();
+                format!("argument(s) must be one of the following: {}", names.join(", "))
+            })
+        }),
+    },
+    Parameter {
+        name: "maxclients",
+        get: |settings| settings.max_clients().to_string(),
+        parse: Some(|value| integer_in(value, 1, u32::MAX).map(Change::MaxClients)),
+    },
+    Parameter {
+        name: "timeout",
+        get: |settings| settings.client_idle_timeout().map_or(0, |timeout| timeout.as_secs()).to_string(),
+        parse: Some(|value| integer_in(value, 0, MAX_CLIENT_IDLE_TIMEOUT_SECS).map(Change::ClientIdleTimeoutSecs)),
+    },
+    Parameter {
+        name: "requirepass",
+        get: |settings| settings.require_pass.load().as_deref().map(|p| p.expose().to_owned()).unwrap_or_default(),
+        parse: Some(|value| match std::str::from_utf8(value) {
+            Ok("") => Ok(Change::RequirePass(None)),
+            Ok(password) => Ok(Change::RequirePass(Some(Password::from(password.to_owned())))),
+            Err(_) => Err("argument must be valid UTF-8".to_owned()),
+        }),
+    },
+    Parameter {
+        name: "trace-sample-ratio",
+        get: |settings| settings.trace_sample_ratio().to_string(),
+        parse: Some(|value| match parse_float(value).map(Float::value) {
+            Some(ratio) if (0.0..=1.0).contains(&ratio) => Ok(Change::TraceSampleRatio(ratio)),
+            Some(_) => Err("argument must be between 0 and 1 inclusive".to_owned()),
+            None => Err("argument couldn't be parsed into a number".to_owned()),
+        }),
+    },
+    Parameter { name: "port", get: |settings| settings.port.to_string(), parse: None },
+    Parameter { name: "bind", get: |settings| settings.bind.to_string(), parse: None },
+    Parameter { name: "proto-max-bulk-len", get: |settings| settings.max_bulk_len.to_string(), parse: None },
+    // One keyspace, no persistence: what clients probing for these must be told.
+    Parameter { name: "databases", get: |_| "1".to_owned(), parse: None },
+    Parameter { name: "save", get: |_| String::new(), parse: None },
+    Parameter { name: "appendonly", get: |_| "no".to_owned(), parse: None },
+];
+
+/// A Redis integer (`string2ll` rules) within `min..=max`, with Redis's two error texts.
+fn integer_in<T: TryFrom<i64> + PartialOrd + fmt::Display + Copy>(value: &[u8], min: T, max: T) -> Result<T, String> {
+    let number = parse_integer(value).ok_or_else(|| "argument couldn't be parsed into an integer".to_owned())?;
+    T::try_from(number)
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| format!("argument must be between {min} and {max} inclusive"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> RuntimeSettings {
+        RuntimeSettings::from_config(&ServerConfig::default()).unwrap()
+    }
+
+    fn get(settings: &RuntimeSettings, patterns: &[&str]) -> Vec<(String, String)> {
+        let patterns: Vec<&[u8]> = patterns.iter().map(|p| p.as_bytes()).collect();
+        settings.config_get(&patterns)
+    }
+
+    fn set(settings: &RuntimeSettings, pairs: &[(&str, &str)]) -> Result<(), String> {
+        let pairs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
+        settings.config_set(&pairs)
+    }
+
+    fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+        expected.iter().map(|&(n, v)| (n.to_owned(), v.to_owned())).collect()
+    }
+
+    fn set_failed_text(name: &str, reason: &str) -> String {
+        format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")
+    }
+
+    #[test]
+    fn starts_from_the_configuration() {
+        let config = ServerConfig {
+            max_memory: 1 << 20,
+            max_memory_policy: MaxMemoryPolicy::AllkeysRandom,
+            max_clients: 7,
+            client_idle_timeout_secs: 60,
+            trace_sample_ratio: 0.5,
+            require_pass: Some(Password::from("s3cret".to_owned())),
+            ..ServerConfig::default()
+        };
+        let settings = RuntimeSettings::from_config(&config).unwrap();
+        assert_eq!(settings.max_memory(), 1 << 20);
+        assert_eq!(settings.max_memory_policy(), MaxMemoryPolicy::AllkeysRandom);
+        assert_eq!(settings.max_clients(), 7);
+        assert_eq!(settings.client_idle_timeout(), Some(Duration::from_secs(60)));
+        assert_eq!(settings.trace_sample_ratio(), 0.5);
+        assert!(settings.auth_required());
+        assert!(settings.password_matches(b"s3cret"));
+        assert!(!settings.password_matches(b"s3cre") && !settings.password_matches(b"s3creT"));
+
+        let open = self::settings();
+        assert!(!open.auth_required() && !open.password_matches(b""));
+        assert_eq!(open.client_idle_timeout(), None);
+    }
+
+    #[test]
+    fn get_answers_what_redis_benchmark_and_clients_ask() {
+        let settings = settings();
+        assert_eq!(
+            get(&settings, &["save", "appendonly", "databases", "port", "bind", "proto-max-bulk-len"]),
+            pairs(&[
+                ("save", ""),
+                ("appendonly", "no"),
+                ("databases", "1"),
+                ("port", "6379"),
+                ("bind", "0.0.0.0"),
+                ("proto-max-bulk-len", "536870912"),
+            ])
+        );
+        assert_eq!(
+            get(&settings, &["maxmemory*", "timeout", "maxclients", "requirepass", "trace-sample-ratio"]),
+            pairs(&[
+                ("maxmemory", "0"),
+                ("maxmemory-policy", "noeviction"),
+                ("timeout", "0"),
+                ("maxclients", "10000"),
+                ("requirepass", ""),
+                ("trace-sample-ratio", "0"),
+            ])
+        );
+    }
+
+    #[test]
+    fn get_matches_case_insensitively_and_reports_each_parameter_once() {
+        let settings = settings();
+        // As Redis 7.0 answers: an exact name is echoed as written, globs use canonical names.
+        assert_eq!(
+            get(&settings, &["MAXMEMORY", "maxmem*", "maxmemory"]),
+            pairs(&[("MAXMEMORY", "0"), ("maxmemory-policy", "noeviction")])
+        );
+        assert_eq!(get(&settings, &["MAXMEM*"]), pairs(&[("maxmemory", "0"), ("maxmemory-policy", "noeviction")]));
+        assert_eq!(get(&settings, &["p?rt", "[b]ind"]), pairs(&[("port", "6379"), ("bind", "0.0.0.0")]));
+        assert_eq!(get(&settings, &["nothing-matches", "\u{ff}"]), pairs(&[]));
+        assert_eq!(get(&settings, &["*"]).len(), PARAMETERS.len());
+    }
+
+    #[test]
+    fn set_changes_every_mutable_setting() {
+        let settings = settings();
+        set(
+            &settings,
+            &[
+                ("maxmemory", "100mb"),
+                ("MAXMEMORY-POLICY", "ALLKEYS-RANDOM"),
+                ("maxclients", "50"),
+                ("timeout", "300"),
+                ("requirepass", "s3cret"),
+                ("trace-sample-ratio", "0.25"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(settings.max_memory(), 100 << 20);
+        assert_eq!(settings.max_memory_policy(), MaxMemoryPolicy::AllkeysRandom);
+        assert_eq!(settings.max_clients(), 50);
+        assert_eq!(settings.client_idle_timeout(), Some(Duration::from_secs(300)));
+        assert!(settings.password_matches(b"s3cret"));
+        assert_eq!(settings.trace_sample_ratio(), 0.25);
+        assert_eq!(get(&settings, &["requirepass"]), pairs(&[("requirepass", "s3cret")]));
+
+        // Redis units: a bare `k` is decimal, `kb` binary; an empty password turns AUTH off.
+        set(&settings, &[("maxmemory", "10k"), ("requirepass", "")]).unwrap();
+        assert_eq!(settings.max_memory(), 10_000);
+        assert!(!settings.auth_required());
+    }
+
+    /// Every text below was checked against redis-server 7.0.15.
+    #[test]
+    fn set_errors_have_redis_wording() {
+        let settings = settings();
+        let one_of = "argument(s) must be one of the following: noeviction, allkeys-random";
+        let not_integer = "argument couldn't be parsed into an integer";
+        for (pairs, expected) in [
+            (vec![("foo", "1")], "ERR Unknown option or number of arguments for CONFIG SET - 'foo'".to_owned()),
+            (vec![("maxmemory", "abc")], set_failed_text("maxmemory", "argument must be a memory value")),
+            (vec![("maxmemory", "-1")], set_failed_text("maxmemory", "argument must be a memory value")),
+            (vec![("maxmemory", "1.5gb")], set_failed_text("maxmemory", "argument must be a memory value")),
+            (vec![("maxmemory-policy", "allkeys-lru")], set_failed_text("maxmemory-policy", one_of)),
+            (vec![("maxclients", "abc")], set_failed_text("maxclients", not_integer)),
+            (vec![("maxclients", "0100")], set_failed_text("maxclients", not_integer)),
+            (
+                vec![("maxclients", "0")],
+                set_failed_text("maxclients", "argument must be between 1 and 4294967295 inclusive"),
+            ),
+            (
+                vec![("maxclients", "-5")],
+                set_failed_text("maxclients", "argument must be between 1 and 4294967295 inclusive"),
+            ),
+            (vec![("timeout", "1.5")], set_failed_text("timeout", not_integer)),
+            (vec![("timeout", "+5")], set_failed_text("timeout", not_integer)),
+            (
+                vec![("timeout", "2147483648")],
+                set_failed_text("timeout", "argument must be between 0 and 2147483647 inclusive"),
+            ),
+            (vec![("databases", "3")], set_failed_text("databases", "can't set immutable config")),
+            (vec![("port", "1234")], set_failed_text("port", "can't set immutable config")),
+            (vec![("maxmemory", "1"), ("maxmemory", "2")], set_failed_text("maxmemory", "duplicate parameter")),
+            (vec![("maxmemory", "1"), ("MAXMEMORY", "2")], set_failed_text("MAXMEMORY", "duplicate parameter")),
+            // Names are all checked before any value, and the first problem wins.
+            (
+                vec![("maxmemory", "abc"), ("foo", "1")],
+                "ERR Unknown option or number of arguments for CONFIG SET - 'foo'".to_owned(),
+            ),
+            (vec![("databases", "3"), ("foo", "1")], set_failed_text("databases", "can't set immutable config")),
+            (
+                vec![("foo", "1"), ("databases", "3")],
+                "ERR Unknown option or number of arguments for CONFIG SET - 'foo'".to_owned(),
+            ),
+            (vec![("timeout", "abc"), ("maxmemory", "abc")], set_failed_text("timeout", not_integer)),
+        ] {
+            assert_eq!(set(&settings, &pairs), Err(expected), "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn set_errors_for_cstore_parameters() {
+        let settings = settings();
+        for (value, reason) in [
+            ("1.5", "argument must be between 0 and 1 inclusive"),
+            ("-0.1", "argument must be between 0 and 1 inclusive"),
+            ("inf", "argument must be between 0 and 1 inclusive"),
+            ("nan", "argument couldn't be parsed into a number"),
+            ("half", "argument couldn't be parsed into a number"),
+        ] {
+            assert_eq!(
+                set(&settings, &[("trace-sample-ratio", value)]),
+                Err(set_failed_text("trace-sample-ratio", reason))
+            );
+        }
+        let not_utf8 = settings.config_set(&[(b"requirepass", b"\xff")]);
+        assert_eq!(not_utf8, Err(set_failed_text("requirepass", "argument must be valid UTF-8")));
+    }
+
+    #[test]
+    fn a_refused_set_changes_nothing() {
+        let settings = settings();
+        let refused = set(&settings, &[("maxmemory", "1mb"), ("maxclients", "7"), ("maxmemory-policy", "lru")]);
+        assert!(refused.is_err());
+        assert_eq!((settings.max_memory(), settings.max_clients()), (0, 10_000));
+        assert_eq!(set(&settings, &[]), Ok(()));
+    }
+}

@@ -1,0 +1,177 @@
+//! The server's lifecycle: bind both ports, accept clients within `maxclients`, run the
+//! expiry sweeper and the admin endpoint, and drain gracefully on shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc};
+
+use super::admin::{self, AdminState, Readiness};
+use super::command::COMMANDS;
+use super::config::{RuntimeSettings, ServerConfig};
+use super::connection;
+use super::metrics::Metrics;
+use super::session::Clients;
+use super::shutdown::Shutdown;
+use super::state::ServerState;
+use crate::engine::{Store, Sweeper};
+
+/// Sent to a client refused because the server is full, before closing.
+const MAX_CLIENTS_REPLY: &[u8] = b"-ERR max number of clients reached\r\n";
+
+/// A bound, not yet running, server. Binding first lets callers (tests, the operator's
+/// probes) learn the actual ports when port 0 was asked for.
+pub struct Server {
+    state: Arc<ServerState>,
+    listener: TcpListener,
+    admin_listener: TcpListener,
+}
+
+impl Server {
+    /// Validates the configuration, builds the store and binds both ports.
+    pub async fn bind(config: ServerConfig) -> anyhow::Result<Server> {
+        config.validate()?;
+        let settings = RuntimeSettings::from_config(&config)?;
+        let store = Store::builder()
+            .config(config.engine)
+            .max_value_len(usize::try_from(config.max_bulk_len).unwrap_or(usize::MAX))
+            .build()
+            .context("invalid engine configuration")?;
+        let listener = TcpListener::bind((config.bind, config.port))
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", config.bind, config.port))?;
+        let admin_listener = TcpListener::bind((config.bind, config.admin_port))
+            .await
+            .with_context(|| format!("cannot listen on {}:{} (admin)", config.bind, config.admin_port))?;
+        let command_names: Vec<&'static str> = COMMANDS.iter().map(|spec| spec.name).collect();
+        let state = ServerState {
+            store: Arc::new(store),
+            settings,
+            metrics: Arc::new(Metrics::new(&command_names, config.engine)),
+            clients: Arc::new(Clients::default()),
+            resp_addr: listener.local_addr()?,
+            config,
+            started: Instant::now(),
+            connections_received: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+        };
+        Ok(Server { state: Arc::new(state), listener, admin_listener })
+    }
+
+    /// Where clients connect.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.state.resp_addr
+    }
+
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    pub fn admin_addr(&self) -> std::io::Result<SocketAddr> {
+        self.admin_listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, turns not-ready, answers
+    /// what connections have already sent, closes them and returns, within the configured
+    /// grace period.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Server { state, listener, admin_listener } = self;
+        let config = &state.config;
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            strategy = %state.store.strategy(),
+            shards = state.store.shard_count(),
+            port = state.resp_addr.port(),
+            admin_port = admin_listener.local_addr()?.port(),
+            maxmemory = state.settings.max_memory(),
+            maxmemory_policy = state.settings.max_memory_policy().name(),
+            "cstore serve started"
+        );
+        let store = Arc::clone(&state.store);
+        let sweeper =
+            Sweeper::start(Arc::clone(&store), Duration::from_millis(config.active_expire_interval_ms), |report| {
+                if report.expired > 0 {
+                    tracing::trace!(examined = report.examined, expired = report.expired, "expiry sweep");
+                }
+            })?;
+
+        let readiness = Readiness::default();
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin_state = AdminState { metrics: Arc::clone(&state.metrics), readiness: readiness.clone(), store };
+        let admin = tokio::spawn(admin::serve_admin(admin_listener, admin_state, async {
+            let _ = admin_stopped.await;
+        }));
+
+        let (notify_shutdown, _) = broadcast::channel::<()>(1);
+        let (connection_done, mut all_done) = mpsc::channel::<()>(1);
+        readiness.set_ready();
+        tokio::select! {
+            () = accept_loop(&state, &listener, &notify_shutdown, &connection_done) => {}
+            () = shutdown => {}
+        }
+
+        // Drain: not ready, no new clients, answer what was sent, close.
+        readiness.set_draining();
+        drop(listener);
+        let open = state.clients.len();
+        tracing::info!(open_connections = open, "shutting down: draining connections");
+        let _ = notify_shutdown.send(());
+        drop(connection_done);
+        let grace = Duration::from_secs(config.shutdown_grace_secs);
+        if tokio::time::timeout(grace, all_done.recv()).await.is_err() {
+            tracing::warn!(open_connections = state.clients.len(), "grace period ended with connections still open");
+        }
+        sweeper.stop();
+        let _ = stop_admin.send(());
+        admin.await.context("admin endpoint task failed")?.context("admin endpoint failed")?;
+        tracing::info!("cstore serve stopped");
+        Ok(())
+    }
+}
+
+/// Accepts clients forever. Accept errors (such as running out of file descriptors) are
+/// logged and retried after a pause rather than ending the server.
+async fn accept_loop(
+    state: &Arc<ServerState>,
+    listener: &TcpListener,
+    notify_shutdown: &broadcast::Sender<()>,
+    connection_done: &mpsc::Sender<()>,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "accept failed; retrying");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        state.connections_received.fetch_add(1, Ordering::Relaxed);
+        if state.clients.len() >= usize::try_from(state.settings.max_clients()).unwrap_or(usize::MAX) {
+            state.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            state.metrics.connection_rejected();
+            tokio::spawn(reject(stream));
+            continue;
+        }
+        // Low latency matters more than packet count for request/reply traffic.
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().unwrap_or(state.resp_addr);
+        let registration = state.clients.register(peer, local);
+        let shutdown = Shutdown::new(notify_shutdown.subscribe());
+        let done = connection_done.clone();
+        let state = Arc::clone(state);
+        tokio::spawn(async move {
+            connection::serve(state, stream, registration, shutdown).await;
+            drop(done);
+        });
+    }
+}
+
+/// Tells a client the server is full, then closes the connection.
+async fn reject(mut stream: TcpStream) {
+    let _ = stream.write_all(MAX_CLIENTS_REPLY).await;
+    let _ = stream.shutdown().await;
+}

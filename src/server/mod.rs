@@ -1,0 +1,19 @@
+//! `cstore serve`: the Redis-protocol server on the engine.
+//!
+//! Bytes flow one way: socket -> `frame` (complete requests, zero-copy arguments) ->
+//! command table -> engine -> `reply` (RESP2 or RESP3) -> socket.
+
+pub mod admin; // admin HTTP: /healthz, /readyz, /metrics on their own port
+pub(crate) mod command; // the command table and one file per command family
+pub mod config; // ServerConfig (defaults < file < env/flags) and CONFIG GET/SET runtime settings
+mod connection; // one client: read, execute every buffered request, write once
+pub mod frame; // request decoder: complete requests from the read buffer, zero-copy arguments
+mod listener; // bind, accept within maxclients, drain on shutdown
+pub mod metrics; // Prometheus metrics, lock-free on the command path
+pub mod reply; // reply encoder into the output buffer, RESP2 or RESP3 as negotiated by HELLO
+pub mod resp_value; // client side of RESP: reply decoder and command encoder, for tests and tools
+mod session; // per-client state and the client list
+mod shutdown; // broadcast-plus-drop graceful shutdown
+mod state; // what connections share
+
+pub use listener::Server;

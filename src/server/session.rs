@@ -1,0 +1,148 @@
+//! Per-client state: what one connection negotiated (protocol, authentication), and the
+//! facts about it that CLIENT LIST shows to other clients.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use super::command::COMMANDS;
+use super::reply::Protocol;
+
+/// What other clients may read about a connection. Fields the owning connection changes on
+/// every command are atomics, so CLIENT LIST never slows the hot path down.
+pub(crate) struct ClientInfo {
+    pub(crate) id: u64,
+    pub(crate) peer: SocketAddr,
+    pub(crate) local: SocketAddr,
+    pub(crate) connected_at: Instant,
+    pub(crate) name: Mutex<Option<Bytes>>,
+    pub(crate) lib_name: Mutex<Option<Bytes>>,
+    pub(crate) lib_ver: Mutex<Option<Bytes>>,
+    /// Index into the command table plus one; 0 before the first command.
+    last_command: AtomicUsize,
+    /// Milliseconds after `connected_at` of the last command.
+    last_active_ms: AtomicU64,
+    resp: AtomicU8,
+}
+
+impl ClientInfo {
+    /// One line of CLIENT LIST / CLIENT INFO, in Redis's field order (fields cstore has no
+    /// notion of are reported with their neutral value so parsers keep working).
+    pub(crate) fn describe(&self, now: Instant) -> String {
+        let text = |field: &Mutex<Option<Bytes>>| {
+            field.lock().as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default()
+        };
+        let age = now.saturating_duration_since(self.connected_at);
+        let idle_ms = u64::try_from(age.as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_sub(self.last_active_ms.load(Ordering::Relaxed));
+        let cmd = match self.last_command.load(Ordering::Relaxed) {
+            0 => "NULL",
+            n => COMMANDS.get(n - 1).map_or("NULL", |spec| spec.name),
+        };
+        format!(
+            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 \
+             qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r \
+             cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.peer,
+            self.local,
+            text(&self.name),
+            age.as_secs(),
+            idle_ms / 1000,
+            cmd,
+            self.resp.load(Ordering::Relaxed),
+            text(&self.lib_name),
+            text(&self.lib_ver),
+        )
+    }
+}
+
+/// The connection's own view of itself.
+pub(crate) struct Session {
+    pub(crate) info: Arc<ClientInfo>,
+    protocol: Protocol,
+    pub(crate) authenticated: bool,
+    /// Set by QUIT: reply, flush, then close.
+    pub(crate) closing: bool,
+}
+
+impl Session {
+    pub(crate) fn new(info: Arc<ClientInfo>, authenticated: bool) -> Self {
+        Session { info, protocol: Protocol::Resp2, authenticated, closing: false }
+    }
+
+    pub(crate) fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    pub(crate) fn set_protocol(&mut self, protocol: Protocol) {
+        self.protocol = protocol;
+        let resp = match protocol {
+            Protocol::Resp2 => 2,
+            Protocol::Resp3 => 3,
+        };
+        self.info.resp.store(resp, Ordering::Relaxed);
+    }
+
+    /// Records that a command is running now (for CLIENT LIST's `cmd` and `idle`).
+    pub(crate) fn touch(&self, command_index: usize, now: Instant) {
+        self.info.last_command.store(command_index + 1, Ordering::Relaxed);
+        let since_connect = now.saturating_duration_since(self.info.connected_at);
+        self.info.last_active_ms.store(u64::try_from(since_connect.as_millis()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+}
+
+/// Every connected client, by id, for CLIENT LIST and the connected-clients count.
+#[derive(Default)]
+pub(crate) struct Clients {
+    by_id: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+    next_id: AtomicU64,
+}
+
+impl Clients {
+    /// Registers a new connection; it is unregistered when the returned guard drops.
+    pub(crate) fn register(self: &Arc<Self>, peer: SocketAddr, local: SocketAddr) -> Registration {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let info = Arc::new(ClientInfo {
+            id,
+            peer,
+            local,
+            connected_at: Instant::now(),
+            name: Mutex::new(None),
+            lib_name: Mutex::new(None),
+            lib_ver: Mutex::new(None),
+            last_command: AtomicUsize::new(0),
+            last_active_ms: AtomicU64::new(0),
+            resp: AtomicU8::new(2),
+        });
+        self.by_id.lock().insert(id, Arc::clone(&info));
+        Registration { clients: Arc::clone(self), info }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.by_id.lock().len()
+    }
+
+    /// A snapshot of every client, in id order.
+    pub(crate) fn all(&self) -> Vec<Arc<ClientInfo>> {
+        self.by_id.lock().values().cloned().collect()
+    }
+}
+
+/// Keeps a client listed while its connection lives.
+pub(crate) struct Registration {
+    clients: Arc<Clients>,
+    pub(crate) info: Arc<ClientInfo>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.clients.by_id.lock().remove(&self.info.id);
+    }
+}

@@ -1,0 +1,159 @@
+//! What every connection shares: the store, the settings that CONFIG SET may change, the
+//! metrics and the client list; plus the server-wide checks commands rely on (password,
+//! memory limit) and INFO.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use super::command::CommandError;
+use super::command::server::{InfoSection, redis_version};
+use super::config::{MaxMemoryPolicy, RuntimeSettings, ServerConfig};
+use super::metrics::Metrics;
+use super::session::Clients;
+use crate::engine::Store;
+
+/// Keys evicted per round under `allkeys-random`, and rounds per command at most: enough
+/// to catch up with one large write, bounded so that one command never stalls.
+const EVICTION_BATCH: usize = 16;
+const EVICTION_ROUNDS: usize = 64;
+
+pub(crate) struct ServerState {
+    pub(crate) store: Arc<Store>,
+    pub(crate) settings: RuntimeSettings,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) clients: Arc<Clients>,
+    pub(crate) config: ServerConfig,
+    pub(crate) resp_addr: SocketAddr,
+    pub(crate) started: Instant,
+    pub(crate) connections_received: AtomicU64,
+    pub(crate) rejected_connections: AtomicU64,
+}
+
+impl ServerState {
+    /// Enforces `maxmemory` before a command that may grow the data set: refuses it under
+    /// `noeviction`, evicts random keys under `allkeys-random`.
+    pub(crate) fn make_room(&self) -> Result<(), CommandError> {
+        let limit = self.settings.max_memory();
+        if limit == 0 || self.store.memory_bytes() <= limit {
+            return Ok(());
+        }
+        if self.settings.max_memory_policy() == MaxMemoryPolicy::Noeviction {
+            return Err(CommandError::OutOfMemory);
+        }
+        let mut evicted_any = false;
+        for _ in 0..EVICTION_ROUNDS {
+            let evicted = self.store.evict_random(EVICTION_BATCH);
+            evicted_any |= evicted > 0;
+            if evicted == 0 || self.store.memory_bytes() <= limit {
+                break;
+            }
+        }
+        // Like Redis, a command is let through while eviction makes progress; only a store
+        // with nothing left to evict refuses it.
+        if self.store.memory_bytes() <= limit || evicted_any { Ok(()) } else { Err(CommandError::OutOfMemory) }
+    }
+
+    /// INFO's text for the requested sections (none, "default", "all" or "everything"
+    /// mean every section).
+    pub(crate) fn info(&self, requested: &[String]) -> String {
+        let every =
+            requested.is_empty() || requested.iter().any(|s| matches!(s.as_str(), "all" | "default" | "everything"));
+        let wanted = |name: &str| every || requested.iter().any(|s| s == name);
+        let stats = self.store.stats();
+        let uptime = self.started.elapsed().as_secs();
+        let mut sections = Vec::new();
+        if wanted("server") {
+            sections.push(
+                InfoSection::new("Server")
+                    .field("redis_version", redis_version())
+                    .field("cstore_version", env!("CARGO_PKG_VERSION"))
+                    .field("redis_mode", "standalone")
+                    .field("os", std::env::consts::OS)
+                    .field("arch_bits", usize::BITS)
+                    .field("process_id", std::process::id())
+                    .field("tcp_port", self.resp_addr.port())
+                    .field("uptime_in_seconds", uptime)
+                    .field("uptime_in_days", uptime / 86_400)
+                    .finish(),
+            );
+        }
+        if wanted("clients") {
+            sections.push(
+                InfoSection::new("Clients")
+                    .field("connected_clients", self.clients.len())
+                    .field("maxclients", self.settings.max_clients())
+                    .finish(),
+            );
+        }
+        if wanted("memory") {
+            let limit = self.settings.max_memory();
+            sections.push(
+                InfoSection::new("Memory")
+                    .field("used_memory", stats.memory_bytes)
+                    .field("used_memory_human", human_bytes(stats.memory_bytes))
+                    .field("maxmemory", limit)
+                    .field("maxmemory_human", human_bytes(limit))
+                    .field("maxmemory_policy", self.settings.max_memory_policy().name())
+                    .finish(),
+            );
+        }
+        if wanted("stats") {
+            sections.push(
+                InfoSection::new("Stats")
+                    .field("total_connections_received", self.connections_received.load(Ordering::Relaxed))
+                    .field("total_commands_processed", self.metrics.total_commands())
+                    .field("rejected_connections", self.rejected_connections.load(Ordering::Relaxed))
+                    .field("expired_keys", stats.expired_keys)
+                    .field("evicted_keys", stats.evicted_keys)
+                    .finish(),
+            );
+        }
+        if wanted("keyspace") {
+            let mut section = InfoSection::new("Keyspace");
+            if stats.keys > 0 {
+                section =
+                    section.field("db0", format!("keys={},expires={},avg_ttl=0", stats.keys, stats.volatile_keys));
+            }
+            sections.push(section.finish());
+        }
+        if wanted("cstore") {
+            sections.push(
+                InfoSection::new("Cstore")
+                    .field("strategy", self.store.strategy())
+                    .field("shards", self.store.shard_count())
+                    .field("version", env!("CARGO_PKG_VERSION"))
+                    .field("lock_wait_seconds", format!("{:.6}", stats.lock_wait_ns as f64 / 1e9))
+                    .field("published_versions", stats.published_versions.map_or("-".to_owned(), |v| v.to_string()))
+                    .finish(),
+            );
+        }
+        sections.join("\r\n")
+    }
+}
+
+/// Bytes in Redis's human form (`1.50M`).
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes}B") } else { format!("{value:.2}{}", UNITS[unit]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_bytes_like_redis() {
+        assert_eq!(human_bytes(0), "0B");
+        assert_eq!(human_bytes(1023), "1023B");
+        assert_eq!(human_bytes(1536), "1.50K");
+        assert_eq!(human_bytes(3 * 1024 * 1024), "3.00M");
+    }
+}

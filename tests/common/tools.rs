@@ -1,0 +1,44 @@
+//! The real Redis tools some integration tests drive: `redis-server`, `redis-cli`,
+//! `redis-benchmark` (Debian `redis-server`, `redis-tools`) and redis-py (PyPI `redis`, in
+//! the project's `.venv`). `scripts/test-deps.sh` installs them all.
+//!
+//! A missing tool fails the test under CI (`CI` set and not `false`/`0`), where skipping
+//! would hide that nothing was tested; elsewhere the test prints a notice and skips.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Whether this is a CI run, where every tool must be present.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| !matches!(value.trim(), "" | "0" | "false"))
+}
+
+/// The executable `name` found on PATH; `None` (after a notice) when it is missing outside
+/// CI, so the caller returns early. Under CI a missing tool fails the test.
+pub fn require(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file()));
+    found.or_else(|| missing(name))
+}
+
+/// A Python interpreter that can `import redis`: the project's `.venv` first, then `python3`
+/// on PATH. Same rules as [`require`] when there is none.
+pub fn python_with_redis() -> Option<PathBuf> {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    [venv, PathBuf::from("python3")]
+        .into_iter()
+        .find(|python| {
+            Command::new(python).args(["-c", "import redis"]).output().is_ok_and(|output| output.status.success())
+        })
+        .or_else(|| missing("redis-py (a Python with `import redis`)"))
+}
+
+fn missing(what: &str) -> Option<PathBuf> {
+    let remedy = "run scripts/test-deps.sh to install it";
+    assert!(!in_ci(), "{what} is required under CI but missing: {remedy}");
+    // Straight to the stderr handle: libtest captures `eprintln!` of passing tests, and a skip
+    // must not go unnoticed.
+    let _ = writeln!(std::io::stderr(), "notice: skipping this test, {what} is not installed ({remedy})");
+    None
+}

@@ -1,0 +1,128 @@
+"""Drives a cstore server with redis-py, the most used Python client, as an application would.
+
+Run by tests/server_clients.rs for every strategy, over RESP2 and RESP3 (redis-py negotiates
+RESP3 with HELLO 3, and parses replies differently in each). Exits non-zero with a traceback
+on the first reply redis-py does not give as it would with Redis; prints "ok" otherwise.
+"""
+
+import argparse
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+
+def check_commands(client: redis.Redis) -> None:
+    assert client.ping() is True
+    assert client.set("greeting", "hello") is True
+    assert client.get("greeting") == "hello"
+    assert client.get("missing") is None
+    assert client.set("greeting", "other", nx=True) is None
+    assert client.set("greeting", "again", xx=True, get=True) == "hello"
+    assert client.setnx("fresh", "1") is True
+    assert client.setnx("fresh", "2") is False
+    assert client.incr("counter") == 1
+    assert client.incrby("counter", 41) == 42
+    assert client.decr("counter") == 41
+    assert client.incrbyfloat("float", 2.5) == 2.5
+    assert client.mset({"a": "1", "b": "2"}) is True
+    assert client.mget("a", "b", "missing") == ["1", "2", None]
+    assert client.append("a", "23") == 3
+    assert client.strlen("a") == 3
+    assert client.getrange("greeting", 0, 2) == "aga"
+    assert client.setrange("greeting", 0, "AG") == 5
+    assert client.get("greeting") == "AGain"
+    assert client.expire("a", 100) is True
+    assert 0 < client.ttl("a") <= 100
+    assert 0 < client.pttl("a") <= 100_000
+    assert client.persist("a") is True
+    assert client.ttl("a") == -1
+    assert client.getex("b", ex=50) == "2"
+    assert 0 < client.ttl("b") <= 50
+    assert client.getdel("b") == "2"
+    assert client.exists("a", "a", "b") == 2
+    assert client.type("a") == "string"
+    assert client.delete("a", "missing") == 1
+
+
+def check_pipeline_and_scan(client: redis.Redis) -> None:
+    keys = {f"scan:{i}" for i in range(100)}
+    with client.pipeline(transaction=False) as pipe:
+        for key in sorted(keys):
+            pipe.set(key, key)
+        assert pipe.execute() == [True] * len(keys)
+    assert set(client.scan_iter(match="scan:*", count=7)) == keys
+    assert sorted(client.keys("scan:1*")) == sorted(k for k in keys if k.startswith("scan:1"))
+    assert client.dbsize() >= len(keys)
+
+
+def check_server_and_connection(client: redis.Redis, protocol: int) -> None:
+    assert client.client_setname("py-client") is True
+    assert client.client_getname() == "py-client"
+    assert isinstance(client.client_id(), int)
+    assert client.config_get("maxmemory") == {"maxmemory": "0"}
+    info = client.info()
+    assert info["redis_version"] and info["connected_clients"] >= 1, info
+    assert client.info("keyspace")["db0"]["keys"] >= 100
+    seconds, microseconds = client.time()
+    assert seconds > 1_600_000_000 and 0 <= microseconds < 1_000_000
+    hello = client.execute_command("HELLO", protocol)
+    # RESP3 has maps; in RESP2 the same fields come as a flat list.
+    fields = hello if isinstance(hello, dict) else dict(zip(hello[::2], hello[1::2]))
+    assert fields["proto"] == protocol and fields["server"] == "redis", hello
+
+
+def check_errors(client: redis.Redis) -> None:
+    expectations = [
+        (("INCR", "greeting"), "value is not an integer or out of range"),
+        (("NOSUCH", "x"), "unknown command 'NOSUCH', with args beginning with: 'x' "),
+        (("SET", "k", "v", "NX", "XX"), "syntax error"),
+        (("GET",), "wrong number of arguments for 'get' command"),
+    ]
+    for command, message in expectations:
+        try:
+            client.execute_command(*command)
+        except redis.ResponseError as error:
+            assert str(error) == message, (command, str(error))
+        else:
+            raise AssertionError(f"{command} did not fail")
+
+
+def check_authentication(port: int, protocol: int, password: str) -> None:
+    # redis-py retries an AuthenticationError (a ConnectionError) with backoff for seconds,
+    # against Redis too: ask for no retry, the refusal is what is checked.
+    no_retry = Retry(NoBackoff(), 0)
+    for wrong in (None, password + "-wrong"):
+        try:
+            redis.Redis(host="127.0.0.1", port=port, protocol=protocol, password=wrong, retry=no_retry).get("k")
+        except redis.AuthenticationError:
+            continue
+        raise AssertionError(f"password {wrong!r} was accepted")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--protocol", type=int, choices=(2, 3), required=True)
+    parser.add_argument("--password")
+    args = parser.parse_args()
+    client = redis.Redis(
+        host="127.0.0.1",
+        port=args.port,
+        protocol=args.protocol,
+        password=args.password,
+        decode_responses=True,
+        socket_timeout=30,
+    )
+    assert client.flushdb() is True
+    check_commands(client)
+    check_pipeline_and_scan(client)
+    check_server_and_connection(client, args.protocol)
+    check_errors(client)
+    if args.password:
+        check_authentication(args.port, args.protocol, args.password)
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
