@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Checks the ConcurrentStore CRD and its examples, as CI runs it:
+#   1. crds/ (and every chart's copy under charts/*/crds/) is exactly what `cstore crd` prints;
+#   2. the CRD, and the built-in objects beside the examples, pass `kubernetes-validate --strict`
+#      for the Kubernetes version the operator is built against (k8s-openapi feature v1_36);
+#   3. every example ConcurrentStore under manifests/examples validates strictly against the
+#      generated CRD (../shared/tools/validate-crs.py: unknown fields are errors).
+# Python tools go into a venv at .venv/ (created here when missing). Under CI=true a missing
+# tool fails the check; elsewhere the step that needs it is skipped with a warning.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+KUBERNETES_VERSION=1.36.0
+CRD=crds/concurrentstores.cstore.dev.yaml
+EXAMPLES=manifests/examples
+VALIDATE_CRS=../shared/tools/validate-crs.py
+PYTHON_PACKAGES=(kubernetes-validate pyyaml jsonschema)
+
+step() { printf '\n==> %s\n' "$*"; }
+fail() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Fails under CI; elsewhere warns and returns 1 so the caller skips its step.
+missing() {
+    [ "${CI:-}" = "true" ] && fail "$1"
+    printf 'warning: %s; skipping this step (CI fails instead)\n' "$1" >&2
+    return 1
+}
+
+python_tools_ready() {
+    [ -x .venv/bin/python ] && .venv/bin/python -c 'import kubernetes_validate, yaml, jsonschema' 2>/dev/null
+}
+
+ensure_python_tools() {
+    python_tools_ready && return 0
+    command -v python3 >/dev/null 2>&1 || { missing "python3 is required to validate the CRD"; return 1; }
+    step "creating .venv with ${PYTHON_PACKAGES[*]}"
+    python3 -m venv .venv || {
+        missing "python3 cannot create a venv (Debian: apt-get install python3-venv)"
+        return 1
+    }
+    .venv/bin/pip install --quiet --disable-pip-version-check "${PYTHON_PACKAGES[@]}"
+}
+
+command -v cargo >/dev/null 2>&1 || fail "cargo is required"
+
+step "crds/ matches \`cstore crd\`"
+generated=$(mktemp)
+trap 'rm -f "$generated"' EXIT
+cargo run --locked --quiet --bin cstore -- crd >"$generated"
+shopt -s nullglob
+copies=("$CRD" charts/*/crds/concurrentstores.cstore.dev.yaml)
+for copy in "${copies[@]}"; do
+    if ! diff -u "$copy" "$generated"; then
+        fail "$copy differs from \`cstore crd\`: regenerate it with \`cargo run -- crd > $copy\`"
+    fi
+    echo "ok   $copy"
+done
+
+if ensure_python_tools; then
+    step "kubernetes-validate --strict (Kubernetes $KUBERNETES_VERSION)"
+    .venv/bin/kubernetes-validate --strict --kubernetes-version "$KUBERNETES_VERSION" "$CRD"
+    # The built-in objects beside the examples (Secrets); ConcurrentStores are the next step's.
+    .venv/bin/kubernetes-validate --strict --no-warn --kubernetes-version "$KUBERNETES_VERSION" "$EXAMPLES"/*.yaml
+
+    step "example ConcurrentStores against the generated CRD"
+    if [ -f "$VALIDATE_CRS" ]; then
+        .venv/bin/python "$VALIDATE_CRS" --crds "$CRD" "$EXAMPLES"
+    else
+        missing "$VALIDATE_CRS not found (shared/ must sit beside the repository)" || true
+    fi
+fi

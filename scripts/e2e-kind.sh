@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# End-to-end test of the operator on a real cluster (kind or k3d, or any cluster kubectl
+# reaches): installs the CRD and the operator (2 replicas, leader election), applies a store,
+# waits for Ready, SETs and GETs through a port-forward, changes the strategy and follows the
+# rollout and the status, then deletes the store and checks its children go with it.
+#
+# Without a reachable cluster it prints that it was skipped and exits 0.
+#
+# The store image: CSTORE_IMAGE names one the cluster can pull. Unset, the script builds
+# cstore:e2e from the Dockerfile with docker and loads it into the kind or k3d cluster of the
+# current kubectl context.
+#
+# Environment: E2E_NAMESPACE (default cstore-e2e), E2E_TIMEOUT (default 180s).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NAMESPACE=${E2E_NAMESPACE:-cstore-e2e}
+TIMEOUT=${E2E_TIMEOUT:-180s}
+STORE=coarse
+LOCAL_PORT=16379
+CRD_NAME=concurrentstores.cstore.dev
+
+step() { printf '\n==> %s\n' "$*"; }
+fail() {
+    printf 'error: %s\n' "$*" >&2
+    kubectl -n "$NAMESPACE" get concurrentstores,deployments,pods,events 2>/dev/null | tail -40 >&2 || true
+    kubectl -n "$NAMESPACE" logs deployment/cstore-operator --tail=60 2>/dev/null >&2 || true
+    exit 1
+}
+skip() {
+    printf 'SKIPPED: e2e-kind: %s\n' "$*"
+    exit 0
+}
+
+# --- Is there a cluster? -----------------------------------------------------------------
+command -v kubectl >/dev/null 2>&1 || skip "kubectl is not installed"
+if [ -z "${KUBECONFIG:-}" ] && [ ! -f "$HOME/.kube/config" ]; then
+    skip "no kubeconfig (KUBECONFIG unset and no ~/.kube/config)"
+fi
+kubectl cluster-info --request-timeout=5s >/dev/null 2>&1 || skip "the cluster of context '$(kubectl config current-context 2>/dev/null || echo none)' is not reachable"
+
+# --- The image ---------------------------------------------------------------------------
+if [ -z "${CSTORE_IMAGE:-}" ]; then
+    CSTORE_IMAGE=cstore:e2e
+    context=$(kubectl config current-context)
+    [ -f Dockerfile ] || fail "no Dockerfile to build $CSTORE_IMAGE from: set CSTORE_IMAGE to an image the cluster can pull"
+    command -v docker >/dev/null 2>&1 || fail "docker is needed to build $CSTORE_IMAGE: set CSTORE_IMAGE instead"
+    step "building $CSTORE_IMAGE"
+    docker build --quiet --tag "$CSTORE_IMAGE" .
+    case "$context" in
+        kind-*) kind load docker-image "$CSTORE_IMAGE" --name "${context#kind-}" ;;
+        k3d-*) k3d image import "$CSTORE_IMAGE" --cluster "${context#k3d-}" ;;
+        *) fail "context $context is neither kind nor k3d: push an image and set CSTORE_IMAGE" ;;
+    esac
+fi
+
+crd_existed=false
+kubectl get crd "$CRD_NAME" >/dev/null 2>&1 && crd_existed=true
+port_forward=
+cleanup() {
+    if [ -n "$port_forward" ]; then kill "$port_forward" 2>/dev/null || true; fi
+    kubectl delete namespace "$NAMESPACE" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+    kubectl delete clusterrolebinding "cstore-operator-$NAMESPACE" --ignore-not-found >/dev/null 2>&1 || true
+    kubectl delete clusterrole "cstore-operator-$NAMESPACE" --ignore-not-found >/dev/null 2>&1 || true
+    if [ "$crd_existed" = false ]; then
+        kubectl delete crd "$CRD_NAME" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+    fi
+}
+trap cleanup EXIT
+
+# --- CRD and operator --------------------------------------------------------------------
+step "installing the CRD"
+kubectl apply --server-side -f crds/
+kubectl wait --for=condition=Established "crd/$CRD_NAME" --timeout=60s
+
+step "installing the operator ($CSTORE_IMAGE, 2 replicas) in $NAMESPACE"
+kubectl create namespace "$NAMESPACE" --dry-run=client -o yaml | kubectl apply -f -
+# The operator's minimal install: its RBAC and Deployment.
+kubectl apply -f - <<EOF
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: cstore-operator
+  namespace: $NAMESPACE
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: cstore-operator-$NAMESPACE
+rules:
+  - apiGroups: [cstore.dev]
+    resources: [concurrentstores]
+    verbs: [get, list, watch]
+  - apiGroups: [cstore.dev]
+    resources: [concurrentstores/status]
+    verbs: [get, patch, update]
+  - apiGroups: [""]
+    resources: [configmaps, services]
+    verbs: [get, list, watch, create, update, patch, delete]
+  - apiGroups: [apps]
+    resources: [deployments]
+    verbs: [get, list, watch, create, update, patch, delete]
+  - apiGroups: [policy]
+    resources: [poddisruptionbudgets]
+    verbs: [get, list, watch, create, update, patch, delete]
+  - apiGroups: [events.k8s.io]
+    resources: [events]
+    verbs: [create, patch]
+  - apiGroups: [coordination.k8s.io]
+    resources: [leases]
+    verbs: [get, list, watch, create, update, patch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: cstore-operator-$NAMESPACE
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: cstore-operator-$NAMESPACE
+subjects:
+  - kind: ServiceAccount
+    name: cstore-operator
+    namespace: $NAMESPACE
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: cstore-operator
+  namespace: $NAMESPACE
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app.kubernetes.io/name: cstore-operator}
+  template:
+    metadata:
+      labels: {app.kubernetes.io/name: cstore-operator}
+    spec:
+      serviceAccountName: cstore-operator
+      enableServiceLinks: false
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: 65532
+        seccompProfile: {type: RuntimeDefault}
+      containers:
+        - name: operator
+          image: $CSTORE_IMAGE
+          imagePullPolicy: IfNotPresent
+          args: [operator]
+          env:
+            - {name: CSTORE_IMAGE, value: "$CSTORE_IMAGE"}
+            - name: POD_NAME
+              valueFrom: {fieldRef: {fieldPath: metadata.name}}
+            - name: POD_NAMESPACE
+              valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+          ports: [{name: admin, containerPort: 8080}]
+          readinessProbe: {httpGet: {path: /readyz, port: admin}}
+          livenessProbe: {httpGet: {path: /healthz, port: admin}}
+          securityContext:
+            allowPrivilegeEscalation: false
+            readOnlyRootFilesystem: true
+            capabilities: {drop: [ALL]}
+EOF
+kubectl -n "$NAMESPACE" rollout status deployment/cstore-operator --timeout="$TIMEOUT" || fail "the operator did not start"
+holder=$(kubectl -n "$NAMESPACE" get lease cstore-operator -o jsonpath='{.spec.holderIdentity}' 2>/dev/null || true)
+[ -n "$holder" ] || fail "no replica holds the cstore-operator lease"
+echo "leader: $holder"
+
+# --- A store -----------------------------------------------------------------------------
+step "applying ConcurrentStore $STORE (Mutex, 1 shard) and waiting for Ready"
+kubectl -n "$NAMESPACE" apply -f manifests/examples/mutex.yaml
+kubectl -n "$NAMESPACE" wait --for=condition=Ready "concurrentstore/$STORE" --timeout="$TIMEOUT" || fail "the store did not become Ready"
+kubectl -n "$NAMESPACE" get concurrentstore "$STORE"
+
+# Sends one inline command to the forwarded store and prints the reply's first line.
+redis() {
+    if command -v redis-cli >/dev/null 2>&1; then
+        redis-cli -p "$LOCAL_PORT" "$@"
+    else
+        exec 3<>"/dev/tcp/127.0.0.1/$LOCAL_PORT"
+        printf '%s\r\n' "$*" >&3
+        local reply
+        IFS= read -r reply <&3
+        if [[ "$reply" == \$* ]]; then IFS= read -r reply <&3; fi
+        exec 3>&-
+        printf '%s\n' "${reply%$'\r'}" | sed 's/^+//'
+    fi
+}
+
+step "SET and GET through a port-forward"
+kubectl -n "$NAMESPACE" port-forward "service/$STORE" "$LOCAL_PORT:6379" >/dev/null 2>&1 &
+port_forward=$!
+for _ in $(seq 1 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$LOCAL_PORT") 2>/dev/null && break
+    sleep 0.2
+done
+[ "$(redis SET e2e-key e2e-value)" = OK ] || fail "SET did not answer OK"
+[ "$(redis GET e2e-key)" = e2e-value ] || fail "GET did not return the value just set"
+echo "SET/GET ok"
+kill "$port_forward" 2>/dev/null || true
+port_forward=
+
+# --- A strategy change -------------------------------------------------------------------
+step "changing the strategy to LockFree with 16 shards"
+old_hash=$(kubectl -n "$NAMESPACE" get deployment "$STORE" -o jsonpath='{.spec.template.metadata.annotations.cstore\.dev/config-hash}')
+kubectl -n "$NAMESPACE" patch concurrentstore "$STORE" --type merge -p '{"spec":{"strategy":"LockFree","shards":16}}'
+kubectl -n "$NAMESPACE" get concurrentstore "$STORE" --watch --output-watch-events &
+watcher=$!
+kubectl -n "$NAMESPACE" wait --for=jsonpath='{.status.strategy}'=LockFree "concurrentstore/$STORE" --timeout="$TIMEOUT" \
+    || fail "the status never reported the LockFree rollout"
+kubectl -n "$NAMESPACE" rollout status "deployment/$STORE" --timeout="$TIMEOUT"
+kubectl -n "$NAMESPACE" wait --for=condition=Ready "concurrentstore/$STORE" --timeout="$TIMEOUT"
+kill "$watcher" 2>/dev/null || true
+new_hash=$(kubectl -n "$NAMESPACE" get deployment "$STORE" -o jsonpath='{.spec.template.metadata.annotations.cstore\.dev/config-hash}')
+[ "$old_hash" != "$new_hash" ] || fail "the pod template's config hash did not change"
+[ "$(kubectl -n "$NAMESPACE" get concurrentstore "$STORE" -o jsonpath='{.status.shards}')" = 16 ] || fail "status.shards is not 16"
+kubectl -n "$NAMESPACE" get concurrentstore "$STORE"
+
+# --- Deletion ----------------------------------------------------------------------------
+step "deleting the store; its children must go"
+kubectl -n "$NAMESPACE" delete concurrentstore "$STORE" --wait=true --timeout="$TIMEOUT"
+kubectl -n "$NAMESPACE" wait --for=delete "deployment/$STORE" "service/$STORE" "configmap/$STORE-config" --timeout=120s \
+    || fail "the store's children outlived it"
+
+printf '\ne2e-kind: passed\n'

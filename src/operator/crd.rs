@@ -1,0 +1,523 @@
+//! The `ConcurrentStore` custom resource (`cstore.dev/v1alpha1`): its Rust types, from which
+//! `cstore crd` generates the CRD and its schema.
+//!
+//! Everything the API server can check is checked in the schema (enums, ranges, patterns and
+//! CEL rules), so a bad spec is refused at `kubectl apply` time with a message instead of
+//! surfacing later as a Degraded store. Every field carries a description for `kubectl explain`.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration, TopologySpreadConstraint};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use kube::core::crd::CustomResourceExt;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{MAX_SHARDS, Strategy};
+use crate::server::config::MaxMemoryPolicy;
+
+/// The API group of every cstore resource.
+pub const GROUP: &str = "cstore.dev";
+
+/// The shard count a store gets when its spec names none (the store's own default).
+pub const DEFAULT_SHARDS: u32 = 16;
+
+/// Pod labels the operator sets itself to select a store's pods; users may not set them.
+pub const NAME_LABEL: &str = "app.kubernetes.io/name";
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+
+/// The desired state of a store: its concurrency engine, size, and where its pods run.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "cstore.dev",
+    version = "v1alpha1",
+    kind = "ConcurrentStore",
+    plural = "concurrentstores",
+    shortname = "cstore",
+    namespaced,
+    status = "ConcurrentStoreStatus",
+    derive = "Default",
+    derive = "PartialEq",
+    doc = "A Redis-protocol key-value store whose locking strategy and shard count are chosen here. The cstore \
+           operator runs it as a Deployment behind a Service, configured through a ConfigMap.",
+    validation = kube::core::Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$')").message(
+        "metadata.name must be at most 63 lowercase letters, digits and '-', starting with a letter and not \
+         ending with '-': it names the store's Service"
+    ),
+    printcolumn(
+        name = "Strategy",
+        type_ = "string",
+        json_path = ".spec.strategy",
+        description = "How each shard is guarded"
+    ),
+    printcolumn(name = "Shards", type_ = "integer", json_path = ".spec.shards", description = "Number of shards"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.ready",
+        description = "Ready replicas out of desired"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ConcurrentStoreSpec {
+    /// How each shard is guarded. Mutex: one lock per shard. RwLock: readers share, writers are
+    /// exclusive. LockFree: reads never block. CopyOnWrite: readers load immutable snapshots,
+    /// writers publish new versions. Changing it rolls the pods; the data is in memory and does
+    /// not survive the restart.
+    #[serde(default)]
+    pub strategy: Strategy,
+
+    /// How many independent shards the key space is hashed into: a power of two from 1 to 4096.
+    /// Changing it rolls the pods.
+    #[serde(default = "default_shards")]
+    #[schemars(schema_with = "shards_schema")]
+    pub shards: u32,
+
+    /// Number of store pods. Until cstore has a clustered mode, each replica is an independent
+    /// store with its own keys: the Service spreads connections over them, so a client may
+    /// not read what it wrote through another connection. Use 1 unless that is what you want.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 1))]
+    pub replicas: i32,
+
+    /// Container image of the store. Defaults to the image the operator itself runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub image: Option<String>,
+
+    /// CPU and memory requests and limits of the store container. Defaults to requests of
+    /// 100m CPU and 128Mi memory and a limit of 1Gi memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Memory limit for keys and values, as a quantity (512Mi, 2Gi); 0 means unlimited. At the
+    /// limit a write is refused with -OOM or evicts keys, as evictionPolicy says. Defaults to
+    /// three quarters of the container memory limit when there is one, so the store refuses
+    /// writes before the kernel kills it; otherwise unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "isQuantity(string(self)) && quantity(string(self)).sign() >= 0",
+        "message": "maxMemory must be a non-negative quantity such as 512Mi or 2Gi",
+    }]))]
+    pub max_memory: Option<Quantity>,
+
+    /// What a write does once maxMemory is reached: noeviction refuses it with -OOM,
+    /// allkeys-random evicts random keys until the store fits.
+    #[serde(default)]
+    pub eviction_policy: MaxMemoryPolicy,
+
+    /// Client authentication. When set, clients must AUTH with the password held in the named
+    /// Secret key; when absent, the store accepts every client. The password is read when a
+    /// pod starts: after changing it, restart the pods (kubectl rollout restart deployment/NAME).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
+
+    /// OpenTelemetry tracing of store commands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<TracingSpec>,
+
+    /// Scheduling and metadata of the store's pods.
+    #[serde(default, skip_serializing_if = "PodSpecOverrides::is_empty")]
+    pub pod: PodSpecOverrides,
+}
+
+/// The defaults the schema gives a spec that sets nothing.
+impl Default for ConcurrentStoreSpec {
+    fn default() -> Self {
+        ConcurrentStoreSpec {
+            strategy: Strategy::default(),
+            shards: default_shards(),
+            replicas: default_replicas(),
+            image: None,
+            resources: None,
+            max_memory: None,
+            eviction_policy: MaxMemoryPolicy::default(),
+            auth: None,
+            tracing: None,
+            pod: PodSpecOverrides::default(),
+        }
+    }
+}
+
+/// Where the store's password comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// The Secret key holding the password, mounted into the pods as a file. Trailing newlines
+    /// are ignored.
+    pub secret_ref: SecretKeyRef,
+}
+
+/// One key of a Secret in the store's namespace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret, in the store's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+
+    /// Key within the Secret whose value is the password.
+    #[serde(default = "default_secret_key")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+}
+
+/// Where traces go and how many commands are traced.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TracingSpec {
+    /// OTLP/gRPC endpoint of an OpenTelemetry collector, with its scheme
+    /// (http://otel-collector.observability:4317). Without it nothing is exported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
+    pub endpoint: Option<String>,
+
+    /// Fraction of commands traced, from 0 (none, no measurable cost) to 1 (every command).
+    #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub sample_ratio: f64,
+}
+
+/// Scheduling constraints and extra metadata for the store's pods.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpecOverrides {
+    /// Extra labels on the store's pods. app.kubernetes.io/name and app.kubernetes.io/instance
+    /// are set by the operator to select the pods and may not be given here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "!('app.kubernetes.io/name' in self) && !('app.kubernetes.io/instance' in self)",
+        "message": "labels app.kubernetes.io/name and app.kubernetes.io/instance are set by the operator",
+    }]))]
+    pub labels: BTreeMap<String, String>,
+
+    /// Extra annotations on the store's pods (for example for a service mesh or a scraper).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+
+    /// Labels a node must have for the store's pods to be scheduled on it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+
+    /// Taints the store's pods tolerate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+
+    /// Node and pod affinity and anti-affinity of the store's pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+
+    /// How the store's pods spread across zones or nodes. Their labelSelector should match the
+    /// labels app.kubernetes.io/name=cstore and app.kubernetes.io/instance=<store name>.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+
+    /// PriorityClass of the store's pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+}
+
+impl PodSpecOverrides {
+    fn is_empty(&self) -> bool {
+        *self == PodSpecOverrides::default()
+    }
+}
+
+/// What the operator last observed of the store.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConcurrentStoreStatus {
+    /// The metadata.generation of the spec this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Store pods that exist, whatever their version.
+    #[serde(default)]
+    pub replicas: i32,
+
+    /// Store pods that pass their readiness probe.
+    #[serde(default)]
+    pub ready_replicas: i32,
+
+    /// Ready pods out of desired, as kubectl get shows it (1/1).
+    #[serde(default)]
+    pub ready: String,
+
+    /// Service address clients connect to: host:port, resolvable inside the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+
+    /// The strategy every pod runs: set once a rollout to it has completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
+
+    /// The shard count every pod runs: set once a rollout to it has completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u32>,
+
+    /// Ready: every replica is ready at the current generation. Progressing: a rollout is under
+    /// way. Degraded: the operator or the rollout failed; the message says why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+fn default_shards() -> u32 {
+    DEFAULT_SHARDS
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+fn default_secret_key() -> String {
+    "password".to_owned()
+}
+
+/// Shards are an integer from 1 to 4096 that must be a power of two. CEL has no bitwise
+/// operators, so the rule lists the powers; they are computed from the engine's limit.
+fn shards_schema(_: &mut SchemaGenerator) -> Schema {
+    let powers: Vec<u32> = (0..=MAX_SHARDS.ilog2()).map(|exponent| 1 << exponent).collect();
+    let list = powers.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+    json_schema!({
+        "type": "integer",
+        "format": "int32",
+        "minimum": 1,
+        "maximum": MAX_SHARDS,
+        "x-kubernetes-validations": [{
+            "rule": format!("self in [{list}]"),
+            "message": format!("shards must be a power of two between 1 and {MAX_SHARDS}"),
+        }],
+    })
+}
+
+/// The strategy is a string enum named as in the store's config file.
+impl JsonSchema for Strategy {
+    fn schema_name() -> Cow<'static, str> {
+        "Strategy".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string", "enum": Strategy::ALL.map(Strategy::name) })
+    }
+}
+
+/// The eviction policy is a string enum with Redis's names, as in the store's config file.
+impl JsonSchema for MaxMemoryPolicy {
+    fn schema_name() -> Cow<'static, str> {
+        "MaxMemoryPolicy".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string", "enum": MaxMemoryPolicy::ALL.map(MaxMemoryPolicy::name) })
+    }
+}
+
+/// The CRD as YAML, exactly what `cstore crd` prints and `crds/` holds.
+pub fn crd_yaml() -> Result<String, serde_saphyr::ser::Error> {
+    serde_saphyr::to_string(&ConcurrentStore::crd())
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::Resource;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const COMMITTED_CRD: &str = include_str!("../../crds/concurrentstores.cstore.dev.yaml");
+
+    fn schema() -> Value {
+        let crd = ConcurrentStore::crd();
+        serde_json::to_value(&crd.spec.versions[0].schema.as_ref().unwrap().open_api_v3_schema).unwrap()
+    }
+
+    /// A store as a client would send it: `spec` merged over a minimal valid object.
+    fn store_json(name: &str, spec: Value) -> Value {
+        json!({
+            "apiVersion": "cstore.dev/v1alpha1",
+            "kind": "ConcurrentStore",
+            "metadata": {"name": name, "namespace": "apps"},
+            "spec": spec,
+        })
+    }
+
+    /// The messages the API server would answer for a store with `spec`, evaluating the
+    /// schema's CEL rules as the API server does.
+    fn cel_errors(name: &str, spec: Value) -> Vec<String> {
+        match kube::core::cel::Validator::new().validate(&schema(), &store_json(name, spec), None) {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors.into_vec().into_iter().map(|error| error.message).collect(),
+        }
+    }
+
+    #[test]
+    fn the_committed_crd_is_what_cstore_crd_prints() {
+        assert!(
+            COMMITTED_CRD == crd_yaml().unwrap(),
+            "crds/concurrentstores.cstore.dev.yaml is stale: regenerate it with \
+             `cargo run -- crd > crds/concurrentstores.cstore.dev.yaml`"
+        );
+    }
+
+    #[test]
+    fn the_yaml_reads_back_as_the_same_crd() {
+        let parsed: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
+            serde_saphyr::from_str(&crd_yaml().unwrap()).unwrap();
+        assert_eq!(parsed, ConcurrentStore::crd());
+    }
+
+    #[test]
+    fn names_scope_subresources_and_columns() {
+        let crd = ConcurrentStore::crd();
+        assert_eq!(crd.metadata.name.as_deref(), Some("concurrentstores.cstore.dev"));
+        assert_eq!((crd.spec.group.as_str(), crd.spec.scope.as_str()), (GROUP, "Namespaced"));
+        assert_eq!(crd.spec.names.kind, "ConcurrentStore");
+        assert_eq!(crd.spec.names.plural, "concurrentstores");
+        assert_eq!(crd.spec.names.short_names, Some(vec!["cstore".to_owned()]), "not cs: componentstatuses has it");
+        let version = &crd.spec.versions[0];
+        assert_eq!((version.name.as_str(), version.served, version.storage), ("v1alpha1", true, true));
+        assert!(version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
+        let columns: Vec<(&str, &str)> = version
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| (c.name.as_str(), c.json_path.as_str()))
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                ("Strategy", ".spec.strategy"),
+                ("Shards", ".spec.shards"),
+                ("Ready", ".status.ready"),
+                ("Age", ".metadata.creationTimestamp")
+            ]
+        );
+        assert_eq!(ConcurrentStore::api_version(&()), "cstore.dev/v1alpha1");
+    }
+
+    /// `kubectl explain` shows a field's description: every property of the spec and status,
+    /// down to the fields of embedded Kubernetes types, has one.
+    #[test]
+    fn every_field_has_a_description() {
+        fn undescribed(path: &str, node: &Value, missing: &mut Vec<String>) {
+            if let Some(properties) = node.get("properties").and_then(Value::as_object) {
+                for (name, property) in properties {
+                    let path = format!("{path}.{name}");
+                    if property.get("description").and_then(Value::as_str).is_none_or(str::is_empty) {
+                        missing.push(path.clone());
+                    }
+                    undescribed(&path, property, missing);
+                }
+            }
+            for nested in ["items", "additionalProperties"] {
+                if let Some(child) = node.get(nested) {
+                    undescribed(path, child, missing);
+                }
+            }
+        }
+        let schema = schema();
+        let mut missing = Vec::new();
+        for part in ["spec", "status"] {
+            undescribed(part, &schema["properties"][part], &mut missing);
+        }
+        assert!(missing.is_empty(), "fields without a description: {missing:#?}");
+    }
+
+    #[test]
+    fn defaults_are_in_the_schema_and_in_the_types() {
+        let spec = &schema()["properties"]["spec"]["properties"];
+        assert_eq!(spec["strategy"]["default"], "RwLock");
+        assert_eq!(spec["shards"]["default"], 16);
+        assert_eq!(spec["replicas"]["default"], 1);
+        assert_eq!(spec["evictionPolicy"]["default"], "noeviction");
+        assert_eq!(spec["strategy"]["enum"], json!(["Mutex", "RwLock", "LockFree", "CopyOnWrite"]));
+
+        let parsed: ConcurrentStore = serde_json::from_value(store_json("a", json!({}))).unwrap();
+        assert_eq!(parsed.spec, ConcurrentStoreSpec::default());
+        assert_eq!(parsed.spec.strategy, Strategy::RwLock);
+        assert_eq!((parsed.spec.shards, parsed.spec.replicas), (16, 1));
+        assert_eq!(parsed.spec.eviction_policy, MaxMemoryPolicy::Noeviction);
+        assert_eq!(parsed.spec.pod, PodSpecOverrides::default());
+        let auth: AuthSpec = serde_json::from_value(json!({"secretRef": {"name": "s"}})).unwrap();
+        assert_eq!(auth.secret_ref.key, "password");
+    }
+
+    #[test]
+    fn conditions_are_a_list_map_keyed_by_type() {
+        let conditions = &schema()["properties"]["status"]["properties"]["conditions"];
+        assert_eq!(conditions["x-kubernetes-list-type"], "map");
+        assert_eq!(conditions["x-kubernetes-list-map-keys"], json!(["type"]));
+    }
+
+    #[test]
+    fn shards_must_be_a_power_of_two() {
+        for shards in [1, 2, 16, 1024, 4096] {
+            assert_eq!(cel_errors("a", json!({"shards": shards})), Vec::<String>::new(), "{shards}");
+        }
+        for shards in [3, 12, 1000, 4095] {
+            assert_eq!(
+                cel_errors("a", json!({"shards": shards})),
+                ["shards must be a power of two between 1 and 4096"],
+                "{shards}"
+            );
+        }
+        let shards = &schema()["properties"]["spec"]["properties"]["shards"];
+        assert_eq!((shards["minimum"].as_f64(), shards["maximum"].as_f64()), (Some(1.0), Some(4096.0)));
+    }
+
+    #[test]
+    fn max_memory_must_be_a_non_negative_quantity() {
+        for quantity in [json!("512Mi"), json!("2Gi"), json!("1.5G"), json!(0), json!(1048576)] {
+            assert_eq!(cel_errors("a", json!({"maxMemory": quantity})), Vec::<String>::new(), "{quantity}");
+        }
+        for quantity in [json!("lots"), json!("-1Gi"), json!("1 Gi")] {
+            assert_eq!(
+                cel_errors("a", json!({"maxMemory": quantity})),
+                ["maxMemory must be a non-negative quantity such as 512Mi or 2Gi"],
+                "{quantity}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_selector_labels_are_reserved() {
+        let labels = |key: &str| json!({"pod": {"labels": {key: "x"}}});
+        assert_eq!(cel_errors("a", labels("team")), Vec::<String>::new());
+        for reserved in [NAME_LABEL, INSTANCE_LABEL] {
+            assert_eq!(
+                cel_errors("a", labels(reserved)),
+                ["labels app.kubernetes.io/name and app.kubernetes.io/instance are set by the operator"]
+            );
+        }
+    }
+
+    #[test]
+    fn the_name_must_suit_a_service() {
+        for name in ["cache", "a", "store-2", &"a".repeat(63)] {
+            assert_eq!(cel_errors(name, json!({})), Vec::<String>::new(), "{name}");
+        }
+        for name in ["2cache", "cache.v2", "cache-", &"a".repeat(64)] {
+            let errors = cel_errors(name, json!({}));
+            assert_eq!(errors.len(), 1, "{name}: {errors:?}");
+            assert!(errors[0].starts_with("metadata.name must be at most 63 lowercase letters"), "{name}");
+        }
+    }
+
+    #[test]
+    fn ranges_and_patterns_are_in_the_schema() {
+        let spec = &schema()["properties"]["spec"]["properties"];
+        assert_eq!(spec["replicas"]["minimum"].as_f64(), Some(1.0));
+        let ratio = &spec["tracing"]["properties"]["sampleRatio"];
+        assert_eq!(
+            (ratio["minimum"].as_f64(), ratio["maximum"].as_f64(), ratio["default"].as_f64()),
+            (Some(0.0), Some(1.0), Some(0.0))
+        );
+        assert_eq!(spec["tracing"]["properties"]["endpoint"]["pattern"], r"^https?://[^\s]+$");
+        assert_eq!(spec["auth"]["properties"]["secretRef"]["required"], json!(["name"]));
+    }
+}

@@ -1,0 +1,379 @@
+//! One reconcile of a `ConcurrentStore`: render the desired state (pure), apply each child that
+//! drifted, write the status (pure), and say what happened in Events and metrics.
+//!
+//! No finalizer: everything a store owns lives in the cluster and carries an owner reference,
+//! so the garbage collector deletes it with the store; there is nothing outside the cluster to
+//! clean up, and a finalizer would only let a stopped operator block namespace deletion.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Client, Resource, ResourceExt};
+use parking_lot::Mutex;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{info, warn};
+
+use super::apply::{Change, FIELD_MANAGER, apply};
+use super::crd::{ConcurrentStore, ConcurrentStoreStatus};
+use super::metrics::Metrics;
+use super::resources::{Desired, RenderError, Settings};
+use super::status::{Observation, next_status};
+
+/// How often a healthy store is reconciled even when nothing changes: a safety net, since
+/// every change to the store or its children triggers a reconcile anyway.
+const RESYNC_INTERVAL: Duration = Duration::from_secs(300);
+
+/// The `reportingController` of the operator's Events.
+pub const CONTROLLER_NAME: &str = "cstore-operator";
+
+/// Why a reconcile failed: the `reason` label of the failure metric and of the Degraded
+/// condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FailureReason {
+    /// The spec cannot be turned into a running store (the API server's schema let it by).
+    InvalidSpec,
+    /// The operator's RBAC does not allow a request.
+    Forbidden,
+    /// Another writer holds a field or a newer version: retried.
+    Conflict,
+    /// The API server (or an admission webhook) refused an object the operator sent.
+    Rejected,
+    /// The API server answered with another error.
+    ApiError,
+    /// The API server could not be reached or did not answer in time.
+    Unreachable,
+}
+
+impl FailureReason {
+    pub const ALL: [FailureReason; 6] = [
+        FailureReason::InvalidSpec,
+        FailureReason::Forbidden,
+        FailureReason::Conflict,
+        FailureReason::Rejected,
+        FailureReason::ApiError,
+        FailureReason::Unreachable,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureReason::InvalidSpec => "InvalidSpec",
+            FailureReason::Forbidden => "Forbidden",
+            FailureReason::Conflict => "Conflict",
+            FailureReason::Rejected => "Rejected",
+            FailureReason::ApiError => "ApiError",
+            FailureReason::Unreachable => "Unreachable",
+        }
+    }
+}
+
+/// A failed reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid spec: {0}")]
+    InvalidSpec(#[from] RenderError),
+    #[error("cannot {action} {kind} {name}: {}", describe(source))]
+    Api { action: &'static str, kind: String, name: String, source: kube::Error },
+}
+
+impl Error {
+    pub fn reason(&self) -> FailureReason {
+        let Error::Api { source, .. } = self else { return FailureReason::InvalidSpec };
+        match source {
+            kube::Error::Api(status) => match status.code {
+                403 => FailureReason::Forbidden,
+                409 => FailureReason::Conflict,
+                400 | 422 => FailureReason::Rejected,
+                _ => FailureReason::ApiError,
+            },
+            kube::Error::HyperError(_) | kube::Error::Service(_) => FailureReason::Unreachable,
+            _ => FailureReason::ApiError,
+        }
+    }
+}
+
+/// The API server's own message for an API error, which says what is wrong; the error's
+/// display otherwise.
+fn describe(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if !status.message.is_empty() => format!("{} ({})", status.message, status.code),
+        other => other.to_string(),
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    client: Client,
+    recorder: Recorder,
+    metrics: Arc<Metrics>,
+    settings: Settings,
+    backoff: Backoff,
+}
+
+impl Context {
+    /// `instance` names this operator replica in Events (its pod name).
+    pub fn new(client: Client, settings: Settings, metrics: Arc<Metrics>, instance: Option<String>) -> Self {
+        let reporter = Reporter { controller: CONTROLLER_NAME.to_owned(), instance };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            settings,
+            backoff: Backoff::new(Duration::from_secs(1), RESYNC_INTERVAL),
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
+
+/// Reconciles one store, recording the outcome in metrics, Events and its status.
+#[tracing::instrument(skip_all, fields(store = %store.name_any(), namespace = store.namespace().unwrap_or_default()))]
+pub async fn reconcile(store: Arc<ConcurrentStore>, context: Arc<Context>) -> Result<Action, Error> {
+    let timer = context.metrics.reconcile_started();
+    let result = reconcile_store(&store, &context).await;
+    match &result {
+        Ok(_) => context.backoff.reset(&store),
+        Err(error) => report_failure(&store, &context, error).await,
+    }
+    let elapsed = timer.finish(result.as_ref().err().map(Error::reason));
+    tracing::debug!(?elapsed, ok = result.is_ok(), "reconciled");
+    result
+}
+
+/// What the controller does after a failed reconcile: retry this store after a delay that
+/// doubles with each consecutive failure, so a broken store does not hammer the API server
+/// while the others keep their pace.
+pub fn error_policy(store: Arc<ConcurrentStore>, _error: &Error, context: Arc<Context>) -> Action {
+    Action::requeue(context.backoff.next_delay(&store))
+}
+
+async fn reconcile_store(store: &ConcurrentStore, context: &Context) -> Result<Action, Error> {
+    if store.metadata.deletion_timestamp.is_some() {
+        // The garbage collector is deleting the children; recreating them would race it.
+        return Ok(Action::await_change());
+    }
+    let desired = Desired::render(store, &context.settings)?;
+    let namespace = store.namespace().ok_or(RenderError::MissingMetadata("namespace"))?;
+    let client = &context.client;
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), &namespace);
+    ensure(store, context, &config_maps, desired.config_map).await?;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &namespace);
+    let deployment = ensure(store, context, &deployments, desired.deployment).await?;
+    let services = Api::<Service>::namespaced(client.clone(), &namespace);
+    ensure(store, context, &services, desired.service).await?;
+    let budgets = Api::<PodDisruptionBudget>::namespaced(client.clone(), &namespace);
+    match desired.pod_disruption_budget {
+        Some(budget) => {
+            ensure(store, context, &budgets, budget).await?;
+        }
+        None => remove_owned(store, context, &budgets).await?,
+    }
+
+    // Rollout progress needs no polling: the Deployment's status changes trigger reconciles.
+    let status = next_status(store, Observation::Applied(&deployment), Timestamp::now());
+    write_status(store, context, status).await?;
+    Ok(Action::requeue(RESYNC_INTERVAL))
+}
+
+/// Applies one child if it drifted, with an Event saying what changed.
+async fn ensure<K>(store: &ConcurrentStore, context: &Context, api: &Api<K>, desired: K) -> Result<K, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
+{
+    let name = desired.name_any();
+    let (child, change) =
+        apply(api, desired).await.map_err(|source| api_error("apply", &K::kind(&()), &name, source))?;
+    let verb = match change {
+        Change::Created => "Created",
+        Change::Updated => "Updated",
+        Change::Unchanged => return Ok(child),
+    };
+    info!(kind = %K::kind(&()), %name, "{}", verb.to_lowercase());
+    let note = format!("{verb} {} {name}", K::kind(&()));
+    publish(store, context, EventType::Normal, verb, note, Some(child.object_ref(&()))).await;
+    Ok(child)
+}
+
+/// Deletes the store's child of kind `K` (named like the store) if it exists and is the
+/// store's own: one the store no longer needs, such as the budget after a scale to one replica.
+async fn remove_owned<K>(store: &ConcurrentStore, context: &Context, api: &Api<K>) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned,
+{
+    let name = store.name_any();
+    let kind = K::kind(&());
+    let existing = api.get_opt(&name).await.map_err(|source| api_error("read", &kind, &name, source))?;
+    let owned = existing
+        .is_some_and(|child| child.owner_references().iter().any(|owner| Some(&owner.uid) == store.uid().as_ref()));
+    if !owned {
+        return Ok(());
+    }
+    match api.delete(&name, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
+        Err(source) => return Err(api_error("delete", &kind, &name, source)),
+    }
+    info!(%kind, %name, "deleted");
+    publish(store, context, EventType::Normal, "Deleted", format!("Deleted {kind} {name}"), None).await;
+    Ok(())
+}
+
+/// Writes the status with server-side apply, unless it is already what the store shows.
+async fn write_status(store: &ConcurrentStore, context: &Context, status: ConcurrentStoreStatus) -> Result<(), Error> {
+    if store.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let name = store.name_any();
+    let api = Api::<ConcurrentStore>::namespaced(context.client.clone(), &store.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "apiVersion": ConcurrentStore::api_version(&()),
+        "kind": ConcurrentStore::kind(&()),
+        "status": status,
+    });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch_status(&name, &params, &Patch::Apply(&patch))
+        .await
+        .map_err(|source| api_error("update the status of", "ConcurrentStore", &name, source))?;
+    Ok(())
+}
+
+/// Logs a failure, records it in the status (Degraded) and as a Warning Event. Failing to
+/// record it is logged only: the reconcile's own error is what the caller must see.
+async fn report_failure(store: &ConcurrentStore, context: &Context, error: &Error) {
+    let reason = error.reason().label();
+    let message = error.to_string();
+    warn!(reason, %message, "reconcile failed");
+    let status = next_status(store, Observation::Failed { reason, message: &message }, Timestamp::now());
+    if let Err(status_error) = write_status(store, context, status).await {
+        warn!(error = %status_error, "cannot record the failure in the status");
+    }
+    publish(store, context, EventType::Warning, reason, message, None).await;
+}
+
+/// Publishes an Event about the store; `related` is the child it concerns. Events are best
+/// effort: a lost one is logged, never a reason to fail or retry the reconcile.
+async fn publish(
+    store: &ConcurrentStore,
+    context: &Context,
+    type_: EventType,
+    reason: &str,
+    note: String,
+    related: Option<k8s_openapi::api::core::v1::ObjectReference>,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(truncate(note, MAX_EVENT_NOTE_BYTES)),
+        action: "Reconcile".to_owned(),
+        secondary: related,
+    };
+    if let Err(error) = context.recorder.publish(&event, &store.object_ref(&())).await {
+        warn!(%error, reason, "cannot publish an Event");
+    }
+}
+
+/// The API server refuses Event notes longer than 1 kB.
+const MAX_EVENT_NOTE_BYTES: usize = 1024;
+
+fn truncate(mut text: String, max_bytes: usize) -> String {
+    if text.len() > max_bytes {
+        let mut end = max_bytes;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+fn api_error(action: &'static str, kind: &str, name: &str, source: kube::Error) -> Error {
+    Error::Api { action, kind: kind.to_owned(), name: name.to_owned(), source }
+}
+
+/// Consecutive failures per store, for an exponential retry delay.
+struct Backoff {
+    first: Duration,
+    max: Duration,
+    failures: Mutex<HashMap<ObjectRef<ConcurrentStore>, u32>>,
+}
+
+impl Backoff {
+    fn new(first: Duration, max: Duration) -> Self {
+        Backoff { first, max, failures: Mutex::new(HashMap::new()) }
+    }
+
+    /// Counts a failure of `store` and returns how long to wait before retrying it: `first`,
+    /// then twice as long after each further failure, at most `max`.
+    fn next_delay(&self, store: &ConcurrentStore) -> Duration {
+        let mut failures = self.failures.lock();
+        let count = failures.entry(ObjectRef::from(store)).or_insert(0);
+        *count = count.saturating_add(1);
+        let factor = 2u32.saturating_pow(*count - 1);
+        self.first.saturating_mul(factor).min(self.max)
+    }
+
+    fn reset(&self, store: &ConcurrentStore) {
+        self.failures.lock().remove(&ObjectRef::from(store));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retry_delay_doubles_per_store_up_to_the_cap_and_resets_on_success() {
+        let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
+        let mut store = ConcurrentStore::new("a", Default::default());
+        store.metadata.namespace = Some("n".into());
+        let mut other = store.clone();
+        other.metadata.name = Some("b".into());
+
+        let delays: Vec<u64> = (0..12).map(|_| backoff.next_delay(&store).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
+        assert_eq!(backoff.next_delay(&other), Duration::from_secs(1), "each store has its own count");
+        backoff.reset(&store);
+        assert_eq!(backoff.next_delay(&store), Duration::from_secs(1));
+        for _ in 0..100 {
+            backoff.next_delay(&store);
+        }
+        assert_eq!(backoff.next_delay(&store), Duration::from_secs(300), "no overflow after many failures");
+    }
+
+    #[test]
+    fn api_errors_are_classified_for_metrics_and_conditions() {
+        let api = |code: u16| Error::Api {
+            action: "apply",
+            kind: "Deployment".into(),
+            name: "a".into(),
+            source: kube::Error::Api(Box::new(kube::core::Status::failure("nope", "Reason").with_code(code))),
+        };
+        for (code, reason) in [
+            (403, FailureReason::Forbidden),
+            (409, FailureReason::Conflict),
+            (422, FailureReason::Rejected),
+            (500, FailureReason::ApiError),
+        ] {
+            assert_eq!(api(code).reason(), reason, "{code}");
+        }
+        assert_eq!(api(403).to_string(), "cannot apply Deployment a: nope (403)");
+    }
+
+    #[test]
+    fn event_notes_are_cut_at_a_character_boundary() {
+        assert_eq!(truncate("héllo".to_owned(), 2), "h");
+        assert_eq!(truncate("short".to_owned(), 1024), "short");
+    }
+}

@@ -1,0 +1,440 @@
+//! Desired state: a pure function from a `ConcurrentStore` to the objects that run it (the
+//! store's config file in a ConfigMap, a Deployment, a Service, and a PodDisruptionBudget when
+//! there is more than one replica). No API calls here, so every field is unit-tested.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
+    KeyToPath, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    SeccompProfile, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{Resource, ResourceExt};
+use sha2::{Digest, Sha256};
+
+use super::crd::{ConcurrentStore, INSTANCE_LABEL, NAME_LABEL};
+use super::quantity::{QuantityError, quantity_to_bytes};
+use crate::engine::EngineConfig;
+use crate::server::config::{ConfigError, LogFormat, ServerConfig};
+
+/// Pod template annotation holding the SHA-256 of the rendered config file: the file is read
+/// once at startup, so a new hash is what rolls the pods onto a new config.
+pub const CONFIG_HASH_ANNOTATION: &str = "cstore.dev/config-hash";
+
+/// The ConfigMap key (and so the file name) of the store's config file.
+pub const CONFIG_FILE_NAME: &str = "cstore.toml";
+
+/// Where the ConfigMap is mounted in the store container.
+pub const CONFIG_DIR: &str = "/etc/cstore";
+
+/// Where the auth Secret is mounted; outside CONFIG_DIR because a ConfigMap volume is
+/// read-only and cannot hold another volume's mount point.
+pub const PASSWORD_DIR: &str = "/var/run/secrets/cstore";
+
+/// The file name of the password inside PASSWORD_DIR, whatever the Secret's key is called.
+pub const PASSWORD_FILE_NAME: &str = "password";
+
+/// The store container's name.
+pub const CONTAINER_NAME: &str = "cstore";
+
+/// `app.kubernetes.io/name` of every store object.
+pub const APP_NAME: &str = "cstore";
+
+/// `app.kubernetes.io/managed-by` of every object the operator creates.
+pub const MANAGED_BY: &str = "cstore-operator";
+
+/// The user and group the store runs as: the conventional unprivileged id of distroless
+/// images, numeric so that `runAsNonRoot` can be verified by the kubelet.
+const STORE_UID: i64 = 65532;
+
+/// Seconds the kubelet waits past the store's own drain before it kills the container.
+const TERMINATION_MARGIN_SECS: u64 = 5;
+
+/// Operator-wide inputs to the desired state.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The image stores run when their spec names none: the operator's own.
+    pub default_image: String,
+}
+
+/// Everything the operator keeps in the cluster for one store.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Desired {
+    pub config_map: ConfigMap,
+    pub deployment: Deployment,
+    pub service: Service,
+    /// Present only with more than one replica: with one, a budget would block node drains.
+    pub pod_disruption_budget: Option<PodDisruptionBudget>,
+}
+
+/// Why a store's desired state cannot be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("the ConcurrentStore has no {0} (it must come from the API server)")]
+    MissingMetadata(&'static str),
+    #[error("spec.maxMemory: {0}")]
+    MaxMemory(QuantityError),
+    #[error("spec.resources.limits.memory: {0}")]
+    MemoryLimit(QuantityError),
+    #[error("the store would refuse its config file: {0}")]
+    Config(#[from] ConfigError),
+}
+
+impl Desired {
+    /// Renders every object for `store`. Pure: the same store and settings always give the
+    /// same objects, byte for byte.
+    pub fn render(store: &ConcurrentStore, settings: &Settings) -> Result<Desired, RenderError> {
+        let names = Names::of(store)?;
+        let config = server_config(store)?;
+        let config_file = config.to_toml_string()?;
+        Ok(Desired {
+            config_map: config_map(&names, &config_file),
+            deployment: deployment(store, &names, settings, &config, &config_file),
+            service: service(&names),
+            pod_disruption_budget: (store.spec.replicas > 1).then(|| pod_disruption_budget(&names)),
+        })
+    }
+}
+
+/// The store's config file, as `cstore serve --config` reads it.
+pub fn server_config(store: &ConcurrentStore) -> Result<ServerConfig, RenderError> {
+    let spec = &store.spec;
+    let config = ServerConfig {
+        engine: EngineConfig { strategy: spec.strategy, shards: spec.shards },
+        max_memory: max_memory_bytes(store)?,
+        max_memory_policy: spec.eviction_policy,
+        require_pass_file: spec.auth.as_ref().map(|_| format!("{PASSWORD_DIR}/{PASSWORD_FILE_NAME}").into()),
+        trace_sample_ratio: spec.tracing.as_ref().map_or(0.0, |tracing| tracing.sample_ratio),
+        // Log collectors in a cluster parse JSON lines; people read `kubectl logs | jq`.
+        log_format: LogFormat::Json,
+        ..ServerConfig::default()
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+/// The address clients use: the Service's cluster DNS name and the Redis port.
+pub fn endpoint(store: &ConcurrentStore) -> Option<String> {
+    let namespace = store.namespace()?;
+    Some(format!("{}.{namespace}.svc:{}", store.name_any(), ServerConfig::default().port))
+}
+
+/// SHA-256 of `text`, in hex: the config hash on the pod template, and the applied hash on
+/// every child.
+pub fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The name of the ConfigMap holding a store's config file.
+pub fn config_map_name(store_name: &str) -> String {
+    format!("{store_name}-config")
+}
+
+/// The explicit `maxMemory`, else three quarters of the container memory limit (headroom
+/// for the allocator and connection buffers), else 0: unlimited.
+fn max_memory_bytes(store: &ConcurrentStore) -> Result<u64, RenderError> {
+    if let Some(max_memory) = &store.spec.max_memory {
+        return quantity_to_bytes(max_memory).map_err(RenderError::MaxMemory);
+    }
+    let limit = resources(store).limits.and_then(|limits| limits.get("memory").cloned());
+    match limit {
+        Some(limit) => Ok(quantity_to_bytes(&limit).map_err(RenderError::MemoryLimit)? / 4 * 3),
+        None => Ok(0),
+    }
+}
+
+/// Names, labels and ownership shared by every child of one store.
+struct Names {
+    name: String,
+    namespace: String,
+    owner: OwnerReference,
+}
+
+impl Names {
+    fn of(store: &ConcurrentStore) -> Result<Names, RenderError> {
+        let namespace = store.namespace().ok_or(RenderError::MissingMetadata("namespace"))?;
+        let owner = store.controller_owner_ref(&()).ok_or(RenderError::MissingMetadata("name or uid"))?;
+        Ok(Names { name: store.name_any(), namespace, owner })
+    }
+
+    /// The labels that select the store's pods; never changed once a Deployment exists,
+    /// since a Deployment's selector is immutable.
+    fn selector_labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([(NAME_LABEL.to_owned(), APP_NAME.to_owned()), (INSTANCE_LABEL.to_owned(), self.name.clone())])
+    }
+
+    fn labels(&self) -> BTreeMap<String, String> {
+        let mut labels = self.selector_labels();
+        labels.insert("app.kubernetes.io/managed-by".to_owned(), MANAGED_BY.to_owned());
+        labels
+    }
+
+    /// Metadata of a child named `name`, owned by the store so that deleting the store
+    /// deletes it.
+    fn child_metadata(&self, name: String) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(self.labels()),
+            owner_references: Some(vec![self.owner.clone()]),
+            ..ObjectMeta::default()
+        }
+    }
+
+    fn selector(&self) -> LabelSelector {
+        LabelSelector { match_labels: Some(self.selector_labels()), ..LabelSelector::default() }
+    }
+}
+
+fn config_map(names: &Names, config_file: &str) -> ConfigMap {
+    ConfigMap {
+        metadata: names.child_metadata(config_map_name(&names.name)),
+        data: Some(BTreeMap::from([(CONFIG_FILE_NAME.to_owned(), config_file.to_owned())])),
+        ..ConfigMap::default()
+    }
+}
+
+fn deployment(
+    store: &ConcurrentStore,
+    names: &Names,
+    settings: &Settings,
+    config: &ServerConfig,
+    config_file: &str,
+) -> Deployment {
+    let overrides = &store.spec.pod;
+    let mut pod_labels = overrides.labels.clone();
+    pod_labels.extend(names.labels());
+    let mut pod_annotations = overrides.annotations.clone();
+    pod_annotations.insert(CONFIG_HASH_ANNOTATION.to_owned(), sha256_hex(config_file));
+
+    let mut volumes = vec![Volume {
+        name: "config".to_owned(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: config_map_name(&names.name),
+            ..ConfigMapVolumeSource::default()
+        }),
+        ..Volume::default()
+    }];
+    if let Some(auth) = &store.spec.auth {
+        volumes.push(Volume {
+            name: "password".to_owned(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(auth.secret_ref.name.clone()),
+                items: Some(vec![KeyToPath {
+                    key: auth.secret_ref.key.clone(),
+                    path: PASSWORD_FILE_NAME.to_owned(),
+                    ..KeyToPath::default()
+                }]),
+                // Readable by the store's group (fsGroup) only.
+                default_mode: Some(0o440),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+    }
+
+    let pod = PodSpec {
+        containers: vec![store_container(store, settings, config)],
+        volumes: Some(volumes),
+        // The kubelet sends SIGTERM, the store drains for shutdownGraceSecs, then exits.
+        termination_grace_period_seconds: Some(
+            i64::try_from(config.shutdown_grace_secs.saturating_add(TERMINATION_MARGIN_SECS)).unwrap_or(i64::MAX),
+        ),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(STORE_UID),
+            run_as_group: Some(STORE_UID),
+            fs_group: Some(STORE_UID),
+            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".to_owned(), ..SeccompProfile::default() }),
+            ..PodSecurityContext::default()
+        }),
+        // The store never talks to the API server.
+        automount_service_account_token: Some(false),
+        // Service links would inject variables such as CSTORE_PORT=tcp://... for a Service
+        // named cstore, which the store reads as its own --port flag.
+        enable_service_links: Some(false),
+        node_selector: non_empty_map(&overrides.node_selector),
+        tolerations: non_empty_vec(&overrides.tolerations),
+        affinity: overrides.affinity.clone(),
+        topology_spread_constraints: non_empty_vec(&overrides.topology_spread_constraints),
+        priority_class_name: overrides.priority_class_name.clone(),
+        ..PodSpec::default()
+    };
+
+    Deployment {
+        metadata: names.child_metadata(names.name.clone()),
+        spec: Some(DeploymentSpec {
+            replicas: Some(store.spec.replicas),
+            selector: names.selector(),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some(pod_annotations),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    }
+}
+
+fn store_container(store: &ConcurrentStore, settings: &Settings, config: &ServerConfig) -> Container {
+    let mut volume_mounts = vec![VolumeMount {
+        name: "config".to_owned(),
+        mount_path: CONFIG_DIR.to_owned(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    }];
+    if store.spec.auth.is_some() {
+        volume_mounts.push(VolumeMount {
+            name: "password".to_owned(),
+            mount_path: PASSWORD_DIR.to_owned(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    }
+    let http_probe = |path: &str, period_seconds, failure_threshold| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::String("admin".to_owned()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period_seconds),
+        failure_threshold: Some(failure_threshold),
+        ..Probe::default()
+    };
+
+    Container {
+        name: CONTAINER_NAME.to_owned(),
+        image: Some(store.spec.image.clone().unwrap_or_else(|| settings.default_image.clone())),
+        // The image's entrypoint is the cstore binary; the same image runs the operator.
+        args: Some(vec!["serve".to_owned(), "--config".to_owned(), format!("{CONFIG_DIR}/{CONFIG_FILE_NAME}")]),
+        ports: Some(vec![container_port("redis", config.port), container_port("admin", config.admin_port)]),
+        env: Some(environment(store)),
+        resources: Some(resources(store)),
+        // /readyz turns 503 as soon as the store starts draining, so it leaves the Service
+        // within one period; /healthz only fails if the process is wedged.
+        readiness_probe: Some(http_probe("/readyz", 5, 1)),
+        liveness_probe: Some(http_probe("/healthz", 10, 3)),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_owned()]), ..Capabilities::default() }),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(volume_mounts),
+        ..Container::default()
+    }
+}
+
+fn container_port(name: &str, port: u16) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.to_owned()),
+        container_port: i32::from(port),
+        protocol: Some("TCP".to_owned()),
+        ..ContainerPort::default()
+    }
+}
+
+/// Pod identity from the downward API, and the OpenTelemetry settings the store's telemetry
+/// reads from the standard variables. Later variables may refer to earlier ones as $(NAME).
+fn environment(store: &ConcurrentStore) -> Vec<EnvVar> {
+    let from_field = |name: &str, field_path: &str| EnvVar {
+        name: name.to_owned(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field_path.to_owned(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    };
+    let value = |name: &str, value: String| EnvVar { name: name.to_owned(), value: Some(value), ..EnvVar::default() };
+
+    let mut env = vec![
+        from_field("POD_NAME", "metadata.name"),
+        from_field("POD_NAMESPACE", "metadata.namespace"),
+        from_field("POD_UID", "metadata.uid"),
+        from_field("NODE_NAME", "spec.nodeName"),
+        value("OTEL_SERVICE_NAME", store.name_any()),
+        value(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.instance.id=$(POD_UID),k8s.pod.name=$(POD_NAME),k8s.namespace.name=$(POD_NAMESPACE),\
+             k8s.node.name=$(NODE_NAME)"
+                .to_owned(),
+        ),
+    ];
+    if let Some(endpoint) = store.spec.tracing.as_ref().and_then(|tracing| tracing.endpoint.clone()) {
+        env.push(value("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint));
+    }
+    env
+}
+
+/// The spec's resources, or modest defaults: requests so the scheduler reserves room, and a
+/// memory limit so that a runaway store is contained (and maxMemory has a default).
+fn resources(store: &ConcurrentStore) -> ResourceRequirements {
+    store.spec.resources.clone().unwrap_or_else(|| {
+        let quantities = |pairs: &[(&str, &str)]| {
+            Some(pairs.iter().map(|(name, amount)| (name.to_string(), Quantity(amount.to_string()))).collect())
+        };
+        ResourceRequirements {
+            requests: quantities(&[("cpu", "100m"), ("memory", "128Mi")]),
+            limits: quantities(&[("memory", "1Gi")]),
+            ..ResourceRequirements::default()
+        }
+    })
+}
+
+fn service(names: &Names) -> Service {
+    let defaults = ServerConfig::default();
+    let port = |name: &str, number: u16| ServicePort {
+        name: Some(name.to_owned()),
+        port: i32::from(number),
+        target_port: Some(IntOrString::String(name.to_owned())),
+        protocol: Some("TCP".to_owned()),
+        ..ServicePort::default()
+    };
+    Service {
+        metadata: names.child_metadata(names.name.clone()),
+        spec: Some(ServiceSpec {
+            selector: Some(names.selector_labels()),
+            ports: Some(vec![port("redis", defaults.port), port("admin", defaults.admin_port)]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}
+
+fn pod_disruption_budget(names: &Names) -> PodDisruptionBudget {
+    PodDisruptionBudget {
+        metadata: names.child_metadata(names.name.clone()),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(names.selector()),
+            ..PodDisruptionBudgetSpec::default()
+        }),
+        ..PodDisruptionBudget::default()
+    }
+}
+
+/// `None` for an empty map: the API server drops empty collections, and a field we send but
+/// it does not keep would look like drift on every reconcile.
+fn non_empty_map(map: &BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+    (!map.is_empty()).then(|| map.clone())
+}
+
+fn non_empty_vec<T: Clone>(items: &[T]) -> Option<Vec<T>> {
+    (!items.is_empty()).then(|| items.to_vec())
+}
+
+#[cfg(test)]
+mod tests;

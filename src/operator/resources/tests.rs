@@ -1,0 +1,351 @@
+//! Every spec field lands where it should; defaults; the config hash changes exactly when the
+//! rendered config file does.
+
+use k8s_openapi::api::core::v1::{Affinity, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm};
+use k8s_openapi::api::core::v1::{Toleration, TopologySpreadConstraint};
+
+use super::*;
+use crate::engine::Strategy;
+use crate::operator::crd::{AuthSpec, ConcurrentStoreSpec, PodSpecOverrides, SecretKeyRef, TracingSpec};
+use crate::server::config::MaxMemoryPolicy;
+
+const OPERATOR_IMAGE: &str = "ghcr.io/example/cstore:1.2.3";
+
+fn settings() -> Settings {
+    Settings { default_image: OPERATOR_IMAGE.to_owned() }
+}
+
+/// A store as the API server hands it over: named, namespaced, with a uid.
+fn store(spec: ConcurrentStoreSpec) -> ConcurrentStore {
+    let mut store = ConcurrentStore::new("cache", spec);
+    store.metadata.namespace = Some("apps".to_owned());
+    store.metadata.uid = Some("0b9a2f9e-1111-2222-3333-444455556666".to_owned());
+    store.metadata.generation = Some(1);
+    store
+}
+
+fn render(spec: ConcurrentStoreSpec) -> Desired {
+    Desired::render(&store(spec), &settings()).unwrap()
+}
+
+fn config_of(desired: &Desired) -> ServerConfig {
+    ServerConfig::from_toml_str(&desired.config_map.data.as_ref().unwrap()[CONFIG_FILE_NAME]).unwrap()
+}
+
+fn pod_spec(desired: &Desired) -> &PodSpec {
+    desired.deployment.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
+}
+
+fn container(desired: &Desired) -> &Container {
+    &pod_spec(desired).containers[0]
+}
+
+fn pod_annotations(desired: &Desired) -> &BTreeMap<String, String> {
+    desired.deployment.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().annotations.as_ref().unwrap()
+}
+
+fn config_hash_of(desired: &Desired) -> String {
+    pod_annotations(desired)[CONFIG_HASH_ANNOTATION].clone()
+}
+
+fn env(desired: &Desired) -> BTreeMap<String, EnvVar> {
+    container(desired).env.iter().flatten().map(|var| (var.name.clone(), var.clone())).collect()
+}
+
+fn quantities(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, Quantity>> {
+    Some(pairs.iter().map(|(name, value)| (name.to_string(), Quantity(value.to_string()))).collect())
+}
+
+#[test]
+fn defaults_render_one_hardened_replica_of_the_default_engine() {
+    let desired = render(ConcurrentStoreSpec::default());
+
+    let config = config_of(&desired);
+    assert_eq!(config.engine, EngineConfig { strategy: Strategy::RwLock, shards: 16 });
+    assert_eq!(config.max_memory, 768 << 20, "three quarters of the default 1Gi memory limit");
+    assert_eq!(config.max_memory_policy, MaxMemoryPolicy::Noeviction);
+    assert_eq!((config.require_pass.clone(), config.require_pass_file.clone()), (None, None));
+    assert_eq!((config.trace_sample_ratio, config.log_format), (0.0, LogFormat::Json));
+    assert_eq!((config.port, config.admin_port), (6379, 8080));
+
+    let deployment = desired.deployment.spec.as_ref().unwrap();
+    assert_eq!(deployment.replicas, Some(1));
+    let selector = BTreeMap::from([
+        ("app.kubernetes.io/name".to_owned(), "cstore".to_owned()),
+        ("app.kubernetes.io/instance".to_owned(), "cache".to_owned()),
+    ]);
+    assert_eq!(deployment.selector.match_labels.as_ref(), Some(&selector));
+    let pod_labels = deployment.template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
+    assert!(selector.iter().all(|(key, value)| pod_labels.get(key) == Some(value)));
+
+    let pod = pod_spec(&desired);
+    assert_eq!(pod.termination_grace_period_seconds, Some(35), "the store's 30 s drain plus a margin");
+    assert_eq!((pod.automount_service_account_token, pod.enable_service_links), (Some(false), Some(false)));
+    let pod_security = pod.security_context.as_ref().unwrap();
+    assert_eq!(pod_security.run_as_non_root, Some(true));
+    assert_eq!(pod_security.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+    assert_eq!((pod.node_selector.as_ref(), pod.tolerations.as_ref(), pod.affinity.as_ref()), (None, None, None));
+    assert_eq!(pod.volumes.as_ref().unwrap().len(), 1, "only the config volume without auth");
+
+    let container = container(&desired);
+    assert_eq!(container.image.as_deref(), Some(OPERATOR_IMAGE));
+    assert_eq!(container.args, Some(vec!["serve".into(), "--config".into(), "/etc/cstore/cstore.toml".into()]));
+    let ports: Vec<(Option<&str>, i32)> =
+        container.ports.iter().flatten().map(|p| (p.name.as_deref(), p.container_port)).collect();
+    assert_eq!(ports, [(Some("redis"), 6379), (Some("admin"), 8080)]);
+    let probe_path = |probe: &Option<Probe>| {
+        let action = probe.as_ref().unwrap().http_get.as_ref().unwrap();
+        (action.path.clone().unwrap(), action.port.clone())
+    };
+    assert_eq!(probe_path(&container.readiness_probe), ("/readyz".into(), IntOrString::String("admin".into())));
+    assert_eq!(probe_path(&container.liveness_probe), ("/healthz".into(), IntOrString::String("admin".into())));
+    let security = container.security_context.as_ref().unwrap();
+    assert_eq!(
+        (security.allow_privilege_escalation, security.read_only_root_filesystem, security.run_as_non_root),
+        (Some(false), Some(true), Some(true))
+    );
+    assert_eq!(security.capabilities.as_ref().unwrap().drop, Some(vec!["ALL".to_owned()]));
+    let resources = container.resources.as_ref().unwrap();
+    assert_eq!(resources.requests, quantities(&[("cpu", "100m"), ("memory", "128Mi")]));
+    assert_eq!(resources.limits, quantities(&[("memory", "1Gi")]));
+    let mounts: Vec<(&str, &str)> =
+        container.volume_mounts.iter().flatten().map(|m| (m.name.as_str(), m.mount_path.as_str())).collect();
+    assert_eq!(mounts, [("config", "/etc/cstore")]);
+
+    let env = env(&desired);
+    for (name, field_path) in [
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+        ("POD_UID", "metadata.uid"),
+        ("NODE_NAME", "spec.nodeName"),
+    ] {
+        let source = env[name].value_from.as_ref().unwrap().field_ref.as_ref().unwrap();
+        assert_eq!(source.field_path, field_path);
+    }
+    assert_eq!(env["OTEL_SERVICE_NAME"].value.as_deref(), Some("cache"));
+    assert!(env["OTEL_RESOURCE_ATTRIBUTES"].value.as_ref().unwrap().contains("k8s.pod.name=$(POD_NAME)"));
+    assert!(!env.contains_key("OTEL_EXPORTER_OTLP_ENDPOINT"), "no endpoint, no export");
+
+    let service = desired.service.spec.as_ref().unwrap();
+    assert_eq!(service.selector.as_ref(), Some(&selector));
+    let service_ports: Vec<(Option<&str>, i32)> =
+        service.ports.iter().flatten().map(|p| (p.name.as_deref(), p.port)).collect();
+    assert_eq!(service_ports, [(Some("redis"), 6379), (Some("admin"), 8080)]);
+    assert_eq!(desired.pod_disruption_budget, None, "no budget for a single replica");
+}
+
+#[test]
+fn every_child_is_owned_by_the_store_and_named_after_it() {
+    let desired = render(ConcurrentStoreSpec { replicas: 3, ..ConcurrentStoreSpec::default() });
+    let budget = desired.pod_disruption_budget.as_ref().unwrap();
+    let children = [
+        (&desired.config_map.metadata, "cache-config"),
+        (&desired.deployment.metadata, "cache"),
+        (&desired.service.metadata, "cache"),
+        (&budget.metadata, "cache"),
+    ];
+    for (metadata, name) in children {
+        assert_eq!(metadata.name.as_deref(), Some(name));
+        assert_eq!(metadata.namespace.as_deref(), Some("apps"));
+        let owners = metadata.owner_references.as_ref().unwrap();
+        assert_eq!(owners.len(), 1);
+        let owner = &owners[0];
+        assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("ConcurrentStore", "cache"));
+        assert_eq!(owner.api_version, "cstore.dev/v1alpha1");
+        assert_eq!(owner.uid, "0b9a2f9e-1111-2222-3333-444455556666");
+        assert_eq!(owner.controller, Some(true), "one controller per child");
+        assert_eq!(metadata.labels.as_ref().unwrap()["app.kubernetes.io/managed-by"], MANAGED_BY);
+    }
+    let spec = budget.spec.as_ref().unwrap();
+    assert_eq!(spec.max_unavailable, Some(IntOrString::Int(1)));
+    assert_eq!(spec.selector, desired.deployment.spec.as_ref().map(|d| d.selector.clone()));
+}
+
+#[test]
+fn every_spec_field_lands_where_it_should() {
+    let toleration = Toleration {
+        key: Some("dedicated".into()),
+        operator: Some("Equal".into()),
+        value: Some("cache".into()),
+        effect: Some("NoSchedule".into()),
+        ..Toleration::default()
+    };
+    let affinity = Affinity {
+        node_affinity: Some(NodeAffinity {
+            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                node_selector_terms: vec![NodeSelectorTerm {
+                    match_expressions: Some(vec![NodeSelectorRequirement {
+                        key: "kubernetes.io/arch".into(),
+                        operator: "In".into(),
+                        values: Some(vec!["arm64".into()]),
+                    }]),
+                    ..NodeSelectorTerm::default()
+                }],
+            }),
+            ..NodeAffinity::default()
+        }),
+        ..Affinity::default()
+    };
+    let spread = TopologySpreadConstraint {
+        max_skew: 1,
+        topology_key: "topology.kubernetes.io/zone".into(),
+        when_unsatisfiable: "ScheduleAnyway".into(),
+        ..TopologySpreadConstraint::default()
+    };
+    let resources = ResourceRequirements {
+        requests: quantities(&[("cpu", "2"), ("memory", "4Gi")]),
+        limits: quantities(&[("memory", "4Gi")]),
+        ..ResourceRequirements::default()
+    };
+    let spec = ConcurrentStoreSpec {
+        strategy: Strategy::CopyOnWrite,
+        shards: 256,
+        replicas: 2,
+        image: Some("registry.local/cstore:dev".into()),
+        resources: Some(resources.clone()),
+        max_memory: Some(Quantity("3Gi".into())),
+        eviction_policy: MaxMemoryPolicy::AllkeysRandom,
+        auth: Some(AuthSpec { secret_ref: SecretKeyRef { name: "cache-auth".into(), key: "redis-password".into() } }),
+        tracing: Some(TracingSpec {
+            endpoint: Some("http://otel-collector.observability:4317".into()),
+            sample_ratio: 0.25,
+        }),
+        pod: PodSpecOverrides {
+            labels: BTreeMap::from([("team".into(), "payments".into())]),
+            annotations: BTreeMap::from([("prometheus.io/scrape".into(), "true".into())]),
+            node_selector: BTreeMap::from([("pool".into(), "memory".into())]),
+            tolerations: vec![toleration.clone()],
+            affinity: Some(affinity.clone()),
+            topology_spread_constraints: vec![spread.clone()],
+            priority_class_name: Some("critical-cache".into()),
+        },
+    };
+    let desired = render(spec);
+
+    let config = config_of(&desired);
+    assert_eq!(config.engine, EngineConfig { strategy: Strategy::CopyOnWrite, shards: 256 });
+    assert_eq!(config.max_memory, 3 << 30);
+    assert_eq!(config.max_memory_policy, MaxMemoryPolicy::AllkeysRandom);
+    assert_eq!(config.require_pass_file, Some("/var/run/secrets/cstore/password".into()));
+    assert_eq!(config.trace_sample_ratio, 0.25);
+
+    assert_eq!(desired.deployment.spec.as_ref().unwrap().replicas, Some(2));
+    assert!(desired.pod_disruption_budget.is_some());
+    let container = container(&desired);
+    assert_eq!(container.image.as_deref(), Some("registry.local/cstore:dev"));
+    assert_eq!(container.resources.as_ref(), Some(&resources));
+    assert_eq!(
+        env(&desired)["OTEL_EXPORTER_OTLP_ENDPOINT"].value.as_deref(),
+        Some("http://otel-collector.observability:4317")
+    );
+
+    let pod = pod_spec(&desired);
+    let password = pod.volumes.iter().flatten().find(|v| v.name == "password").unwrap().secret.as_ref().unwrap();
+    assert_eq!(password.secret_name.as_deref(), Some("cache-auth"));
+    let item = &password.items.as_ref().unwrap()[0];
+    assert_eq!((item.key.as_str(), item.path.as_str()), ("redis-password", "password"));
+    assert!(
+        container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.name == "password" && m.mount_path == "/var/run/secrets/cstore" && m.read_only == Some(true))
+    );
+    assert_eq!(pod.node_selector, Some(BTreeMap::from([("pool".to_owned(), "memory".to_owned())])));
+    assert_eq!(pod.tolerations, Some(vec![toleration]));
+    assert_eq!(pod.affinity, Some(affinity));
+    assert_eq!(pod.topology_spread_constraints, Some(vec![spread]));
+    assert_eq!(pod.priority_class_name.as_deref(), Some("critical-cache"));
+
+    let template = desired.deployment.spec.as_ref().unwrap().template.metadata.as_ref().unwrap();
+    assert_eq!(template.labels.as_ref().unwrap()["team"], "payments");
+    assert_eq!(template.labels.as_ref().unwrap()[INSTANCE_LABEL], "cache");
+    assert_eq!(pod_annotations(&desired)["prometheus.io/scrape"], "true");
+}
+
+#[test]
+fn the_config_hash_changes_exactly_when_the_config_file_does() {
+    let base = ConcurrentStoreSpec::default();
+    let hash = |spec: ConcurrentStoreSpec| config_hash_of(&render(spec));
+    let base_hash = hash(base.clone());
+    let base_file = render(base.clone()).config_map.data.unwrap()[CONFIG_FILE_NAME].clone();
+    assert_eq!(base_hash, sha256_hex(&base_file), "the annotation is the hash of the ConfigMap's file");
+    assert_eq!(base_hash, hash(base.clone()), "rendering is deterministic");
+
+    let config_changes = [
+        ConcurrentStoreSpec { strategy: Strategy::Mutex, ..base.clone() },
+        ConcurrentStoreSpec { shards: 32, ..base.clone() },
+        ConcurrentStoreSpec { max_memory: Some(Quantity("100Mi".into())), ..base.clone() },
+        ConcurrentStoreSpec { eviction_policy: MaxMemoryPolicy::AllkeysRandom, ..base.clone() },
+        ConcurrentStoreSpec {
+            auth: Some(AuthSpec { secret_ref: SecretKeyRef { name: "s".into(), key: "k".into() } }),
+            ..base.clone()
+        },
+        ConcurrentStoreSpec { tracing: Some(TracingSpec { endpoint: None, sample_ratio: 0.5 }), ..base.clone() },
+        // Without maxMemory, the memory limit sets the store's memory limit.
+        ConcurrentStoreSpec {
+            resources: Some(ResourceRequirements { limits: quantities(&[("memory", "2Gi")]), ..Default::default() }),
+            ..base.clone()
+        },
+    ];
+    for spec in config_changes {
+        assert_ne!(hash(spec.clone()), base_hash, "{spec:?}");
+    }
+
+    let pinned = ConcurrentStoreSpec { max_memory: Some(Quantity("768Mi".into())), ..base.clone() };
+    assert_eq!(hash(pinned.clone()), base_hash, "the same bytes written explicitly are the same config");
+    let other_changes = [
+        ConcurrentStoreSpec { replicas: 3, ..base.clone() },
+        ConcurrentStoreSpec { image: Some("other:1".into()), ..base.clone() },
+        ConcurrentStoreSpec {
+            resources: Some(ResourceRequirements { limits: quantities(&[("memory", "2Gi")]), ..Default::default() }),
+            ..pinned.clone()
+        },
+        ConcurrentStoreSpec {
+            tracing: Some(TracingSpec { endpoint: Some("http://collector:4317".into()), sample_ratio: 0.0 }),
+            ..base.clone()
+        },
+        ConcurrentStoreSpec {
+            pod: PodSpecOverrides {
+                labels: BTreeMap::from([("a".into(), "b".into())]),
+                annotations: BTreeMap::from([("c".into(), "d".into())]),
+                node_selector: BTreeMap::from([("e".into(), "f".into())]),
+                priority_class_name: Some("high".into()),
+                ..PodSpecOverrides::default()
+            },
+            ..base.clone()
+        },
+    ];
+    for spec in other_changes {
+        assert_eq!(hash(spec.clone()), base_hash, "{spec:?}");
+    }
+}
+
+#[test]
+fn the_endpoint_is_the_service_dns_name_and_redis_port() {
+    assert_eq!(endpoint(&store(ConcurrentStoreSpec::default())).as_deref(), Some("cache.apps.svc:6379"));
+}
+
+#[test]
+fn a_store_that_cannot_run_is_refused_with_the_field_at_fault() {
+    let error = |spec: ConcurrentStoreSpec| Desired::render(&store(spec), &settings()).unwrap_err().to_string();
+    assert_eq!(
+        error(ConcurrentStoreSpec { max_memory: Some(Quantity("lots".into())), ..ConcurrentStoreSpec::default() }),
+        "spec.maxMemory: \"lots\" is not a quantity: expected a number with an optional suffix such as Ki, Mi, Gi, k, M, G or e6"
+    );
+    let bad_limit = ResourceRequirements { limits: quantities(&[("memory", "-1")]), ..Default::default() };
+    assert_eq!(
+        error(ConcurrentStoreSpec { resources: Some(bad_limit), ..ConcurrentStoreSpec::default() }),
+        "spec.resources.limits.memory: \"-1\" is negative: a byte count cannot be"
+    );
+    assert_eq!(
+        error(ConcurrentStoreSpec { shards: 12, ..ConcurrentStoreSpec::default() }),
+        "the store would refuse its config file: invalid engine.shards: shards must be a power of two between 1 and 4096, got 12"
+    );
+    let mut unsaved = store(ConcurrentStoreSpec::default());
+    unsaved.metadata.uid = None;
+    assert_eq!(
+        Desired::render(&unsaved, &settings()).unwrap_err().to_string(),
+        "the ConcurrentStore has no name or uid (it must come from the API server)"
+    );
+}

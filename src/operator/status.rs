@@ -1,0 +1,359 @@
+//! A store's status, computed from what one reconcile observed. Pure: every condition
+//! transition is unit-tested without an API server.
+//!
+//! - `Ready`: every replica is ready and runs the spec of the current generation.
+//! - `Progressing`: a rollout is under way (a new spec, a scale, or pods being replaced).
+//! - `Degraded`: the reconcile failed, or the rollout stalled past its progress deadline.
+//!
+//! Each condition keeps its `lastTransitionTime` until its status changes, and carries the
+//! generation it was computed for.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use super::crd::{ConcurrentStore, ConcurrentStoreStatus};
+use super::resources::endpoint;
+
+pub const READY: &str = "Ready";
+pub const PROGRESSING: &str = "Progressing";
+pub const DEGRADED: &str = "Degraded";
+
+/// The Deployment condition reason that says a rollout stopped making progress.
+const DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
+
+/// What one reconcile found.
+#[derive(Clone, Copy, Debug)]
+pub enum Observation<'a> {
+    /// Every child matches the spec; the store's Deployment as the API server holds it.
+    Applied(&'a Deployment),
+    /// The reconcile failed; `reason` is a CamelCase word, `message` says what failed.
+    Failed { reason: &'a str, message: &'a str },
+}
+
+/// The status `store` should have after a reconcile that observed `observation` at `now`.
+pub fn next_status(store: &ConcurrentStore, observation: Observation<'_>, now: Timestamp) -> ConcurrentStoreStatus {
+    let previous = store.status.clone().unwrap_or_default();
+    let generation = store.metadata.generation;
+    let conditions = Conditions { previous: &previous.conditions, generation, now };
+    match observation {
+        Observation::Applied(deployment) => {
+            let rollout = Rollout::of(deployment);
+            let desired = store.spec.replicas;
+            let complete = rollout.is_complete();
+            let ready = complete && rollout.ready == desired;
+            let counts = format!("{}/{desired} replicas ready", rollout.ready);
+            ConcurrentStoreStatus {
+                observed_generation: generation,
+                replicas: rollout.replicas,
+                ready_replicas: rollout.ready,
+                ready: format!("{}/{desired}", rollout.ready),
+                endpoint: endpoint(store),
+                // What every pod runs is only known once a rollout to it has completed.
+                strategy: if complete { Some(store.spec.strategy) } else { previous.strategy },
+                shards: if complete { Some(store.spec.shards) } else { previous.shards },
+                conditions: vec![
+                    if ready {
+                        conditions.set(READY, "True", "AllReplicasReady", counts)
+                    } else {
+                        conditions.set(READY, "False", "ReplicasNotReady", counts)
+                    },
+                    match &rollout.stalled {
+                        Some(message) => conditions.set(PROGRESSING, "False", DEADLINE_EXCEEDED, message.clone()),
+                        None if complete => conditions.set(
+                            PROGRESSING,
+                            "False",
+                            "RolloutComplete",
+                            format!("all {desired} replicas run the current spec"),
+                        ),
+                        None => conditions.set(PROGRESSING, "True", "RollingOut", rollout.describe()),
+                    },
+                    match &rollout.stalled {
+                        Some(message) => conditions.set(DEGRADED, "True", DEADLINE_EXCEEDED, message.clone()),
+                        None => conditions.set(DEGRADED, "False", "ReconcileSucceeded", String::new()),
+                    },
+                ],
+            }
+        }
+        Observation::Failed { reason, message } => ConcurrentStoreStatus {
+            observed_generation: generation,
+            conditions: vec![
+                conditions.keep_current_or_unknown(READY, reason, message),
+                conditions.keep_current_or_unknown(PROGRESSING, reason, message),
+                conditions.set(DEGRADED, "True", reason, message.to_owned()),
+            ],
+            ..previous.clone()
+        },
+    }
+}
+
+/// Builds conditions for one generation, keeping transition times from the previous ones.
+struct Conditions<'a> {
+    previous: &'a [Condition],
+    generation: Option<i64>,
+    now: Timestamp,
+}
+
+impl Conditions<'_> {
+    fn find(&self, type_: &str) -> Option<&Condition> {
+        self.previous.iter().find(|condition| condition.type_ == type_)
+    }
+
+    fn set(&self, type_: &str, status: &str, reason: &str, message: String) -> Condition {
+        let last_transition_time = match self.find(type_) {
+            Some(previous) if previous.status == status => previous.last_transition_time.clone(),
+            _ => Time(self.now),
+        };
+        Condition {
+            type_: type_.to_owned(),
+            status: status.to_owned(),
+            reason: reason.to_owned(),
+            message,
+            observed_generation: self.generation,
+            last_transition_time,
+        }
+    }
+
+    /// A failed reconcile does not change the pods: a condition computed for the current
+    /// generation still holds; one from an older generation says nothing about this one.
+    fn keep_current_or_unknown(&self, type_: &str, reason: &str, message: &str) -> Condition {
+        match self.find(type_) {
+            Some(previous) if previous.observed_generation == self.generation => previous.clone(),
+            _ => self.set(type_, "Unknown", reason, message.to_owned()),
+        }
+    }
+}
+
+/// The rollout state of the store's Deployment.
+struct Rollout {
+    desired: i32,
+    /// Pods of any version.
+    replicas: i32,
+    /// Pods of the current pod template.
+    updated: i32,
+    ready: i32,
+    available: i32,
+    /// Whether the Deployment controller has seen the Deployment's current spec.
+    observed: bool,
+    /// The Deployment's own message when it gave up on the rollout.
+    stalled: Option<String>,
+}
+
+impl Rollout {
+    fn of(deployment: &Deployment) -> Rollout {
+        let status = deployment.status.clone().unwrap_or_default();
+        let stalled = status.conditions.iter().flatten().find(|condition| {
+            condition.type_ == PROGRESSING
+                && condition.status == "False"
+                && condition.reason.as_deref() == Some(DEADLINE_EXCEEDED)
+        });
+        Rollout {
+            desired: deployment.spec.as_ref().and_then(|spec| spec.replicas).unwrap_or(1),
+            replicas: status.replicas.unwrap_or(0),
+            updated: status.updated_replicas.unwrap_or(0),
+            ready: status.ready_replicas.unwrap_or(0),
+            available: status.available_replicas.unwrap_or(0),
+            observed: status.observed_generation >= deployment.metadata.generation,
+            stalled: stalled.map(|condition| condition.message.clone().unwrap_or_else(|| DEADLINE_EXCEEDED.to_owned())),
+        }
+    }
+
+    /// As `kubectl rollout status` has it: every pod updated and available, none of an older
+    /// template left.
+    fn is_complete(&self) -> bool {
+        self.observed && self.updated == self.desired && self.replicas == self.desired && self.available == self.desired
+    }
+
+    fn describe(&self) -> String {
+        if !self.observed {
+            return "the Deployment controller has not yet seen the new spec".to_owned();
+        }
+        let old = self.replicas - self.updated;
+        let mut text = format!("{} of {} replicas updated, {} available", self.updated, self.desired, self.available);
+        if old > 0 {
+            text.push_str(&format!(", {old} old replica(s) still running"));
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentSpec, DeploymentStatus};
+    use kube::api::ObjectMeta;
+
+    use super::*;
+    use crate::engine::Strategy;
+    use crate::operator::crd::ConcurrentStoreSpec;
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + seconds).unwrap()
+    }
+
+    fn store(generation: i64, replicas: i32) -> ConcurrentStore {
+        let mut store = ConcurrentStore::new(
+            "cache",
+            ConcurrentStoreSpec {
+                strategy: Strategy::LockFree,
+                shards: 64,
+                replicas,
+                ..ConcurrentStoreSpec::default()
+            },
+        );
+        store.metadata.namespace = Some("apps".into());
+        store.metadata.generation = Some(generation);
+        store
+    }
+
+    /// A Deployment at `generation`, its controller having observed `observed`.
+    fn deployment(generation: i64, observed: i64, replicas: i32, updated: i32, ready: i32) -> Deployment {
+        Deployment {
+            metadata: ObjectMeta { generation: Some(generation), ..ObjectMeta::default() },
+            spec: Some(DeploymentSpec { replicas: Some(replicas), ..DeploymentSpec::default() }),
+            status: Some(DeploymentStatus {
+                observed_generation: Some(observed),
+                replicas: Some(replicas.max(updated)),
+                updated_replicas: Some(updated),
+                ready_replicas: Some(ready),
+                available_replicas: Some(ready),
+                ..DeploymentStatus::default()
+            }),
+        }
+    }
+
+    fn condition<'a>(status: &'a ConcurrentStoreStatus, type_: &str) -> &'a Condition {
+        status.conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    fn summary(status: &ConcurrentStoreStatus) -> Vec<(String, String, String)> {
+        status.conditions.iter().map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone())).collect()
+    }
+
+    fn owned(conditions: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+        conditions.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect()
+    }
+
+    #[test]
+    fn a_complete_rollout_with_every_replica_ready_is_ready() {
+        let store = store(3, 2);
+        let status = next_status(&store, Observation::Applied(&deployment(5, 5, 2, 2, 2)), at(0));
+        assert_eq!(
+            summary(&status),
+            owned(&[
+                ("Ready", "True", "AllReplicasReady"),
+                ("Progressing", "False", "RolloutComplete"),
+                ("Degraded", "False", "ReconcileSucceeded")
+            ])
+        );
+        assert_eq!((status.replicas, status.ready_replicas, status.ready.as_str()), (2, 2, "2/2"));
+        assert_eq!((status.strategy, status.shards), (Some(Strategy::LockFree), Some(64)));
+        assert_eq!(status.observed_generation, Some(3));
+        assert_eq!(status.endpoint.as_deref(), Some("cache.apps.svc:6379"));
+        assert!(status.conditions.iter().all(|c| c.observed_generation == Some(3)));
+    }
+
+    #[test]
+    fn a_rollout_under_way_is_progressing_and_keeps_the_running_engine() {
+        let mut store = store(4, 2);
+        store.status = Some(ConcurrentStoreStatus {
+            strategy: Some(Strategy::Mutex),
+            shards: Some(1),
+            ..ConcurrentStoreStatus::default()
+        });
+        for (deployment, message) in [
+            (deployment(6, 5, 2, 2, 2), "the Deployment controller has not yet seen the new spec"),
+            (deployment(6, 6, 2, 1, 2), "1 of 2 replicas updated, 2 available, 1 old replica(s) still running"),
+            (deployment(6, 6, 2, 2, 1), "2 of 2 replicas updated, 1 available"),
+        ] {
+            let status = next_status(&store, Observation::Applied(&deployment), at(0));
+            assert_eq!(
+                summary(&status),
+                owned(&[
+                    ("Ready", "False", "ReplicasNotReady"),
+                    ("Progressing", "True", "RollingOut"),
+                    ("Degraded", "False", "ReconcileSucceeded")
+                ])
+            );
+            assert_eq!(condition(&status, PROGRESSING).message, message);
+            assert_eq!((status.strategy, status.shards), (Some(Strategy::Mutex), Some(1)), "still the old engine");
+        }
+    }
+
+    #[test]
+    fn a_stalled_rollout_is_degraded_with_the_deployment_message() {
+        let mut stalled = deployment(2, 2, 1, 1, 0);
+        stalled.status.as_mut().unwrap().conditions = Some(vec![DeploymentCondition {
+            type_: "Progressing".into(),
+            status: "False".into(),
+            reason: Some("ProgressDeadlineExceeded".into()),
+            message: Some("ReplicaSet \"cache-1\" has timed out progressing.".into()),
+            ..DeploymentCondition::default()
+        }]);
+        let status = next_status(&store(1, 1), Observation::Applied(&stalled), at(0));
+        assert_eq!(
+            summary(&status),
+            owned(&[
+                ("Ready", "False", "ReplicasNotReady"),
+                ("Progressing", "False", "ProgressDeadlineExceeded"),
+                ("Degraded", "True", "ProgressDeadlineExceeded")
+            ])
+        );
+        assert_eq!(condition(&status, DEGRADED).message, "ReplicaSet \"cache-1\" has timed out progressing.");
+    }
+
+    #[test]
+    fn transition_times_change_only_with_the_status() {
+        let mut store = store(1, 1);
+        let first = next_status(&store, Observation::Applied(&deployment(1, 1, 1, 1, 0)), at(0));
+        store.status = Some(first.clone());
+        let second = next_status(&store, Observation::Applied(&deployment(1, 1, 1, 1, 0)), at(10));
+        assert_eq!(first, second, "nothing changed, so the status is equal and need not be written");
+
+        let ready = next_status(&store, Observation::Applied(&deployment(1, 1, 1, 1, 1)), at(20));
+        assert_eq!(condition(&ready, READY).last_transition_time, Time(at(20)));
+        assert_eq!(condition(&ready, DEGRADED).last_transition_time, Time(at(0)));
+    }
+
+    #[test]
+    fn a_failure_is_degraded_and_keeps_what_is_known_of_the_current_generation() {
+        let mut store = store(2, 1);
+        store.status = Some(next_status(&store, Observation::Applied(&deployment(1, 1, 1, 1, 1)), at(0)));
+        let failed = Observation::Failed { reason: "Forbidden", message: "cannot apply Deployment cache: forbidden" };
+        let status = next_status(&store, failed, at(5));
+        assert_eq!(
+            summary(&status),
+            owned(&[
+                ("Ready", "True", "AllReplicasReady"),
+                ("Progressing", "False", "RolloutComplete"),
+                ("Degraded", "True", "Forbidden")
+            ])
+        );
+        assert_eq!(condition(&status, DEGRADED).message, "cannot apply Deployment cache: forbidden");
+        assert_eq!(status.ready, "1/1", "the last observed counts stay");
+
+        // A new generation that fails says nothing about whether its replicas are ready.
+        store.metadata.generation = Some(3);
+        store.status = Some(status);
+        let status = next_status(&store, failed, at(9));
+        assert_eq!(
+            summary(&status),
+            owned(&[
+                ("Ready", "Unknown", "Forbidden"),
+                ("Progressing", "Unknown", "Forbidden"),
+                ("Degraded", "True", "Forbidden")
+            ])
+        );
+        assert_eq!(status.observed_generation, Some(3));
+        assert_eq!(condition(&status, DEGRADED).last_transition_time, Time(at(5)));
+    }
+
+    #[test]
+    fn recovery_clears_degraded() {
+        let mut store = store(1, 1);
+        store.status = Some(next_status(&store, Observation::Failed { reason: "ApiError", message: "boom" }, at(0)));
+        let status = next_status(&store, Observation::Applied(&deployment(1, 1, 1, 1, 1)), at(30));
+        assert_eq!(condition(&status, DEGRADED).status, "False");
+        assert_eq!(condition(&status, DEGRADED).last_transition_time, Time(at(30)));
+        assert_eq!(condition(&status, READY).status, "True");
+    }
+}
