@@ -1,6 +1,10 @@
 //! The `cstore` binary: parses the command line and hands over to the library.
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
+use cstore::server::Server;
+use cstore::server::config::ServeArgs;
 
 /// A concurrency-aware key-value store that speaks the Redis protocol.
 #[derive(Parser)]
@@ -11,8 +15,62 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Run the store: Redis protocol on --port, /healthz, /readyz and /metrics on --admin-port.
+    Serve(ServeArgs),
+    /// Compare every locking strategy in-process for one read/write mix.
+    Bench(cstore::bench::BenchArgs),
+    /// Run the Kubernetes operator that turns ConcurrentStore resources into running stores.
+    Operator(cstore::operator::OperatorArgs),
+    /// Print the ConcurrentStore CustomResourceDefinition as YAML (the content of crds/).
+    Crd,
+}
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {}
+fn main() -> ExitCode {
+    let outcome = match Cli::parse().command {
+        Command::Serve(args) => serve(&args),
+        Command::Bench(args) => cstore::bench::run(&args),
+        Command::Operator(args) => operator(args),
+        Command::Crd => cstore::operator::crd::crd_yaml().map(|yaml| print!("{yaml}")).map_err(Into::into),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let config = args.resolve()?;
+    cstore::telemetry::init_logging(config.log_format)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let server = Server::bind(config).await?;
+        server.run(termination_signal()).await
+    })
+}
+
+fn operator(args: cstore::operator::OperatorArgs) -> anyhow::Result<()> {
+    cstore::telemetry::init_logging(args.log_format)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(cstore::operator::run(args, termination_signal()))
+}
+
+/// Completes on SIGTERM (Kubernetes stopping the pod) or SIGINT (Ctrl-C).
+async fn termination_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
