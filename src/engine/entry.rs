@@ -2,6 +2,8 @@
 
 use bytes::Bytes;
 
+use super::clock::LazyNow;
+
 /// Expiry deadline meaning "never expires". Deadlines are milliseconds since the Unix epoch.
 pub(crate) const NEVER: u64 = u64::MAX;
 
@@ -28,6 +30,11 @@ impl Entry {
     /// still alive at its deadline and gone one millisecond later.
     pub(crate) fn is_expired(&self, now: u64) -> bool {
         now > self.expires_at
+    }
+
+    /// [`Entry::is_expired`] that reads the clock only for an entry with a deadline.
+    pub(crate) fn has_expired(&self, now: &LazyNow<'_>) -> bool {
+        self.expires_at != NEVER && self.is_expired(now.get())
     }
 
     pub(crate) fn is_volatile(&self) -> bool {

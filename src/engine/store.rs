@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use rand::RngExt;
 
-use super::clock::Clock;
+use super::clock::{Clock, LazyNow};
 use super::config::{ConfigError, EngineConfig, Strategy, validate_shards};
 use super::cow::CowShard;
 use super::entry::{Entry, Footprint, Write};
@@ -159,15 +159,15 @@ impl Store {
 
     /// Reads the live entry under `key` (an expired entry reads as absent and is reclaimed).
     pub(crate) fn read<R>(&self, key: &[u8], f: impl FnOnce(Option<&Entry>) -> R) -> R {
-        let now = self.now_ms();
+        let now = LazyNow::new(&self.clock);
         with_shards!(&self.engine, shards => {
             let slot = shards.slot_for(key);
-            let outcome = slot.map.read(key, move |entry| match entry {
-                Some(entry) if entry.is_expired(now) => Err(f),
+            let outcome = slot.map.read(key, |entry| match entry {
+                Some(entry) if entry.has_expired(&now) => Err(f),
                 live => Ok(f(live)),
             });
             outcome.unwrap_or_else(|f| {
-                reclaim_if_expired(slot, &Bytes::copy_from_slice(key), now);
+                reclaim_if_expired(slot, &Bytes::copy_from_slice(key), &now);
                 f(None)
             })
         })
@@ -176,8 +176,8 @@ impl Store {
     /// Atomically applies `f` to the live entry under `key`. `f` must be pure: the
     /// lock-free strategy may run it more than once.
     pub(crate) fn update<R>(&self, key: &Bytes, f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R {
-        let now = self.now_ms();
-        with_shards!(&self.engine, shards => update_slot(shards.slot_for(key), key, now, f).0)
+        let now = LazyNow::new(&self.clock);
+        with_shards!(&self.engine, shards => update_slot(shards.slot_for(key), key, &now, f).0)
     }
 
     /// Number of keys (DBSIZE). Expired keys not yet reclaimed are counted, as in Redis.
@@ -313,7 +313,8 @@ impl Store {
             let Some(key) = self.random_key() else { break };
             let removed = with_shards!(&self.engine, shards => {
                 let slot = shards.slot_for(&key);
-                let removed = update_slot(slot, &key, self.now_ms(), |live| (Write::Remove, live.is_some())).0;
+                let now = LazyNow::new(&self.clock);
+                let removed = update_slot(slot, &key, &now, |live| (Write::Remove, live.is_some())).0;
                 if removed {
                     slot.stats.count_evicted();
                 }
@@ -345,7 +346,8 @@ impl Store {
                         }
                     });
                     slot.sweep_position.store(next, Ordering::Relaxed);
-                    let reclaimed = due.iter().filter(|key| reclaim_if_expired(slot, key, now)).count() as u64;
+                    let reclaimed =
+                        due.iter().filter(|key| reclaim_if_expired(slot, key, &LazyNow::fixed(now))).count() as u64;
                     examined += seen;
                     expired += reclaimed;
                     if next == 0 || reclaimed * 4 <= seen {
@@ -367,16 +369,16 @@ impl Store {
 fn update_slot<S: Shard, R>(
     slot: &Slot<S>,
     key: &Bytes,
-    now: u64,
+    now: &LazyNow<'_>,
     mut f: impl FnMut(Option<&Entry>) -> (Write, R),
 ) -> (R, bool) {
     let (reply, delta, reclaimed) = slot.map.update(key, |current| {
-        let live = current.filter(|entry| !entry.is_expired(now));
+        let live = current.filter(|entry| !entry.has_expired(now));
         let dead = current.is_some() && live.is_none();
         let (write, reply) = f(live);
         let write = match write {
             Write::Keep if dead => Write::Remove,
-            Write::Put(entry) if entry.is_expired(now) => Write::Remove,
+            Write::Put(entry) if entry.has_expired(now) => Write::Remove,
             other => other,
         };
         let after = match &write {
@@ -394,6 +396,6 @@ fn update_slot<S: Shard, R>(
 }
 
 /// Removes `key` if its entry has expired; returns whether it did.
-fn reclaim_if_expired<S: Shard>(slot: &Slot<S>, key: &Bytes, now: u64) -> bool {
+fn reclaim_if_expired<S: Shard>(slot: &Slot<S>, key: &Bytes, now: &LazyNow<'_>) -> bool {
     update_slot(slot, key, now, |_| (Write::Keep, ())).1
 }
