@@ -46,7 +46,14 @@ command -v cargo >/dev/null 2>&1 || fail "cargo is required"
 step "crds/ matches \`cstore crd\`"
 generated=$(mktemp)
 trap 'rm -f "$generated"' EXIT
-cargo run --locked --quiet --bin cstore -- crd >"$generated"
+# CSTORE_BIN names an already built binary (scripts/test.sh passes the one `cargo test`
+# built): a plain `cargo run` would rebuild much of the dependency tree, because a build
+# without the dev-dependencies resolves some crates' features differently.
+if [ -n "${CSTORE_BIN:-}" ]; then
+    "$CSTORE_BIN" crd >"$generated"
+else
+    cargo run --locked --quiet --bin cstore -- crd >"$generated"
+fi
 shopt -s nullglob
 copies=("$CRD" charts/*/crds/concurrentstores.cstore.dev.yaml)
 for copy in "${copies[@]}"; do

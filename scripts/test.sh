@@ -28,10 +28,10 @@ step "cargo test"
 cargo test --locked
 
 step "benchmarks (smoke run: each benchmark once, nothing timed; debug build, no release compile)"
-cargo test --locked --benches
+cargo test --locked --bench workloads
 
 step "CRD drift (cstore crd vs crds/) and manifest validation"
-scripts/check-crd.sh
+CSTORE_BIN=target/debug/cstore scripts/check-crd.sh
 
 step "end-to-end tests on a real cluster (run only when a kubeconfig reaches one)"
 scripts/e2e-kind.sh
