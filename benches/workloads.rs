@@ -300,6 +300,11 @@ fn main() {
         .configure_from_args();
     let outcomes = run_workloads(&mut criterion, &scale);
     criterion.final_summary();
-    println!("\nThroughput per workload and thread count (median of criterion's samples; ratio to the best baseline):");
-    print!("{}", ratio_tables(&outcomes));
+    // Nothing was measured when criterion only listed the benchmarks or filtered them all out.
+    if !outcomes.is_empty() {
+        println!(
+            "\nThroughput per workload and thread count (median of criterion's samples; ratio to the best baseline):"
+        );
+        print!("{}", ratio_tables(&outcomes));
+    }
 }

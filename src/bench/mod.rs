@@ -139,11 +139,12 @@ fn measure(args: &BenchArgs, threads: &[usize], shards: &[u64]) -> anyhow::Resul
     let mut points = Vec::with_capacity(total);
     for strategy in Strategy::ALL {
         for &shard_count in shards {
-            progress.set_message(format!("{strategy} × {shard_count}: writing {} keys", args.keys));
+            let configuration = format!("{strategy}, {}", report::counted(shard_count, "shard"));
+            progress.set_message(format!("{configuration}: writing {} keys", args.keys));
             let store = Store::builder().strategy(strategy).shards(shard_count).build()?;
             workload::prefill(&store, args.keys);
             for &thread_count in threads {
-                progress.set_message(format!("{strategy} × {shard_count}, {thread_count} threads"));
+                progress.set_message(format!("{configuration}, {}", report::counted(thread_count as u64, "thread")));
                 let throughput = workload::drive(&store, &streams[..thread_count], RunLength::For(args.duration))?;
                 points.push(Point { strategy, shards: shard_count, threads: thread_count, throughput });
                 progress.inc(1);
@@ -154,7 +155,8 @@ fn measure(args: &BenchArgs, threads: &[usize], shards: &[u64]) -> anyhow::Resul
     Ok(points)
 }
 
-const PROGRESS_TEMPLATE: &str = "{elapsed_precise} [{bar:30}] {pos}/{len} {msg} (about {eta} left)";
+// `wide_msg` takes the rest of the line and is cut to fit, so the bar never wraps.
+const PROGRESS_TEMPLATE: &str = "{elapsed_precise} [{bar:20}] {pos}/{len}, about {eta} left: {wide_msg}";
 
 /// A progress bar on stderr when stderr is a terminal, and nothing otherwise: the bar redraws
 /// itself with control sequences that would garble a log file or a pipe. It is not ticked in

@@ -20,10 +20,8 @@ impl Shard for LockFreeShard {
         // `compute`, which is every write here, so a growing map stayed half-migrated and
         // each read searched two tables (9x slower gets, docs/BENCHMARKS.md). A resize
         // now copies the table at once: one slower write instead of slower reads forever.
-        let map = papaya::HashMap::builder()
-            .hasher(KeyHasher::default())
-            .resize_mode(papaya::ResizeMode::Blocking)
-            .build();
+        let map =
+            papaya::HashMap::builder().hasher(KeyHasher::default()).resize_mode(papaya::ResizeMode::Blocking).build();
         LockFreeShard { map }
     }
 
