@@ -438,7 +438,9 @@ impl Model {
             return expect(actual, Reply::Float(Err(StoreError::NotFinite)));
         }
         match actual {
-            Reply::Float(Ok(text)) if is_plain_decimal(&text) && approximately(parse_decimal(&text), sum) => {
+            Reply::Float(Ok(text))
+                if is_plain_decimal(&text) && approximately(parse_decimal(&text), sum, base.abs().max(delta.abs())) =>
+            {
                 self.put_keeping_ttl(key, text.to_vec());
                 Ok(())
             }
@@ -598,8 +600,11 @@ fn parse_decimal(text: &[u8]) -> f64 {
 
 /// Equal to f64 precision: relative for large numbers, absolute for small ones (Redis prints
 /// 17 decimals, so it rounds anything below 1e-17 away).
-fn approximately(actual: f64, expected: f64) -> bool {
-    (actual - expected).abs() <= 1e-15 * expected.abs().max(1.0)
+/// Whether `actual` is `expected` up to f64 rounding of a sum whose operands reach
+/// `operand_scale`: cancellation (a large sum of opposite signs) leaves an error relative to
+/// the operands, not to the small result.
+fn approximately(actual: f64, expected: f64, operand_scale: f64) -> bool {
+    (actual - expected).abs() <= 1e-15 * expected.abs().max(operand_scale).max(1.0) * 4.0
 }
 
 /// Whether KEYS or SCAN MATCH with `pattern` returns `key`: `*` alone means every key
