@@ -33,5 +33,12 @@ cargo test --locked --bench workloads
 step "CRD drift (cstore crd vs crds/) and manifest validation"
 CSTORE_BIN=target/debug/cstore scripts/check-crd.sh
 
+step "delivery: Dockerfile, Helm chart, manifests/install, Argo CD apps and health checks (no cluster needed)"
+scripts/delivery-deps.sh
+CSTORE_BIN=target/debug/cstore scripts/check-delivery.sh
+
+step "observability stack (kustomize, kubernetes-validate --strict, dashboards against live /metrics)"
+CSTORE_BIN=target/debug/cstore scripts/check-observability.sh
+
 step "end-to-end tests on a real cluster (run only when a kubeconfig reaches one)"
 scripts/e2e-kind.sh

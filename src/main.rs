@@ -1,10 +1,16 @@
 //! The `cstore` binary: parses the command line and hands over to the library.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use cstore::server::Server;
 use cstore::server::config::ServeArgs;
+use cstore::telemetry::{self, Process, Sampling};
+use opentelemetry::KeyValue;
+
+/// How long exiting waits for the collector to take the spans still queued.
+const TELEMETRY_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A concurrency-aware key-value store that speaks the Redis protocol.
 #[derive(Parser)]
@@ -44,18 +50,41 @@ fn main() -> ExitCode {
 
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let config = args.resolve()?;
-    cstore::telemetry::init_logging(config.log_format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let server = Server::bind(config).await?;
-        server.run(termination_signal()).await
+        let telemetry = telemetry::init(Process {
+            default_service_name: "cstore",
+            log_format: config.log_format,
+            otlp: &args.otlp,
+            attributes: vec![
+                KeyValue::new("cstore.strategy", config.engine.strategy.name()),
+                KeyValue::new("cstore.shards", i64::from(config.engine.shards)),
+            ],
+            // Commands and sweeps are head-sampled by the store at traceSampleRatio (which
+            // OTEL_TRACES_SAMPLER sets), so every span that is started is kept.
+            sampling: Sampling { ratio: 1.0, parent_based: false },
+        })?;
+        let served = async { Server::bind(config).await?.run(termination_signal()).await }.await;
+        telemetry.shutdown(TELEMETRY_FLUSH_TIMEOUT).await;
+        served
     })
 }
 
 fn operator(args: cstore::operator::OperatorArgs) -> anyhow::Result<()> {
-    cstore::telemetry::init_logging(args.log_format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(cstore::operator::run(args, termination_signal()))
+    runtime.block_on(async {
+        let telemetry = telemetry::init(Process {
+            default_service_name: "cstore-operator",
+            log_format: args.log_format,
+            otlp: &args.otlp,
+            attributes: Vec::new(),
+            // Reconciles are rare enough to keep them all unless told otherwise.
+            sampling: args.otlp.sampling(Sampling { ratio: 1.0, parent_based: true })?,
+        })?;
+        let operated = cstore::operator::run(args, termination_signal()).await;
+        telemetry.shutdown(TELEMETRY_FLUSH_TIMEOUT).await;
+        operated
+    })
 }
 
 /// Completes on SIGTERM (Kubernetes stopping the pod) or SIGINT (Ctrl-C).

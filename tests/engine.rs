@@ -271,7 +271,8 @@ fn sweeper_thread_runs_until_stopped() {
         let store = Arc::new(store);
         store.set(&b("k"), b("v"), SetOptions { expiry: SetExpiry::At(clock.now_ms() + 1), ..set_plain() });
         clock.advance(2);
-        let sweeper = Sweeper::start(Arc::clone(&store), Duration::from_millis(1), |_| {}).unwrap();
+        let sweeper =
+            Sweeper::start(Arc::clone(&store), Duration::from_millis(1), |store| store.sweep_expired()).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while sweeper.expired() == 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));

@@ -190,7 +190,8 @@ fn the_sweeper_starts_and_stops_at_any_interval() {
     for interval in [Duration::ZERO, Duration::from_millis(1), Duration::MAX] {
         let store = Arc::new(Store::builder().build().expect("the default configuration is valid"));
         store.set(&Bytes::from_static(b"k"), Bytes::from_static(b"v"), SetOptions::default());
-        let sweeper = Sweeper::start(Arc::clone(&store), interval, |_| {}).expect("the sweeper thread starts");
+        let sweeper = Sweeper::start(Arc::clone(&store), interval, |store| store.sweep_expired())
+            .expect("the sweeper thread starts");
         std::thread::sleep(Duration::from_millis(5));
         sweeper.stop();
     }

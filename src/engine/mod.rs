@@ -39,5 +39,6 @@ pub use ops::{
     ExpireCondition, SetCondition, SetExpiry, SetOptions, SetOutcome, StoreError, Ttl, TtlUpdate, parse_integer,
 };
 pub use scan::glob_match;
+pub use shard::thread_lock_wait_ns;
 pub use store::{Store, StoreBuilder, StoreStats};
 pub use sweeper::{SweepReport, Sweeper};

@@ -5,6 +5,7 @@
 //! conditions, counters) lives above it in `ops.rs`, written once for all kinds, so the
 //! strategies cannot drift apart.
 
+use std::cell::Cell;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
@@ -186,5 +187,16 @@ pub(crate) fn acquire<G>(try_lock: impl FnOnce() -> Option<G>, lock: impl FnOnce
     let guard = lock();
     let waited = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
     waited_ns.fetch_add(waited, Ordering::Relaxed);
+    THREAD_LOCK_WAIT_NS.with(|total| total.set(total.get().saturating_add(waited)));
     guard
+}
+
+thread_local! {
+    /// Lock wait of this thread so far: a traced command reports the difference across it.
+    static THREAD_LOCK_WAIT_NS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Nanoseconds this thread has spent waiting for shard locks since it started.
+pub fn thread_lock_wait_ns() -> u64 {
+    THREAD_LOCK_WAIT_NS.with(Cell::get)
 }

@@ -148,6 +148,11 @@ impl Store {
         with_shards!(&self.engine, shards => shards.len())
     }
 
+    /// The shard that holds `key`, from 0 to `shard_count() - 1`.
+    pub fn shard_of(&self, key: &[u8]) -> usize {
+        with_shards!(&self.engine, shards => shards.index_of(key))
+    }
+
     pub(crate) fn max_value_len(&self) -> usize {
         self.max_value_len
     }

@@ -39,12 +39,12 @@ pub struct Sweeper {
 }
 
 impl Sweeper {
-    /// Starts a thread that runs a sweep pass every `interval`, calling `on_pass` with each
-    /// pass's report (for metrics and tracing).
+    /// Starts a thread that runs `pass` every `interval`: normally [`Store::sweep_expired`],
+    /// wrapped in whatever tracing or logging the caller wants around each pass.
     pub fn start(
         store: Arc<Store>,
         interval: Duration,
-        on_pass: impl Fn(SweepReport) + Send + 'static,
+        pass: impl Fn(&Store) -> SweepReport + Send + 'static,
     ) -> std::io::Result<Sweeper> {
         let (stop, stopped) = mpsc::channel::<()>();
         let expired = Arc::new(AtomicU64::new(0));
@@ -52,9 +52,8 @@ impl Sweeper {
         let thread = std::thread::Builder::new().name("cstore-sweeper".into()).spawn(move || {
             // Wakes every interval; a message or a dropped sender ends the loop.
             while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
-                let report = store.sweep_expired();
+                let report = pass(&store);
                 total.fetch_add(report.expired, Ordering::Relaxed);
-                on_pass(report);
             }
         })?;
         Ok(Sweeper { stop: Some(stop), thread: Some(thread), expired })

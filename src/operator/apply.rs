@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::api_call::traced;
 use super::resources::sha256_hex;
 
 /// The one field manager every apply of the operator uses.
@@ -39,14 +40,15 @@ where
 {
     let desired = with_applied_hash(desired);
     let name = desired.name_any();
-    let existing = api.get_opt(&name).await?;
+    let kind = K::kind(&());
+    let existing = traced("get", &kind, &name, api.get_opt(&name)).await?;
     if let Some(current) = &existing
         && in_sync(current, &desired)
     {
         return Ok((current.clone(), Change::Unchanged));
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let applied = api.patch(&name, &params, &Patch::Apply(&desired)).await?;
+    let applied = traced("apply", &kind, &name, api.patch(&name, &params, &Patch::Apply(&desired))).await?;
     let change = match existing {
         None => Change::Created,
         // An apply that changes nothing keeps the resourceVersion: drift the API server

@@ -4,11 +4,12 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::reconcile::FailureReason;
@@ -19,13 +20,20 @@ const DURATION_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.
 
 type ReasonLabel = [(&'static str, &'static str); 1];
 
+/// The exemplar of a reconcile duration: the trace of that reconcile, which Grafana links
+/// to Tempo.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TraceExemplar {
+    pub trace_id: String,
+}
+
 /// The operator's metrics. Share it behind an `Arc`; every method takes `&self`.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     reconciles: Counter,
     failures: Family<ReasonLabel, Counter>,
-    duration: Histogram,
+    duration: HistogramWithExemplars<TraceExemplar>,
     leader: Gauge,
 }
 
@@ -41,7 +49,7 @@ impl Metrics {
             registry: Registry::with_prefix("cstore_operator"),
             reconciles: Counter::default(),
             failures: Family::default(),
-            duration: Histogram::new(DURATION_BUCKETS),
+            duration: HistogramWithExemplars::new(DURATION_BUCKETS.into_iter()),
             leader: Gauge::default(),
         };
         // Every reason is shown from the start, at zero, so that rate() and alerts see it.
@@ -81,7 +89,11 @@ impl Metrics {
     /// Every metric in the OpenMetrics text format.
     pub fn encode(&self) -> Result<String, fmt::Error> {
         let mut out = String::new();
-        text::encode(&mut out, &self.registry)?;
+        text::encode_registry(&mut out, &self.registry)?;
+        let mut per_scrape = Registry::with_prefix("cstore_operator");
+        crate::telemetry::register_dropped_spans(&mut per_scrape);
+        text::encode_registry(&mut out, &per_scrape)?;
+        text::encode_eof(&mut out)?;
         Ok(out)
     }
 }
@@ -93,11 +105,13 @@ pub struct ReconcileTimer<'a> {
 }
 
 impl ReconcileTimer<'_> {
-    /// Records the reconcile, with its failure reason if it failed; returns how long it took.
-    pub fn finish(self, failure: Option<FailureReason>) -> Duration {
+    /// Records the reconcile, with its failure reason if it failed and its trace if it was
+    /// traced; returns how long it took.
+    pub fn finish(self, failure: Option<FailureReason>, trace_id: Option<String>) -> Duration {
         let elapsed = self.started.elapsed();
         self.metrics.reconciles.inc();
-        self.metrics.duration.observe(elapsed.as_secs_f64());
+        let exemplar = trace_id.map(|trace_id| TraceExemplar { trace_id });
+        self.metrics.duration.observe(elapsed.as_secs_f64(), exemplar, None);
         if let Some(reason) = failure {
             self.metrics.failures.get_or_create(&[("reason", reason.label())]).inc();
         }
@@ -112,8 +126,9 @@ mod tests {
     #[test]
     fn reconciles_failures_and_leadership_are_exported() {
         let metrics = Metrics::new();
-        metrics.reconcile_started().finish(None);
-        metrics.reconcile_started().finish(Some(FailureReason::Conflict));
+        metrics.reconcile_started().finish(None, None);
+        let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736".to_owned();
+        metrics.reconcile_started().finish(Some(FailureReason::Conflict), Some(trace_id));
         metrics.set_leader(true);
         let text = metrics.encode().unwrap();
         for line in [
@@ -122,9 +137,16 @@ mod tests {
             "cstore_operator_reconcile_failures_total{reason=\"InvalidSpec\"} 0",
             "cstore_operator_reconcile_duration_seconds_count 2",
             "cstore_operator_leader 1",
+            "cstore_operator_trace_spans_dropped_total 0",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
+        let exemplar = "# {trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"}";
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("cstore_operator_reconcile_duration_seconds_bucket") && l.contains(exemplar)),
+            "no exemplar in\n{text}"
+        );
         assert!(text.ends_with("# EOF\n"));
     }
 }

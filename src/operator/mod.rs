@@ -8,6 +8,7 @@
 //! flight and releases the lease.
 
 pub mod admin;
+pub mod api_call;
 pub mod apply;
 pub mod crd;
 pub mod metrics;
@@ -91,6 +92,9 @@ pub struct OperatorArgs {
     /// Log line format
     #[arg(long, env = "CSTORE_LOG_FORMAT", value_name = "FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub otlp: crate::telemetry::OtlpArgs,
 }
 
 /// A shutdown signal every part of the operator can wait on.

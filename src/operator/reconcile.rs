@@ -19,11 +19,15 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
+use opentelemetry::trace::TraceContextExt as _;
 use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tracing::{info, warn};
+use tracing::field::Empty;
+use tracing::{Span, info, warn};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+use super::api_call::traced;
 use super::apply::{Change, FIELD_MANAGER, apply};
 use super::crd::{ConcurrentStore, ConcurrentStoreStatus};
 use super::metrics::Metrics;
@@ -138,8 +142,18 @@ impl Context {
     }
 }
 
-/// Reconciles one store, recording the outcome in metrics, Events and its status.
-#[tracing::instrument(skip_all, fields(store = %store.name_any(), namespace = store.namespace().unwrap_or_default()))]
+/// Reconciles one store, recording the outcome in metrics, Events, its status and its span
+/// (whose trace id the duration metric carries as an exemplar).
+#[tracing::instrument(skip_all, fields(
+    otel.kind = "internal",
+    otel.status_code = Empty,
+    otel.status_description = Empty,
+    k8s.namespace.name = store.namespace().unwrap_or_default(),
+    cstore.store = %store.name_any(),
+    cstore.generation = store.metadata.generation,
+    cstore.outcome = Empty,
+    cstore.duration_ms = Empty,
+))]
 pub async fn reconcile(store: Arc<ConcurrentStore>, context: Arc<Context>) -> Result<Action, Error> {
     let timer = context.metrics.reconcile_started();
     let result = reconcile_store(&store, &context).await;
@@ -147,9 +161,26 @@ pub async fn reconcile(store: Arc<ConcurrentStore>, context: Arc<Context>) -> Re
         Ok(_) => context.backoff.reset(&store),
         Err(error) => report_failure(&store, &context, error).await,
     }
-    let elapsed = timer.finish(result.as_ref().err().map(Error::reason));
+    let span = Span::current();
+    let elapsed = timer.finish(result.as_ref().err().map(Error::reason), trace_id(&span));
+    span.record("cstore.duration_ms", elapsed.as_secs_f64() * 1000.0);
+    match &result {
+        Ok(_) => span.record("cstore.outcome", "Success"),
+        Err(error) => {
+            span.record("otel.status_code", "ERROR");
+            span.record("otel.status_description", error.to_string());
+            span.record("cstore.outcome", error.reason().label())
+        }
+    };
     tracing::debug!(?elapsed, ok = result.is_ok(), "reconciled");
     result
+}
+
+/// The trace id of `span` when it is sampled and exported, for the duration exemplar.
+fn trace_id(span: &Span) -> Option<String> {
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context.is_sampled().then(|| span_context.trace_id().to_string())
 }
 
 /// What the controller does after a failed reconcile: retry this store after a delay that
@@ -214,13 +245,15 @@ where
 {
     let name = store.name_any();
     let kind = K::kind(&());
-    let existing = api.get_opt(&name).await.map_err(|source| api_error("read", &kind, &name, source))?;
+    let existing = traced("get", &kind, &name, api.get_opt(&name))
+        .await
+        .map_err(|source| api_error("read", &kind, &name, source))?;
     let owned = existing
         .is_some_and(|child| child.owner_references().iter().any(|owner| Some(&owner.uid) == store.uid().as_ref()));
     if !owned {
         return Ok(());
     }
-    match api.delete(&name, &DeleteParams::default()).await {
+    match traced("delete", &kind, &name, api.delete(&name, &DeleteParams::default())).await {
         Ok(_) => {}
         Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
         Err(source) => return Err(api_error("delete", &kind, &name, source)),
@@ -243,7 +276,7 @@ async fn write_status(store: &ConcurrentStore, context: &Context, status: Concur
         "status": status,
     });
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch_status(&name, &params, &Patch::Apply(&patch))
+    traced("apply status", "ConcurrentStore", &name, api.patch_status(&name, &params, &Patch::Apply(&patch)))
         .await
         .map_err(|source| api_error("update the status of", "ConcurrentStore", &name, source))?;
     Ok(())
@@ -279,7 +312,9 @@ async fn publish(
         action: "Reconcile".to_owned(),
         secondary: related,
     };
-    if let Err(error) = context.recorder.publish(&event, &store.object_ref(&())).await {
+    let published =
+        traced("create", "Event", &store.name_any(), context.recorder.publish(&event, &store.object_ref(&()))).await;
+    if let Err(error) = published {
         warn!(%error, reason, "cannot publish an Event");
     }
 }

@@ -209,7 +209,17 @@ fn deployment(
     let overrides = &store.spec.pod;
     let mut pod_labels = overrides.labels.clone();
     pod_labels.extend(names.labels());
-    let mut pod_annotations = overrides.annotations.clone();
+    // Prometheus's conventional pod discovery finds /metrics through these; the spec's own
+    // annotations may change them (to turn scraping off, say).
+    let mut pod_annotations: BTreeMap<String, String> = [
+        ("prometheus.io/scrape", "true".to_owned()),
+        ("prometheus.io/port", config.admin_port.to_string()),
+        ("prometheus.io/path", "/metrics".to_owned()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value))
+    .collect();
+    pod_annotations.extend(overrides.annotations.clone());
     pod_annotations.insert(CONFIG_HASH_ANNOTATION.to_owned(), sha256_hex(config_file));
 
     let mut volumes = vec![Volume {
@@ -373,8 +383,14 @@ fn environment(store: &ConcurrentStore) -> Vec<EnvVar> {
                 .to_owned(),
         ),
     ];
-    if let Some(endpoint) = store.spec.tracing.as_ref().and_then(|tracing| tracing.endpoint.clone()) {
-        env.push(value("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint));
+    if let Some(tracing) = &store.spec.tracing {
+        if let Some(endpoint) = &tracing.endpoint {
+            env.push(value("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.clone()));
+            env.push(value("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()));
+        }
+        // The standard spelling of sampleRatio, for the store and any sidecar that reads it.
+        env.push(value("OTEL_TRACES_SAMPLER", "parentbased_traceidratio".to_owned()));
+        env.push(value("OTEL_TRACES_SAMPLER_ARG", tracing.sample_ratio.to_string()));
     }
     env
 }

@@ -304,6 +304,8 @@ pub enum ConfigError {
     Invalid { setting: &'static str, reason: String },
     #[error("cannot write the configuration as TOML: {0}")]
     Serialize(#[from] toml::ser::Error),
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::settings::SettingsError),
 }
 
 impl ConfigError {

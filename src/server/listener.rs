@@ -11,6 +11,8 @@ use anyhow::Context as _;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
+use tracing::Instrument as _;
+use tracing::field::Empty;
 
 use super::admin::{self, AdminState, Readiness};
 use super::command::COMMANDS;
@@ -20,7 +22,8 @@ use super::metrics::Metrics;
 use super::session::Clients;
 use super::shutdown::Shutdown;
 use super::state::ServerState;
-use crate::engine::{Store, Sweeper};
+use crate::engine::{Store, SweepReport, Sweeper};
+use crate::telemetry;
 
 /// Sent to a client refused because the server is full, before closing.
 const MAX_CLIENTS_REPLY: &[u8] = b"-ERR max number of clients reached\r\n";
@@ -35,6 +38,11 @@ pub struct Server {
 
 impl Server {
     /// Validates the configuration, builds the store and binds both ports.
+    #[tracing::instrument(name = "startup", skip_all, fields(
+        cstore.strategy = %config.engine.strategy,
+        cstore.shards = config.engine.shards,
+        port = config.port,
+    ))]
     pub async fn bind(config: ServerConfig) -> anyhow::Result<Server> {
         config.validate()?;
         let settings = RuntimeSettings::from_config(&config)?;
@@ -91,12 +99,12 @@ impl Server {
             "cstore serve started"
         );
         let store = Arc::clone(&state.store);
-        let sweeper =
-            Sweeper::start(Arc::clone(&store), Duration::from_millis(config.active_expire_interval_ms), |report| {
-                if report.expired > 0 {
-                    tracing::trace!(examined = report.examined, expired = report.expired, "expiry sweep");
-                }
-            })?;
+        let sweep_state = Arc::clone(&state);
+        let sweeper = Sweeper::start(
+            Arc::clone(&store),
+            Duration::from_millis(config.active_expire_interval_ms),
+            move |store| traced_sweep(&sweep_state, store),
+        )?;
 
         let readiness = Readiness::default();
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -114,22 +122,40 @@ impl Server {
         }
 
         // Drain: not ready, no new clients, answer what was sent, close.
-        readiness.set_draining();
-        drop(listener);
         let open = state.clients.len();
-        tracing::info!(open_connections = open, "shutting down: draining connections");
-        let _ = notify_shutdown.send(());
-        drop(connection_done);
-        let grace = Duration::from_secs(config.shutdown_grace_secs);
-        if tokio::time::timeout(grace, all_done.recv()).await.is_err() {
-            tracing::warn!(open_connections = state.clients.len(), "grace period ended with connections still open");
-        }
-        sweeper.stop();
-        let _ = stop_admin.send(());
-        admin.await.context("admin endpoint task failed")?.context("admin endpoint failed")?;
-        tracing::info!("cstore serve stopped");
-        Ok(())
+        let drain = async {
+            readiness.set_draining();
+            drop(listener);
+            tracing::info!(open_connections = open, "shutting down: draining connections");
+            let _ = notify_shutdown.send(());
+            drop(connection_done);
+            let grace = Duration::from_secs(config.shutdown_grace_secs);
+            if tokio::time::timeout(grace, all_done.recv()).await.is_err() {
+                tracing::warn!(
+                    open_connections = state.clients.len(),
+                    "grace period ended with connections still open"
+                );
+            }
+            sweeper.stop();
+            let _ = stop_admin.send(());
+            admin.await.context("admin endpoint task failed")?.context("admin endpoint failed")?;
+            tracing::info!("cstore serve stopped");
+            Ok(())
+        };
+        drain.instrument(tracing::info_span!("shutdown", open_connections = open)).await
     }
+}
+
+/// One active-expiry pass, traced as often as commands are.
+fn traced_sweep(state: &ServerState, store: &Store) -> SweepReport {
+    if !telemetry::sampler::sample(state.settings.trace_sample_ratio()) {
+        return store.sweep_expired();
+    }
+    let span = tracing::info_span!("expiry sweep", examined = Empty, expired = Empty);
+    let report = span.in_scope(|| store.sweep_expired());
+    span.record("examined", report.examined);
+    span.record("expired", report.expired);
+    report
 }
 
 /// Accepts clients forever. Accept errors (such as running out of file descriptors) are

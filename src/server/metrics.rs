@@ -67,7 +67,7 @@ pub enum Outcome {
 impl Outcome {
     const ALL: [Outcome; 3] = [Outcome::Ok, Outcome::Error, Outcome::Rejected];
 
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
             Outcome::Error => "error",
@@ -215,6 +215,7 @@ impl Metrics {
                 ConstCounter::new(stats.lock_wait_ns as f64 / NANOS_PER_SECOND),
             );
         }
+        crate::telemetry::register_dropped_spans(&mut registry);
         if let Some(versions) = stats.published_versions {
             registry.register(
                 "published_versions",

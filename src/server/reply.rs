@@ -33,6 +33,11 @@ impl<'a> ReplyWriter<'a> {
         self.protocol
     }
 
+    /// Bytes in the output buffer so far (replies not yet sent included).
+    pub fn buffered(&self) -> usize {
+        self.out.len()
+    }
+
     /// Switches protocol for the replies that follow, as HELLO does in the middle of a pipeline.
     pub fn set_protocol(&mut self, protocol: Protocol) {
         self.protocol = protocol;

@@ -40,6 +40,11 @@ impl TestServer {
 
     /// Starts a server with the default engine and `extra` flags.
     pub fn start(extra: &[&str]) -> TestServer {
+        Self::start_with_env(extra, &[])
+    }
+
+    /// Starts a server with `extra` flags and environment variables `env`.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> TestServer {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cstore"));
         command
             .args(["serve", "--port", "0", "--admin-port", "0", "--bind", "127.0.0.1", "--log-format", "json"])
@@ -51,10 +56,12 @@ impl TestServer {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("CSTORE_") {
+            let name_text = name.to_string_lossy();
+            if ["CSTORE_", "OTEL_", "POD_"].iter().any(|prefix| name_text.starts_with(prefix)) {
                 command.env_remove(name);
             }
         }
+        command.envs(env.iter().copied());
         let mut child = command.spawn().expect("cannot start the cstore binary");
         let stderr = child.stderr.take().expect("stderr is piped");
         let log = Arc::new(Mutex::new(Vec::new()));

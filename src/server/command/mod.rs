@@ -9,6 +9,7 @@ mod keyspace;
 pub(crate) mod server;
 mod strings;
 mod table;
+mod traced;
 
 use std::sync::LazyLock;
 use std::time::Instant;
@@ -23,6 +24,8 @@ use super::session::Session;
 use super::state::ServerState;
 use crate::engine::StoreError;
 use crate::server::metrics::Outcome;
+use crate::telemetry;
+use traced::CommandTrace;
 
 /// Why a command failed. `Display` is the full error line Redis would send, without the
 /// leading `-`; variants that a client library branches on keep Redis's error code.
@@ -178,6 +181,9 @@ pub(crate) fn execute(state: &ServerState, session: &mut Session, request: &[Byt
         return;
     };
     session.touch(index, started);
+    // Head sampling: an unsampled command pays one relaxed load and a comparison.
+    let trace = telemetry::sampler::sample(state.settings.trace_sample_ratio())
+        .then(|| CommandTrace::start(state, spec, request, out));
     let result = run(state, session, spec, request, out);
     let outcome = match &result {
         Ok(()) => Outcome::Ok,
@@ -186,6 +192,9 @@ pub(crate) fn execute(state: &ServerState, session: &mut Session, request: &[Byt
             error.outcome()
         }
     };
+    if let Some(trace) = trace {
+        trace.finish(&result, outcome.label(), out);
+    }
     state.metrics.record_command(index, outcome, started.elapsed());
 }
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use super::byte_size::parse_byte_size;
 use super::{ConfigError, LogFormat, MaxMemoryPolicy, Password, ServerConfig};
 use crate::engine::Strategy;
+use crate::telemetry::{OtlpArgs, Sampling};
 
 /// Flags of `cstore serve`. Every flag is optional and also read from the environment
 /// variable shown; given either way it overrides the config file, which overrides the
@@ -106,6 +107,9 @@ pub struct ServeArgs {
     /// Milliseconds between two passes of the active expiry sweeper [default: 100]
     #[arg(long, env = "CSTORE_ACTIVE_EXPIRE_INTERVAL_MS", value_name = "MILLISECONDS")]
     pub active_expire_interval_ms: Option<u64>,
+
+    #[command(flatten)]
+    pub otlp: OtlpArgs,
 }
 
 impl ServeArgs {
@@ -129,6 +133,12 @@ impl ServeArgs {
         override_with(&mut config.client_idle_timeout_secs, self.client_idle_timeout_secs);
         override_with(&mut config.max_memory, self.maxmemory);
         override_with(&mut config.max_memory_policy, self.maxmemory_policy);
+        // OTEL_TRACES_SAMPLER is the standard way to say how much to trace; traceSampleRatio,
+        // the store's own name for it, wins when given as a flag.
+        if self.otlp.sampler.is_some() {
+            let unchanged = Sampling { ratio: config.trace_sample_ratio, parent_based: false };
+            config.trace_sample_ratio = self.otlp.sampling(unchanged)?.ratio;
+        }
         override_with(&mut config.trace_sample_ratio, self.trace_sample_ratio);
         override_with(&mut config.log_format, self.log_format);
         override_with(&mut config.shutdown_grace_secs, self.shutdown_grace_secs);
@@ -191,7 +201,10 @@ mod tests {
             let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
             let default = documented_default(&help).unwrap_or_else(|| panic!("--{long} help has no [default: ...]"));
             let env = arg.get_env().and_then(|env| env.to_str()).unwrap_or_default();
-            assert_eq!(env, format!("CSTORE_{}", long.to_uppercase().replace('-', "_")), "--{long}");
+            // OpenTelemetry's flags read the variables its specification names.
+            if !env.starts_with("OTEL_") {
+                assert_eq!(env, format!("CSTORE_{}", long.to_uppercase().replace('-', "_")), "--{long}");
+            }
             if default != "none" {
                 // Passing the documented default explicitly must change nothing.
                 let flag = format!("--{long}");

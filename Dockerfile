@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+# One image for both subcommands: `cstore serve` (the store) and `cstore operator`.
+# The operator passes its own image to the stores it creates (CSTORE_IMAGE), so a release
+# ships exactly one image. Build: docker build -t cstore:dev .
+
+ARG RUST_VERSION=1.95
+
+# --- builder: a release build of the cstore binary, from the locked dependency set --------
+FROM docker.io/library/rust:${RUST_VERSION}-slim-bookworm AS builder
+WORKDIR /src
+# Only what the build reads (see .dockerignore): the manifest, the lock file, the sources and
+# the declared bench target (Cargo refuses a manifest whose [[bench]] file is missing).
+COPY Cargo.toml Cargo.lock ./
+COPY benches benches
+COPY src src
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bin cstore \
+    && install -D -m 0755 target/release/cstore /out/cstore
+
+# --- runtime: glibc and libgcc only, no shell, no package manager ------------------------
+# Debian 12 like the builder, so the binary's glibc matches. The nonroot variant runs as
+# 65532:65532, the user the operator's store pods and the chart's securityContext expect.
+FROM gcr.io/distroless/cc-debian12:nonroot
+LABEL org.opencontainers.image.title="cstore" \
+      org.opencontainers.image.description="Redis-protocol key-value store and its Kubernetes operator" \
+      org.opencontainers.image.source="https://github.com/cstore-dev/cstore" \
+      org.opencontainers.image.licenses="Apache-2.0"
+COPY --from=builder /out/cstore /usr/local/bin/cstore
+USER 65532:65532
+# 6379: Redis protocol (serve); 8080: /healthz, /readyz, /metrics (serve and operator).
+EXPOSE 6379 8080
+ENTRYPOINT ["cstore"]
+CMD ["serve"]

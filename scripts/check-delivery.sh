@@ -1,0 +1,313 @@
+#!/usr/bin/env bash
+# Checks the delivery files, as CI runs it; nothing here needs a Kubernetes API server or a
+# Docker engine (there is neither on our machines: `kubectl apply --dry-run=server` and
+# image builds belong to scripts/e2e-kind.sh, which runs only when a cluster is reachable):
+#   1. Dockerfile: hadolint;
+#   2. YAML under manifests/, charts/ (not the Go templates) and argocd/: yamllint --strict;
+#   3. the chart: its crds/ is a copy of crds/; helm lint --strict, by Helm 4 and by Helm 3,
+#      with its default values and with each ci/*-values.yaml; Helm 3 renders the same YAML;
+#   4. the chart rendered (helm template, CRD included) with each of those values files:
+#      kubernetes-validate --strict for Kubernetes $KUBERNETES_VERSION on every built-in object;
+#      ServiceMonitors (a CRD kind kubernetes-validate does not know) against
+#      prometheus-operator's schema (scripts/validate-servicemonitors.mjs, not strict about
+#      unknown fields); RBAC without wildcards, restricted pods, probes (delivery-manifests.py);
+#      the cstore binary started with the operator container's args and environment gets past
+#      its flag parsing (CSTORE_BIN, else target/debug/cstore; no cluster is contacted);
+#      the chart refuses a list of bad values;
+#   5. manifests/install/ is exactly what the chart renders with its defaults, plus the
+#      namespace and the CRD; its objects pass kubernetes-validate --strict too;
+#   6. Argo CD objects under argocd/ against Argo CD's CRDs (../shared/schemas/argocd) and
+#      the health-check test objects against our CRD, strictly (../shared/tools/validate-crs.py);
+#      every Application's source path exists; the AppProject permits every object the
+#      Applications render (`kubectl kustomize`, offline, for manifests/observability); the
+#      example stores against our CRD;
+#   7. every health_test.yaml case under argocd/health, run by Lua 5.1 (the dialect Argo CD
+#      runs), status and message compared;
+#   8. argocd/argocd-cm-health-patch.yaml installs exactly the health.lua scripts.
+#
+#   scripts/check-delivery.sh            check (CI)
+#   scripts/check-delivery.sh --update   rewrite the generated files (manifests/install/, the
+#                                        chart's crds/ copy, argocd/argocd-cm-health-patch.yaml),
+#                                        then check
+#
+# Tools come from scripts/delivery-deps.sh (.tools/bin, .venv, .tools/node, lua5.1). Under
+# CI=true a missing tool fails the run; elsewhere the step that needs it is skipped with a
+# warning. The summary gives each check with its count of documents, files or cases, and
+# the last line counts the checks: 'delivery checks: N passed, N failed'.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+KUBERNETES_VERSION=1.36.0
+CHART=charts/cstore-operator
+RELEASE=cstore-operator
+NAMESPACE=cstore-system
+INSTALL=manifests/install
+CRD=crds/concurrentstores.cstore.dev.yaml
+CM_PATCH=argocd/argocd-cm-health-patch.yaml
+SHARED="$(cd ..; pwd)/shared"
+VALIDATE_CRS="$SHARED/tools/validate-crs.py"
+ARGOCD_CRDS="$SHARED/schemas/argocd"
+# The cstore binary the operator-environment check starts (scripts/test.sh passes the one
+# cargo test built); target/debug/cstore when unset and present.
+CSTORE=${CSTORE_BIN:-}
+HELM=.tools/bin/helm
+HELM3=.tools/bin/helm3
+KUBECTL=.tools/bin/kubectl
+PY=.venv/bin/python
+
+update=false
+case "${1:-}" in
+    --update) update=true ;;
+    "") ;;
+    *) printf 'usage: %s [--update]\n' "$0" >&2; exit 2 ;;
+esac
+
+step() { printf '\n==> %s\n' "$*"; }
+fail() { printf 'error: %s\n' "$*" >&2; exit 1; }
+in_ci() { case "${CI:-}" in "" | 0 | false) return 1 ;; *) return 0 ;; esac; }
+skipped=()
+# Fails under CI; elsewhere warns and returns 1 so the caller skips its step.
+missing() {
+    in_ci && fail "$1"
+    printf 'warning: %s; skipping this step (CI fails instead)\n' "$1" >&2
+    skipped+=("$2")
+    return 1
+}
+have() { [ -x "$1" ] || missing "$1 is missing (scripts/delivery-deps.sh installs it)" "$2"; }
+have_cmd() { command -v "$1" >/dev/null 2>&1 || missing "$1 is missing (scripts/delivery-deps.sh installs it)" "$2"; }
+[ -x "$PY" ] || fail "$PY is missing: run scripts/delivery-deps.sh first"
+
+passed=0
+failed=0
+items=0
+# Runs one check; its count of checked items (documents, files, cases) is reported with it.
+check() {
+    local name=$1 count=$2
+    shift 2
+    if "$@"; then
+        passed=$((passed + 1))
+        items=$((items + count))
+        results+=("ok   $name: $count")
+    else
+        failed=$((failed + 1))
+        results+=("FAIL $name")
+    fi
+}
+results=()
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+docs_in() { "$PY" -c 'import sys, yaml; print(sum(1 for f in sys.argv[1:] for d in yaml.safe_load_all(open(f)) if d))' "$@"; }
+
+# The chart rendered for manifests/install: default values, fixed release name and namespace.
+render_install() {
+    local out=$1
+    mkdir -p "$out"
+    cat >"$out/00-namespace.yaml" <<NS
+# Generated by scripts/check-delivery.sh --update from $CHART with default values; CI fails
+# when it drifts. Install everything: kubectl apply --server-side -f $INSTALL/
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: $NAMESPACE
+  labels:
+    app.kubernetes.io/part-of: cstore
+    # The operator's pods meet the "restricted" Pod Security Standard.
+    pod-security.kubernetes.io/enforce: restricted
+NS
+    cp "$CRD" "$out/01-crd.yaml"
+    {
+        printf '# Generated by scripts/check-delivery.sh --update: helm template %s %s --namespace %s\n' \
+            "$RELEASE" "$CHART" "$NAMESPACE"
+        printf '# (default values). CI fails when it drifts from the chart.\n'
+        "$HELM" template "$RELEASE" "$CHART" --namespace "$NAMESPACE" --kube-version "$KUBERNETES_VERSION" --skip-crds
+    } >"$out/02-operator.yaml"
+}
+
+if [ "$update" = true ]; then
+    step "--update: regenerating $INSTALL/ and $CM_PATCH"
+    have "$HELM" "update" && {
+        render_install "$work/install"
+        rm -rf "$INSTALL"
+        cp -r "$work/install" "$INSTALL"
+        rm -rf "$work/install"
+        echo "wrote $INSTALL/"
+    }
+    cp "$CRD" "$CHART/crds/$(basename "$CRD")"
+    echo "wrote $CHART/crds/$(basename "$CRD")"
+    "$PY" scripts/argocd-cm-health.py render argocd/health >"$CM_PATCH"
+    echo "wrote $CM_PATCH"
+fi
+
+# --- 1. Dockerfile ------------------------------------------------------------------------
+step "hadolint Dockerfile"
+if have .venv/bin/hadolint "hadolint"; then
+    check "hadolint Dockerfile" 1 .venv/bin/hadolint Dockerfile
+fi
+dockerignore_ok() {
+    local pattern ok=true
+    for pattern in .git .venv .tools target fuzz; do
+        grep -qx "$pattern" .dockerignore || { echo "FAIL .dockerignore does not exclude $pattern"; ok=false; }
+    done
+    $ok
+}
+check ".dockerignore excludes .git .venv .tools target fuzz" 5 dockerignore_ok
+
+# --- 2. yamllint --------------------------------------------------------------------------
+step "yamllint --strict (manifests/, charts/ without templates, argocd/)"
+if have .venv/bin/yamllint "yamllint"; then
+    yaml_files=$(find manifests charts argocd -name '*.yaml' -o -name '*.yml' | grep -v '/templates/' | grep -cv -e '/crds/' -e "$INSTALL/01-crd.yaml" || true)
+    check "yamllint" "$yaml_files" .venv/bin/yamllint --strict -c .yamllint.yaml manifests charts argocd
+fi
+
+
+step "$CHART/crds/ is a byte-identical copy of $CRD"
+check "chart CRD == $CRD" 1 cmp "$CRD" "$CHART/crds/$(basename "$CRD")"
+
+# --- 3, 4. the chart ----------------------------------------------------------------------
+values_files=("" "$CHART"/ci/*-values.yaml)
+if have "$HELM" "helm lint, helm template, $INSTALL drift" && have "$HELM3" "helm 3" &&
+    have .venv/bin/kubernetes-validate "kubernetes-validate" && have_cmd node "ServiceMonitor validation"; then
+    echo "helm $("$HELM" version --short), helm $("$HELM3" version --short)"
+    for values in "${values_files[@]}"; do
+        label=${values:-default values}
+        args=()
+        [ -n "$values" ] && args=(--values "$values")
+        step "helm lint --strict ($label)"
+        check "helm 4 lint --strict ($label)" 1 "$HELM" lint --strict "$CHART" "${args[@]}" --kube-version "$KUBERNETES_VERSION"
+        step "helm 3 lint --strict ($label)"
+        check "helm 3 lint --strict ($label)" 1 "$HELM3" lint --strict "$CHART" "${args[@]}" --kube-version "$KUBERNETES_VERSION"
+
+        step "helm template ($label) | kubernetes-validate --strict (Kubernetes $KUBERNETES_VERSION)"
+        out="$work/render-$(basename "${values:-default}" .yaml)"
+        mkdir -p "$out"
+        "$HELM" template "$RELEASE" "$CHART" --namespace "$NAMESPACE" --kube-version "$KUBERNETES_VERSION" \
+            --include-crds "${args[@]}" >"$out/rendered.yaml"
+        "$HELM3" template "$RELEASE" "$CHART" --namespace "$NAMESPACE" --kube-version "$KUBERNETES_VERSION" \
+            --include-crds "${args[@]}" >"$out/rendered-helm3.yaml"
+        step "helm 3 renders the same objects as helm 4 ($label)"
+        check "helm 3 template == helm 4 template ($label)" "$(docs_in "$out/rendered.yaml")" \
+            diff -u "$out/rendered-helm3.yaml" "$out/rendered.yaml"
+        step "NOTES.txt ($label): how to create and reach a store"
+        notes_ok() {
+            # A client-side dry run renders NOTES.txt; no kubeconfig, so no cluster is contacted.
+            KUBECONFIG="$work/no-kubeconfig" "$HELM" install "$RELEASE" "$CHART" --namespace "$NAMESPACE" \
+                --dry-run=client "${args[@]}" | sed -n '/^NOTES:/,$p' >"$out/notes.txt" &&
+                grep -q 'kind: ConcurrentStore' "$out/notes.txt" && grep -q 'port-forward svc/' "$out/notes.txt" &&
+                grep -q 'redis-cli' "$out/notes.txt"
+        }
+        check "NOTES.txt renders ($label)" 1 notes_ok
+        check "rendered policy ($label)" "$(docs_in "$out/rendered.yaml")" "$PY" scripts/delivery-manifests.py split "$out/rendered.yaml" "$out"
+        check "kubernetes-validate --strict ($label)" "$(docs_in "$out/builtin.yaml")" \
+            .venv/bin/kubernetes-validate --strict --quiet --kubernetes-version "$KUBERNETES_VERSION" "$out/builtin.yaml"
+        if [ -n "$CSTORE" ] || { [ -z "${CSTORE_BIN:-}" ] && [ -x target/debug/cstore ] && CSTORE=target/debug/cstore; } ||
+            missing "no cstore binary (set CSTORE_BIN, or cargo build)" "operator environment ($label)"; then
+            step "cstore operator accepts the Deployment's args and environment ($label)"
+            check "operator args and environment ($label)" 1 "$PY" scripts/delivery-manifests.py operator-env "$out/rendered.yaml" "$CSTORE"
+        fi
+        monitors=$("$PY" -c 'import json, sys; print(len(json.load(open(sys.argv[1]))))' "$out/servicemonitors.json")
+        if [ "$monitors" -gt 0 ]; then
+            step "ServiceMonitor ($label) against prometheus-operator's schema"
+            check "ServiceMonitor schema ($label)" "$monitors" node scripts/validate-servicemonitors.mjs <"$out/servicemonitors.json"
+        fi
+    done
+
+    step "the chart refuses bad values (values.schema.json and the templates' own checks)"
+    # Each --set must fail with Helm 4 and Helm 3.
+    bad_values=(
+        unknownKey=1
+        replicaCount=0
+        leaderElection.enabled=false
+        image.pullPolicy=Sometimes
+        image.digest=latest
+        tracing.endpoint=collector:4317
+        tracing.protocol=udp
+        'metrics.service.enabled=false,metrics.serviceMonitor.enabled=true'
+        'watchNamespaces[0]=Bad_NS'
+        resources.request.cpu=1
+        logFormat=xml
+    )
+    refuses_bad_values() {
+        local ok=true value helm
+        for value in "${bad_values[@]}"; do
+            for helm in "$HELM" "$HELM3"; do
+                if "$helm" template "$RELEASE" "$CHART" --kube-version "$KUBERNETES_VERSION" --set "$value" >/dev/null 2>&1; then
+                    echo "FAIL $(basename "$helm") accepted --set $value"
+                    ok=false
+                else
+                    echo "ok   $(basename "$helm") refused --set $value"
+                fi
+            done
+        done
+        $ok
+    }
+    check "bad values refused" $((${#bad_values[@]} * 2)) refuses_bad_values
+
+    # --- 5. manifests/install -------------------------------------------------------------
+    step "$INSTALL/ is the chart rendered with its defaults (drift)"
+    render_install "$work/install"
+    check "$INSTALL drift" "$(find "$work/install" -type f | wc -l)" diff -ru "$work/install" "$INSTALL"
+    step "kubernetes-validate --strict $INSTALL/"
+    for file in "$INSTALL"/*.yaml; do
+        printf -- '---\n'
+        cat "$file"
+    done >"$work/install-all.yaml"
+    check "$INSTALL policy" "$(docs_in "$INSTALL"/*.yaml)" "$PY" scripts/delivery-manifests.py split "$work/install-all.yaml" "$work/install-split"
+    check "kubernetes-validate --strict $INSTALL" "$(docs_in "$INSTALL"/*.yaml)" \
+        .venv/bin/kubernetes-validate --strict --quiet --kubernetes-version "$KUBERNETES_VERSION" "$INSTALL"/*.yaml
+    step "kubernetes-validate --strict $CM_PATCH"
+    check "kubernetes-validate --strict $CM_PATCH" 1 \
+        .venv/bin/kubernetes-validate --strict --quiet --kubernetes-version "$KUBERNETES_VERSION" "$CM_PATCH"
+fi
+
+# --- 6. custom resources ------------------------------------------------------------------
+step "Argo CD objects and health test objects against their CRDs (validate-crs.py)"
+if [ -f "$VALIDATE_CRS" ] || missing "$VALIDATE_CRS not found (shared/ must sit beside the repository)" "validate-crs"; then
+    crs() { "$PY" "$VALIDATE_CRS" "$@" | tee "$work/crs.out"; }
+    count_crs() { sed -n 's/^\([0-9]*\) passed.*/\1/p' "$work/crs.out" | tail -1; }
+    crs --crds "$ARGOCD_CRDS" --crds "$CRD" argocd/ && ok=true || ok=false
+    check "validate-crs argocd/" "$(count_crs)" "$ok"
+    step "example ConcurrentStores against the CRD (validate-crs.py)"
+    crs --crds "$CRD" manifests/examples && ok=true || ok=false
+    check "validate-crs manifests/examples" "$(count_crs)" "$ok"
+fi
+step "the AppProject permits what the Applications deploy (chart rendered with the Application's values, examples, kubectl kustomize manifests/observability)"
+if have "$HELM" "AppProject fit" && have "$KUBECTL" "AppProject fit"; then
+    "$PY" -c 'import sys, yaml, json
+app = yaml.safe_load(open(sys.argv[1]))
+print(json.dumps(app["spec"]["source"]["helm"].get("valuesObject") or {}))' argocd/apps/cstore-operator.yaml >"$work/argocd-values.json"
+    "$HELM" template "$RELEASE" "$CHART" --namespace "$NAMESPACE" --kube-version "$KUBERNETES_VERSION" \
+        --include-crds --values "$work/argocd-values.json" >"$work/argocd-operator.yaml"
+    if "$KUBECTL" kustomize manifests/observability >"$work/argocd-observability.yaml"; then
+        fit_inputs=("$work/argocd-operator.yaml" "$work/argocd-observability.yaml" manifests/examples/*.yaml)
+        check "AppProject fit" "$(docs_in "${fit_inputs[@]}")" \
+            "$PY" scripts/delivery-manifests.py project-fit argocd/project.yaml argocd/apps "${fit_inputs[@]}"
+    else
+        check "AppProject fit (kubectl kustomize manifests/observability)" 0 false
+    fi
+fi
+
+step "Argo CD Applications point at paths of this repository"
+check "Application source paths" "$(grep -l '^kind: Application$' argocd/*.yaml argocd/apps/*.yaml | wc -l)" \
+    "$PY" scripts/delivery-manifests.py app-paths . argocd/*.yaml argocd/apps/*.yaml
+
+# --- 7, 8. health checks ------------------------------------------------------------------
+step "Argo CD health checks: every health_test.yaml case with Lua 5.1"
+if have_cmd lua5.1 "health tests"; then
+    "$PY" scripts/argocd-health-test.py --lua lua5.1 argocd/health | tee "$work/health.out" && ok=true || ok=false
+    check "health.lua cases (Lua 5.1)" "$(sed -n 's/^\([0-9]*\) passed.*/\1/p' "$work/health.out" | tail -1)" "$ok"
+fi
+step "$CM_PATCH holds exactly the health.lua scripts"
+check "argocd-cm snippet == health.lua" "$(find argocd/health -name health.lua | wc -l)" \
+    "$PY" scripts/argocd-cm-health.py check argocd/health "$CM_PATCH"
+
+# --- summary ------------------------------------------------------------------------------
+step "summary (each check: documents, files or cases it checked)"
+printf '%s\n' "${results[@]}"
+if [ ${#skipped[@]} -gt 0 ]; then
+    printf 'SKIPPED (tools missing, not under CI): %s\n' "${skipped[*]}"
+fi
+printf '%d documents, files and cases checked in all\n' "$items"
+printf 'delivery checks: %d passed, %d failed\n' "$passed" "$failed"
+[ "$failed" -eq 0 ]
