@@ -14,8 +14,9 @@ require() {
     done
 }
 
-step "test dependencies (redis-server, redis-cli, redis-benchmark, redis-py in .venv)"
+step "test dependencies (redis-server, redis-cli, redis-benchmark, redis-py in .venv; helm, kubectl, lua5.1, yamllint, kubernetes-validate, hadolint)"
 scripts/test-deps.sh
+scripts/delivery-deps.sh
 require cargo rustfmt cargo-clippy
 
 step "cargo fmt --check"
@@ -34,11 +35,13 @@ step "CRD drift (cstore crd vs crds/) and manifest validation"
 CSTORE_BIN=target/debug/cstore scripts/check-crd.sh
 
 step "delivery: Dockerfile, Helm chart, manifests/install, Argo CD apps and health checks (no cluster needed)"
-scripts/delivery-deps.sh
 CSTORE_BIN=target/debug/cstore scripts/check-delivery.sh
 
 step "observability stack (kustomize, kubernetes-validate --strict, dashboards against live /metrics)"
 CSTORE_BIN=target/debug/cstore scripts/check-observability.sh
+
+step "tracing overhead benchmark (smoke run: proves the harness end to end, times nothing)"
+scripts/bench-tracing.py --smoke
 
 step "end-to-end tests on a real cluster (run only when a kubeconfig reaches one)"
 scripts/e2e-kind.sh
