@@ -67,8 +67,9 @@ pub fn init(process: Process<'_>) -> anyhow::Result<Telemetry> {
     }
     let otel_layer = provider.as_ref().map(|provider| {
         // Only cstore's own spans: the HTTP and gRPC crates' spans would add noise, and those
-        // of the exporter itself would feed back into the pipeline.
-        let only_ours = Targets::new().with_target(env!("CARGO_CRATE_NAME"), Level::TRACE);
+        // of the exporter itself would feed back into the pipeline. Info and above only, so
+        // that exporting does not switch on the debug and trace call sites of hot paths.
+        let only_ours = Targets::new().with_target(env!("CARGO_CRATE_NAME"), Level::INFO);
         tracing_opentelemetry::layer().with_tracer(provider.tracer(env!("CARGO_PKG_NAME"))).with_filter(only_ours)
     });
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
