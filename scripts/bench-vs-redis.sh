@@ -17,6 +17,8 @@
 #   CSTORE_ARGS    extra `cstore serve` arguments (default: none, the default configuration)
 #   BASE_PORT      first of the four loopback ports used (default 16379)
 #   N_PLAIN, N_PIPE, N_MSET_DIV, MEM_KEYS   request counts and key count (see below)
+#   TESTS          redis-benchmark tests (default "set get incr mset")
+#   MODES          any of "plain P16 plain-t2 P16-t2" (the default: all four)
 # Under CI=true, a missing redis-server, redis-benchmark or redis-cli fails the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +33,7 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS="$2"; shift ;;
         --skip-memory) MEMORY=0 ;;
         --out) OUT="$2"; shift ;;
-        -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -55,7 +57,7 @@ MEM_KEYS=${MEM_KEYS:-1000000}
 if [ "$SMOKE" = 1 ]; then
     N_PLAIN=2000 N_PIPE=5000 ROUNDS=1 MEM_KEYS=20000
 fi
-TESTS=(set get incr mset)
+read -r -a TESTS <<<"${TESTS:-set get incr mset}"
 BASE_PORT=${BASE_PORT:-16379}
 REDIS_PORT=$BASE_PORT
 CSTORE_PORT=$((BASE_PORT + 1))
@@ -144,7 +146,7 @@ for port in "$REDIS_PORT" "$CSTORE_PORT"; do
     redis-benchmark -p "$port" -c 50 -r 100000 -d 64 -t set,get -n $((N_PLAIN / 4 + 1000)) -q >/dev/null 2>&1
 done
 
-MODES=("plain" "P16" "plain-t2" "P16-t2")
+read -r -a MODES <<<"${MODES:-plain P16 plain-t2 P16-t2}"
 for mode in "${MODES[@]}"; do
     extra=()
     requests=$N_PLAIN

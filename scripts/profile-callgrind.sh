@@ -32,9 +32,9 @@ for test in $TESTS; do
     for mode in plain P16; do
         pipeline=1
         [ "$mode" = P16 ] && pipeline=16
-        callgrind_control -z "$PID" >/dev/null
+        callgrind_control -z "$PID" >/dev/null 2>&1
         redis-benchmark -p "$PORT" -c 50 -r 100000 -d 64 -t "$test" -n "$N" -P "$pipeline" -q >/dev/null
-        callgrind_control -d "$test-$mode" "$PID" >/dev/null
+        callgrind_control -d "$test-$mode" "$PID" >/dev/null 2>&1
         sleep 0.5
         dump=$(ls -t "$OUT"/callgrind.out.* | head -1)
         mv "$dump" "$OUT/$test-$mode.callgrind"

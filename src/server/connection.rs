@@ -7,7 +7,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -39,6 +39,8 @@ struct Connection {
     /// Remembers how far a partly received request was checked, so a large request arriving
     /// over many reads is not rescanned from its start each time.
     decoder: RequestDecoder,
+    /// The arguments of the request being executed; reused, so a request costs no vector.
+    args: Vec<Bytes>,
     input: BytesMut,
     output: BytesMut,
 }
@@ -68,6 +70,7 @@ pub(crate) async fn serve(state: Arc<ServerState>, stream: TcpStream, registrati
     let mut connection = Connection {
         stream,
         decoder: RequestDecoder::new(),
+        args: Vec::new(),
         input: BytesMut::with_capacity(READ_CHUNK),
         output: BytesMut::with_capacity(READ_CHUNK),
     };
@@ -118,10 +121,12 @@ async fn execute_buffered(
     loop {
         // The decoder fails rather than buffer more than `max_request_len` of one request,
         // so memory per connection stays bounded by that plus one read.
-        match connection.decoder.decode(&mut connection.input, limits) {
-            Ok(Some(request)) => {
+        match connection.decoder.decode_into(&mut connection.input, limits, &mut connection.args) {
+            Ok(true) => {
                 let mut writer = ReplyWriter::new(&mut connection.output, session.protocol());
-                command::execute(state, session, &request, &mut writer);
+                command::execute(state, session, &connection.args, &mut writer);
+                // Drop the arguments now: what the command stored holds its own references.
+                connection.args.clear();
                 if session.closing {
                     connection.flush().await?;
                     return Ok(Some(Ending::Quit));
@@ -130,7 +135,7 @@ async fn execute_buffered(
                     connection.flush().await?;
                 }
             }
-            Ok(None) => break,
+            Ok(false) => break,
             Err(error) => return refuse(connection, session, &error).await.map(Some),
         }
     }
