@@ -91,6 +91,11 @@ async fn run(
     mut shutdown: Shutdown,
 ) -> io::Result<Ending> {
     let limits = state.limits();
+    // One wait for the shutdown broadcast for the connection's whole life: a fresh `recv()`
+    // per read would join and leave the channel's waiter list (two mutex round trips) on
+    // every request, which was 8% of an unpipelined GET's instructions.
+    let shutdown_signal = shutdown.recv();
+    tokio::pin!(shutdown_signal);
     loop {
         if let Some(ending) = execute_buffered(state, connection, session, &limits).await? {
             return Ok(ending);
@@ -98,7 +103,7 @@ async fn run(
         let read = tokio::select! {
             // Shutdown first: a client that keeps sending must not keep the server up.
             biased;
-            () = shutdown.recv() => return finish_for_shutdown(state, connection, session, &limits).await,
+            () = &mut shutdown_signal => return finish_for_shutdown(state, connection, session, &limits).await,
             read = read_with_timeout(connection, state.settings.client_idle_timeout()) => read,
         };
         match read {
