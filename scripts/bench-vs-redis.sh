@@ -215,6 +215,9 @@ def med(mode, test, server, field):
     return statistics.median(values) if values else float("nan")
 def ratio(a, b):
     return a / b if b else float("nan")
+def r2(x):
+    # A smoke run's CPU time can round to zero ticks: no ratio then.
+    return "-" if x != x else f"{x:.2f}"
 modes = list(dict.fromkeys(r["mode"] for r in rows))
 tests = list(dict.fromkeys(r["test"] for r in rows))
 rounds = max(int(r["round"]) for r in rows)
@@ -230,10 +233,10 @@ for mode in modes:
     for test in tests:
         r = {f: med(mode, test, "redis", f) for f in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req")}
         c = {f: med(mode, test, "cstore", f) for f in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req")}
-        print(f"| {mode} | {test.upper()} | {r['rps']:.0f} | {c['rps']:.0f} | {ratio(c['rps'], r['rps']):.2f} "
+        print(f"| {mode} | {test.upper()} | {r['rps']:.0f} | {c['rps']:.0f} | {r2(ratio(c['rps'], r['rps']))} "
               f"| {r['p50_ms']:.3f} / {r['p99_ms']:.3f} | {c['p50_ms']:.3f} / {c['p99_ms']:.3f} "
-              f"| {ratio(c['p99_ms'], r['p99_ms']):.2f} "
-              f"| {r['cpu_us_per_req']:.2f} | {c['cpu_us_per_req']:.2f} | {ratio(c['cpu_us_per_req'], r['cpu_us_per_req']):.2f} |")
+              f"| {r2(ratio(c['p99_ms'], r['p99_ms']))} "
+              f"| {r['cpu_us_per_req']:.2f} | {c['cpu_us_per_req']:.2f} | {r2(ratio(c['cpu_us_per_req'], r['cpu_us_per_req']))} |")
 if os.path.exists(memory):
     mem = {r["server"]: r for r in csv.DictReader(open(memory), delimiter="\t")}
     print()
@@ -245,5 +248,5 @@ if os.path.exists(memory):
         empty, loaded, keys = int(m["empty_kib"]), int(m["loaded_kib"]), int(m["keys"])
         per_key[server] = (loaded - empty) * 1024 / keys
         print(f"| {server} | {empty / 1024:.1f} | {loaded / 1024:.1f} | {keys} | {per_key[server]:.1f} |")
-    print(f"\nbytes/key ratio cstore/Redis: {ratio(per_key['cstore'], per_key['redis']):.2f}")
+    print(f"\nbytes/key ratio cstore/Redis: {r2(ratio(per_key['cstore'], per_key['redis']))}")
 EOF
