@@ -26,6 +26,8 @@ enum Command {
     Serve(ServeArgs),
     /// Compare every locking strategy in-process for one read/write mix.
     Bench(cstore::bench::BenchArgs),
+    /// Drive a GET/SET mix over the network at several connection counts (and plot the results).
+    Loadgen(cstore::bench::loadgen::LoadgenArgs),
     /// Run the Kubernetes operator that turns ConcurrentStore resources into running stores.
     Operator(cstore::operator::OperatorArgs),
     /// Print the ConcurrentStore CustomResourceDefinition as YAML (the content of crds/).
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
         Command::Serve(args) => serve(&args),
         Command::Bench(args) => cstore::bench::run(&args),
+        Command::Loadgen(args) => cstore::bench::loadgen::run(&args),
         Command::Operator(args) => operator(args),
         Command::Crd => cstore::operator::crd::crd_yaml().map(|yaml| print!("{yaml}")).map_err(Into::into),
     };

@@ -5,6 +5,7 @@
 //! `benches/workloads.rs`, which runs the same driver against other concurrent maps;
 //! `report` turns measurements into tables and CSV; `plot` draws the PNG.
 
+pub mod loadgen;
 mod plot;
 pub mod report;
 pub mod workload;

@@ -33,11 +33,17 @@ const FONT_FAMILY: &str = "sans-serif";
 
 /// Draws the points as a PNG image into `out`.
 pub fn write_png(points: &[Point], title: &str, out: impl Write) -> anyhow::Result<()> {
+    write_png_with_x(points, title, "threads", out)
+}
+
+/// Like [`write_png`], with another name for the x axis (`Point::threads`): `cstore loadgen`
+/// plots client connections there.
+pub fn write_png_with_x(points: &[Point], title: &str, x_desc: &str, out: impl Write) -> anyhow::Result<()> {
     register_font()?;
     let mut pixels = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut pixels, (WIDTH, HEIGHT)).into_drawing_area();
-        draw(&root, points, title).map_err(|error| anyhow!("cannot draw the plot: {error}"))?;
+        draw(&root, points, title, x_desc).map_err(|error| anyhow!("cannot draw the plot: {error}"))?;
         root.present().map_err(|error| anyhow!("cannot draw the plot: {error}"))?;
     }
     let mut encoder = png::Encoder::new(out, WIDTH, HEIGHT);
@@ -60,7 +66,7 @@ fn register_font() -> anyhow::Result<()> {
 type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 type PlotError<'a> = DrawingAreaErrorKind<<BitMapBackend<'a> as DrawingBackend>::ErrorType>;
 
-fn draw<'a>(root: &Area<'a>, points: &[Point], title: &str) -> Result<(), PlotError<'a>> {
+fn draw<'a>(root: &Area<'a>, points: &[Point], title: &str, x_desc: &str) -> Result<(), PlotError<'a>> {
     root.fill(&WHITE)?;
     let root = root.margin(15, 0, 0, 0).titled(title, (FONT_FAMILY, 24))?;
     // The legend gets its own column on the right, where it cannot hide a line.
@@ -77,7 +83,7 @@ fn draw<'a>(root: &Area<'a>, points: &[Point], title: &str) -> Result<(), PlotEr
         .build_cartesian_2d(0u32..x_max, 0f64..y_max)?;
     chart
         .configure_mesh()
-        .x_desc("threads")
+        .x_desc(x_desc)
         .y_desc("Mops/s")
         .x_labels((x_max as usize + 1).min(MAX_X_LABELS))
         .axis_desc_style((FONT_FAMILY, 18))

@@ -3,13 +3,14 @@
 //! A request is either a multibulk array of bulk strings (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`, what
 //! every client library sends) or an inline line (`PING\r\n`, what a person types into telnet).
 //! Decoding runs in two steps, as in mini-redis: a cheap completeness check walks the headers and
-//! jumps over bulk payloads by their announced length without allocating; only once the whole
-//! request is buffered is it copied out of the read buffer into one allocation of its own and
-//! its arguments handed out as zero-copy slices of that one `Bytes`. (Inline arguments with
-//! quotes or escapes are decoded into their own small buffers.) The copy is what lets the store
-//! keep arguments as they are: a slice of the read buffer itself would pin the whole buffer
-//! (tens of kilobytes) for as long as a stored key or value lives, while a request's own
-//! allocation is about the size of what is stored.
+//! jumps over bulk payloads by their announced length without allocating, noting where each
+//! payload is; once the whole request is buffered, its payloads (not the headers and line
+//! ends around them) are copied out of the read buffer into one allocation of their own and
+//! handed out as zero-copy slices of that one `Bytes`. (An inline request is copied whole, and
+//! its arguments with quotes or escapes are decoded into their own small buffers.) The copy is
+//! what lets the store keep arguments as they are: a slice of the read buffer itself would pin
+//! the whole buffer (tens of kilobytes) for as long as a stored key or value lives, while a
+//! request's own allocation is the size of its arguments.
 //!
 //! # What is accepted
 //! Redis 7 (`processMultibulkBuffer`, `processInlineBuffer`, `sdssplitargs` in networking.c and
@@ -120,8 +121,8 @@ pub enum ProtocolError {
     },
 }
 
-/// Moves the first `len` bytes of `buf` into an allocation of their own (see the module
-/// documentation for why this is a copy rather than a split of the read buffer).
+/// Moves the first `len` bytes of `buf` (an inline request) into an allocation of their own
+/// (see the module documentation for why this is a copy rather than a split of the read buffer).
 fn take_request(buf: &mut BytesMut, len: usize) -> Bytes {
     let request = Bytes::copy_from_slice(&buf[..len]);
     buf.advance(len);
@@ -147,7 +148,15 @@ pub fn parse_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<B
 #[derive(Debug, Default)]
 pub struct RequestDecoder {
     progress: Option<MultibulkProgress>,
+    /// Where the payloads of the multibulk request being checked are, relative to the front
+    /// of the buffer: collected by the completeness check itself, so a complete request is
+    /// walked once, and kept across reads along with `progress`.
+    payloads: Vec<Range<usize>>,
 }
+
+/// A decoder keeps the payload list of a request with this many arguments or fewer between
+/// requests; a longer one is freed, so one huge request does not pin its list for good.
+const KEPT_PAYLOAD_CAPACITY: usize = 1024;
 
 impl RequestDecoder {
     /// Creates a decoder with nothing checked yet.
@@ -157,6 +166,20 @@ impl RequestDecoder {
 
     /// Same contract as [`parse_request`].
     pub fn decode(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        let mut args = Vec::new();
+        Ok(self.decode_into(buf, limits, &mut args)?.then_some(args))
+    }
+
+    /// [`RequestDecoder::decode`] into a vector the caller reuses from request to request:
+    /// `args` is cleared, then holds the arguments when this returns `Ok(true)`; `Ok(false)`
+    /// means more bytes are needed.
+    pub fn decode_into(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+        args: &mut Vec<Bytes>,
+    ) -> Result<bool, ProtocolError> {
+        args.clear();
         loop {
             let buffered: &[u8] = buf;
             // Nothing past the limit is looked at, so whether an oversized request is refused, and
@@ -166,17 +189,41 @@ impl RequestDecoder {
                 Front::Pending if buf.len() > limits.max_request_len => {
                     return Err(ProtocolError::RequestTooBig { limit: limits.max_request_len });
                 }
-                Front::Pending => return Ok(None),
+                Front::Pending => return Ok(false),
                 Front::Empty { len } => buf.advance(len),
-                Front::Multibulk { len, first_arg, args } => {
-                    let request = take_request(buf, len);
-                    return collect_bulks(&request, BulkCursor { next: first_arg, remaining: args }, limits).map(Some);
+                Front::Multibulk { len } => {
+                    self.take_payloads(buf, args);
+                    buf.advance(len);
+                    return Ok(true);
                 }
-                Front::Inline { len, args } => {
+                Front::Inline { len, args: inline } => {
                     let request = take_request(buf, len);
-                    return Ok(Some(args.into_iter().map(|arg| arg.into_bytes(&request)).collect()));
+                    args.extend(inline.into_iter().map(|arg| arg.into_bytes(&request)));
+                    return Ok(true);
                 }
             }
+        }
+    }
+
+    /// Copies the payloads of the complete multibulk request at the front of `buf` into one
+    /// allocation of their own (headers and line ends left out: that allocation is what a
+    /// stored key or value keeps alive) and hands them out as slices of it.
+    fn take_payloads(&mut self, buf: &[u8], args: &mut Vec<Bytes>) {
+        let total: usize = self.payloads.iter().map(ExactSizeIterator::len).sum();
+        let mut copy = Vec::with_capacity(total);
+        for payload in &self.payloads {
+            copy.extend_from_slice(buf.get(payload.clone()).unwrap_or_default());
+        }
+        let copy = Bytes::from(copy);
+        args.reserve(self.payloads.len());
+        let mut at = 0;
+        for payload in &self.payloads {
+            args.push(copy.slice(at..at + payload.len()));
+            at += payload.len();
+        }
+        self.payloads.clear();
+        if self.payloads.capacity() > KEPT_PAYLOAD_CAPACITY {
+            self.payloads = Vec::new();
         }
     }
 
@@ -193,22 +240,24 @@ impl RequestDecoder {
         // A remembered position past the end means the caller did not just append: start over.
         let progress = match self.progress.take().filter(|progress| progress.cursor.next <= window.len()) {
             Some(progress) => progress,
-            None => match read_count_line(window, limits)? {
-                CountLine::Pending => return Ok(Front::Pending),
-                CountLine::Empty { len } => return Ok(Front::Empty { len }),
-                CountLine::Args { first_arg, args } => {
-                    MultibulkProgress { first_arg, args, cursor: BulkCursor { next: first_arg, remaining: args } }
+            None => {
+                self.payloads.clear();
+                match read_count_line(window, limits)? {
+                    CountLine::Pending => return Ok(Front::Pending),
+                    CountLine::Empty { len } => return Ok(Front::Empty { len }),
+                    CountLine::Args { first_arg, args } => {
+                        MultibulkProgress { cursor: BulkCursor { next: first_arg, remaining: args } }
+                    }
                 }
-            },
+            }
         };
-        match walk_bulks(window, progress.cursor, limits, |_| {})? {
+        let payloads = &mut self.payloads;
+        match walk_bulks(window, progress.cursor, limits, |payload| payloads.push(payload))? {
             Walk::Pending(cursor) => {
-                self.progress = Some(MultibulkProgress { cursor, ..progress });
+                self.progress = Some(MultibulkProgress { cursor });
                 Ok(Front::Pending)
             }
-            Walk::Complete { end } => {
-                Ok(Front::Multibulk { len: end, first_arg: progress.first_arg, args: progress.args })
-            }
+            Walk::Complete { end } => Ok(Front::Multibulk { len: end }),
         }
     }
 }
@@ -219,8 +268,8 @@ enum Front {
     Pending,
     /// A complete request without arguments, skipped as Redis skips it.
     Empty { len: usize },
-    /// A complete multibulk request of `len` bytes whose first `$` header is at `first_arg`.
-    Multibulk { len: usize, first_arg: usize, args: usize },
+    /// A complete multibulk request of `len` bytes; the decoder holds its payload ranges.
+    Multibulk { len: usize },
     /// A complete inline request of `len` bytes, already split into arguments.
     Inline { len: usize, args: Vec<InlineArg> },
 }
@@ -228,8 +277,6 @@ enum Front {
 /// How far the completeness check got into an incomplete multibulk request.
 #[derive(Clone, Copy, Debug)]
 struct MultibulkProgress {
-    first_arg: usize,
-    args: usize,
     cursor: BulkCursor,
 }
 
@@ -275,7 +322,7 @@ enum Walk {
 }
 
 /// Walks `$<len>\r\n<payload>\r\n` arguments from `cursor` on, handing each payload's range to
-/// `on_arg`. The completeness check walks with a no-op; the split after it collects slices.
+/// `on_arg` (the completeness check collects them, so the split needs no second walk).
 fn walk_bulks(
     bytes: &[u8],
     mut cursor: BulkCursor,
@@ -317,14 +364,6 @@ fn walk_bulks(
     Ok(Walk::Complete { end: cursor.next })
 }
 
-/// Splits a complete, already checked multibulk request into its arguments.
-fn collect_bulks(request: &Bytes, from: BulkCursor, limits: &Limits) -> Result<Vec<Bytes>, ProtocolError> {
-    // The request is complete, so this capacity is backed by bytes that have arrived.
-    let mut args = Vec::with_capacity(from.remaining);
-    walk_bulks(request, from, limits, |payload| args.push(request.slice(payload)))?;
-    Ok(args)
-}
-
 /// Where a line starting at some offset ends.
 enum LineEnd {
     /// At this index (of the terminator).
@@ -335,13 +374,23 @@ enum LineEnd {
     TooLong,
 }
 
+/// How many bytes of a line [`find_line_end`] scans byte by byte before handing over to memchr.
+const SHORT_LINE: usize = 16;
+
 /// Finds `terminator` in the line starting at `start`, looking at most `max_len` bytes past
 /// `start`. Like Redis's `strchr`, the search stops at a NUL byte: such a line never ends and is
 /// refused once more than `max_len` bytes of it are buffered, exactly when Redis refuses it.
 fn find_line_end(bytes: &[u8], start: usize, terminator: u8, max_len: usize) -> LineEnd {
     let pending = bytes.get(start..).unwrap_or_default();
     let searched = pending.get(..max_len.saturating_add(1)).unwrap_or(pending);
-    match memchr::memchr2(terminator, 0, searched) {
+    // Header lines (`$64\r`) are a few bytes long: a plain loop finds their end before
+    // memchr's vector setup would have started. Longer lines go to memchr.
+    let (head, tail) = searched.split_at(searched.len().min(SHORT_LINE));
+    let found = match head.iter().position(|&byte| byte == terminator || byte == 0) {
+        Some(offset) => Some(offset),
+        None => memchr::memchr2(terminator, 0, tail).map(|offset| head.len() + offset),
+    };
+    match found {
         Some(offset) if searched.get(offset) == Some(&terminator) => LineEnd::At(start + offset),
         _ if pending.len() > max_len => LineEnd::TooLong,
         _ => LineEnd::Pending,

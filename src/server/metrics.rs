@@ -95,7 +95,7 @@ impl Metrics {
     pub fn new(command_names: &[&'static str], engine: EngineConfig) -> Self {
         let commands = Arc::new(CommandTable {
             names: command_names.to_vec(),
-            series: command_names.iter().map(|_| CachePadded::default()).collect(),
+            series: (0..command_names.len() * STRIPES).map(|_| CachePadded::default()).collect(),
         });
         let metrics = Metrics {
             registry: Registry::with_prefix(PREFIX),
@@ -138,8 +138,8 @@ impl Metrics {
 
     /// Records one executed command. Lock-free and allocation-free: call it on every command.
     pub fn record_command(&self, command_index: usize, outcome: Outcome, elapsed: Duration) {
-        debug_assert!(command_index < self.commands.series.len(), "command {command_index} is not in the table");
-        let Some(series) = self.commands.series.get(command_index) else { return };
+        debug_assert!(command_index < self.commands.names.len(), "command {command_index} is not in the table");
+        let Some(series) = self.commands.series.get(command_index * STRIPES + stripe()) else { return };
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         series.outcomes[outcome as usize].fetch_add(1, Relaxed);
         // A bucket counts observations <= its bound; past the last bound is +Inf.
@@ -227,8 +227,30 @@ impl Metrics {
     }
 }
 
-/// One command's series. Cache-padded so that commands recorded on different cores do not
-/// contend for one cache line.
+/// How many copies of each command's series there are. Each thread records into one copy
+/// (threads take turns picking theirs), so two worker threads running the same command
+/// (every GET of a GET-heavy load) do not bounce one cache line between their cores on each
+/// command; reading sums the copies.
+const STRIPES: usize = 4;
+
+/// The copy of the series this thread records into.
+fn stripe() -> usize {
+    use std::cell::Cell;
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    STRIPE.with(|stripe| {
+        if stripe.get() == usize::MAX {
+            stripe.set(NEXT.fetch_add(1, Relaxed) % STRIPES);
+        }
+        stripe.get()
+    })
+}
+
+/// One copy of one command's series. Cache-padded so that commands recorded on different
+/// cores do not contend for one cache line.
 #[derive(Debug, Default)]
 struct CommandSeries {
     /// Indexed by `Outcome as usize`.
@@ -242,7 +264,28 @@ struct CommandSeries {
 #[derive(Debug)]
 struct CommandTable {
     names: Vec<&'static str>,
+    /// `STRIPES` copies per command, command by command.
     series: Box<[CachePadded<CommandSeries>]>,
+}
+
+impl CommandTable {
+    /// Each command's name and its series, summed over the copies.
+    fn totals(&self) -> impl Iterator<Item = (&'static str, CommandSeries)> + '_ {
+        self.names.iter().zip(self.series.chunks(STRIPES)).map(|(name, copies)| {
+            let total = CommandSeries::default();
+            for copy in copies {
+                let add = |to: &AtomicU64, from: &AtomicU64| to.fetch_add(from.load(Relaxed), Relaxed);
+                for (to, from) in total.outcomes.iter().zip(&copy.outcomes) {
+                    add(to, from);
+                }
+                for (to, from) in total.buckets.iter().zip(&copy.buckets) {
+                    add(to, from);
+                }
+                add(&total.sum_ns, &copy.sum_ns);
+            }
+            (*name, total)
+        })
+    }
 }
 
 impl Collector for CommandTable {
@@ -253,9 +296,9 @@ impl Collector for CommandTable {
             None,
             MetricType::Counter,
         )?;
-        for (name, series) in self.names.iter().zip(&self.series) {
+        for (name, series) in self.totals() {
             for outcome in Outcome::ALL {
-                let labels = [("command", *name), ("outcome", outcome.label())];
+                let labels = [("command", name), ("outcome", outcome.label())];
                 let count = series.outcomes[outcome as usize].load(Relaxed);
                 family.encode_family(&labels)?.encode_counter::<NoLabelSet, _, u64>(&count, None)?;
             }
@@ -268,7 +311,7 @@ impl Collector for CommandTable {
             MetricType::Histogram,
         )?;
         let upper_bounds = BUCKET_BOUNDS_NS.map(|ns| ns as f64 / NANOS_PER_SECOND);
-        for (name, series) in self.names.iter().zip(&self.series) {
+        for (name, series) in self.totals() {
             let buckets: Vec<(f64, u64)> = upper_bounds
                 .iter()
                 .copied()
@@ -277,7 +320,7 @@ impl Collector for CommandTable {
                 .collect();
             let count = buckets.iter().map(|&(_, observations)| observations).sum();
             let sum = series.sum_ns.load(Relaxed) as f64 / NANOS_PER_SECOND;
-            let labels = [("command", *name)];
+            let labels = [("command", name)];
             family.encode_family(&labels)?.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
         }
         Ok(())

@@ -1,0 +1,252 @@
+#!/usr/bin/env bash
+# cstore next to Redis 7, same machine, same client, same parameters (docs/BENCHMARKS.md,
+# "cstore vs Redis"). Starts redis-server (persistence off) and `cstore serve` (default
+# configuration) on loopback ports, runs redis-benchmark against each in turn, alternating
+# A/B for several rounds, and prints medians, the server's CPU time per request (utime+stime
+# from /proc/<pid>/stat before and after each run) and the cstore/Redis ratios. Then loads
+# the same 1,000,000 keys into a fresh instance of each and compares resident memory.
+#
+# Usage: scripts/bench-vs-redis.sh [--smoke] [--rounds N] [--skip-memory] [--out FILE]
+#   --smoke        tiny runs, one round, a small memory load: proves the harness works end
+#                  to end (CI runs this); no number it prints means anything
+#   --rounds N     A/B rounds per configuration (default 3)
+#   --skip-memory  skip the memory comparison
+#   --out FILE     also write the raw per-run results (TSV) to FILE
+# Environment:
+#   CSTORE_BIN     a cstore binary to use instead of building target/release/cstore
+#   CSTORE_ARGS    extra `cstore serve` arguments (default: none, the default configuration)
+#   BASE_PORT      first of the four loopback ports used (default 16379)
+#   N_PLAIN, N_PIPE, N_MSET_DIV, MEM_KEYS   request counts and key count (see below)
+#   TESTS          redis-benchmark tests (default "set get incr mset")
+#   MODES          any of "plain P16 plain-t2 P16-t2" (the default: all four)
+# Under CI=true, a missing redis-server, redis-benchmark or redis-cli fails the script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SMOKE=0
+ROUNDS=3
+MEMORY=1
+OUT=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --smoke) SMOKE=1 ;;
+        --rounds) ROUNDS="$2"; shift ;;
+        --skip-memory) MEMORY=0 ;;
+        --out) OUT="$2"; shift ;;
+        -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+in_ci() { case "${CI:-}" in "" | 0 | false) return 1 ;; *) return 0 ;; esac; }
+fail() { printf 'bench-vs-redis: error: %s\n' "$*" >&2; exit 1; }
+for tool in redis-server redis-benchmark redis-cli python3; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        if in_ci; then fail "$tool is required (CI=true) but not installed"; fi
+        printf 'bench-vs-redis: %s is not installed; nothing to compare against (skipped)\n' "$tool" >&2
+        exit 0
+    fi
+done
+
+# Requests per run: about a second or two of load each on a 2-core machine.
+N_PLAIN=${N_PLAIN:-200000}   # unpipelined
+N_PIPE=${N_PIPE:-1000000}    # -P 16
+N_MSET_DIV=${N_MSET_DIV:-4}  # MSET writes 10 keys per request: run 1/4 as many
+MEM_KEYS=${MEM_KEYS:-1000000}
+if [ "$SMOKE" = 1 ]; then
+    N_PLAIN=2000 N_PIPE=5000 ROUNDS=1 MEM_KEYS=20000
+fi
+read -r -a TESTS <<<"${TESTS:-set get incr mset}"
+BASE_PORT=${BASE_PORT:-16379}
+REDIS_PORT=$BASE_PORT
+CSTORE_PORT=$((BASE_PORT + 1))
+CSTORE_ADMIN_PORT=$((BASE_PORT + 2))
+read -r -a CSTORE_EXTRA <<<"${CSTORE_ARGS:-}"
+
+if [ -z "${CSTORE_BIN:-}" ]; then
+    echo "==> cargo build --release" >&2
+    cargo build --release --quiet
+    CSTORE_BIN=target/release/cstore
+fi
+[ -x "$CSTORE_BIN" ] || fail "$CSTORE_BIN is not an executable"
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+CLK_TCK=$(getconf CLK_TCK)
+# utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/<pid>/stat; the
+# command name in field 2 may hold spaces, so count from the closing parenthesis).
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+wait_port() {
+    for _ in $(seq 100); do
+        redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    fail "nothing answers PING on port $1"
+}
+
+# start_redis / start_cstore set SERVER_PID.
+start_redis() {
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$WORK" --logfile "$WORK/redis.log" &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    wait_port "$REDIS_PORT"
+}
+start_cstore() {
+    RUST_LOG=warn "$CSTORE_BIN" serve --bind 127.0.0.1 --port "$CSTORE_PORT" \
+        --admin-port "$CSTORE_ADMIN_PORT" "${CSTORE_EXTRA[@]}" >"$WORK/cstore.log" 2>&1 &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    wait_port "$CSTORE_PORT"
+}
+stop_server() {
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+RESULTS="$WORK/results.tsv"
+printf 'mode\ttest\tserver\tround\trequests\trps\tp50_ms\tp99_ms\tcpu_us_per_req\n' >"$RESULTS"
+
+# run_one MODE TEST SERVER PORT PID ROUND REQUESTS ARGS...
+run_one() {
+    local mode=$1 test=$2 server=$3 port=$4 pid=$5 round=$6 requests=$7
+    shift 7
+    local before after csv
+    before=$(cpu_ticks "$pid")
+    csv=$(redis-benchmark -p "$port" -c 50 -r 100000 -d 64 -t "$test" -n "$requests" --csv "$@" 2>/dev/null) ||
+        fail "redis-benchmark failed against $server ($mode $test)"
+    after=$(cpu_ticks "$pid")
+    # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+    local line
+    line=$(printf '%s\n' "$csv" | tr -d '"' | awk -F, 'NR == 2 { print $2 "\t" $5 "\t" $7 }')
+    [ -n "$line" ] || fail "no result from redis-benchmark against $server ($mode $test): $csv"
+    local cpu_us
+    cpu_us=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.3f", t / hz * 1e6 / n }')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$test" "$server" "$round" "$requests" "$line" "$cpu_us" >>"$RESULTS"
+    printf '  %-10s %-5s %-6s round %s: %s\n' "$mode" "$test" "$server" "$round" "$(printf '%s' "$line" | tr '\t' ' ') cpu_us/req=$cpu_us" >&2
+}
+
+echo "==> throughput: redis-server $(redis-server --version | awk '{ print $3 }') vs $CSTORE_BIN ${CSTORE_ARGS:-}" >&2
+start_redis
+REDIS_PID=$SERVER_PID
+start_cstore
+CSTORE_PID=$SERVER_PID
+# Warm both up (page faults, first allocations) outside the measurement.
+for port in "$REDIS_PORT" "$CSTORE_PORT"; do
+    redis-benchmark -p "$port" -c 50 -r 100000 -d 64 -t set,get -n $((N_PLAIN / 4 + 1000)) -q >/dev/null 2>&1
+done
+
+read -r -a MODES <<<"${MODES:-plain P16 plain-t2 P16-t2}"
+for mode in "${MODES[@]}"; do
+    extra=()
+    requests=$N_PLAIN
+    case "$mode" in P16*) extra+=(-P 16); requests=$N_PIPE ;; esac
+    case "$mode" in *-t2) extra+=(--threads 2) ;; esac
+    for test in "${TESTS[@]}"; do
+        n=$requests
+        [ "$test" = mset ] && n=$((requests / N_MSET_DIV))
+        for round in $(seq "$ROUNDS"); do
+            # Alternate which server goes first, so drift in background load hits both.
+            if [ $((round % 2)) = 1 ]; then
+                run_one "$mode" "$test" redis "$REDIS_PORT" "$REDIS_PID" "$round" "$n" "${extra[@]}"
+                run_one "$mode" "$test" cstore "$CSTORE_PORT" "$CSTORE_PID" "$round" "$n" "${extra[@]}"
+            else
+                run_one "$mode" "$test" cstore "$CSTORE_PORT" "$CSTORE_PID" "$round" "$n" "${extra[@]}"
+                run_one "$mode" "$test" redis "$REDIS_PORT" "$REDIS_PID" "$round" "$n" "${extra[@]}"
+            fi
+        done
+    done
+done
+stop_server "$REDIS_PID"
+stop_server "$CSTORE_PID"
+
+MEMORY_RESULTS="$WORK/memory.tsv"
+if [ "$MEMORY" = 1 ]; then
+    echo "==> memory: $MEM_KEYS keys (11-byte names key:NNNNNNN..., 64-byte values), loaded with redis-cli --pipe" >&2
+    python3 - "$MEM_KEYS" >"$WORK/load.resp" <<'EOF'
+import sys
+n = int(sys.argv[1])
+value = b"v" * 64
+out = sys.stdout.buffer
+chunk = []
+for i in range(n):
+    key = b"key:%07d" % i
+    chunk.append(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$64\r\n%s\r\n" % (len(key), key, value))
+    if len(chunk) == 10000:
+        out.write(b"".join(chunk))
+        chunk = []
+out.write(b"".join(chunk))
+EOF
+    printf 'server\tempty_kib\tloaded_kib\tkeys\n' >"$MEMORY_RESULTS"
+    for server in redis cstore; do
+        if [ "$server" = redis ]; then start_redis; port=$REDIS_PORT; else start_cstore; port=$CSTORE_PORT; fi
+        pid=$SERVER_PID
+        sleep 0.5
+        empty=$(rss_kib "$pid")
+        redis-cli -p "$port" --pipe <"$WORK/load.resp" >"$WORK/pipe-$server.log" 2>&1 ||
+            fail "redis-cli --pipe into $server failed: $(tail -3 "$WORK/pipe-$server.log")"
+        keys=$(redis-cli -p "$port" dbsize)
+        [ "$keys" = "$MEM_KEYS" ] || fail "$server holds $keys keys after loading $MEM_KEYS"
+        sleep 1
+        loaded=$(rss_kib "$pid")
+        printf '%s\t%s\t%s\t%s\n' "$server" "$empty" "$loaded" "$keys" >>"$MEMORY_RESULTS"
+        stop_server "$pid"
+    done
+fi
+
+[ -n "$OUT" ] && cp "$RESULTS" "$OUT"
+
+python3 - "$RESULTS" "$MEMORY_RESULTS" "$SMOKE" <<'EOF'
+import csv, statistics, sys, os
+results, memory, smoke = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+rows = list(csv.DictReader(open(results), delimiter="\t"))
+def med(mode, test, server, field):
+    values = [float(r[field]) for r in rows if (r["mode"], r["test"], r["server"]) == (mode, test, server)]
+    return statistics.median(values) if values else float("nan")
+def ratio(a, b):
+    return a / b if b else float("nan")
+def r2(x):
+    # A smoke run's CPU time can round to zero ticks: no ratio then.
+    return "-" if x != x else f"{x:.2f}"
+modes = list(dict.fromkeys(r["mode"] for r in rows))
+tests = list(dict.fromkeys(r["test"] for r in rows))
+rounds = max(int(r["round"]) for r in rows)
+if smoke:
+    print("SMOKE RUN: tiny request counts, one round; these numbers mean nothing.")
+print(f"medians of {rounds} alternating round(s); redis-benchmark -c 50 -r 100000 -d 64; "
+      "modes: plain = no pipelining, P16 = -P 16, -t2 = --threads 2")
+print()
+print("| mode | test | Redis rps | cstore rps | rps ratio | Redis p50/p99 ms | cstore p50/p99 ms | p99 ratio "
+      "| Redis CPU µs/req | cstore CPU µs/req | CPU ratio |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+for mode in modes:
+    for test in tests:
+        r = {f: med(mode, test, "redis", f) for f in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req")}
+        c = {f: med(mode, test, "cstore", f) for f in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req")}
+        print(f"| {mode} | {test.upper()} | {r['rps']:.0f} | {c['rps']:.0f} | {r2(ratio(c['rps'], r['rps']))} "
+              f"| {r['p50_ms']:.3f} / {r['p99_ms']:.3f} | {c['p50_ms']:.3f} / {c['p99_ms']:.3f} "
+              f"| {r2(ratio(c['p99_ms'], r['p99_ms']))} "
+              f"| {r['cpu_us_per_req']:.2f} | {c['cpu_us_per_req']:.2f} | {r2(ratio(c['cpu_us_per_req'], r['cpu_us_per_req']))} |")
+if os.path.exists(memory):
+    mem = {r["server"]: r for r in csv.DictReader(open(memory), delimiter="\t")}
+    print()
+    print("| server | empty RSS MiB | loaded RSS MiB | keys | bytes/key (RSS growth / keys) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    per_key = {}
+    for server in ("redis", "cstore"):
+        m = mem[server]
+        empty, loaded, keys = int(m["empty_kib"]), int(m["loaded_kib"]), int(m["keys"])
+        per_key[server] = (loaded - empty) * 1024 / keys
+        print(f"| {server} | {empty / 1024:.1f} | {loaded / 1024:.1f} | {keys} | {per_key[server]:.1f} |")
+    print(f"\nbytes/key ratio cstore/Redis: {r2(ratio(per_key['cstore'], per_key['redis']))}")
+EOF

@@ -1,0 +1,330 @@
+//! `cstore loadgen`: a GET/SET mix over the network, against any Redis-protocol server.
+//!
+//! redis-benchmark runs one command type at a time, so it cannot answer "95% GET, 5% SET at 8
+//! connections". `cstore loadgen run` can: N connections, each sending one request and
+//! waiting for its reply (no pipelining), for a fixed time, after writing every key of the key
+//! space once. It appends one CSV row per connection count, labelled with the server's
+//! configuration, and `cstore loadgen plot` draws those rows as throughput against
+//! connections, one line per configuration (`scripts/strategy-map.sh` drives both).
+
+use std::fs::OpenOptions;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::plot;
+use super::report::Point;
+use super::workload::Throughput;
+use crate::engine::Strategy;
+
+/// Options of `cstore loadgen`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct LoadgenArgs {
+    #[command(subcommand)]
+    command: LoadgenCommand,
+}
+
+#[derive(Clone, Debug, clap::Subcommand)]
+enum LoadgenCommand {
+    /// Measure one server: write every key once, then run the mix at each connection count
+    Run(RunArgs),
+    /// Draw the rows of a CSV written by `run` as a PNG: ops/s against connections
+    Plot(PlotArgs),
+}
+
+#[derive(Clone, Debug, clap::Args)]
+struct RunArgs {
+    /// Server address
+    #[arg(long, default_value = "127.0.0.1:6379")]
+    addr: String,
+    /// Fraction of requests that are GETs, from 0 to 1; the rest are SETs of existing keys
+    #[arg(long, default_value_t = 0.95)]
+    read_ratio: f64,
+    /// Connection counts to measure, comma-separated; each connection has one request in flight
+    #[arg(long, value_delimiter = ',', default_value = "1,8,50")]
+    connections: Vec<usize>,
+    /// Number of distinct keys (`key:NNNNNNNN`), all written before measuring
+    #[arg(long, default_value_t = 100_000)]
+    keys: u64,
+    /// Bytes per value
+    #[arg(long, default_value_t = 64)]
+    value_size: usize,
+    /// Measured time per connection count, in milliseconds
+    #[arg(long, default_value_t = 2000)]
+    duration_ms: u64,
+    /// The server's strategy, for the CSV row (loadgen cannot see it)
+    #[arg(long)]
+    strategy: Strategy,
+    /// The server's shard count, for the CSV row
+    #[arg(long)]
+    shards: u64,
+    /// Append one row per connection count to this CSV file (header written if it is new)
+    #[arg(long)]
+    csv: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, clap::Args)]
+struct PlotArgs {
+    /// CSV written by `cstore loadgen run --csv`
+    #[arg(long)]
+    csv: PathBuf,
+    /// PNG to write (replaced if it exists)
+    #[arg(long)]
+    out: PathBuf,
+    /// Only rows with this read ratio (the CSV may hold several mixes)
+    #[arg(long)]
+    read_ratio: Option<f64>,
+    /// Plot title
+    #[arg(long, default_value = "cstore over loopback TCP")]
+    title: String,
+}
+
+const CSV_HEADER: &str = "strategy,shards,connections,read_ratio,keys,value_size,ops,seconds,ops_per_sec";
+
+/// Runs `cstore loadgen`.
+pub fn run(args: &LoadgenArgs) -> anyhow::Result<()> {
+    match &args.command {
+        LoadgenCommand::Run(run) => run_mix(run),
+        LoadgenCommand::Plot(plot) => plot_csv(plot),
+    }
+}
+
+fn run_mix(args: &RunArgs) -> anyhow::Result<()> {
+    if !(0.0..=1.0).contains(&args.read_ratio) {
+        bail!("the read ratio is between 0 and 1 (got {})", args.read_ratio);
+    }
+    if args.keys == 0 || args.connections.contains(&0) {
+        bail!("at least one key and one connection are needed");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let value = vec![b'v'; args.value_size];
+    runtime.block_on(prefill(&args.addr, args.keys, &value))?;
+    let mut rows = Vec::new();
+    for &connections in &args.connections {
+        let throughput = runtime.block_on(measure(args, connections, &value))?;
+        let ops_per_sec = throughput.mops_per_sec() * 1e6;
+        println!(
+            "{} {} shards, read ratio {}, {connections} connections: {ops_per_sec:.0} ops/s",
+            args.strategy, args.shards, args.read_ratio
+        );
+        rows.push(format!(
+            "{},{},{connections},{},{},{},{},{:.3},{ops_per_sec:.0}",
+            args.strategy,
+            args.shards,
+            args.read_ratio,
+            args.keys,
+            args.value_size,
+            throughput.ops,
+            throughput.elapsed.as_secs_f64()
+        ));
+    }
+    if let Some(path) = &args.csv {
+        let new = !path.exists();
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let mut out = BufWriter::new(file);
+        if new {
+            writeln!(out, "{CSV_HEADER}")?;
+        }
+        for row in rows {
+            writeln!(out, "{row}")?;
+        }
+        out.flush()?;
+    }
+    Ok(())
+}
+
+fn key(index: u64) -> String {
+    format!("key:{index:08}")
+}
+
+fn set_request(out: &mut Vec<u8>, key: &str, value: &[u8]) {
+    out.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n", key.len(), value.len()).as_bytes());
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn get_request(out: &mut Vec<u8>, key: &str) {
+    out.extend_from_slice(format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len()).as_bytes());
+}
+
+/// Writes every key once, pipelined in batches of 1000.
+async fn prefill(addr: &str, keys: u64, value: &[u8]) -> anyhow::Result<()> {
+    let mut client = Client::connect(addr).await?;
+    let mut batch = Vec::new();
+    let mut start = 0;
+    while start < keys {
+        let end = (start + 1000).min(keys);
+        batch.clear();
+        for index in start..end {
+            set_request(&mut batch, &key(index), value);
+        }
+        client.stream.write_all(&batch).await?;
+        for _ in start..end {
+            client.reply().await?;
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+/// Runs the mix on `connections` connections for the configured time.
+async fn measure(args: &RunArgs, connections: usize, value: &[u8]) -> anyhow::Result<Throughput> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let mut clients = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        clients.push(Client::connect(&args.addr).await?);
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(connections);
+    for (seed, mut client) in (1u64..).zip(clients) {
+        let (stop, done, value) = (Arc::clone(&stop), Arc::clone(&done), value.to_vec());
+        let (keys, read_ratio) = (args.keys, args.read_ratio);
+        tasks.push(tokio::spawn(async move {
+            let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut request = Vec::with_capacity(128 + value.len());
+            let mut ops = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let roll = xorshift(&mut rng);
+                let key = key(xorshift(&mut rng) % keys);
+                request.clear();
+                // The top 53 bits as a fraction in [0, 1).
+                if ((roll >> 11) as f64 / (1u64 << 53) as f64) < read_ratio {
+                    get_request(&mut request, &key);
+                } else {
+                    set_request(&mut request, &key, &value);
+                }
+                client.stream.write_all(&request).await?;
+                client.reply().await?;
+                ops += 1;
+            }
+            done.fetch_add(ops, Ordering::Relaxed);
+            anyhow::Ok(())
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(args.duration_ms)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await??;
+    }
+    Ok(Throughput { ops: done.load(Ordering::Relaxed), elapsed: started.elapsed() })
+}
+
+fn xorshift(state: &mut u64) -> u64 {
+    let mut x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    x
+}
+
+/// One connection and its read buffer.
+struct Client {
+    stream: TcpStream,
+    input: BytesMut,
+}
+
+impl Client {
+    async fn connect(addr: &str) -> anyhow::Result<Client> {
+        let stream = TcpStream::connect(addr).await.with_context(|| format!("cannot connect to {addr}"))?;
+        stream.set_nodelay(true)?;
+        Ok(Client { stream, input: BytesMut::with_capacity(16 * 1024) })
+    }
+
+    /// Reads one reply (simple string, error, integer or bulk string); an error reply fails.
+    async fn reply(&mut self) -> anyhow::Result<()> {
+        loop {
+            if let Some(len) = reply_len(&self.input)? {
+                self.input.advance(len);
+                return Ok(());
+            }
+            if self.stream.read_buf(&mut self.input).await? == 0 {
+                return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+            }
+        }
+    }
+}
+
+/// The length of the complete reply at the front of `buf`, if it is all there.
+fn reply_len(buf: &[u8]) -> anyhow::Result<Option<usize>> {
+    let Some(cr) = memchr::memchr(b'\r', buf) else { return Ok(None) };
+    let line_end = cr + 2;
+    if buf.len() < line_end {
+        return Ok(None);
+    }
+    match buf[0] {
+        b'+' | b':' => Ok(Some(line_end)),
+        b'-' => Err(anyhow!("server error: {}", String::from_utf8_lossy(&buf[1..cr]))),
+        b'$' => {
+            let len: i64 = std::str::from_utf8(&buf[1..cr])?.parse()?;
+            if len < 0 {
+                return Ok(Some(line_end));
+            }
+            let end = line_end + usize::try_from(len)? + 2;
+            Ok((buf.len() >= end).then_some(end))
+        }
+        other => Err(anyhow!("unexpected reply type {:?}", char::from(other))),
+    }
+}
+
+fn plot_csv(args: &PlotArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.csv).with_context(|| format!("cannot read {}", args.csv.display()))?;
+    let mut points = Vec::new();
+    for line in text.lines().skip(1).filter(|line| !line.trim().is_empty()) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let [strategy, shards, connections, read_ratio, _keys, _value_size, ops, seconds, _] = fields[..] else {
+            bail!("malformed row {line:?} in {}", args.csv.display());
+        };
+        let read_ratio: f64 = read_ratio.parse()?;
+        if args.read_ratio.is_some_and(|wanted| (wanted - read_ratio).abs() > 1e-9) {
+            continue;
+        }
+        points.push(Point {
+            strategy: strategy.parse().map_err(|error| anyhow!("{error}"))?,
+            shards: shards.parse()?,
+            threads: connections.parse()?,
+            throughput: Throughput { ops: ops.parse()?, elapsed: Duration::from_secs_f64(seconds.parse()?) },
+        });
+    }
+    let file = std::fs::File::create(&args.out).with_context(|| format!("cannot write {}", args.out.display()))?;
+    let mut out = BufWriter::new(file);
+    plot::write_png_with_x(&points, &args.title, "client connections (one request in flight each)", &mut out)?;
+    out.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_are_measured_only_when_complete() {
+        assert_eq!(reply_len(b"+OK\r\n").unwrap(), Some(5));
+        assert_eq!(reply_len(b"+OK\r").unwrap(), None);
+        assert_eq!(reply_len(b"$-1\r\n").unwrap(), Some(5));
+        assert_eq!(reply_len(b"$3\r\nabc\r\n+OK").unwrap(), Some(9));
+        assert_eq!(reply_len(b"$3\r\nab").unwrap(), None);
+        assert_eq!(reply_len(b":12\r\n").unwrap(), Some(5));
+        assert!(reply_len(b"-ERR no\r\n").is_err());
+    }
+
+    #[test]
+    fn requests_are_resp_arrays() {
+        let mut out = Vec::new();
+        set_request(&mut out, "k", b"vv");
+        get_request(&mut out, "k");
+        assert_eq!(out, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nvv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+    }
+}
