@@ -40,6 +40,9 @@ CSTORE_BIN=target/debug/cstore scripts/check-delivery.sh
 step "observability stack (kustomize, kubernetes-validate --strict, dashboards against live /metrics)"
 CSTORE_BIN=target/debug/cstore scripts/check-observability.sh
 
+step "cstore vs Redis 7 harness (smoke run: proves the harness end to end, times nothing)"
+CSTORE_BIN=target/debug/cstore scripts/bench-vs-redis.sh --smoke
+
 step "tracing overhead benchmark (smoke run: proves the harness end to end, times nothing)"
 scripts/bench-tracing.py --smoke
 
