@@ -34,6 +34,7 @@ fn sampled_commands_sweeps_startup_and_shutdown_reach_a_grpc_collector() {
         &["--strategy", "RwLock", "--shards", "16", "--trace-sample-ratio", "1", "--otlp-endpoint", &endpoint],
         &POD,
     );
+    let server_port = server.resp_addr.port();
     assert_eq!(server.send(&["SET", "greeting", "hello"]), Value::Simple("OK".into()));
     assert!(matches!(server.send(&["MGET", "greeting", "a", "b"]), Value::Array(values) if values.len() == 3));
     let not_a_number = server.send(&["INCR", "greeting"]);
@@ -82,6 +83,10 @@ fn sampled_commands_sweeps_startup_and_shutdown_reach_a_grpc_collector() {
     assert_eq!(failed.attribute("cstore.outcome"), Some("error"));
     assert_eq!(named(&spans, "startup")[0].attribute("cstore.strategy"), Some("RwLock"));
     assert_eq!(named(&spans, "startup")[0].attribute("cstore.shards"), Some("16"));
+    let port = named(&spans, "startup")[0].attribute("port").unwrap().parse::<u16>().unwrap();
+    assert_eq!(port, server_port, "the startup span names the port the OS gave");
+    let empty_sweeps = named(&spans, "expiry sweep").into_iter().filter(|s| s.attribute("examined") == Some("0"));
+    assert!(empty_sweeps.count() <= 1, "a sweep with no keys to examine is not traced (beyond a race)");
     assert!(named(&spans, "shutdown")[0].attribute("open_connections").is_some());
     let sweep = named(&spans, "expiry sweep").into_iter().find(|span| span.attribute("expired") == Some("1")).unwrap();
     assert!(sweep.attribute("examined").unwrap().parse::<u64>().unwrap() >= 1);

@@ -57,6 +57,8 @@ impl Server {
         let admin_listener = TcpListener::bind((config.bind, config.admin_port))
             .await
             .with_context(|| format!("cannot listen on {}:{} (admin)", config.bind, config.admin_port))?;
+        // The port asked for may be 0: the span shows the one the OS gave.
+        tracing::Span::current().record("port", listener.local_addr()?.port());
         let command_names: Vec<&'static str> = COMMANDS.iter().map(|spec| spec.name).collect();
         let state = ServerState {
             store: Arc::new(store),
@@ -146,9 +148,10 @@ impl Server {
     }
 }
 
-/// One active-expiry pass, traced as often as commands are.
+/// One active-expiry pass, traced as often as commands are when there are keys with an
+/// expiry to look at (a pass over none would only add empty spans).
 fn traced_sweep(state: &ServerState, store: &Store) -> SweepReport {
-    if !telemetry::sampler::sample(state.settings.trace_sample_ratio()) {
+    if !telemetry::sampler::sample(state.settings.trace_sample_ratio()) || store.stats().volatile_keys == 0 {
         return store.sweep_expired();
     }
     let span = tracing::info_span!("expiry sweep", examined = Empty, expired = Empty);
