@@ -39,8 +39,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-in_ci() { case "${CI:-}" in "" | 0 | false) return 1 ;; *) return 0 ;; esac; }
-fail() { printf 'bench-vs-redis: error: %s\n' "$*" >&2; exit 1; }
+. scripts/lib.sh
 for tool in redis-server redis-benchmark redis-cli python3; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         if in_ci; then fail "$tool is required (CI=true) but not installed"; fi

@@ -16,15 +16,7 @@ EXAMPLES=manifests/examples
 VALIDATE_CRS=../shared/tools/validate-crs.py
 PYTHON_PACKAGES=(kubernetes-validate pyyaml jsonschema)
 
-step() { printf '\n==> %s\n' "$*"; }
-fail() { printf 'error: %s\n' "$*" >&2; exit 1; }
-
-# Fails under CI; elsewhere warns and returns 1 so the caller skips its step.
-missing() {
-    [ "${CI:-}" = "true" ] && fail "$1"
-    printf 'warning: %s; skipping this step (CI fails instead)\n' "$1" >&2
-    return 1
-}
+. scripts/lib.sh
 
 python_tools_ready() {
     [ -x .venv/bin/python ] && .venv/bin/python -c 'import kubernetes_validate, yaml, jsonschema' 2>/dev/null

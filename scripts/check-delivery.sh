@@ -62,19 +62,15 @@ case "${1:-}" in
     *) printf 'usage: %s [--update]\n' "$0" >&2; exit 2 ;;
 esac
 
-step() { printf '\n==> %s\n' "$*"; }
-fail() { printf 'error: %s\n' "$*" >&2; exit 1; }
-in_ci() { case "${CI:-}" in "" | 0 | false) return 1 ;; *) return 0 ;; esac; }
+. scripts/lib.sh
 skipped=()
-# Fails under CI; elsewhere warns and returns 1 so the caller skips its step.
-missing() {
-    in_ci && fail "$1"
-    printf 'warning: %s; skipping this step (CI fails instead)\n' "$1" >&2
+# Like lib.sh's `missing`, and remembers the check it skips ($2) for the summary.
+skip_missing() {
     skipped+=("$2")
-    return 1
+    missing "$1"
 }
-have() { [ -x "$1" ] || missing "$1 is missing (scripts/delivery-deps.sh installs it)" "$2"; }
-have_cmd() { command -v "$1" >/dev/null 2>&1 || missing "$1 is missing (scripts/delivery-deps.sh installs it)" "$2"; }
+have() { [ -x "$1" ] || skip_missing "$1 is missing (scripts/delivery-deps.sh installs it)" "$2"; }
+have_cmd() { command -v "$1" >/dev/null 2>&1 || skip_missing "$1 is missing (scripts/delivery-deps.sh installs it)" "$2"; }
 [ -x "$PY" ] || fail "$PY is missing: run scripts/delivery-deps.sh first"
 
 passed=0
@@ -202,7 +198,7 @@ if have "$HELM" "helm lint, helm template, $INSTALL drift" && have "$HELM3" "hel
         check "kubernetes-validate --strict ($label)" "$(docs_in "$out/builtin.yaml")" \
             .venv/bin/kubernetes-validate --strict --quiet --kubernetes-version "$KUBERNETES_VERSION" "$out/builtin.yaml"
         if [ -n "$CSTORE" ] || { [ -z "${CSTORE_BIN:-}" ] && [ -x target/debug/cstore ] && CSTORE=target/debug/cstore; } ||
-            missing "no cstore binary (set CSTORE_BIN, or cargo build)" "operator environment ($label)"; then
+            skip_missing "no cstore binary (set CSTORE_BIN, or cargo build)" "operator environment ($label)"; then
             step "cstore operator accepts the Deployment's args and environment ($label)"
             check "operator args and environment ($label)" 1 "$PY" scripts/delivery-manifests.py operator-env "$out/rendered.yaml" "$CSTORE"
         fi
@@ -263,7 +259,7 @@ fi
 
 # --- 6. custom resources ------------------------------------------------------------------
 step "Argo CD objects and health test objects against their CRDs (validate-crs.py)"
-if [ -f "$VALIDATE_CRS" ] || missing "$VALIDATE_CRS not found (shared/ must sit beside the repository)" "validate-crs"; then
+if [ -f "$VALIDATE_CRS" ] || skip_missing "$VALIDATE_CRS not found (shared/ must sit beside the repository)" "validate-crs"; then
     crs() { "$PY" "$VALIDATE_CRS" "$@" | tee "$work/crs.out"; }
     count_crs() { sed -n 's/^\([0-9]*\) passed.*/\1/p' "$work/crs.out" | tail -1; }
     crs --crds "$ARGOCD_CRDS" --crds "$CRD" argocd/ && ok=true || ok=false

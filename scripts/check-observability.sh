@@ -28,15 +28,7 @@ CSTORE=${CSTORE_BIN:-target/debug/cstore}
 # comments' line length, and no `---` required at the top of a one-document file.
 YAMLLINT_CONFIG='{extends: default, rules: {line-length: {max: 120}, document-start: disable}}'
 
-step() { printf '\n==> %s\n' "$*"; }
-fail() { printf 'error: %s\n' "$*" >&2; exit 1; }
-
-# Fails under CI; elsewhere warns and returns 1 so the caller skips its step.
-missing() {
-    [ "${CI:-}" = "true" ] && fail "$1"
-    printf 'warning: %s; skipping this step (CI fails instead)\n' "$1" >&2
-    return 1
-}
+. scripts/lib.sh
 
 have() { [ -x "$1" ] || missing "$1 is missing ($2)"; }
 

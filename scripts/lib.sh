@@ -1,0 +1,36 @@
+# Shell helpers shared by the test scripts. Sourced, never run:
+#   cd "$(dirname "$0")/.." && . scripts/lib.sh
+
+# Whether this runs in CI, where a missing tool fails the run instead of skipping a check.
+in_ci() { case "${CI:-}" in "" | 0 | false) return 1 ;; *) return 0 ;; esac; }
+
+step() { printf '\n==> %s\n' "$*"; }
+fail() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# A check cannot run because a tool is missing: fails under CI; elsewhere warns and returns 1
+# so the caller skips that check.
+missing() {
+    in_ci && fail "$1"
+    printf 'warning: %s; skipping this step (CI fails instead)\n' "$1" >&2
+    return 1
+}
+
+# For the installers: LOG_NAME prefixes their lines, and outside CI a problem warns that
+# SKIP_HINT (what will be skipped) rather than failing.
+warn() { printf '%s: %s\n' "${LOG_NAME:-${0##*/}}" "$*" >&2; }
+problem() {
+    if in_ci; then
+        warn "error: $*"
+        exit 1
+    fi
+    warn "warning: $* (${SKIP_HINT:-the checks that need it will be skipped})"
+}
+
+debian_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+apt_install() {
+    local sudo=()
+    [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+    "${sudo[@]}" apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
