@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end test of the operator on a real cluster (kind or k3d, or any cluster kubectl
-# reaches): installs the CRD and the operator (2 replicas, leader election), applies a store,
+# reaches): installs the CRD and the operator with its Helm chart (2 replicas, leader
+# election, the chart's least-privilege RBAC), applies a store,
 # waits for Ready, SETs and GETs through a port-forward, changes the strategy and follows the
 # rollout and the status, then deletes the store and checks its children go with it.
 #
@@ -17,6 +18,8 @@ cd "$(dirname "$0")/.."
 NAMESPACE=${E2E_NAMESPACE:-cstore-e2e}
 TIMEOUT=${E2E_TIMEOUT:-180s}
 STORE=coarse
+# The chart's objects are named after the release: cstore-operator.
+RELEASE=cstore-operator
 LOCAL_PORT=16379
 CRD_NAME=concurrentstores.cstore.dev
 
@@ -38,6 +41,9 @@ if [ -z "${KUBECONFIG:-}" ] && [ ! -f "$HOME/.kube/config" ]; then
     skip "no kubeconfig (KUBECONFIG unset and no ~/.kube/config)"
 fi
 kubectl cluster-info --request-timeout=5s >/dev/null 2>&1 || skip "the cluster of context '$(kubectl config current-context 2>/dev/null || echo none)' is not reachable"
+# helm from scripts/delivery-deps.sh, else the one on PATH.
+HELM=.tools/bin/helm
+[ -x "$HELM" ] || HELM=$(command -v helm) || skip "helm is not installed (scripts/delivery-deps.sh installs it)"
 
 # --- The image ---------------------------------------------------------------------------
 if [ -z "${CSTORE_IMAGE:-}" ]; then
@@ -59,9 +65,8 @@ kubectl get crd "$CRD_NAME" >/dev/null 2>&1 && crd_existed=true
 port_forward=
 cleanup() {
     if [ -n "$port_forward" ]; then kill "$port_forward" 2>/dev/null || true; fi
+    "$HELM" uninstall "$RELEASE" --namespace "$NAMESPACE" --wait >/dev/null 2>&1 || true
     kubectl delete namespace "$NAMESPACE" --ignore-not-found --wait=false >/dev/null 2>&1 || true
-    kubectl delete clusterrolebinding "cstore-operator-$NAMESPACE" --ignore-not-found >/dev/null 2>&1 || true
-    kubectl delete clusterrole "cstore-operator-$NAMESPACE" --ignore-not-found >/dev/null 2>&1 || true
     if [ "$crd_existed" = false ]; then
         kubectl delete crd "$CRD_NAME" --ignore-not-found --wait=false >/dev/null 2>&1 || true
     fi
@@ -73,94 +78,18 @@ step "installing the CRD"
 kubectl apply --server-side -f crds/
 kubectl wait --for=condition=Established "crd/$CRD_NAME" --timeout=60s
 
-step "installing the operator ($CSTORE_IMAGE, 2 replicas) in $NAMESPACE"
-kubectl create namespace "$NAMESPACE" --dry-run=client -o yaml | kubectl apply -f -
-# The operator's minimal install: its RBAC and Deployment.
-kubectl apply -f - <<EOF
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: cstore-operator
-  namespace: $NAMESPACE
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: cstore-operator-$NAMESPACE
-rules:
-  - apiGroups: [cstore.dev]
-    resources: [concurrentstores]
-    verbs: [get, list, watch]
-  - apiGroups: [cstore.dev]
-    resources: [concurrentstores/status]
-    verbs: [get, patch, update]
-  - apiGroups: [""]
-    resources: [configmaps, services]
-    verbs: [get, list, watch, create, update, patch, delete]
-  - apiGroups: [apps]
-    resources: [deployments]
-    verbs: [get, list, watch, create, update, patch, delete]
-  - apiGroups: [policy]
-    resources: [poddisruptionbudgets]
-    verbs: [get, list, watch, create, update, patch, delete]
-  - apiGroups: [events.k8s.io]
-    resources: [events]
-    verbs: [create, patch]
-  - apiGroups: [coordination.k8s.io]
-    resources: [leases]
-    verbs: [get, list, watch, create, update, patch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: cstore-operator-$NAMESPACE
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: cstore-operator-$NAMESPACE
-subjects:
-  - kind: ServiceAccount
-    name: cstore-operator
-    namespace: $NAMESPACE
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: cstore-operator
-  namespace: $NAMESPACE
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {app.kubernetes.io/name: cstore-operator}
-  template:
-    metadata:
-      labels: {app.kubernetes.io/name: cstore-operator}
-    spec:
-      serviceAccountName: cstore-operator
-      enableServiceLinks: false
-      securityContext:
-        runAsNonRoot: true
-        runAsUser: 65532
-        seccompProfile: {type: RuntimeDefault}
-      containers:
-        - name: operator
-          image: $CSTORE_IMAGE
-          imagePullPolicy: IfNotPresent
-          args: [operator]
-          env:
-            - {name: CSTORE_IMAGE, value: "$CSTORE_IMAGE"}
-            - name: POD_NAME
-              valueFrom: {fieldRef: {fieldPath: metadata.name}}
-            - name: POD_NAMESPACE
-              valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
-          ports: [{name: admin, containerPort: 8080}]
-          readinessProbe: {httpGet: {path: /readyz, port: admin}}
-          livenessProbe: {httpGet: {path: /healthz, port: admin}}
-          securityContext:
-            allowPrivilegeEscalation: false
-            readOnlyRootFilesystem: true
-            capabilities: {drop: [ALL]}
-EOF
+step "installing the operator ($CSTORE_IMAGE, 2 replicas) in $NAMESPACE with the chart"
+# The chart users install, with its least-privilege RBAC: a missing permission fails here.
+# A tag is what follows the last colon, unless a slash follows it (a registry port).
+image_repository=${CSTORE_IMAGE%:*}
+image_tag=${CSTORE_IMAGE##*:}
+if [ "$image_repository" = "$CSTORE_IMAGE" ] || [[ "$image_tag" == */* ]]; then
+    image_repository=$CSTORE_IMAGE
+    image_tag=latest
+fi
+"$HELM" upgrade --install "$RELEASE" charts/cstore-operator --namespace "$NAMESPACE" --create-namespace \
+    --set image.repository="$image_repository" --set image.tag="$image_tag" --set image.pullPolicy=IfNotPresent \
+    --wait --timeout "$TIMEOUT" || fail "the operator chart did not install"
 kubectl -n "$NAMESPACE" rollout status deployment/cstore-operator --timeout="$TIMEOUT" || fail "the operator did not start"
 holder=$(kubectl -n "$NAMESPACE" get lease cstore-operator -o jsonpath='{.spec.holderIdentity}' 2>/dev/null || true)
 [ -n "$holder" ] || fail "no replica holds the cstore-operator lease"
