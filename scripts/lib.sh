@@ -34,3 +34,28 @@ apt_install() {
     "${sudo[@]}" apt-get update -qq &&
         DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
+
+# The Python venv the scripts share, and the pinned packages that validate Kubernetes objects.
+VENV=${VENV:-.venv}
+KUBERNETES_VALIDATE_PACKAGES=(kubernetes-validate==1.37.0 PyYAML==6.0.3 jsonschema==4.26.0)
+
+# Whether the venv holds exactly these pinned packages (NAME==VERSION ...).
+venv_has() {
+    [ -x "$VENV/bin/python" ] && "$VENV/bin/python" - "$@" >/dev/null 2>&1 <<'PY'
+import importlib.metadata as m, sys
+for pin in sys.argv[1:]:
+    name, version = pin.split("==")
+    if m.version(name) != version:
+        sys.exit(1)
+PY
+}
+
+# Installs pinned packages into the venv (created when missing), unless it holds them already.
+venv_install() {
+    venv_has "$@" && return 0
+    warn "installing $* into $VENV"
+    if [ ! -x "$VENV/bin/python" ]; then
+        python3 -m venv "$VENV" || { problem "cannot create the Python venv $VENV"; return 0; }
+    fi
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$@" || problem "cannot install $* into $VENV"
+}

@@ -10,7 +10,6 @@ cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(redis-server redis-tools)
 REDIS_PY="redis==8.1.0"
-VENV=.venv
 
 LOG_NAME=test-deps
 SKIP_HINT="the tests that need it will be skipped"
@@ -28,28 +27,13 @@ install_debian_packages() {
     apt_install "${missing[@]}" || problem "cannot install Debian packages ${missing[*]}"
 }
 
-venv_has_redis_py() {
-    "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('redis') != '${REDIS_PY#redis==}')" \
-        >/dev/null 2>&1
-}
-
-install_redis_py() {
-    venv_has_redis_py && return 0
-    warn "installing $REDIS_PY into $VENV"
-    if [ ! -x "$VENV/bin/python" ]; then
-        python3 -m venv "$VENV" || { problem "cannot create the Python venv $VENV"; return 0; }
-    fi
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$REDIS_PY" ||
-        problem "cannot install $REDIS_PY into $VENV"
-}
-
 verify() {
     for tool in redis-server redis-cli redis-benchmark; do
         command -v "$tool" >/dev/null 2>&1 || problem "$tool is missing"
     done
-    venv_has_redis_py || problem "$REDIS_PY is missing from $VENV"
+    venv_has "$REDIS_PY" || problem "$REDIS_PY is missing from $VENV"
 }
 
 install_debian_packages
-install_redis_py
+venv_install "$REDIS_PY"
 verify
