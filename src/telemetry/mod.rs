@@ -127,5 +127,6 @@ fn resource(process: &Process<'_>) -> Resource {
         }
     }
     attributes.extend(process.attributes.iter().cloned());
-    Resource::builder().with_attributes(attributes).build()
+    let detected = from_environment.iter().map(|(key, value)| KeyValue::new(key.clone(), value.clone()));
+    Resource::builder_empty().with_attributes(detected.chain(attributes)).build()
 }
