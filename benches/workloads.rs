@@ -34,6 +34,7 @@ const SAMPLES: usize = 10;
 struct StdRwLockMap(RwLock<HashMap<Bytes, Bytes, Hasher>>);
 
 impl BenchMap for StdRwLockMap {
+    type Value = Bytes;
     fn get(&self, key: &Bytes) -> Option<Bytes> {
         self.0.read().unwrap_or_else(PoisonError::into_inner).get(key).cloned()
     }
@@ -55,6 +56,7 @@ impl BenchMap for StdRwLockMap {
 struct DashMapBaseline(DashMap<Bytes, Bytes, Hasher>);
 
 impl BenchMap for DashMapBaseline {
+    type Value = Bytes;
     fn get(&self, key: &Bytes) -> Option<Bytes> {
         self.0.get(key).map(|entry| entry.value().clone())
     }
@@ -76,6 +78,7 @@ impl BenchMap for DashMapBaseline {
 struct PapayaBaseline(papaya::HashMap<Bytes, Bytes, Hasher>);
 
 impl BenchMap for PapayaBaseline {
+    type Value = Bytes;
     fn get(&self, key: &Bytes) -> Option<Bytes> {
         self.0.pin().get(key).cloned()
     }
@@ -97,6 +100,7 @@ impl BenchMap for PapayaBaseline {
 struct SccBaseline(scc::HashMap<Bytes, Bytes, Hasher>);
 
 impl BenchMap for SccBaseline {
+    type Value = Bytes;
     fn get(&self, key: &Bytes) -> Option<Bytes> {
         self.0.read_sync(key, |_, value| value.clone())
     }

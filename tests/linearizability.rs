@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cstore::engine::{
-    ExpireCondition, SetCondition, SetExpiry, SetOptions, SetOutcome, Store, StoreError, Strategy, Ttl, parse_integer,
+    CompactBytes, ExpireCondition, SetCondition, SetExpiry, SetOptions, SetOutcome, Store, StoreError, Strategy, Ttl,
+    parse_integer,
 };
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
@@ -116,16 +117,16 @@ impl Target for RacyIncrStore {
         thread::yield_now();
         let Some(next) = current.checked_add(1) else { return Reply::Integer(Err(StoreError::Overflow)) };
         let keep_ttl = SetOptions { expiry: SetExpiry::Keep, ..SetOptions::default() };
-        self.store.set(key, Bytes::from(next.to_string()), keep_ttl);
+        self.store.set(key, next.to_string(), keep_ttl);
         Reply::Integer(Ok(next))
     }
 }
 
 /// A value for SET: mostly small integers (so INCR and APPEND of digits have numbers to work
 /// on), sometimes text (so INCR meets `NotAnInteger`).
-fn random_value(rng: &mut SmallRng) -> Bytes {
+fn random_value(rng: &mut SmallRng) -> CompactBytes {
     let number = rng.random_range(0..100);
-    Bytes::from(if rng.random_bool(0.7) { number.to_string() } else { format!("v{number}") })
+    CompactBytes::from(if rng.random_bool(0.7) { number.to_string() } else { format!("v{number}") })
 }
 
 fn random_command(rng: &mut SmallRng) -> Command {
@@ -146,7 +147,7 @@ fn random_command(rng: &mut SmallRng) -> Command {
         7 => Command::Expire { only_if_no_ttl: rng.random_bool(0.5) },
         8 => Command::Ttl,
         9 => Command::GetDel,
-        10 => Command::Append { suffix: Bytes::from_static(if rng.random_bool(0.5) { b"7" } else { b"x" }) },
+        10 => Command::Append { suffix: CompactBytes::from(if rng.random_bool(0.5) { "7" } else { "x" }) },
         _ => Command::Persist,
     }
 }
@@ -312,7 +313,7 @@ fn op(thread: usize, invoked: u64, responded: u64, command: Command, output: Rep
 
 fn set(value: &'static str) -> Command {
     Command::Set {
-        value: Bytes::from_static(value.as_bytes()),
+        value: CompactBytes::from(value),
         condition: SetCondition::Always,
         return_previous: false,
         keep_ttl: false,
@@ -324,7 +325,7 @@ fn written() -> Reply {
 }
 
 fn value(text: &'static str) -> Reply {
-    Reply::Value(Some(Bytes::from_static(text.as_bytes())))
+    Reply::Value(Some(CompactBytes::from(text)))
 }
 
 #[test]
@@ -373,11 +374,11 @@ fn checker_rejects_a_lost_increment() {
 
 #[test]
 fn model_follows_redis_ttl_rules() {
-    let state = Some(model::Stored { value: Bytes::from_static(b"41"), has_ttl: true });
+    let state = Some(model::Stored { value: CompactBytes::from("41"), has_ttl: true });
     // INCR and APPEND keep the TTL; a plain SET clears it; EXPIRE on a missing key fails.
     let (after_incr, _) = KeySpec::apply(&state, &Command::Incr);
-    assert!(after_incr.as_ref().is_some_and(|stored| stored.has_ttl && stored.value == "42"));
-    let (after_append, _) = KeySpec::apply(&state, &Command::Append { suffix: Bytes::from_static(b"x") });
+    assert!(after_incr.as_ref().is_some_and(|stored| stored.has_ttl && &*stored.value == b"42"));
+    let (after_append, _) = KeySpec::apply(&state, &Command::Append { suffix: CompactBytes::from("x") });
     assert!(after_append.is_some_and(|stored| stored.has_ttl));
     let (after_set, _) = KeySpec::apply(&state, &set("1"));
     assert!(after_set.is_some_and(|stored| !stored.has_ttl));

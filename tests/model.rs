@@ -15,7 +15,7 @@ use bytes::Bytes;
 use common::ops::{Deadline, GetExTtl, Op, OpSpace, Reply, SetTtl, apply};
 use common::{CLOCK_START_MS, SHARD_COUNTS, manual_store, proptest_cases};
 use cstore::engine::{
-    ExpireCondition, ManualClock, SetCondition, SetExpiry, SetOptions, SetOutcome, Store, StoreError,
+    CompactBytes, ExpireCondition, ManualClock, SetCondition, SetExpiry, SetOptions, SetOutcome, Store, StoreError,
     Strategy as EngineStrategy, Ttl, glob_match,
 };
 use proptest::prelude::*;
@@ -332,8 +332,11 @@ impl Model {
     ) -> Verdict {
         let now = self.now;
         let current = self.live(key).cloned();
-        let previous =
-            if return_previous { current.as_ref().map(|entry| Bytes::from(entry.value.clone())) } else { None };
+        let previous = if return_previous {
+            current.as_ref().map(|entry| CompactBytes::from(entry.value.as_slice()))
+        } else {
+            None
+        };
         let written = match condition {
             SetCondition::Always => true,
             SetCondition::IfAbsent => current.is_none(),

@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::ops::{walk, walk_with};
+use common::ops::{bytes_of, walk, walk_with};
 use common::{manual_store, with_each_configuration};
 use cstore::engine::{ManualClock, SetExpiry, SetOptions, Store};
 
@@ -172,7 +172,7 @@ fn keys_returns_each_key_once_and_every_key_present_throughout_while_others_writ
             let mut overlapped = 0;
             for _ in 0..MAX_RUNS {
                 let before = writes.count();
-                let returned = store.keys(b"*");
+                let returned: Vec<Bytes> = store.keys(b"*").into_iter().map(bytes_of).collect();
                 assert_every_stable_key_returned(&returned, "KEYS *");
                 assert_each_once(&returned, "KEYS *");
                 overlapped += usize::from(writes.count() > before);
@@ -224,7 +224,7 @@ fn without_writes_a_walk_returns_each_live_key_once_and_no_expired_key() {
 fn without_writes_keys_returns_each_live_key_once_and_no_expired_key() {
     with_each_configuration(&SHARD_COUNTS, |strategy, shards| {
         let (store, live) = store_with_expired_keys(strategy, shards);
-        let returned = store.keys(b"*");
+        let returned: Vec<Bytes> = store.keys(b"*").into_iter().map(bytes_of).collect();
         assert_each_once(&returned, "KEYS *");
         assert_eq!(returned.into_iter().collect::<BTreeSet<_>>(), live);
     });
@@ -265,7 +265,7 @@ fn match_returns_exactly_the_live_keys_the_pattern_matches() {
                 assert_each_once(&returned, &format!("MATCH {pattern} COUNT {count}"));
                 assert_eq!(returned.into_iter().collect::<BTreeSet<_>>(), expected, "MATCH {pattern} COUNT {count}");
             }
-            let returned = store.keys(pattern.as_bytes());
+            let returned: Vec<Bytes> = store.keys(pattern.as_bytes()).into_iter().map(bytes_of).collect();
             assert_each_once(&returned, &format!("KEYS {pattern}"));
             assert_eq!(returned.into_iter().collect::<BTreeSet<_>>(), expected, "KEYS {pattern}");
         }

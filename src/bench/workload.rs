@@ -16,7 +16,7 @@ use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
-use crate::engine::{SetCondition, SetOptions, Store};
+use crate::engine::{CompactBytes, SetCondition, SetOptions, Store};
 
 /// Keys in the key space when nobody says otherwise (`cstore bench --keys`, criterion runs).
 pub const DEFAULT_KEYS: usize = 100_000;
@@ -146,8 +146,10 @@ pub fn generate_streams(mix: Mix, keys: usize, threads: usize, ops_per_thread: u
 /// The four operations every benchmarked map offers. Implemented for [`Store`] here and for
 /// the baseline maps in `benches/workloads.rs`; the driver is written once against it.
 pub trait BenchMap: Sync {
+    /// What `get` hands out: the map's own cheaply cloned value type.
+    type Value;
     /// The value under `key`, cloned out of the map (as a server must, to reply with it).
-    fn get(&self, key: &Bytes) -> Option<Bytes>;
+    fn get(&self, key: &Bytes) -> Option<Self::Value>;
     /// Stores `value` under `key`, creating or overwriting it.
     fn insert(&self, key: &Bytes, value: Bytes);
     /// Deletes `key`; whether it was present.
@@ -157,7 +159,8 @@ pub trait BenchMap: Sync {
 }
 
 impl BenchMap for Store {
-    fn get(&self, key: &Bytes) -> Option<Bytes> {
+    type Value = CompactBytes;
+    fn get(&self, key: &Bytes) -> Option<CompactBytes> {
         Store::get(self, key)
     }
 
@@ -409,6 +412,7 @@ mod tests {
     struct FailingMap;
 
     impl BenchMap for FailingMap {
+        type Value = Bytes;
         fn get(&self, _: &Bytes) -> Option<Bytes> {
             panic!("get failed")
         }
@@ -438,7 +442,7 @@ mod tests {
         assert_eq!(BenchMap::get(&store, &key), None);
         BenchMap::insert(&store, &key, INSERTED_VALUE);
         assert!(BenchMap::update(&store, &key, UPDATED_VALUE));
-        assert_eq!(BenchMap::get(&store, &key), Some(UPDATED_VALUE));
+        assert_eq!(BenchMap::get(&store, &key), Some(CompactBytes::from(UPDATED_VALUE)));
         assert!(BenchMap::remove(&store, &key));
         assert!(!BenchMap::remove(&store, &key));
     }

@@ -66,8 +66,8 @@ pub enum ConfigError {
     InvalidShards(u64),
     #[error("unknown strategy {0:?}: expected one of Mutex, RwLock, LockFree, CopyOnWrite")]
     UnknownStrategy(String),
-    #[error("max value length must be at least 1 byte")]
-    InvalidMaxValueLen,
+    #[error("max value length must be between 1 byte and {max} bytes (4 GiB - 1), got {0}", max = super::compact::MAX_STRING_LEN)]
+    InvalidMaxValueLen(usize),
 }
 
 /// The engine's knobs, as they appear in the store's configuration file.

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
 use parking_lot::Mutex;
 
+use super::compact::CompactBytes;
 use super::entry::{Entry, Footprint, Write};
 use super::scan::reverse_window;
 use super::shard::{KeyHasher, Shard, acquire};
@@ -29,8 +29,8 @@ struct Slot {
 #[derive(Clone)]
 struct Snapshot {
     version: u64,
-    entries: imbl::GenericHashMap<Bytes, Slot, KeyHasher, imbl::shared_ptr::DefaultSharedPtr>,
-    order: imbl::Vector<Bytes>,
+    entries: imbl::GenericHashMap<CompactBytes, Slot, KeyHasher, imbl::shared_ptr::DefaultSharedPtr>,
+    order: imbl::Vector<CompactBytes>,
 }
 
 impl Snapshot {
@@ -42,15 +42,14 @@ impl Snapshot {
         }
     }
 
-    fn put(&mut self, key: &Bytes, entry: Entry) {
-        let position = match self.entries.get(key.as_ref()) {
-            Some(slot) => slot.position,
-            None => {
-                self.order.push_back(key.clone());
-                self.order.len() - 1
-            }
-        };
-        self.entries.insert(key.clone(), Slot { entry, position });
+    fn put(&mut self, key: &[u8], entry: Entry) {
+        if let Some(slot) = self.entries.get_mut(key) {
+            slot.entry = entry;
+            return;
+        }
+        let key = CompactBytes::from(key);
+        self.order.push_back(key.clone());
+        self.entries.insert(key, Slot { entry, position: self.order.len() - 1 });
     }
 
     fn remove(&mut self, key: &[u8]) {
@@ -58,7 +57,7 @@ impl Snapshot {
         let Some(last) = self.order.pop_back() else { return };
         if removed.position < self.order.len() {
             // Move the last key into the hole, as `swap_remove` does.
-            if let Some(slot) = self.entries.get_mut(last.as_ref()) {
+            if let Some(slot) = self.entries.get_mut(&*last) {
                 slot.position = removed.position;
             }
             self.order.set(removed.position, last);
@@ -101,10 +100,10 @@ impl Shard for CowShard {
         f(snapshot.entries.get(key).map(|slot| &slot.entry))
     }
 
-    fn update<R>(&self, key: &Bytes, mut f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R {
+    fn update<R>(&self, key: &[u8], mut f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R {
         let _writer = self.lock_writer();
         let current = self.current.load_full();
-        let existing = current.entries.get(key.as_ref()).map(|slot| &slot.entry);
+        let existing = current.entries.get(key).map(|slot| &slot.entry);
         let (write, reply) = f(existing);
         match write {
             Write::Keep => {}
@@ -115,12 +114,18 @@ impl Shard for CowShard {
         reply
     }
 
-    fn scan(&self, position: u64, count: usize, _order: &KeyHasher, mut visit: impl FnMut(&Bytes, &Entry)) -> u64 {
+    fn scan(
+        &self,
+        position: u64,
+        count: usize,
+        _order: &KeyHasher,
+        mut visit: impl FnMut(&CompactBytes, &Entry),
+    ) -> u64 {
         let snapshot = self.current.load();
         let (window, next) = reverse_window(position, snapshot.order.len(), count);
         for index in window.rev() {
             if let Some(key) = snapshot.order.get(index)
-                && let Some(slot) = snapshot.entries.get(key.as_ref())
+                && let Some(slot) = snapshot.entries.get(&**key)
             {
                 visit(key, &slot.entry);
             }
@@ -128,7 +133,7 @@ impl Shard for CowShard {
         next
     }
 
-    fn random_key(&self, rng: &mut impl rand::Rng) -> Option<Bytes> {
+    fn random_key(&self, rng: &mut impl rand::Rng) -> Option<CompactBytes> {
         let snapshot = self.current.load();
         if snapshot.order.is_empty() {
             return None;

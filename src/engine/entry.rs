@@ -1,28 +1,28 @@
 //! What the engine stores per key, and what a read-modify-write decides to do with it.
 
-use bytes::Bytes;
-
 use super::clock::LazyNow;
+use super::compact::CompactBytes;
 
 /// Expiry deadline meaning "never expires". Deadlines are milliseconds since the Unix epoch.
 pub(crate) const NEVER: u64 = u64::MAX;
 
-/// Approximate bytes a stored entry costs beyond its key and value: the map slot, the two
-/// `Bytes` handles, their heap headers and the allocator's rounding. It only needs to be
-/// stable and roughly right, since `maxmemory` is enforced against this estimate.
+/// Approximate bytes a stored entry costs beyond its key and value: the map slot (hash,
+/// key and value handles, expiry), the index table, the value's reference-count header and
+/// the allocator's rounding. It only needs to be stable and roughly right, since
+/// `maxmemory` is enforced against this estimate.
 pub(crate) const ENTRY_OVERHEAD: usize = 96;
 
-/// One stored value. Cloning is cheap: the value is a reference-counted buffer, so a reader
-/// that holds a clone is never affected by a later delete or overwrite of the key.
+/// One stored value. Cloning is cheap (see [`CompactBytes`]), so a reader that holds a clone
+/// is never affected by a later delete or overwrite of the key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Entry {
-    pub(crate) value: Bytes,
+    pub(crate) value: CompactBytes,
     /// Absolute deadline in milliseconds since the Unix epoch, or [`NEVER`].
     pub(crate) expires_at: u64,
 }
 
 impl Entry {
-    pub(crate) fn new(value: Bytes, expires_at: u64) -> Self {
+    pub(crate) fn new(value: CompactBytes, expires_at: u64) -> Self {
         Entry { value, expires_at }
     }
 

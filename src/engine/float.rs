@@ -7,8 +7,7 @@
 //! person expects above that, where Redis prints binary noise. Other inputs (`inf`,
 //! `1e400`, more than 38 digits) fall back to `f64` with the same printing rules.
 
-use bytes::Bytes;
-
+use super::compact::CompactBytes;
 use super::ops::StoreError;
 
 /// Decimal places Redis prints (`%.17Lf`).
@@ -141,13 +140,13 @@ fn print_double(value: f64) -> String {
 }
 
 /// INCRBYFLOAT's sum of the stored number and the increment, printed as Redis prints it.
-pub(crate) fn add(current: Float, increment: Float) -> Result<Bytes, StoreError> {
+pub(crate) fn add(current: Float, increment: Float) -> Result<CompactBytes, StoreError> {
     let sum = current.value + increment.value;
     if !sum.is_finite() {
         return Err(StoreError::NotFinite);
     }
     let exact = current.decimal.zip(increment.decimal).and_then(|(a, b)| a.checked_add(b));
-    Ok(Bytes::from(match exact {
+    Ok(CompactBytes::from(match exact {
         Some(decimal) => decimal.print(),
         None => print_double(sum),
     }))

@@ -10,16 +10,16 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::Bytes;
 use indexmap::IndexMap;
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use super::compact::CompactBytes;
 use super::entry::{Entry, Footprint, Write};
 use super::scan::reverse_window;
 use super::shard::{KeyHasher, Shard, acquire};
 use rand::RngExt;
 
-pub(crate) type Map = IndexMap<Bytes, Entry, KeyHasher>;
+pub(crate) type Map = IndexMap<CompactBytes, Entry, KeyHasher>;
 
 /// A lock around a [`Map`]: exclusive access for writers, and whatever readers get.
 pub(crate) trait MapLock: Send + Sync {
@@ -108,12 +108,12 @@ impl<L: MapLock> Shard for Locked<L> {
         f(self.read_guard().get(key))
     }
 
-    fn update<R>(&self, key: &Bytes, mut f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R {
+    fn update<R>(&self, key: &[u8], mut f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R {
         let mut map = self.write_guard();
         // Whatever is replaced or removed is dropped after the lock is released, so freeing
         // a large value never lengthens the critical section.
         let replaced;
-        let reply = match map.get_index_of(key.as_ref()) {
+        let reply = match map.get_index_of(key) {
             Some(index) => {
                 let (write, reply) = f(map.get_index(index).map(|(_, entry)| entry));
                 replaced = match write {
@@ -126,7 +126,8 @@ impl<L: MapLock> Shard for Locked<L> {
             None => {
                 let (write, reply) = f(None);
                 if let Write::Put(entry) = write {
-                    map.insert(key.clone(), entry);
+                    // The key is copied only when it is new: requests are never kept alive.
+                    map.insert(CompactBytes::from(key), entry);
                 }
                 replaced = None;
                 reply
@@ -137,7 +138,13 @@ impl<L: MapLock> Shard for Locked<L> {
         reply
     }
 
-    fn scan(&self, position: u64, count: usize, _order: &KeyHasher, mut visit: impl FnMut(&Bytes, &Entry)) -> u64 {
+    fn scan(
+        &self,
+        position: u64,
+        count: usize,
+        _order: &KeyHasher,
+        mut visit: impl FnMut(&CompactBytes, &Entry),
+    ) -> u64 {
         let map = self.read_guard();
         let (window, next) = reverse_window(position, map.len(), count);
         for index in window.rev() {
@@ -148,7 +155,7 @@ impl<L: MapLock> Shard for Locked<L> {
         next
     }
 
-    fn random_key(&self, rng: &mut impl rand::Rng) -> Option<Bytes> {
+    fn random_key(&self, rng: &mut impl rand::Rng) -> Option<CompactBytes> {
         let map = self.read_guard();
         if map.is_empty() {
             return None;

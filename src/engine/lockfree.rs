@@ -2,16 +2,16 @@
 //! a read-modify-write is one `compute`, which papaya retries until it wins, so the closure
 //! it runs must be pure (the engine's closures are).
 
-use bytes::Bytes;
 use papaya::{Compute, Operation};
 
+use super::compact::CompactBytes;
 use super::entry::{Entry, Footprint, Write};
 use super::scan::{ORDER_BITS, scan_order};
 use super::shard::{KeyHasher, Shard};
 use rand::RngExt;
 
 pub(crate) struct LockFreeShard {
-    map: papaya::HashMap<Bytes, Entry, KeyHasher>,
+    map: papaya::HashMap<CompactBytes, Entry, KeyHasher>,
 }
 
 impl Shard for LockFreeShard {
@@ -29,7 +29,7 @@ impl Shard for LockFreeShard {
         f(self.map.pin().get(key))
     }
 
-    fn update<R>(&self, key: &Bytes, mut f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R {
+    fn update<R>(&self, key: &[u8], mut f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R {
         let map = self.map.pin();
         // papaya memoizes transitions: after a lost race it may apply an insert computed in
         // an earlier run, without running the closure again. So the reply must be taken from
@@ -37,7 +37,8 @@ impl Shard for LockFreeShard {
         // for an insert, the latest run that saw an entry for an update or a removal.
         let mut saw_absent = None;
         let mut saw_present = None;
-        let outcome = map.compute(key.clone(), |current| {
+        // `compute` takes an owned key; keys up to 20 bytes are built inline, without allocating.
+        let outcome = map.compute(CompactBytes::from(key), |current| {
             let (write, reply) = f(current.map(|(_, entry)| entry));
             let operation = match write {
                 Write::Put(entry) => Operation::Insert(entry),
@@ -60,7 +61,13 @@ impl Shard for LockFreeShard {
     /// above `position` (one lock-free pass), then visits every key up to that boundary
     /// (a second pass) and resumes after it. A key present throughout has a fixed hash, so
     /// the call whose window holds it sees it. Cost: O(shard size) per call, no lock ever.
-    fn scan(&self, position: u64, count: usize, order: &KeyHasher, mut visit: impl FnMut(&Bytes, &Entry)) -> u64 {
+    fn scan(
+        &self,
+        position: u64,
+        count: usize,
+        order: &KeyHasher,
+        mut visit: impl FnMut(&CompactBytes, &Entry),
+    ) -> u64 {
         let map = self.map.pin();
         let count = count.max(1);
         // A client chooses COUNT: never reserve more than the shard holds.
@@ -88,7 +95,7 @@ impl Shard for LockFreeShard {
         if boundary >= (1 << ORDER_BITS) - 1 { 0 } else { boundary + 1 }
     }
 
-    fn random_key(&self, rng: &mut impl rand::Rng) -> Option<Bytes> {
+    fn random_key(&self, rng: &mut impl rand::Rng) -> Option<CompactBytes> {
         let map = self.map.pin();
         let len = map.len();
         if len == 0 {

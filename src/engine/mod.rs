@@ -3,16 +3,14 @@
 //!
 //! ```
 //! use cstore::engine::{SetOptions, Store, Strategy};
-//! use bytes::Bytes;
 //!
 //! let store = Store::builder().strategy(Strategy::RwLock).shards(32).build()?;
-//! let key = Bytes::from_static(b"greeting");
-//! store.set(&key, Bytes::from_static(b"hello"), SetOptions::default());
-//! assert_eq!(store.get(&key).as_deref(), Some(&b"hello"[..]));
+//! store.set(b"greeting", "hello", SetOptions::default());
+//! assert_eq!(store.get(b"greeting").as_deref(), Some(&b"hello"[..]));
 //! # Ok::<(), cstore::engine::ConfigError>(())
 //! ```
 //!
-//! Layout: `shard.rs` defines what a shard kind must do and the sharded container;
+//! Keys and values are stored as [`CompactBytes`] (`compact.rs`). Layout: `shard.rs` defines what a shard kind must do and the sharded container;
 //! `locked.rs` (Mutex, RwLock), `lockfree.rs` and `cow.rs` are the kinds; `store.rs` routes
 //! a key to its shard, applies expiry and keeps the counters; `ops.rs` is every command,
 //! written once over two primitives (read, and atomic read-modify-write) so that all
@@ -20,6 +18,7 @@
 //! is active expiry.
 
 mod clock;
+mod compact;
 mod config;
 mod cow;
 mod entry;
@@ -33,6 +32,7 @@ mod store;
 mod sweeper;
 
 pub use clock::{Clock, ManualClock};
+pub use compact::{CompactBytes, MAX_STRING_LEN};
 pub use config::{ConfigError, EngineConfig, MAX_SHARDS, Strategy};
 pub use float::{Float, parse_float};
 pub use ops::{

@@ -2,8 +2,7 @@
 //! here is a pure function of the entry it is shown, which is what makes the same code
 //! correct under a lock, a snapshot publication, or a lock-free retry loop.
 
-use bytes::{Bytes, BytesMut};
-
+use super::compact::CompactBytes;
 use super::entry::{Entry, NEVER, Write};
 use super::float::{self, Float, parse_float};
 use super::store::Store;
@@ -60,7 +59,7 @@ pub struct SetOutcome {
     /// Whether the value was stored (false when NX/XX did not hold).
     pub written: bool,
     /// The value before the command, when `return_previous` was asked for.
-    pub previous: Option<Bytes>,
+    pub previous: Option<CompactBytes>,
 }
 
 /// What GETEX does to the expiry.
@@ -130,12 +129,13 @@ pub fn parse_integer(text: &[u8]) -> Option<i64> {
     if negative { 0i64.checked_sub_unsigned(magnitude) } else { i64::try_from(magnitude).ok() }
 }
 
-fn integer_bytes(n: i64) -> Bytes {
-    Bytes::from(n.to_string())
+/// An integer as Redis stores it after INCR: its decimal text (at most 20 bytes, so inline).
+fn integer_bytes(n: i64) -> CompactBytes {
+    CompactBytes::from(itoa::Buffer::new().format(n))
 }
 
 impl Store {
-    pub fn get(&self, key: &[u8]) -> Option<Bytes> {
+    pub fn get(&self, key: &[u8]) -> Option<CompactBytes> {
         self.read(key, |entry| entry.map(|e| e.value.clone()))
     }
 
@@ -158,24 +158,25 @@ impl Store {
 
     /// GETRANGE: the bytes between `start` and `end` inclusive; negative offsets count from
     /// the end. A missing key reads as the empty string.
-    pub fn getrange(&self, key: &[u8], start: i64, end: i64) -> Bytes {
+    pub fn getrange(&self, key: &[u8], start: i64, end: i64) -> CompactBytes {
         self.read(key, |entry| {
-            let Some(entry) = entry else { return Bytes::new() };
+            let Some(entry) = entry else { return CompactBytes::default() };
             let len = i64::try_from(entry.value.len()).unwrap_or(i64::MAX);
             if start < 0 && end < 0 && start > end {
-                return Bytes::new();
+                return CompactBytes::default();
             }
             let start = if start < 0 { (len + start).max(0) } else { start };
             let end = if end < 0 { (len + end).max(0) } else { end.min(len - 1) };
             if len == 0 || start > end {
-                return Bytes::new();
+                return CompactBytes::default();
             }
             // Both bounds now lie in 0..len.
             entry.value.slice(start as usize..=end as usize)
         })
     }
 
-    pub fn set(&self, key: &Bytes, value: Bytes, options: SetOptions) -> SetOutcome {
+    pub fn set(&self, key: &[u8], value: impl Into<CompactBytes>, options: SetOptions) -> SetOutcome {
+        let value = value.into();
         self.update(key, |current| {
             let previous = if options.return_previous { current.map(|e| e.value.clone()) } else { None };
             let allowed = match options.condition {
@@ -196,16 +197,16 @@ impl Store {
     }
 
     /// DEL / UNLINK of one key: whether it existed.
-    pub fn delete(&self, key: &Bytes) -> bool {
+    pub fn delete(&self, key: &[u8]) -> bool {
         self.update(key, |current| (Write::Remove, current.is_some()))
     }
 
-    pub fn getdel(&self, key: &Bytes) -> Option<Bytes> {
+    pub fn getdel(&self, key: &[u8]) -> Option<CompactBytes> {
         self.update(key, |current| (Write::Remove, current.map(|e| e.value.clone())))
     }
 
     /// GETEX: the value, after changing its expiry as asked.
-    pub fn getex(&self, key: &Bytes, ttl: TtlUpdate) -> Option<Bytes> {
+    pub fn getex(&self, key: &[u8], ttl: TtlUpdate) -> Option<CompactBytes> {
         let now = self.now_ms();
         self.update(key, |current| {
             let Some(entry) = current else { return (Write::Keep, None) };
@@ -224,7 +225,7 @@ impl Store {
 
     /// INCRBY / DECRBY / INCR / DECR: the new value. A missing key counts as 0; the
     /// expiry is kept.
-    pub fn incr_by(&self, key: &Bytes, delta: i64) -> Result<i64, StoreError> {
+    pub fn incr_by(&self, key: &[u8], delta: i64) -> Result<i64, StoreError> {
         self.update(key, |current| {
             let value = match current {
                 None => 0,
@@ -244,7 +245,7 @@ impl Store {
     }
 
     /// INCRBYFLOAT: the new value, formatted as stored (see `float.rs` for the digits).
-    pub fn incr_by_float(&self, key: &Bytes, increment: impl Into<Float>) -> Result<Bytes, StoreError> {
+    pub fn incr_by_float(&self, key: &[u8], increment: impl Into<Float>) -> Result<CompactBytes, StoreError> {
         let increment = increment.into();
         let max_len = self.max_value_len();
         self.update(key, |current| {
@@ -266,29 +267,26 @@ impl Store {
     }
 
     /// APPEND: the new length. Creates the key when missing; keeps the expiry.
-    pub fn append(&self, key: &Bytes, suffix: &[u8]) -> Result<usize, StoreError> {
+    pub fn append(&self, key: &[u8], suffix: &[u8]) -> Result<usize, StoreError> {
         let max_len = self.max_value_len();
         self.update(key, |current| {
             let Some(entry) = current else {
                 if suffix.len() > max_len {
                     return (Write::Keep, Err(StoreError::TooLarge));
                 }
-                return (Write::Put(Entry::new(Bytes::copy_from_slice(suffix), NEVER)), Ok(suffix.len()));
+                return (Write::Put(Entry::new(CompactBytes::from(suffix), NEVER)), Ok(suffix.len()));
             };
             let len = entry.value.len() + suffix.len();
             if len > max_len {
                 return (Write::Keep, Err(StoreError::TooLarge));
             }
-            let mut value = BytesMut::with_capacity(len);
-            value.extend_from_slice(&entry.value);
-            value.extend_from_slice(suffix);
-            (Write::Put(Entry::new(value.freeze(), entry.expires_at)), Ok(len))
+            (Write::Put(Entry::new(CompactBytes::concat(&entry.value, suffix), entry.expires_at)), Ok(len))
         })
     }
 
     /// SETRANGE: overwrites part of the value at `offset`, padding with zero bytes, and
     /// returns the new length. An empty `patch` changes nothing (and creates nothing).
-    pub fn setrange(&self, key: &Bytes, offset: usize, patch: &[u8]) -> Result<usize, StoreError> {
+    pub fn setrange(&self, key: &[u8], offset: usize, patch: &[u8]) -> Result<usize, StoreError> {
         let max_len = self.max_value_len();
         self.update(key, |current| {
             let old_len = current.map_or(0, |e| e.value.len());
@@ -299,20 +297,20 @@ impl Store {
                 Some(end) if end <= max_len => end,
                 _ => return (Write::Keep, Err(StoreError::TooLarge)),
             };
-            let mut value = BytesMut::zeroed(old_len.max(end));
+            let mut value = vec![0; old_len.max(end)];
             if let Some(entry) = current {
                 value[..old_len].copy_from_slice(&entry.value);
             }
             value[offset..end].copy_from_slice(patch);
             let new_len = value.len();
             let expires_at = current.map_or(NEVER, |e| e.expires_at);
-            (Write::Put(Entry::new(value.freeze(), expires_at)), Ok(new_len))
+            (Write::Put(Entry::new(CompactBytes::from(value), expires_at)), Ok(new_len))
         })
     }
 
     /// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT with an absolute deadline (ms since the Unix
     /// epoch): whether the expiry was set. A deadline already past deletes the key.
-    pub fn expire_at(&self, key: &Bytes, deadline: u64, condition: ExpireCondition) -> bool {
+    pub fn expire_at(&self, key: &[u8], deadline: u64, condition: ExpireCondition) -> bool {
         let now = self.now_ms();
         self.update(key, |current| {
             let Some(entry) = current else { return (Write::Keep, false) };
@@ -328,7 +326,7 @@ impl Store {
     }
 
     /// PERSIST: whether an expiry was removed.
-    pub fn persist(&self, key: &Bytes) -> bool {
+    pub fn persist(&self, key: &[u8]) -> bool {
         self.update(key, |current| match current {
             Some(entry) if entry.expires_at != NEVER => (Write::Put(Entry::new(entry.value.clone(), NEVER)), true),
             _ => (Write::Keep, false),

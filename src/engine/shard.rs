@@ -10,9 +10,9 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
-use bytes::Bytes;
 use crossbeam_utils::CachePadded;
 
+use super::compact::CompactBytes;
 use super::entry::{Entry, Footprint, Write};
 
 /// The hasher used by every map in the engine. foldhash is fast on short keys and randomly
@@ -32,7 +32,7 @@ pub(crate) trait Shard: Send + Sync + Sized {
     /// transition it computed may be applied after later runs, so `f` must be pure and
     /// everything a caller needs from it must travel in `R`: the returned `R` is the one
     /// computed together with the write that took effect.
-    fn update<R>(&self, key: &Bytes, f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R;
+    fn update<R>(&self, key: &[u8], f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R;
 
     /// Visits up to about `count` entries starting at the shard-local scan `position`
     /// (0 = start) and returns the next position, 0 when the shard is done.
@@ -40,10 +40,10 @@ pub(crate) trait Shard: Send + Sync + Sized {
     /// Guarantee: a key present in the shard from the first call to the last of one walk is
     /// visited at least once. No lock is held across calls, and at most one bounded chunk
     /// of work is done under a lock.
-    fn scan(&self, position: u64, count: usize, order: &KeyHasher, visit: impl FnMut(&Bytes, &Entry)) -> u64;
+    fn scan(&self, position: u64, count: usize, order: &KeyHasher, visit: impl FnMut(&CompactBytes, &Entry)) -> u64;
 
     /// A uniformly chosen key of this shard (expired or not), if any.
-    fn random_key(&self, rng: &mut impl rand::Rng) -> Option<Bytes>;
+    fn random_key(&self, rng: &mut impl rand::Rng) -> Option<CompactBytes>;
 
     /// Removes every entry and returns the footprint of what was removed.
     fn clear(&self) -> Footprint;

@@ -6,10 +6,10 @@
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
-use bytes::Bytes;
 use rand::RngExt;
 
 use super::clock::{Clock, LazyNow};
+use super::compact::{CompactBytes, MAX_STRING_LEN};
 use super::config::{ConfigError, EngineConfig, Strategy, validate_shards};
 use super::cow::CowShard;
 use super::entry::{Entry, Footprint, Write};
@@ -90,7 +90,8 @@ impl StoreBuilder {
         self
     }
 
-    /// The largest value APPEND, SETRANGE and INCRBYFLOAT may produce.
+    /// The largest value APPEND, SETRANGE and INCRBYFLOAT may produce: 1 to
+    /// [`MAX_STRING_LEN`] bytes (checked by [`StoreBuilder::build`]).
     pub fn max_value_len(mut self, bytes: usize) -> Self {
         self.max_value_len = bytes;
         self
@@ -98,8 +99,8 @@ impl StoreBuilder {
 
     pub fn build(self) -> Result<Store, ConfigError> {
         let shards = validate_shards(self.shards)?;
-        if self.max_value_len == 0 {
-            return Err(ConfigError::InvalidMaxValueLen);
+        if self.max_value_len == 0 || self.max_value_len > MAX_STRING_LEN {
+            return Err(ConfigError::InvalidMaxValueLen(self.max_value_len));
         }
         let engine = match self.strategy {
             Strategy::Mutex => Engine::Mutex(Shards::new(shards)),
@@ -172,7 +173,7 @@ impl Store {
                 live => Ok(f(live)),
             });
             outcome.unwrap_or_else(|f| {
-                reclaim_if_expired(slot, &Bytes::copy_from_slice(key), &now);
+                reclaim_if_expired(slot, key, &now);
                 f(None)
             })
         })
@@ -180,7 +181,7 @@ impl Store {
 
     /// Atomically applies `f` to the live entry under `key`. `f` must be pure: the
     /// lock-free strategy may run it more than once.
-    pub(crate) fn update<R>(&self, key: &Bytes, f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R {
+    pub(crate) fn update<R>(&self, key: &[u8], f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R {
         let now = LazyNow::new(&self.clock);
         with_shards!(&self.engine, shards => update_slot(shards.slot_for(key), key, &now, f).0)
     }
@@ -238,7 +239,7 @@ impl Store {
     /// whole walk at least once, whatever runs concurrently; a key may be returned more
     /// than once. `count` bounds the entries one call examines, as in Redis, and each shard
     /// is held (where it has a lock) for at most one chunk of `count` entries.
-    pub fn scan(&self, cursor: u64, pattern: Option<&[u8]>, count: usize) -> (u64, Vec<Bytes>) {
+    pub fn scan(&self, cursor: u64, pattern: Option<&[u8]>, count: usize) -> (u64, Vec<CompactBytes>) {
         let now = self.now_ms();
         let count = count.max(1);
         with_shards!(&self.engine, shards => {
@@ -270,7 +271,7 @@ impl Store {
 
     /// Every live key matching `pattern` (KEYS), each once. Built from SCAN chunks so that no
     /// lock is held for long, so it is not a point-in-time snapshot.
-    pub fn keys(&self, pattern: &[u8]) -> Vec<Bytes> {
+    pub fn keys(&self, pattern: &[u8]) -> Vec<CompactBytes> {
         let mut seen = HashSet::new();
         let mut cursor = 0;
         loop {
@@ -284,7 +285,7 @@ impl Store {
     }
 
     /// A random live key (RANDOMKEY), or `None` when the store is empty.
-    pub fn random_key(&self) -> Option<Bytes> {
+    pub fn random_key(&self) -> Option<CompactBytes> {
         const ATTEMPTS: usize = 32;
         let mut rng = rand::rng();
         with_shards!(&self.engine, shards => {
@@ -373,7 +374,7 @@ impl Store {
 /// always belongs to the transition that took effect (see [`Shard::update`]).
 fn update_slot<S: Shard, R>(
     slot: &Slot<S>,
-    key: &Bytes,
+    key: &[u8],
     now: &LazyNow<'_>,
     mut f: impl FnMut(Option<&Entry>) -> (Write, R),
 ) -> (R, bool) {
@@ -401,6 +402,6 @@ fn update_slot<S: Shard, R>(
 }
 
 /// Removes `key` if its entry has expired; returns whether it did.
-fn reclaim_if_expired<S: Shard>(slot: &Slot<S>, key: &Bytes, now: &LazyNow<'_>) -> bool {
+fn reclaim_if_expired<S: Shard>(slot: &Slot<S>, key: &[u8], now: &LazyNow<'_>) -> bool {
     update_slot(slot, key, now, |_| (Write::Keep, ())).1
 }

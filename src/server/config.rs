@@ -173,6 +173,12 @@ impl ServerConfig {
                 format!("must not exceed maxRequestLen ({} bytes), got {bytes}", self.max_request_len)
             })?;
         }
+        ensure(self.max_bulk_len <= crate::engine::MAX_STRING_LEN as u64, "maxBulkLen", || {
+            format!(
+                "must not exceed {} bytes (4 GiB - 1), the longest string the engine stores",
+                crate::engine::MAX_STRING_LEN
+            )
+        })?;
         ensure(self.max_args >= 1, "maxArgs", || "must be at least 1".into())?;
         ensure(self.client_idle_timeout_secs <= MAX_CLIENT_IDLE_TIMEOUT_SECS, "clientIdleTimeoutSecs", || {
             format!("must be at most {MAX_CLIENT_IDLE_TIMEOUT_SECS} (0 never times out)")
@@ -474,6 +480,10 @@ mod tests {
             (
                 "maxBulkLen = \"2gb\"",
                 "invalid maxBulkLen: must not exceed maxRequestLen (1073741824 bytes), got 2147483648",
+            ),
+            (
+                "maxBulkLen = \"4gb\"\nmaxRequestLen = \"8gb\"",
+                "invalid maxBulkLen: must not exceed 4294967295 bytes (4 GiB - 1), the longest string the engine stores",
             ),
             ("maxInlineLen = 0", "invalid maxInlineLen: must be at least 1 byte"),
             (

@@ -4,8 +4,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
-use bytes::Bytes;
-use cstore::engine::{ManualClock, Store, Strategy};
+use cstore::engine::{CompactBytes, ManualClock, Store, Strategy};
 
 /// Shard counts every behavioural test runs with: the coarse single shard and a sharded map.
 pub const SHARD_COUNTS: [u64; 2] = [1, 16];
@@ -41,9 +40,9 @@ pub fn with_each_configuration(shard_counts: &[u64], mut test: impl FnMut(Strate
     }
 }
 
-/// A `Bytes` from a string literal or any byte slice.
-pub fn b(text: impl AsRef<[u8]>) -> Bytes {
-    Bytes::copy_from_slice(text.as_ref())
+/// The engine's byte string from a string literal or any byte slice.
+pub fn b(text: impl AsRef<[u8]>) -> CompactBytes {
+    CompactBytes::from(text.as_ref())
 }
 
 pub mod ops;

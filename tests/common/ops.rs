@@ -5,8 +5,8 @@
 
 use bytes::Bytes;
 use cstore::engine::{
-    ExpireCondition, ManualClock, SetCondition, SetExpiry, SetOptions, SetOutcome, Store, StoreError, SweepReport, Ttl,
-    TtlUpdate,
+    CompactBytes, ExpireCondition, ManualClock, SetCondition, SetExpiry, SetOptions, SetOutcome, Store, StoreError,
+    SweepReport, Ttl, TtlUpdate,
 };
 use proptest::prelude::*;
 
@@ -104,11 +104,16 @@ pub enum Reply {
     Done,
 }
 
+/// What the store returned, as the `Bytes` the models compare with.
+pub fn bytes_of(stored: CompactBytes) -> Bytes {
+    Bytes::copy_from_slice(&stored)
+}
+
 /// Runs `op` on `store`, whose clock is `clock`.
 pub fn apply(store: &Store, clock: &ManualClock, op: &Op) -> Reply {
     let now = clock.now_ms();
     match op {
-        Op::Get(key) => Reply::Value(store.get(key)),
+        Op::Get(key) => Reply::Value(store.get(key).map(bytes_of)),
         Op::Set { key, value, condition, ttl, return_previous } => {
             let expiry = match *ttl {
                 SetTtl::Clear => SetExpiry::Clear,
@@ -120,28 +125,28 @@ pub fn apply(store: &Store, clock: &ManualClock, op: &Op) -> Reply {
         }
         Op::Delete(key) => Reply::Flag(store.delete(key)),
         Op::Exists(key) => Reply::Flag(store.exists(key)),
-        Op::GetDel(key) => Reply::Value(store.getdel(key)),
+        Op::GetDel(key) => Reply::Value(store.getdel(key).map(bytes_of)),
         Op::GetEx(key, ttl) => {
             let update = match *ttl {
                 GetExTtl::Keep => TtlUpdate::Keep,
                 GetExTtl::Persist => TtlUpdate::Persist,
                 GetExTtl::At(deadline) => TtlUpdate::At(deadline.resolve(now)),
             };
-            Reply::Value(store.getex(key, update))
+            Reply::Value(store.getex(key, update).map(bytes_of))
         }
         Op::IncrBy(key, delta) => Reply::Integer(store.incr_by(key, *delta)),
-        Op::IncrByFloat(key, delta) => Reply::Float(store.incr_by_float(key, *delta)),
+        Op::IncrByFloat(key, delta) => Reply::Float(store.incr_by_float(key, *delta).map(bytes_of)),
         Op::Append(key, suffix) => Reply::NewLength(store.append(key, suffix)),
         Op::Strlen(key) => Reply::Size(store.strlen(key)),
-        Op::GetRange(key, start, end) => Reply::Range(store.getrange(key, *start, *end)),
+        Op::GetRange(key, start, end) => Reply::Range(bytes_of(store.getrange(key, *start, *end))),
         Op::SetRange(key, offset, patch) => Reply::NewLength(store.setrange(key, *offset, patch)),
         Op::ExpireAt(key, deadline, condition) => Reply::Flag(store.expire_at(key, deadline.resolve(now), *condition)),
         Op::Persist(key) => Reply::Flag(store.persist(key)),
         Op::Ttl(key) => Reply::Ttl(store.ttl(key)),
-        Op::RandomKey => Reply::Value(store.random_key()),
+        Op::RandomKey => Reply::Value(store.random_key().map(bytes_of)),
         Op::Len => Reply::Size(store.len()),
         Op::Clear => Reply::Size(store.clear()),
-        Op::Keys(pattern) => Reply::Keys(store.keys(pattern)),
+        Op::Keys(pattern) => Reply::Keys(store.keys(pattern).into_iter().map(bytes_of).collect()),
         Op::Scan { cursor, pattern, count } => Reply::Keys(walk(store, *cursor, pattern.as_deref(), *count)),
         Op::Advance(ms) => {
             clock.advance(*ms);
@@ -173,7 +178,7 @@ pub fn walk_with(
     let mut cursor = cursor;
     for _ in 0..MAX_CALLS {
         let (next, chunk) = store.scan(cursor, pattern, count);
-        keys.extend(chunk);
+        keys.extend(chunk.into_iter().map(bytes_of));
         if next == 0 {
             return keys;
         }

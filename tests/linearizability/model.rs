@@ -5,8 +5,7 @@
 //! Expiry deadlines in the tested commands lie an hour ahead, so nothing expires during a
 //! test and the model only needs to know whether a key has a TTL, not when it ends.
 
-use bytes::{Bytes, BytesMut};
-use cstore::engine::{SetCondition, SetOutcome, StoreError, parse_integer};
+use cstore::engine::{CompactBytes, SetCondition, SetOutcome, StoreError, parse_integer};
 
 use super::checker::SequentialSpec;
 
@@ -16,7 +15,7 @@ pub enum Command {
     Get,
     /// SET with NX / XX / neither, optionally GET (return the previous value) and KEEPTTL.
     Set {
-        value: Bytes,
+        value: CompactBytes,
         condition: SetCondition,
         return_previous: bool,
         keep_ttl: bool,
@@ -30,7 +29,7 @@ pub enum Command {
     Ttl,
     GetDel,
     Append {
-        suffix: Bytes,
+        suffix: CompactBytes,
     },
     Persist,
 }
@@ -47,7 +46,7 @@ pub enum TtlPresence {
 /// What a command returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
-    Value(Option<Bytes>),
+    Value(Option<CompactBytes>),
     Set(SetOutcome),
     Flag(bool),
     Integer(Result<i64, StoreError>),
@@ -58,7 +57,7 @@ pub enum Reply {
 /// A key's value and whether it carries a TTL.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Stored {
-    pub value: Bytes,
+    pub value: CompactBytes,
     pub has_ttl: bool,
 }
 
@@ -107,7 +106,7 @@ impl SequentialSpec for KeySpec {
                 };
                 match current.checked_add(1) {
                     Some(next) => {
-                        let stored = Stored { value: Bytes::from(next.to_string()), has_ttl };
+                        let stored = Stored { value: CompactBytes::from(next.to_string()), has_ttl };
                         (Some(stored), Reply::Integer(Ok(next)))
                     }
                     None => (unchanged, Reply::Integer(Err(StoreError::Overflow))),
@@ -128,10 +127,9 @@ impl SequentialSpec for KeySpec {
             }
             Command::Append { suffix } => {
                 // APPEND creates a missing key (without TTL) and keeps an existing TTL.
-                let mut value = BytesMut::from(current_value.unwrap_or_default().as_ref());
-                value.extend_from_slice(suffix);
+                let value = CompactBytes::concat(&current_value.unwrap_or_default(), suffix);
                 let length = value.len();
-                (Some(Stored { value: value.freeze(), has_ttl }), Reply::Length(Ok(length)))
+                (Some(Stored { value, has_ttl }), Reply::Length(Ok(length)))
             }
             Command::Persist => match state {
                 Some(stored) if stored.has_ttl => {

@@ -4,9 +4,9 @@ use bytes::Bytes;
 
 use super::expiry::{Base, ExpireArg, Unit};
 use super::{Args, CommandError, Ctx};
-use crate::engine::{SetCondition, SetExpiry, SetOptions, TtlUpdate};
+use crate::engine::{CompactBytes, SetCondition, SetExpiry, SetOptions, TtlUpdate};
 
-fn reply_value(ctx: &mut Ctx<'_, '_>, value: Option<Bytes>) {
+fn reply_value(ctx: &mut Ctx<'_, '_>, value: Option<CompactBytes>) {
     match value {
         Some(value) => ctx.out.bulk(&value),
         None => ctx.out.null(),
