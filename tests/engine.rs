@@ -14,6 +14,24 @@ fn set_plain() -> SetOptions {
     SetOptions::default()
 }
 
+/// The server hands the engine slices of its read buffer; a stored key or value that kept
+/// such a slice would pin the whole buffer. Everything stored must be the engine's own copy.
+#[test]
+fn stored_keys_and_values_never_alias_the_callers_buffer() {
+    with_each_strategy(|store, _| {
+        let request = vec![b'x'; 256];
+        let inside = |bytes: &[u8]| request.as_ptr_range().contains(&bytes.as_ptr());
+        let (key, value) = (&request[..40], &request[40..104]);
+        store.set(key, value, set_plain());
+        assert_eq!(store.append(&request[..40], &request[..8]), Ok(72));
+        let stored = store.get(key).expect("the key was stored");
+        assert!(!inside(&stored), "the value is a copy");
+        let (_, keys) = store.scan(0, None, 10);
+        assert_eq!(keys.len(), 1, "one walk step over a one-key store finds it");
+        assert!(!inside(&keys[0]), "the key is a copy");
+    });
+}
+
 #[test]
 fn set_get_delete() {
     with_each_strategy(|store, _| {

@@ -4,13 +4,12 @@
 //! every client library sends) or an inline line (`PING\r\n`, what a person types into telnet).
 //! Decoding runs in two steps, as in mini-redis: a cheap completeness check walks the headers and
 //! jumps over bulk payloads by their announced length without allocating, noting where each
-//! payload is; once the whole request is buffered, its payloads (not the headers and line
-//! ends around them) are copied out of the read buffer into one allocation of their own and
-//! handed out as zero-copy slices of that one `Bytes`. (An inline request is copied whole, and
-//! its arguments with quotes or escapes are decoded into their own small buffers.) The copy is
-//! what lets the store keep arguments as they are: a slice of the read buffer itself would pin
-//! the whole buffer (tens of kilobytes) for as long as a stored key or value lives, while a
-//! request's own allocation is the size of its arguments.
+//! payload is; once the whole request is buffered, it is split off the front of the read buffer
+//! and its arguments are handed out as zero-copy slices of it. (Inline arguments with quotes or
+//! escapes are decoded into their own small buffers.) Nothing is copied: an argument lives only
+//! as long as its request is executed. Whatever outlives the request must be copied by whoever
+//! keeps it (the engine copies every key and value it stores, `CLIENT SETNAME` its name),
+//! because a slice pins the whole read buffer, which the connection can then no longer reuse.
 //!
 //! # What is accepted
 //! Redis 7 (`processMultibulkBuffer`, `processInlineBuffer`, `sdssplitargs` in networking.c and
@@ -121,14 +120,6 @@ pub enum ProtocolError {
     },
 }
 
-/// Moves the first `len` bytes of `buf` (an inline request) into an allocation of their own
-/// (see the module documentation for why this is a copy rather than a split of the read buffer).
-fn take_request(buf: &mut BytesMut, len: usize) -> Bytes {
-    let request = Bytes::copy_from_slice(&buf[..len]);
-    buf.advance(len);
-    request
-}
-
 /// Decodes one complete request from the front of `buf` and removes its bytes; `Ok(None)` when
 /// more bytes are needed. `Ok(None)` consumes nothing of the incomplete request; requests without
 /// arguments in front of it (blank lines, `*0`), which Redis skips, are dropped. Never returns an
@@ -192,12 +183,11 @@ impl RequestDecoder {
                 Front::Pending => return Ok(false),
                 Front::Empty { len } => buf.advance(len),
                 Front::Multibulk { len } => {
-                    self.take_payloads(buf, args);
-                    buf.advance(len);
+                    self.take_payloads(buf.split_to(len).freeze(), args);
                     return Ok(true);
                 }
                 Front::Inline { len, args: inline } => {
-                    let request = take_request(buf, len);
+                    let request = buf.split_to(len).freeze();
                     args.extend(inline.into_iter().map(|arg| arg.into_bytes(&request)));
                     return Ok(true);
                 }
@@ -205,23 +195,10 @@ impl RequestDecoder {
         }
     }
 
-    /// Copies the payloads of the complete multibulk request at the front of `buf` into one
-    /// allocation of their own (headers and line ends left out: that allocation is what a
-    /// stored key or value keeps alive) and hands them out as slices of it.
-    fn take_payloads(&mut self, buf: &[u8], args: &mut Vec<Bytes>) {
-        let total: usize = self.payloads.iter().map(ExactSizeIterator::len).sum();
-        let mut copy = Vec::with_capacity(total);
-        for payload in &self.payloads {
-            copy.extend_from_slice(buf.get(payload.clone()).unwrap_or_default());
-        }
-        let copy = Bytes::from(copy);
-        args.reserve(self.payloads.len());
-        let mut at = 0;
-        for payload in &self.payloads {
-            args.push(copy.slice(at..at + payload.len()));
-            at += payload.len();
-        }
-        self.payloads.clear();
+    /// Hands out the payloads of the complete multibulk `request` (split off the read buffer)
+    /// as slices of it.
+    fn take_payloads(&mut self, request: Bytes, args: &mut Vec<Bytes>) {
+        args.extend(self.payloads.drain(..).map(|payload| request.slice(payload)));
         if self.payloads.capacity() > KEPT_PAYLOAD_CAPACITY {
             self.payloads = Vec::new();
         }

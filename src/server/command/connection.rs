@@ -257,7 +257,8 @@ fn set_client_name(ctx: &mut Ctx<'_, '_>, name: &Bytes) -> Result<(), CommandErr
             "ERR Client names cannot contain spaces, newlines or special characters.".into(),
         ));
     }
-    *ctx.session.info.name.lock() = (!name.is_empty()).then(|| name.clone());
+    // A copy: the argument is a slice of the read buffer and would pin it for the connection's life.
+    *ctx.session.info.name.lock() = (!name.is_empty()).then(|| Bytes::copy_from_slice(name));
     Ok(())
 }
 
@@ -272,7 +273,7 @@ fn set_client_info(ctx: &mut Ctx<'_, '_>, attribute: &Bytes, value: &Bytes) -> R
     if !is_printable_token(value) {
         return Err(CommandError::Other(format!("ERR {label} cannot contain spaces, newlines or special characters.")));
     }
-    *field.lock() = (!value.is_empty()).then(|| value.clone());
+    *field.lock() = (!value.is_empty()).then(|| Bytes::copy_from_slice(value));
     ctx.out.ok();
     Ok(())
 }

@@ -87,7 +87,7 @@ pub(crate) fn set(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Comma
         None => SetExpiry::Clear,
     };
     let options = SetOptions { condition: parsed.condition, expiry, return_previous: parsed.get };
-    let outcome = ctx.state.store.set(key, value.clone(), options);
+    let outcome = ctx.state.store.set(key, value, options);
     if options.return_previous {
         reply_value(ctx, outcome.previous);
     } else if outcome.written {
@@ -101,7 +101,7 @@ pub(crate) fn set(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Comma
 pub(crate) fn setnx(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
     let (key, value) = (args.bytes()?, args.bytes()?);
     let options = SetOptions { condition: SetCondition::IfAbsent, ..SetOptions::default() };
-    let written = ctx.state.store.set(key, value.clone(), options).written;
+    let written = ctx.state.store.set(key, value, options).written;
     ctx.out.integer(i64::from(written));
     Ok(())
 }
@@ -116,7 +116,7 @@ fn set_with_expiry(
     let payload = args.bytes()?;
     let deadline = ExpireArg { value, unit, base: Base::FromNow }.deadline(ctx.state.store.now_ms(), false, command)?;
     let options = SetOptions { expiry: SetExpiry::At(deadline), ..SetOptions::default() };
-    ctx.state.store.set(key, payload.clone(), options);
+    ctx.state.store.set(key, payload, options);
     ctx.out.ok();
     Ok(())
 }
@@ -132,7 +132,7 @@ pub(crate) fn psetex(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), Comman
 pub(crate) fn getset(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
     let (key, value) = (args.bytes()?, args.bytes()?);
     let options = SetOptions { return_previous: true, ..SetOptions::default() };
-    let previous = ctx.state.store.set(key, value.clone(), options).previous;
+    let previous = ctx.state.store.set(key, value, options).previous;
     reply_value(ctx, previous);
     Ok(())
 }
@@ -172,7 +172,7 @@ pub(crate) fn mset(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Comm
         return Err(CommandError::WrongArity("mset"));
     }
     for pair in pairs.chunks_exact(2) {
-        ctx.state.store.set(&pair[0], pair[1].clone(), SetOptions::default());
+        ctx.state.store.set(&pair[0], &pair[1], SetOptions::default());
     }
     ctx.out.ok();
     Ok(())

@@ -125,20 +125,16 @@ fn multibulk_requests_are_split_into_their_arguments() {
 }
 
 #[test]
-fn arguments_share_their_requests_own_allocation_not_the_read_buffer() {
+fn arguments_are_slices_of_the_read_buffer_not_copies() {
     let mut buf = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nECHO ab \"c\\nd\"\n"[..]);
     let read_buffer = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.len();
     let multibulk = parse_request(&mut buf, &REDIS).unwrap().unwrap();
     let (get, key) = (multibulk[0].as_ptr() as usize, multibulk[1].as_ptr() as usize);
-    assert!(!read_buffer.contains(&get), "a stored argument must not pin the read buffer");
-    assert_eq!(key - get, 3, "arguments are slices of one copy of their request's payloads");
+    assert!(read_buffer.contains(&get) && read_buffer.contains(&key), "no argument is copied");
+    assert_eq!(key - get, 9, "only GET\\r\\n$1\\r\\n lies between the two payloads");
     let inline = parse_request(&mut buf, &REDIS).unwrap().unwrap();
     assert_eq!(strings(&inline), [&b"ECHO"[..], b"ab", b"c\nd"]);
-    assert_eq!(
-        inline[1].as_ptr() as usize - inline[0].as_ptr() as usize,
-        5,
-        "unquoted inline arguments are slices too"
-    );
+    assert!(read_buffer.contains(&(inline[1].as_ptr() as usize)), "unquoted inline arguments are slices too");
 }
 
 #[test]
