@@ -81,9 +81,9 @@ cleanup() {
 trap cleanup EXIT
 
 CLK_TCK=$(getconf CLK_TCK)
-# utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/<pid>/stat; the
+# utime and stime of a process, in clock ticks (fields 14 and 15 of /proc/<pid>/stat; the
 # command name in field 2 may hold spaces, so count from the closing parenthesis).
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12, $13 }'; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 wait_port() {
@@ -115,25 +115,27 @@ stop_server() {
 }
 
 RESULTS="$WORK/results.tsv"
-printf 'mode\ttest\tserver\tround\trequests\trps\tp50_ms\tp99_ms\tcpu_us_per_req\n' >"$RESULTS"
+printf 'mode\ttest\tserver\tround\trequests\trps\tp50_ms\tp99_ms\tcpu_us_per_req\tsys_share\n' >"$RESULTS"
 
 # run_one MODE TEST SERVER PORT PID ROUND REQUESTS ARGS...
 run_one() {
     local mode=$1 test=$2 server=$3 port=$4 pid=$5 round=$6 requests=$7
     shift 7
-    local before after csv
-    before=$(cpu_ticks "$pid")
+    local user_before sys_before user_after sys_after csv
+    read -r user_before sys_before < <(cpu_ticks "$pid")
     csv=$(redis-benchmark -p "$port" -c 50 -r 100000 -d 64 -t "$test" -n "$requests" --csv "$@" 2>/dev/null) ||
         fail "redis-benchmark failed against $server ($mode $test)"
-    after=$(cpu_ticks "$pid")
+    read -r user_after sys_after < <(cpu_ticks "$pid")
     # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
     local line
     line=$(printf '%s\n' "$csv" | tr -d '"' | awk -F, 'NR == 2 { print $2 "\t" $5 "\t" $7 }')
     [ -n "$line" ] || fail "no result from redis-benchmark against $server ($mode $test): $csv"
-    local cpu_us
-    cpu_us=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.3f", t / hz * 1e6 / n }')
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$test" "$server" "$round" "$requests" "$line" "$cpu_us" >>"$RESULTS"
-    printf '  %-10s %-5s %-6s round %s: %s\n' "$mode" "$test" "$server" "$round" "$(printf '%s' "$line" | tr '\t' ' ') cpu_us/req=$cpu_us" >&2
+    local cpu_us sys_share user=$((user_after - user_before)) sys=$((sys_after - sys_before))
+    cpu_us=$(awk -v t=$((user + sys)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.3f", t / hz * 1e6 / n }')
+    # The kernel's part of that time: the read and write system calls and the TCP stack.
+    sys_share=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", (u + s) ? s / (u + s) : 0 }')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$test" "$server" "$round" "$requests" "$line" "$cpu_us" "$sys_share" >>"$RESULTS"
+    printf '  %-10s %-5s %-6s round %s: %s\n' "$mode" "$test" "$server" "$round" "$(printf '%s' "$line" | tr '\t' ' ') cpu_us/req=$cpu_us sys=$sys_share" >&2
 }
 
 echo "==> throughput: redis-server $(redis-server --version | awk '{ print $3 }') vs $CSTORE_BIN ${CSTORE_ARGS:-}" >&2
@@ -228,16 +230,18 @@ if rows:  # MODES=" " runs the memory comparison alone
           "modes: plain = no pipelining, P16 = -P 16, -t2 = --threads 2")
     print()
     print("| mode | test | Redis rps | cstore rps | rps ratio | Redis p50/p99 ms | cstore p50/p99 ms | p99 ratio "
-          "| Redis CPU µs/req | cstore CPU µs/req | CPU ratio |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "| Redis CPU µs/req | cstore CPU µs/req | CPU ratio | kernel share Redis / cstore |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for mode in modes:
     for test in tests:
-        r = {f: med(mode, test, "redis", f) for f in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req")}
-        c = {f: med(mode, test, "cstore", f) for f in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req")}
+        fields = ("rps", "p50_ms", "p99_ms", "cpu_us_per_req", "sys_share")
+        r = {f: med(mode, test, "redis", f) for f in fields}
+        c = {f: med(mode, test, "cstore", f) for f in fields}
         print(f"| {mode} | {test.upper()} | {r['rps']:.0f} | {c['rps']:.0f} | {r2(ratio(c['rps'], r['rps']))} "
               f"| {r['p50_ms']:.3f} / {r['p99_ms']:.3f} | {c['p50_ms']:.3f} / {c['p99_ms']:.3f} "
               f"| {r2(ratio(c['p99_ms'], r['p99_ms']))} "
-              f"| {r['cpu_us_per_req']:.2f} | {c['cpu_us_per_req']:.2f} | {r2(ratio(c['cpu_us_per_req'], r['cpu_us_per_req']))} |")
+              f"| {r['cpu_us_per_req']:.2f} | {c['cpu_us_per_req']:.2f} | {r2(ratio(c['cpu_us_per_req'], r['cpu_us_per_req']))} "
+              f"| {r['sys_share']:.0%} / {c['sys_share']:.0%} |")
 if os.path.exists(memory):
     mem = {r["server"]: r for r in csv.DictReader(open(memory), delimiter="\t")}
     print()

@@ -33,6 +33,18 @@ fn stored_keys_and_values_never_alias_the_callers_buffer() {
 }
 
 #[test]
+fn get_with_sees_only_live_values() {
+    with_each_strategy(|store, clock| {
+        let key = b("k");
+        assert_eq!(store.get_with(&key, |value| value.cloned()), None);
+        store.set(&key, b("v"), SetOptions { expiry: SetExpiry::At(clock.now_ms() + 10), ..set_plain() });
+        assert_eq!(store.get_with(&key, |value| value.map(|v| v.to_vec())), Some(b"v".to_vec()));
+        clock.advance(11);
+        assert_eq!(store.get_with(&key, |value| value.cloned()), None, "an expired value reads as absent");
+    });
+}
+
+#[test]
 fn set_get_delete() {
     with_each_strategy(|store, _| {
         let key = b("k");

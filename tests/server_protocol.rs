@@ -39,6 +39,14 @@ fn commands_work_under_every_engine() {
         // Binary-safe keys and values.
         assert_eq!(client.send(&[&b"SET"[..], b"\x00\xff", b"\r\n\x00"]), ok());
         assert_eq!(client.send(&[&b"GET"[..], b"\x00\xff"]), bulk(b"\r\n\x00"));
+        // Values on both sides of the size up to which GET copies while the shard is read.
+        for len in [16 * 1024, 16 * 1024 + 1, 1 << 20] {
+            let value = "v".repeat(len);
+            assert_eq!(client.send(&["SET", "sized", &value]), ok());
+            assert_eq!(client.send(&["GET", "sized"]), bulk(value.as_str()), "{len}-byte value");
+            let reply = client.send(&["MGET", "sized", "missing"]);
+            assert_eq!(reply, Value::Array(vec![bulk(value.as_str()), Value::NullBulk]), "{len}-byte value");
+        }
     });
 }
 

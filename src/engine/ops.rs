@@ -139,6 +139,14 @@ impl Store {
         self.read(key, |entry| entry.map(|e| e.value.clone()))
     }
 
+    /// GET without taking a reference: `f` sees the live value while the shard is being read
+    /// (under its lock, for the locked strategies), so a server can copy a small value into a
+    /// reply without the atomic increment and decrement of a clone. `f` must be short: a
+    /// writer to the shard may wait for it. Clone large values out instead.
+    pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(Option<&CompactBytes>) -> R) -> R {
+        self.read(key, |entry| f(entry.map(|e| &e.value)))
+    }
+
     pub fn exists(&self, key: &[u8]) -> bool {
         self.read(key, |entry| entry.is_some())
     }

@@ -5,7 +5,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -123,13 +123,14 @@ async fn execute_buffered(
     session: &mut Session,
     limits: &Limits,
 ) -> io::Result<Option<Ending>> {
+    let mut clock = Instant::now();
     loop {
         // The decoder fails rather than buffer more than `max_request_len` of one request,
         // so memory per connection stays bounded by that plus one read.
         match connection.decoder.decode_into(&mut connection.input, limits, &mut connection.args) {
             Ok(true) => {
                 let mut writer = ReplyWriter::new(&mut connection.output, session.protocol());
-                command::execute(state, session, &connection.args, &mut writer);
+                clock = command::execute(state, session, &connection.args, &mut writer, clock);
                 // Drop the arguments now: what the command stored holds its own references.
                 connection.args.clear();
                 if session.closing {
@@ -138,6 +139,8 @@ async fn execute_buffered(
                 }
                 if connection.output.len() >= FLUSH_THRESHOLD {
                     connection.flush().await?;
+                    // Waiting for the client to read is not the next request's time.
+                    clock = Instant::now();
                 }
             }
             Ok(false) => break,

@@ -13,9 +13,31 @@ fn reply_value(ctx: &mut Ctx<'_, '_>, value: Option<CompactBytes>) {
     }
 }
 
+/// Values up to this size are copied into the reply while their shard is read; larger ones
+/// are taken by reference and copied after, so a writer never waits for a long copy.
+const COPY_UNDER_READ_MAX: usize = 16 * 1024;
+
+/// Replies with the value under `key`, or null.
+fn reply_get(ctx: &mut Ctx<'_, '_>, key: &[u8]) {
+    let out = &mut *ctx.out;
+    let large = ctx.state.store.get_with(key, |value| match value {
+        Some(value) if value.len() > COPY_UNDER_READ_MAX => Some(value.clone()),
+        Some(value) => {
+            out.bulk(value);
+            None
+        }
+        None => {
+            out.null();
+            None
+        }
+    });
+    if let Some(value) = large {
+        out.bulk(&value);
+    }
+}
+
 pub(crate) fn get(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
-    let value = ctx.state.store.get(args.bytes()?);
-    reply_value(ctx, value);
+    reply_get(ctx, args.bytes()?);
     Ok(())
 }
 
@@ -160,8 +182,7 @@ pub(crate) fn mget(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Comm
     let keys = args.rest();
     ctx.out.array(keys.len());
     for key in keys {
-        let value = ctx.state.store.get(key);
-        reply_value(ctx, value);
+        reply_get(ctx, key);
     }
     Ok(())
 }
