@@ -4,12 +4,12 @@
 //! every client library sends) or an inline line (`PING\r\n`, what a person types into telnet).
 //! Decoding runs in two steps, as in mini-redis: a cheap completeness check walks the headers and
 //! jumps over bulk payloads by their announced length without allocating, noting where each
-//! payload is; once the whole request is buffered, it is split off the front of the read buffer
-//! and its arguments are handed out as zero-copy slices of it. (Inline arguments with quotes or
-//! escapes are decoded into their own small buffers.) Nothing is copied: an argument lives only
-//! as long as its request is executed. Whatever outlives the request must be copied by whoever
-//! keeps it (the engine copies every key and value it stores, `CLIENT SETNAME` its name),
-//! because a slice pins the whole read buffer, which the connection can then no longer reuse.
+//! payload is; once the whole request is buffered, its arguments are borrowed straight from the
+//! read buffer ([`RequestDecoder::args`]) and the request is dropped from the buffer after it
+//! has been executed. (Inline arguments with quotes or escapes are decoded into their own small
+//! buffers.) Nothing is copied or reference-counted per request: an argument lives only as long
+//! as its request is executed, and whatever outlives the request is copied by whoever keeps it
+//! (the engine copies every key and value it stores, `CLIENT SETNAME` its name).
 //!
 //! # What is accepted
 //! Redis 7 (`processMultibulkBuffer`, `processInlineBuffer`, `sdssplitargs` in networking.c and
@@ -143,6 +143,8 @@ pub struct RequestDecoder {
     /// of the buffer: collected by the completeness check itself, so a complete request is
     /// walked once, and kept across reads along with `progress`.
     payloads: Vec<Range<usize>>,
+    /// The arguments of a complete inline request (empty for a multibulk one).
+    inline: Vec<InlineArg>,
 }
 
 /// A decoder keeps the payload list of a request with this many arguments or fewer between
@@ -155,22 +157,28 @@ impl RequestDecoder {
         Self::default()
     }
 
-    /// Same contract as [`parse_request`].
+    /// Same contract as [`parse_request`]: the arguments are copied out of `buf`. A server
+    /// borrows them instead, with [`RequestDecoder::decode_front`] and [`RequestDecoder::args`].
     pub fn decode(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-        let mut args = Vec::new();
-        Ok(self.decode_into(buf, limits, &mut args)?.then_some(args))
+        let Some(len) = self.decode_front(buf, limits)? else { return Ok(None) };
+        let args = self.args(&buf[..len]).map(Bytes::copy_from_slice).collect();
+        buf.advance(len);
+        Ok(Some(args))
     }
 
-    /// [`RequestDecoder::decode`] into a vector the caller reuses from request to request:
-    /// `args` is cleared, then holds the arguments when this returns `Ok(true)`; `Ok(false)`
-    /// means more bytes are needed.
-    pub fn decode_into(
-        &mut self,
-        buf: &mut BytesMut,
-        limits: &Limits,
-        args: &mut Vec<Bytes>,
-    ) -> Result<bool, ProtocolError> {
-        args.clear();
+    /// Finds the complete request at the front of `buf` and returns its length, leaving it in
+    /// the buffer: read its arguments with [`RequestDecoder::args`], then advance `buf` by
+    /// that length before the next call. `Ok(None)` means more bytes are needed. Requests
+    /// without arguments in front of it (blank lines, `*0`), which Redis skips, are dropped.
+    pub fn decode_front(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Option<usize>, ProtocolError> {
+        if self.progress.is_none() {
+            // The previous request is done with (or this is the first): forget its arguments.
+            self.inline.clear();
+            self.payloads.clear();
+            if self.payloads.capacity() > KEPT_PAYLOAD_CAPACITY {
+                self.payloads = Vec::new();
+            }
+        }
         loop {
             let buffered: &[u8] = buf;
             // Nothing past the limit is looked at, so whether an oversized request is refused, and
@@ -180,28 +188,23 @@ impl RequestDecoder {
                 Front::Pending if buf.len() > limits.max_request_len => {
                     return Err(ProtocolError::RequestTooBig { limit: limits.max_request_len });
                 }
-                Front::Pending => return Ok(false),
+                Front::Pending => return Ok(None),
                 Front::Empty { len } => buf.advance(len),
-                Front::Multibulk { len } => {
-                    self.take_payloads(buf.split_to(len).freeze(), args);
-                    return Ok(true);
-                }
-                Front::Inline { len, args: inline } => {
-                    let request = buf.split_to(len).freeze();
-                    args.extend(inline.into_iter().map(|arg| arg.into_bytes(&request)));
-                    return Ok(true);
+                Front::Multibulk { len } => return Ok(Some(len)),
+                Front::Inline { len, args } => {
+                    self.inline = args;
+                    return Ok(Some(len));
                 }
             }
         }
     }
 
-    /// Hands out the payloads of the complete multibulk `request` (split off the read buffer)
-    /// as slices of it.
-    fn take_payloads(&mut self, request: Bytes, args: &mut Vec<Bytes>) {
-        args.extend(self.payloads.drain(..).map(|payload| request.slice(payload)));
-        if self.payloads.capacity() > KEPT_PAYLOAD_CAPACITY {
-            self.payloads = Vec::new();
-        }
+    /// The arguments of the request [`RequestDecoder::decode_front`] found, borrowed from
+    /// `request`: the front of the buffer, as long as the length it returned.
+    pub fn args<'a>(&'a self, request: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        // A request is either multibulk or inline, so one of the two lists is empty.
+        let payloads = self.payloads.iter().map(|payload| request.get(payload.clone()).unwrap_or_default());
+        payloads.chain(self.inline.iter().map(|arg| arg.as_slice(request)))
     }
 
     /// The completeness check: what the request at the front of `window` is, if it is all there.
@@ -440,11 +443,11 @@ impl InlineArg {
         }
     }
 
-    /// The argument as bytes; `request` starts with the line the ranges refer to.
-    fn into_bytes(self, request: &Bytes) -> Bytes {
+    /// The argument's bytes; `request` starts with the line the ranges refer to.
+    fn as_slice<'a>(&'a self, request: &'a [u8]) -> &'a [u8] {
         match self {
-            InlineArg::Verbatim(range) => request.slice(range),
-            InlineArg::Decoded(bytes) => Bytes::from(bytes),
+            InlineArg::Verbatim(range) => request.get(range.clone()).unwrap_or_default(),
+            InlineArg::Decoded(bytes) => bytes,
         }
     }
 }

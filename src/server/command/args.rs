@@ -1,19 +1,17 @@
 //! A cursor over one request's arguments, with Redis's error wording for each way an
 //! argument can be wrong.
 
-use bytes::Bytes;
-
 use super::CommandError;
 use crate::engine::{Float, parse_float, parse_integer};
 
 pub(crate) struct Args<'a> {
-    items: &'a [Bytes],
+    items: &'a [&'a [u8]],
     next: usize,
 }
 
 impl<'a> Args<'a> {
     /// The arguments after the command name (and subcommand, if the caller skipped it).
-    pub(crate) fn new(items: &'a [Bytes]) -> Self {
+    pub(crate) fn new(items: &'a [&'a [u8]]) -> Self {
         Args { items, next: 0 }
     }
 
@@ -26,7 +24,7 @@ impl<'a> Args<'a> {
     }
 
     /// The rest of the arguments, consuming them.
-    pub(crate) fn rest(&mut self) -> &'a [Bytes] {
+    pub(crate) fn rest(&mut self) -> &'a [&'a [u8]] {
         let rest = &self.items[self.next..];
         self.next = self.items.len();
         rest
@@ -34,8 +32,8 @@ impl<'a> Args<'a> {
 
     /// The next argument; a missing one is a syntax error (arity is checked before a
     /// handler runs, so this only happens inside optional clauses).
-    pub(crate) fn bytes(&mut self) -> Result<&'a Bytes, CommandError> {
-        let item = self.items.get(self.next).ok_or(CommandError::Syntax)?;
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], CommandError> {
+        let item = *self.items.get(self.next).ok_or(CommandError::Syntax)?;
         self.next += 1;
         Ok(item)
     }
@@ -90,8 +88,8 @@ impl OptionName {
 mod tests {
     use super::*;
 
-    fn items(words: &[&str]) -> Vec<Bytes> {
-        words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect()
+    fn items<'a>(words: &[&'a str]) -> Vec<&'a [u8]> {
+        words.iter().map(|w| w.as_bytes()).collect()
     }
 
     #[test]

@@ -96,8 +96,8 @@ pub(crate) fn auth(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Comm
 }
 
 /// Checks credentials against `requirepass` for the only user there is, `default`.
-fn authenticate(ctx: &mut Ctx<'_, '_>, user: Option<&Bytes>, password: &Bytes) -> Result<(), CommandError> {
-    let user_is_default = user.is_none_or(|u| u.as_ref() == b"default");
+fn authenticate(ctx: &mut Ctx<'_, '_>, user: Option<&[u8]>, password: &[u8]) -> Result<(), CommandError> {
+    let user_is_default = user.is_none_or(|u| u == b"default");
     let settings = &ctx.state.settings;
     let accepted = match settings.auth_required() {
         false if user.is_none() => {
@@ -251,18 +251,18 @@ fn is_printable_token(value: &[u8]) -> bool {
     value.iter().all(|&b| (b'!'..=b'~').contains(&b))
 }
 
-fn set_client_name(ctx: &mut Ctx<'_, '_>, name: &Bytes) -> Result<(), CommandError> {
+fn set_client_name(ctx: &mut Ctx<'_, '_>, name: &[u8]) -> Result<(), CommandError> {
     if !is_printable_token(name) {
         return Err(CommandError::Other(
             "ERR Client names cannot contain spaces, newlines or special characters.".into(),
         ));
     }
-    // A copy: the argument is a slice of the read buffer and would pin it for the connection's life.
+    // Arguments are borrowed from the read buffer for one request: keep a copy.
     *ctx.session.info.name.lock() = (!name.is_empty()).then(|| Bytes::copy_from_slice(name));
     Ok(())
 }
 
-fn set_client_info(ctx: &mut Ctx<'_, '_>, attribute: &Bytes, value: &Bytes) -> Result<(), CommandError> {
+fn set_client_info(ctx: &mut Ctx<'_, '_>, attribute: &[u8], value: &[u8]) -> Result<(), CommandError> {
     let (field, label) = if attribute.eq_ignore_ascii_case(b"lib-name") {
         (&ctx.session.info.lib_name, "lib-name")
     } else if attribute.eq_ignore_ascii_case(b"lib-ver") {

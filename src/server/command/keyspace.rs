@@ -143,7 +143,7 @@ pub(crate) fn scan(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Comm
             _ => return Err(CommandError::Syntax),
         }
     }
-    let (next, keys) = ctx.state.store.scan(cursor, pattern.map(|p| p.as_ref()), count);
+    let (next, keys) = ctx.state.store.scan(cursor, pattern, count);
     let keys = if only_strings { keys } else { Vec::new() };
     ctx.out.array(2);
     ctx.out.bulk(next.to_string().as_bytes());

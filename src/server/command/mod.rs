@@ -14,8 +14,6 @@ mod traced;
 use std::sync::LazyLock;
 use std::time::Instant;
 
-use bytes::Bytes;
-
 pub(crate) use args::Args;
 pub(crate) use table::COMMANDS;
 
@@ -171,7 +169,7 @@ pub(crate) fn lookup(name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
 }
 
 /// Redis's reply to an unknown command: the name and the start of the arguments, quoted.
-fn unknown_command(request: &[Bytes]) -> String {
+fn unknown_command(request: &[&[u8]]) -> String {
     let mut args = String::new();
     for arg in request.iter().skip(1) {
         if args.len() >= 128 {
@@ -195,7 +193,7 @@ fn unknown_command(request: &[Bytes]) -> String {
 pub(crate) fn execute(
     state: &ServerState,
     session: &mut Session,
-    request: &[Bytes],
+    request: &[&[u8]],
     out: &mut ReplyWriter<'_>,
     started: Instant,
 ) -> Instant {
@@ -228,7 +226,7 @@ fn run(
     state: &ServerState,
     session: &mut Session,
     spec: &'static CommandSpec,
-    request: &[Bytes],
+    request: &[&[u8]],
     out: &mut ReplyWriter<'_>,
 ) -> Result<(), CommandError> {
     if !spec.arity_allows(request.len()) {
@@ -262,7 +260,7 @@ mod tests {
 
     #[test]
     fn unknown_command_message_matches_redis() {
-        let request: Vec<Bytes> = ["foo", "a", "b"].iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect();
+        let request: Vec<&[u8]> = ["foo", "a", "b"].iter().map(|s| s.as_bytes()).collect();
         assert_eq!(unknown_command(&request), "ERR unknown command 'foo', with args beginning with: 'a' 'b' ");
         assert_eq!(unknown_command(&request[..1]), "ERR unknown command 'foo', with args beginning with: ");
     }

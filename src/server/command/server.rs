@@ -148,11 +148,11 @@ pub(crate) fn config(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
     let subcommand = args.bytes()?;
     match subcommand.to_ascii_lowercase().as_slice() {
         b"get" => {
-            let patterns: Vec<&[u8]> = args.rest().iter().map(|p| p.as_ref()).collect();
+            let patterns = args.rest();
             if patterns.is_empty() {
                 return Err(CommandError::WrongArity("config|get"));
             }
-            let values = ctx.state.settings.config_get(&patterns);
+            let values = ctx.state.settings.config_get(patterns);
             ctx.out.map(values.len());
             for (name, value) in values {
                 ctx.out.bulk(name.as_bytes());
@@ -168,7 +168,7 @@ pub(crate) fn config(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
             if !rest.len().is_multiple_of(2) {
                 return Err(CommandError::Syntax);
             }
-            let pairs: Vec<(&[u8], &[u8])> = rest.chunks_exact(2).map(|p| (p[0].as_ref(), p[1].as_ref())).collect();
+            let pairs: Vec<(&[u8], &[u8])> = rest.chunks_exact(2).map(|p| (p[0], p[1])).collect();
             ctx.state.settings.config_set(&pairs).map_err(CommandError::Other)?;
             ctx.out.ok();
         }

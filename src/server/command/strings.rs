@@ -1,7 +1,5 @@
 //! String commands: GET, SET and its variants, MGET, MSET, counters, APPEND, ranges.
 
-use bytes::Bytes;
-
 use super::expiry::{Base, ExpireArg, Unit};
 use super::{Args, CommandError, Ctx};
 use crate::engine::{CompactBytes, SetCondition, SetExpiry, SetOptions, TtlUpdate};
@@ -55,7 +53,7 @@ struct Options<'a> {
     get: bool,
     keep_ttl: bool,
     persist: bool,
-    expire: Option<(Unit, Base, &'a Bytes)>,
+    expire: Option<(Unit, Base, &'a [u8])>,
 }
 
 impl Options<'_> {
@@ -193,13 +191,13 @@ pub(crate) fn mset(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Comm
         return Err(CommandError::WrongArity("mset"));
     }
     for pair in pairs.chunks_exact(2) {
-        ctx.state.store.set(&pair[0], &pair[1], SetOptions::default());
+        ctx.state.store.set(pair[0], pair[1], SetOptions::default());
     }
     ctx.out.ok();
     Ok(())
 }
 
-fn increment(ctx: &mut Ctx<'_, '_>, key: &Bytes, delta: i64) -> Result<(), CommandError> {
+fn increment(ctx: &mut Ctx<'_, '_>, key: &[u8], delta: i64) -> Result<(), CommandError> {
     let value = ctx.state.store.incr_by(key, delta)?;
     ctx.out.integer(value);
     Ok(())

@@ -1,7 +1,6 @@
 //! The span of a sampled command. Only sampled commands get here (see `execute`), so this
 //! may allocate and read the clock freely.
 
-use bytes::Bytes;
 use tracing::field::Empty;
 use tracing::span::EnteredSpan;
 
@@ -18,10 +17,10 @@ pub(super) struct CommandTrace {
 }
 
 impl CommandTrace {
-    pub(super) fn start(state: &ServerState, spec: &CommandSpec, request: &[Bytes], out: &ReplyWriter<'_>) -> Self {
+    pub(super) fn start(state: &ServerState, spec: &CommandSpec, request: &[&[u8]], out: &ReplyWriter<'_>) -> Self {
         let keys = key_positions(spec, request.len());
-        let shard = keys.clone().next().map(|first| state.store.shard_of(&request[first]));
-        let request_bytes: usize = request.iter().map(Bytes::len).sum();
+        let shard = keys.clone().next().map(|first| state.store.shard_of(request[first]));
+        let request_bytes: usize = request.iter().map(|arg| arg.len()).sum();
         let span = tracing::info_span!(
             "command",
             otel.name = spec.name.to_ascii_uppercase(),
