@@ -192,6 +192,10 @@ impl RequestDecoder {
                 Front::Empty { len } => buf.advance(len),
                 Front::Multibulk { len } => return Ok(Some(len)),
                 Front::Inline { len, args } => {
+                    // A partial multibulk request checked earlier is not at the front any
+                    // more (the buffer was replaced): its payloads must not join these.
+                    self.progress = None;
+                    self.payloads.clear();
                     self.inline = args;
                     return Ok(Some(len));
                 }

@@ -365,6 +365,10 @@ fn a_decoder_whose_buffer_was_replaced_starts_over() {
     assert_eq!(decoder.decode(&mut buf, &REDIS), Ok(None));
     let mut other = BytesMut::from(&b"*1\r\n$1\r\nz\r\n"[..]);
     assert_eq!(decoder.decode(&mut other, &REDIS).unwrap().unwrap(), [Bytes::from_static(b"z")]);
+    assert_eq!(decoder.decode(&mut buf, &REDIS), Ok(None));
+    let mut inline = BytesMut::from(&b"PING x\r\n"[..]);
+    let args = decoder.decode(&mut inline, &REDIS).unwrap().unwrap();
+    assert_eq!(args, [Bytes::from_static(b"PING"), Bytes::from_static(b"x")], "no payload of the old buffer");
 }
 
 /// Bytes that look like requests often enough to reach every branch: protocol punctuation,
