@@ -23,6 +23,7 @@ use super::plot;
 use super::report::Point;
 use super::workload::Throughput;
 use crate::engine::Strategy;
+use crate::server::resp_value::{Value, encode_command, parse_value};
 
 /// Options of `cstore loadgen`.
 #[derive(Clone, Debug, clap::Args)]
@@ -148,20 +149,18 @@ fn key(index: u64) -> String {
     format!("key:{index:08}")
 }
 
-fn set_request(out: &mut Vec<u8>, key: &str, value: &[u8]) {
-    out.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n", key.len(), value.len()).as_bytes());
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
+fn set_request(out: &mut BytesMut, key: &str, value: &[u8]) {
+    encode_command(&[&b"SET"[..], key.as_bytes(), value], out);
 }
 
-fn get_request(out: &mut Vec<u8>, key: &str) {
-    out.extend_from_slice(format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len()).as_bytes());
+fn get_request(out: &mut BytesMut, key: &str) {
+    encode_command(&[&b"GET"[..], key.as_bytes()], out);
 }
 
 /// Writes every key once, pipelined in batches of 1000.
 async fn prefill(addr: &str, keys: u64, value: &[u8]) -> anyhow::Result<()> {
     let mut client = Client::connect(addr).await?;
-    let mut batch = Vec::new();
+    let mut batch = BytesMut::new();
     let mut start = 0;
     while start < keys {
         let end = (start + 1000).min(keys);
@@ -193,7 +192,7 @@ async fn measure(args: &RunArgs, connections: usize, value: &[u8]) -> anyhow::Re
         let (keys, read_ratio) = (args.keys, args.read_ratio);
         tasks.push(tokio::spawn(async move {
             let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-            let mut request = Vec::with_capacity(128 + value.len());
+            let mut request = BytesMut::with_capacity(128 + value.len());
             let mut ops = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let roll = xorshift(&mut rng);
@@ -257,25 +256,13 @@ impl Client {
     }
 }
 
-/// The length of the complete reply at the front of `buf`, if it is all there.
+/// The length of the complete reply at the front of `buf`, if it is all there; an error
+/// reply fails the run.
 fn reply_len(buf: &[u8]) -> anyhow::Result<Option<usize>> {
-    let Some(cr) = memchr::memchr(b'\r', buf) else { return Ok(None) };
-    let line_end = cr + 2;
-    if buf.len() < line_end {
-        return Ok(None);
-    }
-    match buf[0] {
-        b'+' | b':' => Ok(Some(line_end)),
-        b'-' => Err(anyhow!("server error: {}", String::from_utf8_lossy(&buf[1..cr]))),
-        b'$' => {
-            let len: i64 = std::str::from_utf8(&buf[1..cr])?.parse()?;
-            if len < 0 {
-                return Ok(Some(line_end));
-            }
-            let end = line_end + usize::try_from(len)? + 2;
-            Ok((buf.len() >= end).then_some(end))
-        }
-        other => Err(anyhow!("unexpected reply type {:?}", char::from(other))),
+    match parse_value(buf)? {
+        Some((Value::Error(text), _)) => Err(anyhow!("server error: {}", String::from_utf8_lossy(&text))),
+        Some((_, len)) => Ok(Some(len)),
+        None => Ok(None),
     }
 }
 
@@ -322,9 +309,9 @@ mod tests {
 
     #[test]
     fn requests_are_resp_arrays() {
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         set_request(&mut out, "k", b"vv");
         get_request(&mut out, "k");
-        assert_eq!(out, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nvv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+        assert_eq!(&out[..], b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nvv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
     }
 }
