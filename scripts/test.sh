@@ -42,6 +42,14 @@ CSTORE_BIN=target/debug/cstore scripts/check-observability.sh
 step "cstore vs Redis 7 harness (smoke run: proves the harness end to end, times nothing)"
 CSTORE_BIN=target/debug/cstore scripts/bench-vs-redis.sh --smoke
 
+step "strategy map over the network (smoke run: every strategy x shards x connections, CSV and plots, times nothing)"
+map_dir=$(mktemp -d)
+CSTORE_BIN=target/debug/cstore scripts/strategy-map.sh --smoke --out-dir "$map_dir"
+for file in network-map.csv network-read-0.95.png network-read-0.5.png; do
+    [ -s "$map_dir/$file" ] || fail "strategy-map.sh --smoke wrote no $file"
+done
+rm -rf "$map_dir"
+
 step "tracing overhead benchmark (smoke run: proves the harness end to end, times nothing)"
 scripts/bench-tracing.py --smoke
 
