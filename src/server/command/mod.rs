@@ -186,7 +186,6 @@ fn unknown_command(request: &[&[u8]]) -> String {
     format!("ERR unknown command '{name}', with args beginning with: {args}")
 }
 
-/// Runs one request and writes its reply.
 /// Runs one request and returns when it finished. `started` is when the server began on it:
 /// a connection passes the previous request's finish time, so the clock is read once per
 /// request rather than twice (a request's time then includes its own decoding).
