@@ -116,34 +116,49 @@ redis() {
     fi
 }
 
+# Forwards $LOCAL_PORT to the store's Service until stop_forwarding.
+forward_to_store() {
+    kubectl -n "$NAMESPACE" port-forward "service/$STORE" "$LOCAL_PORT:6379" >/dev/null 2>&1 &
+    port_forward=$!
+    for _ in $(seq 1 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$LOCAL_PORT") 2>/dev/null && break
+        sleep 0.2
+    done
+}
+stop_forwarding() {
+    kill "$port_forward" 2>/dev/null || true
+    port_forward=
+}
+
 step "SET and GET through a port-forward"
-kubectl -n "$NAMESPACE" port-forward "service/$STORE" "$LOCAL_PORT:6379" >/dev/null 2>&1 &
-port_forward=$!
-for _ in $(seq 1 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$LOCAL_PORT") 2>/dev/null && break
-    sleep 0.2
-done
+forward_to_store
 [ "$(redis SET e2e-key e2e-value)" = OK ] || fail "SET did not answer OK"
 [ "$(redis GET e2e-key)" = e2e-value ] || fail "GET did not return the value just set"
 echo "SET/GET ok"
-kill "$port_forward" 2>/dev/null || true
-port_forward=
+stop_forwarding
 
-# --- A strategy change -------------------------------------------------------------------
-step "changing the strategy to LockFree with 16 shards"
-old_hash=$(kubectl -n "$NAMESPACE" get deployment "$STORE" -o jsonpath='{.spec.template.metadata.annotations.cstore\.dev/config-hash}')
+# --- A live strategy change ---------------------------------------------------------------
+step "changing the strategy to LockFree with 16 shards, live"
+hash_path='{.spec.template.metadata.annotations.cstore\.dev/restart-config-hash}'
+old_hash=$(kubectl -n "$NAMESPACE" get deployment "$STORE" -o jsonpath="$hash_path")
+old_pods=$(kubectl -n "$NAMESPACE" get pods -l "app.kubernetes.io/instance=$STORE" -o name | sort)
 kubectl -n "$NAMESPACE" patch concurrentstore "$STORE" --type merge -p '{"spec":{"strategy":"LockFree","shards":16}}'
 kubectl -n "$NAMESPACE" get concurrentstore "$STORE" --watch --output-watch-events &
 watcher=$!
 kubectl -n "$NAMESPACE" wait --for=jsonpath='{.status.strategy}'=LockFree "concurrentstore/$STORE" --timeout="$TIMEOUT" \
-    || fail "the status never reported the LockFree rollout"
-kubectl -n "$NAMESPACE" rollout status "deployment/$STORE" --timeout="$TIMEOUT"
+    || fail "the status never reported LockFree"
 kubectl -n "$NAMESPACE" wait --for=condition=Ready "concurrentstore/$STORE" --timeout="$TIMEOUT"
 kill "$watcher" 2>/dev/null || true
-new_hash=$(kubectl -n "$NAMESPACE" get deployment "$STORE" -o jsonpath='{.spec.template.metadata.annotations.cstore\.dev/config-hash}')
-[ "$old_hash" != "$new_hash" ] || fail "the pod template's config hash did not change"
+new_hash=$(kubectl -n "$NAMESPACE" get deployment "$STORE" -o jsonpath="$hash_path")
+[ "$old_hash" = "$new_hash" ] || fail "a live change altered the pod template"
+new_pods=$(kubectl -n "$NAMESPACE" get pods -l "app.kubernetes.io/instance=$STORE" -o name | sort)
+[ "$old_pods" = "$new_pods" ] || fail "a live change replaced the pods: $old_pods -> $new_pods"
 [ "$(kubectl -n "$NAMESPACE" get concurrentstore "$STORE" -o jsonpath='{.status.shards}')" = 16 ] || fail "status.shards is not 16"
-kubectl -n "$NAMESPACE" get concurrentstore "$STORE"
+kubectl -n "$NAMESPACE" get concurrentstore "$STORE" -o jsonpath='{.status.pods}'; echo
+forward_to_store
+[ "$(redis GET e2e-key)" = e2e-value ] || fail "the key written before the live change is gone"
+stop_forwarding
+echo "live change kept the pods and the data"
 
 # --- Deletion ----------------------------------------------------------------------------
 step "deleting the store; its children must go"

@@ -1,7 +1,8 @@
 //! Reconcile scenarios against an in-memory API server (kube-fake-client): each asserts the
 //! cluster state the operator leaves behind, not the requests it sent. The Deployment
 //! controller and the kubelet do not run here, so tests play their part by writing the
-//! Deployment's status the way they would.
+//! Deployment's status and creating Pods the way they would; each pod's RESP port is a
+//! scripted fake store (`operator_common::fake_store`) reached through the pod address seam.
 
 mod operator_common;
 
@@ -18,19 +19,37 @@ use serde_json::json;
 
 use cstore::engine::Strategy;
 use cstore::operator::crd::ConcurrentStoreSpec;
+use cstore::operator::crd::{AuthSpec, ConcurrentStoreStatus, SecretKeyRef};
 use cstore::operator::reconcile::{FailureReason, error_policy};
-use cstore::operator::resources::CONFIG_HASH_ANNOTATION;
 use cstore::server::config::ServerConfig;
+use operator_common::fake_store::FakeStore;
 use operator_common::{Cluster, new_store};
 
 fn spec(strategy: Strategy, replicas: i32) -> ConcurrentStoreSpec {
     ConcurrentStoreSpec { strategy, shards: 32, replicas, ..ConcurrentStoreSpec::default() }
 }
 
-fn config_hash(deployment: &Deployment) -> String {
-    deployment.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().annotations.as_ref().unwrap()
-        [CONFIG_HASH_ANNOTATION]
-        .clone()
+fn pod_template(deployment: &Deployment) -> serde_json::Value {
+    serde_json::to_value(&deployment.spec.as_ref().unwrap().template).unwrap()
+}
+
+/// A store of `replicas` pods of `spec`, rolled out and Ready, each pod a fake store.
+async fn running_store(spec: ConcurrentStoreSpec) -> (Cluster, Vec<FakeStore>) {
+    let cluster = Cluster::with(new_store("cache", spec.clone())).await;
+    cluster.reconcile().await.unwrap();
+    cluster.finish_rollout().await;
+    let mut pods = Vec::new();
+    for index in 0..spec.replicas {
+        let pod = FakeStore::start(spec.strategy, spec.shards).await;
+        cluster.add_pod(&format!("cache-{index}"), pod.address).await;
+        pods.push(pod);
+    }
+    cluster.reconcile().await.unwrap();
+    (cluster, pods)
+}
+
+async fn status(cluster: &Cluster) -> ConcurrentStoreStatus {
+    cluster.store().await.status.clone().unwrap()
 }
 
 #[tokio::test]
@@ -68,16 +87,14 @@ async fn create_applies_every_child_owned_by_the_store_and_reports_progress() {
 
 #[tokio::test]
 async fn all_replicas_ready_at_the_current_generation_is_ready() {
-    let cluster = Cluster::with(new_store("cache", spec(Strategy::Mutex, 2))).await;
-    cluster.reconcile().await.unwrap();
-    cluster.finish_rollout().await;
-    cluster.reconcile().await.unwrap();
+    let (cluster, _pods) = running_store(spec(Strategy::Mutex, 2)).await;
 
     assert_eq!(cluster.condition("Ready").await, ("True".into(), "AllReplicasReady".into()));
     assert_eq!(cluster.condition("Progressing").await, ("False".into(), "RolloutComplete".into()));
     let status = cluster.store().await.status.clone().unwrap();
     assert_eq!((status.ready.as_str(), status.replicas, status.ready_replicas), ("2/2", 2, 2));
-    assert_eq!((status.strategy, status.shards), (Some(Strategy::Mutex), Some(32)));
+    assert_eq!((status.strategy, status.shards), (Some(Strategy::Mutex), Some(32)), "as both pods report");
+    assert_eq!(status.pods.len(), 2);
     assert!(cluster.get::<PodDisruptionBudget>("cache").await.is_some(), "two replicas get a budget");
 }
 
@@ -106,37 +123,199 @@ async fn a_steady_store_is_left_alone() {
 }
 
 #[tokio::test]
-async fn changing_the_strategy_rolls_the_pods_and_status_follows_the_rollout() {
-    let cluster = Cluster::with(new_store("cache", spec(Strategy::Mutex, 1))).await;
+async fn live_settings_reach_the_running_pods_in_one_config_set_and_never_the_pod_template() {
+    let (cluster, pods) = running_store(spec(Strategy::Mutex, 2)).await;
+    assert!(pods.iter().all(|pod| pod.state().config_sets == 0), "a pod that runs the spec is left alone");
+    let before: Deployment = cluster.get("cache").await.unwrap();
+
+    cluster
+        .patch_spec(json!({
+            "strategy": "CopyOnWrite",
+            "shards": 256,
+            "maxMemory": "100Mi",
+            "evictionPolicy": "allkeys-random",
+            "tracing": {"sampleRatio": 0.25},
+        }))
+        .await;
+    cluster.reconcile().await.unwrap();
+
+    for pod in &pods {
+        assert_eq!(pod.state().config_sets, 1);
+        for (name, value) in [
+            ("strategy", "CopyOnWrite"),
+            ("shards", "256"),
+            ("maxmemory", "104857600"),
+            ("maxmemory-policy", "allkeys-random"),
+            ("trace-sample-ratio", "0.25"),
+        ] {
+            assert_eq!(pod.configured(name).as_deref(), Some(value), "{name}");
+        }
+    }
+    assert_eq!(cluster.metrics_line("cstore_operator_live_reconfigurations_total"), Some("2".into()));
+
+    let after: Deployment = cluster.get("cache").await.unwrap();
+    assert_eq!(pod_template(&after), pod_template(&before), "the pods stay");
+    assert_eq!(after.resource_version(), before.resource_version(), "the Deployment is not even written");
+    let config_map: ConfigMap = cluster.get("cache-config").await.unwrap();
+    let config = ServerConfig::from_toml_str(&config_map.data.unwrap()["cstore.toml"]).unwrap();
+    assert_eq!((config.engine.strategy, config.engine.shards), (Strategy::CopyOnWrite, 256), "a restart starts here");
+    assert_eq!((config.max_memory, config.trace_sample_ratio), (100 << 20, 0.25));
+    let events = cluster.events().await;
+    assert!(events.contains(&("Updated".into(), "Updated ConfigMap cache-config".into())), "{events:?}");
+    assert!(!events.contains(&("Updated".into(), "Updated Deployment cache".into())), "{events:?}");
+}
+
+#[tokio::test]
+async fn status_is_reconfiguring_while_pods_migrate_then_ready() {
+    let (cluster, pods) = running_store(spec(Strategy::Mutex, 2)).await;
+    assert_eq!(cluster.condition("Ready").await, ("True".into(), "AllReplicasReady".into()));
+    let template = pod_template(&cluster.get("cache").await.unwrap());
+
+    cluster.patch_spec(json!({"strategy": "LockFree", "shards": 64})).await;
+    let action = cluster.reconcile().await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(2)), "a migration is polled");
+    assert_eq!(cluster.condition("Progressing").await, ("True".into(), "Reconfiguring".into()));
+    assert_eq!(cluster.condition("Ready").await, ("False".into(), "Reconfiguring".into()));
+    assert_eq!(
+        cluster.condition_message("Progressing").await,
+        "0 of 2 pods run the spec (LockFree with 64 shards); \
+         cache-0: migrating to LockFree with 64 shards, 250 of 1000 keys moved; \
+         cache-1: migrating to LockFree with 64 shards, 250 of 1000 keys moved"
+    );
+    let reconfiguring = status(&cluster).await;
+    assert_eq!((reconfiguring.strategy, reconfiguring.shards), (None, None), "no pod runs the new engine yet");
+    assert_eq!(reconfiguring.ready, "2/2", "both pods keep serving");
+    assert!(reconfiguring.pods.iter().all(|pod| pod.migrating && pod.strategy == Some(Strategy::Mutex)));
+
+    pods[0].finish_migration();
+    let action = cluster.reconcile().await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(2)));
+    assert!(
+        cluster
+            .condition_message("Progressing")
+            .await
+            .starts_with("1 of 2 pods run the spec (LockFree with 64 shards); cache-1:")
+    );
+    let partial = status(&cluster).await;
+    assert_eq!(partial.strategy, None, "the pods differ");
+    let engines: Vec<_> =
+        partial.pods.iter().map(|pod| (pod.name.as_str(), pod.strategy, pod.shards, pod.runs_spec)).collect();
+    assert_eq!(
+        engines,
+        [("cache-0", Some(Strategy::LockFree), Some(64), true), ("cache-1", Some(Strategy::Mutex), Some(32), false)]
+    );
+    assert!(pods.iter().all(|pod| pod.state().config_sets == 1), "a pod told already is not told again");
+
+    pods[1].finish_migration();
+    let action = cluster.reconcile().await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+    assert_eq!(cluster.condition("Ready").await, ("True".into(), "AllReplicasReady".into()));
+    assert_eq!(cluster.condition("Progressing").await, ("False".into(), "RolloutComplete".into()));
+    let done = status(&cluster).await;
+    assert_eq!((done.strategy, done.shards), (Some(Strategy::LockFree), Some(64)));
+    assert_eq!(pod_template(&cluster.get("cache").await.unwrap()), template, "no pod was replaced");
+}
+
+#[tokio::test]
+async fn an_unreachable_pod_is_reported_and_retried_without_failing_the_reconcile() {
+    let (cluster, _pods) = running_store(spec(Strategy::Mutex, 1)).await;
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let nowhere = closed.local_addr().unwrap();
+    drop(closed);
+    cluster.add_pod("cache-9", nowhere).await;
+
+    let action = cluster.reconcile().await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(2)));
+    assert_eq!(cluster.condition("Progressing").await, ("True".into(), "Reconfiguring".into()));
+    assert_eq!(cluster.condition("Degraded").await, ("False".into(), "ReconcileSucceeded".into()));
+    let message = cluster.condition_message("Progressing").await;
+    assert!(
+        message
+            .starts_with("1 of 2 pods run the spec (Mutex with 32 shards); cache-9: Unreachable: cannot connect to "),
+        "{message}"
+    );
+    let unreachable = status(&cluster).await.pods.into_iter().find(|pod| pod.name == "cache-9").unwrap();
+    assert!(unreachable.error.unwrap().starts_with("Unreachable: "));
+    assert_eq!(
+        cluster.metrics_line("cstore_operator_store_request_failures_total{reason=\"Unreachable\"}"),
+        Some("1".into())
+    );
+}
+
+#[tokio::test]
+async fn a_refused_config_set_is_degraded_and_retried_slowly() {
+    let (cluster, pods) = running_store(spec(Strategy::Mutex, 1)).await;
+    pods[0].refuse_config_set(Some("ERR Unknown option or number of arguments for CONFIG SET - 'strategy'"));
+    cluster.patch_spec(json!({"strategy": "RwLock"})).await;
+
+    let action = cluster.reconcile().await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(30)));
+    assert_eq!(cluster.condition("Degraded").await, ("True".into(), "ReconfigurationFailed".into()));
+    assert_eq!(cluster.condition("Progressing").await, ("False".into(), "ReconfigurationFailed".into()));
+    assert!(
+        cluster.condition_message("Degraded").await.ends_with(
+            "cache-0: Refused: the store refused CONFIG SET: ERR Unknown option or number of arguments for CONFIG SET - 'strategy'"
+        ),
+        "{}",
+        cluster.condition_message("Degraded").await
+    );
+
+    pods[0].refuse_config_set(None);
+    cluster.reconcile().await.unwrap();
+    assert_eq!(cluster.condition("Degraded").await.0, "False");
+}
+
+#[tokio::test]
+async fn a_store_with_auth_is_told_after_auth_with_the_secret_password() {
+    let mut with_auth = spec(Strategy::Mutex, 1);
+    with_auth.auth = Some(AuthSpec { secret_ref: SecretKeyRef { name: "cache-auth".into(), key: "password".into() } });
+    let cluster = Cluster::with(new_store("cache", with_auth)).await;
+    cluster.add_secret("cache-auth", "password", "s3cret\n").await;
     cluster.reconcile().await.unwrap();
     cluster.finish_rollout().await;
-    cluster.reconcile().await.unwrap();
-    let old_hash = config_hash(&cluster.get("cache").await.unwrap());
+    let pod = FakeStore::start(Strategy::Mutex, 32).await;
+    pod.require_password("s3cret");
+    cluster.add_pod("cache-0", pod.address).await;
 
-    cluster.patch_spec(json!({"strategy": "CopyOnWrite"})).await;
+    cluster.patch_spec(json!({"shards": 8})).await;
+    cluster.reconcile().await.unwrap();
+    assert_eq!(pod.configured("shards").as_deref(), Some("8"), "trailing newlines of the Secret are dropped");
+
+    pod.require_password("rotated");
+    cluster.reconcile().await.unwrap();
+    assert_eq!(cluster.condition("Degraded").await, ("True".into(), "ReconfigurationFailed".into()));
+    assert!(
+        cluster.condition_message("Degraded").await.contains("cache-0: AuthFailed: the store refused the password")
+    );
+}
+
+#[tokio::test]
+async fn a_change_that_needs_new_pods_replaces_them_all_at_once() {
+    let (cluster, _pods) = running_store(spec(Strategy::Mutex, 2)).await;
+    let before = pod_template(&cluster.get("cache").await.unwrap());
+
+    cluster.patch_spec(json!({"image": "registry.local/cstore:2"})).await;
     cluster.reconcile().await.unwrap();
     let deployment: Deployment = cluster.get("cache").await.unwrap();
-    assert_ne!(config_hash(&deployment), old_hash, "a new config hash in the pod template rolls the pods");
-    let config_map: ConfigMap = cluster.get("cache-config").await.unwrap();
-    assert!(config_map.data.unwrap()["cstore.toml"].contains("strategy = \"CopyOnWrite\""));
+    assert_ne!(pod_template(&deployment), before);
+    let strategy = deployment.spec.unwrap().strategy.unwrap();
+    assert_eq!((strategy.type_.as_deref(), strategy.rolling_update), (Some("Recreate"), None));
     assert_eq!(cluster.condition("Progressing").await, ("True".into(), "RollingOut".into()));
-    assert_eq!(cluster.condition("Ready").await, ("False".into(), "ReplicasNotReady".into()));
-    let status = cluster.store().await.status.clone().unwrap();
-    assert_eq!(status.strategy, Some(Strategy::Mutex), "the old pods still run Mutex");
-    assert_eq!(status.observed_generation, Some(2));
     let events = cluster.events().await;
-    for note in ["Updated ConfigMap cache-config", "Updated Deployment cache"] {
-        assert!(events.contains(&("Updated".to_owned(), note.to_owned())), "missing {note:?} in {events:?}");
-    }
+    assert!(events.contains(&("Updated".into(), "Updated Deployment cache".into())), "{events:?}");
+}
 
-    cluster.rollout_halfway().await;
+#[tokio::test]
+async fn a_deployment_made_for_rolling_updates_is_switched_to_recreate() {
+    let cluster = Cluster::with(new_store("cache", spec(Strategy::RwLock, 1))).await;
     cluster.reconcile().await.unwrap();
-    assert_eq!(cluster.condition("Progressing").await, ("True".into(), "RollingOut".into()));
+    // What an older operator left, with the API server's defaults for RollingUpdate.
+    let rolling = json!({"spec": {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}}});
+    cluster.api::<Deployment>().patch("cache", &PatchParams::default(), &Patch::Merge(&rolling)).await.unwrap();
 
-    cluster.finish_rollout().await;
     cluster.reconcile().await.unwrap();
-    assert_eq!(cluster.condition("Ready").await, ("True".into(), "AllReplicasReady".into()));
-    assert_eq!(cluster.store().await.status.clone().unwrap().strategy, Some(Strategy::CopyOnWrite));
+    let strategy = cluster.get::<Deployment>("cache").await.unwrap().spec.unwrap().strategy.unwrap();
+    assert_eq!((strategy.type_.as_deref(), strategy.rolling_update), (Some("Recreate"), None));
 }
 
 #[tokio::test]
@@ -190,7 +369,7 @@ async fn an_api_error_is_degraded_with_the_error_and_retried_with_backoff() {
     cluster.finish_rollout().await;
     cluster.reconcile().await.unwrap();
 
-    cluster.patch_spec(json!({"shards": 64})).await;
+    cluster.patch_spec(json!({"image": "registry.local/cstore:2"})).await;
     cluster.fail_deployment_applies(true);
     let error = cluster.reconcile().await.unwrap_err();
     assert_eq!(error.reason(), FailureReason::ApiError);

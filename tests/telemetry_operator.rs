@@ -49,7 +49,8 @@ fn a_reconcile_is_one_trace_with_a_span_per_api_request() {
         let cluster = Cluster::with(new_store("orders", spec)).await;
         cluster.reconcile().await.unwrap();
         cluster.fail_deployment_applies(true);
-        cluster.patch_spec(json!({"strategy": "Mutex"})).await;
+        // A change only new pods can apply, so the Deployment is applied (and fails).
+        cluster.patch_spec(json!({"image": "registry.local/cstore:2"})).await;
         cluster.reconcile().await.unwrap_err();
         let exemplars = cluster.context.metrics().encode().unwrap();
         telemetry.shutdown(Duration::from_secs(5)).await;
@@ -74,8 +75,9 @@ fn a_reconcile_is_one_trace_with_a_span_per_api_request() {
     assert_eq!(created.attribute("cstore.generation"), Some("1"));
     assert_eq!(failed.attribute("cstore.generation"), Some("2"));
 
-    // The first reconcile created every child: a read, then an apply, for each; the status
-    // write and the Events are requests too.
+    // The first reconcile created every child: a read, then an apply, for each; the list of
+    // the store's pods (to send them live settings), the status write and the Events are
+    // requests too.
     assert_eq!(created.attribute("cstore.outcome"), Some("Success"));
     assert_eq!(created.status_code, 0);
     let requests: Vec<&str> = children(&spans, created).iter().map(|span| span.name.as_str()).collect();
@@ -88,6 +90,7 @@ fn a_reconcile_is_one_trace_with_a_span_per_api_request() {
         "apply Service",
         "get PodDisruptionBudget",
         "apply PodDisruptionBudget",
+        "list Pod",
         "apply status ConcurrentStore",
         "create Event",
     ] {

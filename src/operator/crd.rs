@@ -42,7 +42,9 @@ pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
     derive = "Default",
     derive = "PartialEq",
     doc = "A Redis-protocol key-value store whose locking strategy and shard count are chosen here. The cstore \
-           operator runs it as a Deployment behind a Service, configured through a ConfigMap.",
+           operator runs it as a Deployment behind a Service, configured through a ConfigMap. strategy, shards, \
+           maxMemory, evictionPolicy and tracing.sampleRatio are applied live to the running pods, keeping their \
+           data; any other change replaces the pods, which start empty (data is in memory only).",
     validation = kube::core::Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$')").message(
         "metadata.name must be at most 63 lowercase letters, digits and '-', starting with a letter and not \
          ending with '-': it names the store's Service"
@@ -50,10 +52,15 @@ pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
     printcolumn(
         name = "Strategy",
         type_ = "string",
-        json_path = ".spec.strategy",
-        description = "How each shard is guarded"
+        json_path = ".status.strategy",
+        description = "The strategy every pod runs; empty while they differ (see status.pods)"
     ),
-    printcolumn(name = "Shards", type_ = "integer", json_path = ".spec.shards", description = "Number of shards"),
+    printcolumn(
+        name = "Shards",
+        type_ = "integer",
+        json_path = ".status.shards",
+        description = "The shard count every pod runs; empty while they differ (see status.pods)"
+    ),
     printcolumn(
         name = "Ready",
         type_ = "string",
@@ -66,13 +73,13 @@ pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 pub struct ConcurrentStoreSpec {
     /// How each shard is guarded. Mutex: one lock per shard. RwLock: readers share, writers are
     /// exclusive. LockFree: reads never block. CopyOnWrite: readers load immutable snapshots,
-    /// writers publish new versions. Changing it rolls the pods; the data is in memory and does
-    /// not survive the restart.
+    /// writers publish new versions. Applied live, without a restart: each running pod migrates
+    /// its keys to the new strategy while it keeps serving; status.pods shows each pod's progress.
     #[serde(default)]
     pub strategy: Strategy,
 
     /// How many independent shards the key space is hashed into: a power of two from 1 to 4096.
-    /// Changing it rolls the pods.
+    /// Applied live, without a restart, like strategy.
     #[serde(default = "default_shards")]
     #[schemars(schema_with = "shards_schema")]
     pub shards: u32,
@@ -80,24 +87,29 @@ pub struct ConcurrentStoreSpec {
     /// Number of store pods. Until cstore has a clustered mode, each replica is an independent
     /// store with its own keys: the Service spreads connections over them, so a client may
     /// not read what it wrote through another connection. Use 1 unless that is what you want.
+    /// A pod added by scaling up starts empty.
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 1))]
     pub replicas: i32,
 
-    /// Container image of the store. Defaults to the image the operator itself runs.
+    /// Container image of the store. Defaults to the image the operator itself runs. Changing it
+    /// replaces the pods, and the new pods start with an EMPTY store: cstore keeps its data in
+    /// memory only (until persistence lands). The old pods stop before the new ones start, so
+    /// clients never reach old and new data at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub image: Option<String>,
 
     /// CPU and memory requests and limits of the store container. Defaults to requests of
-    /// 100m CPU and 128Mi memory and a limit of 1Gi memory.
+    /// 100m CPU and 128Mi memory and a limit of 1Gi memory. Changing them replaces the pods,
+    /// which start with an EMPTY store (data is in memory only until persistence lands).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
 
     /// Memory limit for keys and values, as a quantity (512Mi, 2Gi); 0 means unlimited. At the
     /// limit a write is refused with -OOM or evicts keys, as evictionPolicy says. Defaults to
     /// three quarters of the container memory limit when there is one, so the store refuses
-    /// writes before the kernel kills it; otherwise unlimited.
+    /// writes before the kernel kills it; otherwise unlimited. Applied live, without a restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": "isQuantity(string(self)) && quantity(string(self)).sign() >= 0",
@@ -106,7 +118,7 @@ pub struct ConcurrentStoreSpec {
     pub max_memory: Option<Quantity>,
 
     /// What a write does once maxMemory is reached: noeviction refuses it with -OOM,
-    /// allkeys-random evicts random keys until the store fits.
+    /// allkeys-random evicts random keys until the store fits. Applied live, without a restart.
     #[serde(default)]
     pub eviction_policy: MaxMemoryPolicy,
 
@@ -120,7 +132,8 @@ pub struct ConcurrentStoreSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<TracingSpec>,
 
-    /// Scheduling and metadata of the store's pods.
+    /// Scheduling and metadata of the store's pods. Changing any of it replaces the pods, which
+    /// start with an EMPTY store (data is in memory only until persistence lands).
     #[serde(default, skip_serializing_if = "PodSpecOverrides::is_empty")]
     pub pod: PodSpecOverrides,
 }
@@ -177,6 +190,7 @@ pub struct TracingSpec {
     pub endpoint: Option<String>,
 
     /// Fraction of commands traced, from 0 (none, no measurable cost) to 1 (every command).
+    /// Applied live, without a restart (changing the endpoint replaces the pods).
     #[serde(default)]
     #[schemars(range(min = 0.0, max = 1.0))]
     pub sample_ratio: f64,
@@ -251,19 +265,61 @@ pub struct ConcurrentStoreStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
 
-    /// The strategy every pod runs: set once a rollout to it has completed.
+    /// The strategy every running pod serves with, as the pods themselves report it. Unset while
+    /// they differ, while one still migrates or cannot be asked, and before any pod runs:
+    /// status.pods then shows each pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<Strategy>,
 
-    /// The shard count every pod runs: set once a rollout to it has completed.
+    /// The shard count every running pod serves with, as the pods report it; unset like
+    /// strategy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shards: Option<u32>,
 
-    /// Ready: every replica is ready at the current generation. Progressing: a rollout is under
-    /// way. Degraded: the operator or the rollout failed; the message says why.
+    /// Each running pod's engine as the operator last read it, in pod name order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub pods: Vec<PodEngineStatus>,
+
+    /// Ready: every replica is ready and runs the spec of the current generation. Progressing:
+    /// a rollout (reason RollingOut) or a live reconfiguration (reason Reconfiguring) is under
+    /// way. Degraded: the operator, the rollout or a reconfiguration failed; the message says why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+}
+
+/// One pod's engine, as it reported it to the operator.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodEngineStatus {
+    /// Name of the pod.
+    pub name: String,
+
+    /// The strategy the pod serves with now; unset when it could not be asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
+
+    /// The shard count the pod serves with now; unset when it could not be asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u32>,
+
+    /// Whether the pod runs the spec's strategy, shards, maxMemory, evictionPolicy and
+    /// tracing.sampleRatio, with no migration left.
+    #[serde(default)]
+    pub runs_spec: bool,
+
+    /// Whether a live migration is under way in the pod.
+    #[serde(default)]
+    pub migrating: bool,
+
+    /// The migration's target and progress, while one is under way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<String>,
+
+    /// Why the operator could not configure or read the pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 fn default_shards() -> u32 {
@@ -391,8 +447,8 @@ mod tests {
         assert_eq!(
             columns,
             [
-                ("Strategy", ".spec.strategy"),
-                ("Shards", ".spec.shards"),
+                ("Strategy", ".status.strategy"),
+                ("Shards", ".status.shards"),
                 ("Ready", ".status.ready"),
                 ("Age", ".metadata.creationTimestamp")
             ]

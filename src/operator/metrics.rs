@@ -1,5 +1,6 @@
 //! Prometheus metrics of `cstore operator`, in the OpenMetrics text format: reconciles,
-//! failures by reason, reconcile duration, and whether this replica holds the leader lease.
+//! failures by reason, reconcile duration, whether this replica holds the leader lease, and
+//! its conversations with store pods (live reconfigurations sent, failures by reason).
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::reconcile::FailureReason;
+use super::store_client::StoreFailure;
 
 /// Upper bounds of the reconcile duration buckets, in seconds: a reconcile is a handful of
 /// API round trips, so from a millisecond to the API client's own timeouts.
@@ -35,6 +37,8 @@ pub struct Metrics {
     failures: Family<ReasonLabel, Counter>,
     duration: HistogramWithExemplars<TraceExemplar>,
     leader: Gauge,
+    live_reconfigurations: Counter,
+    store_request_failures: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -51,10 +55,15 @@ impl Metrics {
             failures: Family::default(),
             duration: HistogramWithExemplars::new(DURATION_BUCKETS.into_iter()),
             leader: Gauge::default(),
+            live_reconfigurations: Counter::default(),
+            store_request_failures: Family::default(),
         };
         // Every reason is shown from the start, at zero, so that rate() and alerts see it.
         for reason in FailureReason::ALL {
             let _series = metrics.failures.get_or_create(&[("reason", reason.label())]);
+        }
+        for failure in StoreFailure::ALL {
+            let _series = metrics.store_request_failures.get_or_create(&[("reason", failure.label())]);
         }
         let registry = &mut metrics.registry;
         registry.register(
@@ -74,6 +83,16 @@ impl Metrics {
             "1 while this replica holds the leader lease and reconciles, else 0",
             metrics.leader.clone(),
         );
+        registry.register(
+            "live_reconfigurations",
+            "CONFIG SETs of a spec's live settings (strategy, shards, memory, tracing) that a store pod accepted",
+            metrics.live_reconfigurations.clone(),
+        );
+        registry.register(
+            "store_request_failures",
+            "Conversations with a store pod that failed, by reason",
+            metrics.store_request_failures.clone(),
+        );
         metrics
     }
 
@@ -84,6 +103,14 @@ impl Metrics {
 
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
+    }
+
+    pub fn live_reconfiguration_sent(&self) {
+        self.live_reconfigurations.inc();
+    }
+
+    pub fn store_request_failed(&self, failure: StoreFailure) {
+        self.store_request_failures.get_or_create(&[("reason", failure.label())]).inc();
     }
 
     /// Every metric in the OpenMetrics text format.
@@ -130,6 +157,8 @@ mod tests {
         let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736".to_owned();
         metrics.reconcile_started().finish(Some(FailureReason::Conflict), Some(trace_id));
         metrics.set_leader(true);
+        metrics.live_reconfiguration_sent();
+        metrics.store_request_failed(StoreFailure::Unreachable);
         let text = metrics.encode().unwrap();
         for line in [
             "cstore_operator_reconciles_total 2",
@@ -137,6 +166,9 @@ mod tests {
             "cstore_operator_reconcile_failures_total{reason=\"InvalidSpec\"} 0",
             "cstore_operator_reconcile_duration_seconds_count 2",
             "cstore_operator_leader 1",
+            "cstore_operator_live_reconfigurations_total 1",
+            "cstore_operator_store_request_failures_total{reason=\"Unreachable\"} 1",
+            "cstore_operator_store_request_failures_total{reason=\"Refused\"} 0",
             "cstore_operator_trace_spans_dropped_total 0",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");

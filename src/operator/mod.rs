@@ -1,7 +1,9 @@
 //! `cstore operator`: the controller for `ConcurrentStore`.
 //!
-//! The flow is one way: custom resource -> desired objects (`resources`, pure) -> server-side
-//! apply of what drifted (`apply`) -> status (`status`, pure), driven per store by `reconcile`.
+//! The flow is one way: custom resource -> desired objects and live settings (`resources`,
+//! pure) -> server-side apply of what drifted (`apply`) -> live settings sent to each running
+//! pod over RESP (`reconfigure`, deciding with the pure `live`, talking through
+//! `store_client`) -> status (`status`, pure), driven per store by `reconcile`.
 //! This module wires it up: the API client, a check that the CRD is installed, leader election
 //! on a Lease so that only one replica reconciles, one `Controller` per watched namespace
 //! (or one for all), the admin HTTP server, and a shutdown that finishes the reconciles in
@@ -11,11 +13,14 @@ pub mod admin;
 pub mod api_call;
 pub mod apply;
 pub mod crd;
+pub mod live;
 pub mod metrics;
 pub mod quantity;
 pub mod reconcile;
+pub mod reconfigure;
 pub mod resources;
 pub mod status;
+pub mod store_client;
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};

@@ -1,5 +1,6 @@
 //! One reconcile of a `ConcurrentStore`: render the desired state (pure), apply each child that
-//! drifted, write the status (pure), and say what happened in Events and metrics.
+//! drifted, bring the running pods to the spec's live settings (`reconfigure`), write the
+//! status (pure), and say what happened in Events and metrics.
 //!
 //! No finalizer: everything a store owns lives in the cluster and carries an owner reference,
 //! so the garbage collector deletes it with the store; there is nothing outside the cluster to
@@ -11,10 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
@@ -30,13 +31,24 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use super::api_call::traced;
 use super::apply::{Change, FIELD_MANAGER, apply};
 use super::crd::{ConcurrentStore, ConcurrentStoreStatus};
+use super::live::{Convergence, LiveSettings, PodReport};
 use super::metrics::Metrics;
-use super::resources::{Desired, RenderError, Settings};
+use super::reconfigure::{PasswordError, PodAddress, Target, pod_ip_address, read_password, reconfigure_pods};
+use super::resources::{Desired, ROLLOUT_STRATEGY, RenderError, Settings, pod_selector};
 use super::status::{Observation, next_status};
+use super::store_client::Timeouts;
 
 /// How often a healthy store is reconciled even when nothing changes: a safety net, since
 /// every change to the store or its children triggers a reconcile anyway.
 const RESYNC_INTERVAL: Duration = Duration::from_secs(300);
+
+/// How often a store whose pods are still applying new live settings is looked at again: a
+/// migration reports progress, not its end, and the status should follow it within seconds.
+const RECONFIGURING_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How often a pod that refused the settings or the password is tried again: it will refuse
+/// until someone fixes the spec (which triggers a reconcile anyway) or the Secret.
+const REFUSED_RETRY_INTERVAL: Duration = Duration::from_secs(30);
 
 /// The `reportingController` of the operator's Events.
 pub const CONTROLLER_NAME: &str = "cstore-operator";
@@ -88,21 +100,31 @@ pub enum Error {
     InvalidSpec(#[from] RenderError),
     #[error("cannot {action} {kind} {name}: {}", describe(source))]
     Api { action: &'static str, kind: String, name: String, source: kube::Error },
+    #[error("cannot read the store's password: {0}")]
+    Password(#[from] PasswordError),
 }
 
 impl Error {
     pub fn reason(&self) -> FailureReason {
-        let Error::Api { source, .. } = self else { return FailureReason::InvalidSpec };
-        match source {
-            kube::Error::Api(status) => match status.code {
-                403 => FailureReason::Forbidden,
-                409 => FailureReason::Conflict,
-                400 | 422 => FailureReason::Rejected,
-                _ => FailureReason::ApiError,
-            },
-            kube::Error::HyperError(_) | kube::Error::Service(_) => FailureReason::Unreachable,
-            _ => FailureReason::ApiError,
+        match self {
+            Error::InvalidSpec(_) => FailureReason::InvalidSpec,
+            Error::Api { source, .. } | Error::Password(PasswordError::Api { source, .. }) => classify(source),
+            // The Secret the spec names cannot be what the store reads either.
+            Error::Password(_) => FailureReason::InvalidSpec,
         }
+    }
+}
+
+fn classify(error: &kube::Error) -> FailureReason {
+    match error {
+        kube::Error::Api(status) => match status.code {
+            403 => FailureReason::Forbidden,
+            409 => FailureReason::Conflict,
+            400 | 422 => FailureReason::Rejected,
+            _ => FailureReason::ApiError,
+        },
+        kube::Error::HyperError(_) | kube::Error::Service(_) => FailureReason::Unreachable,
+        _ => FailureReason::ApiError,
     }
 }
 
@@ -122,6 +144,8 @@ pub struct Context {
     metrics: Arc<Metrics>,
     settings: Settings,
     backoff: Backoff,
+    pod_address: PodAddress,
+    store_timeouts: Timeouts,
 }
 
 impl Context {
@@ -134,7 +158,16 @@ impl Context {
             metrics,
             settings,
             backoff: Backoff::new(Duration::from_secs(1), RESYNC_INTERVAL),
+            pod_address: Arc::new(pod_ip_address),
+            store_timeouts: Timeouts::default(),
         }
+    }
+
+    /// Reaches store pods at the addresses `pod_address` gives instead of their pod IPs: the
+    /// seam through which tests stand local `cstore serve` processes in for pods.
+    pub fn with_pod_address(mut self, pod_address: PodAddress) -> Self {
+        self.pod_address = pod_address;
+        self
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -201,6 +234,7 @@ async fn reconcile_store(store: &ConcurrentStore, context: &Context) -> Result<A
     let config_maps = Api::<ConfigMap>::namespaced(client.clone(), &namespace);
     ensure(store, context, &config_maps, desired.config_map).await?;
     let deployments = Api::<Deployment>::namespaced(client.clone(), &namespace);
+    drop_rolling_update(&deployments, &store.name_any()).await?;
     let deployment = ensure(store, context, &deployments, desired.deployment).await?;
     let services = Api::<Service>::namespaced(client.clone(), &namespace);
     ensure(store, context, &services, desired.service).await?;
@@ -212,10 +246,74 @@ async fn reconcile_store(store: &ConcurrentStore, context: &Context) -> Result<A
         None => remove_owned(store, context, &budgets).await?,
     }
 
-    // Rollout progress needs no polling: the Deployment's status changes trigger reconciles.
-    let status = next_status(store, Observation::Applied(&deployment), Timestamp::now());
+    let pods = reconfigure(store, context, &namespace, desired.live_settings, desired.resp_port).await?;
+    let observation = Observation::Applied { deployment: &deployment, pods: &pods };
+    let status = next_status(store, observation, Timestamp::now());
     write_status(store, context, status).await?;
-    Ok(Action::requeue(RESYNC_INTERVAL))
+    // Rollout progress needs no polling: the Deployment's status changes trigger reconciles.
+    // A live migration changes no object, so its progress is polled.
+    Ok(Action::requeue(match Convergence::of(&pods, store.spec.strategy, store.spec.shards) {
+        Convergence::Converged => RESYNC_INTERVAL,
+        Convergence::Converging => RECONFIGURING_POLL_INTERVAL,
+        Convergence::Blocked => REFUSED_RETRY_INTERVAL,
+    }))
+}
+
+/// Tells every running pod of the store the spec's live settings and reports what each runs.
+/// A pod that cannot be reached is reported, not an error: the reconcile goes on and the status
+/// says why.
+async fn reconfigure(
+    store: &ConcurrentStore,
+    context: &Context,
+    namespace: &str,
+    settings: LiveSettings,
+    port: u16,
+) -> Result<Vec<PodReport>, Error> {
+    let name = store.name_any();
+    let pods = Api::<Pod>::namespaced(context.client.clone(), namespace);
+    let listed = traced("list", "Pod", &name, pods.list(&ListParams::default().labels(&pod_selector(&name))))
+        .await
+        .map_err(|source| api_error("list the pods of", "ConcurrentStore", &name, source))?;
+    if listed.items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let password = match &store.spec.auth {
+        Some(auth) => {
+            let secrets = Api::<Secret>::namespaced(context.client.clone(), namespace);
+            Some(read_password(&secrets, &auth.secret_ref.name, &auth.secret_ref.key).await?)
+        }
+        None => None,
+    };
+    let target = Target {
+        settings,
+        port,
+        password: password.as_deref(),
+        address: &context.pod_address,
+        timeouts: context.store_timeouts,
+        metrics: &context.metrics,
+    };
+    Ok(reconfigure_pods(&listed.items, &target).await)
+}
+
+/// Switches a Deployment made before stores used the Recreate strategy. It carries the API
+/// server's default `rollingUpdate` block, which the API server refuses beside
+/// `type: Recreate`, and which a server-side apply cannot remove: no field manager of ours owns
+/// it. One JSON merge patch removes it (what `kubectl apply` does with its retainKeys).
+async fn drop_rolling_update(deployments: &Api<Deployment>, name: &str) -> Result<(), Error> {
+    let current = traced("get", "Deployment", name, deployments.get_opt(name))
+        .await
+        .map_err(|source| api_error("read", "Deployment", name, source))?;
+    let strategy = current.as_ref().and_then(|deployment| deployment.spec.as_ref()?.strategy.as_ref());
+    if strategy.is_none_or(|strategy| strategy.rolling_update.is_none()) {
+        return Ok(());
+    }
+    let patch = serde_json::json!({"spec": {"strategy": {"type": ROLLOUT_STRATEGY, "rollingUpdate": null}}});
+    let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PatchParams::default() };
+    traced("patch", "Deployment", name, deployments.patch(name, &params, &Patch::Merge(&patch)))
+        .await
+        .map_err(|source| api_error("switch to the Recreate strategy", "Deployment", name, source))?;
+    info!(%name, "switched the Deployment to the Recreate strategy");
+    Ok(())
 }
 
 /// Applies one child if it drifted, with an Event saying what changed.
@@ -270,11 +368,20 @@ async fn write_status(store: &ConcurrentStore, context: &Context, status: Concur
     }
     let name = store.name_any();
     let api = Api::<ConcurrentStore>::namespaced(context.client.clone(), &store.namespace().unwrap_or_default());
-    let patch = serde_json::json!({
+    let mut patch = serde_json::json!({
         "apiVersion": ConcurrentStore::api_version(&()),
         "kind": ConcurrentStore::kind(&()),
         "status": status,
     });
+    // strategy and shards come and go with what the pods report. An unset one is sent as an
+    // explicit null (both fields are nullable in the schema), so the old value goes whatever
+    // the apply implementation: server-side apply stores the null, and one that merges
+    // patches (kube-fake-client) deletes the field; omitted, a merge would keep the old value.
+    for cleared in ["strategy", "shards"] {
+        if patch["status"][cleared].is_null() {
+            patch["status"][cleared] = serde_json::Value::Null;
+        }
+    }
     let params = PatchParams::apply(FIELD_MANAGER).force();
     traced("apply status", "ConcurrentStore", &name, api.patch_status(&name, &params, &Patch::Apply(&patch)))
         .await

@@ -1,10 +1,17 @@
 //! Desired state: a pure function from a `ConcurrentStore` to the objects that run it (the
 //! store's config file in a ConfigMap, a Deployment, a Service, and a PodDisruptionBudget when
-//! there is more than one replica). No API calls here, so every field is unit-tested.
+//! there is more than one replica), and the live settings the running pods are told. No API
+//! calls here, so every field is unit-tested.
+//!
+//! What needs new pods and what does not: the pod template changes only with what a running
+//! store cannot apply (image, resources, placement, the rest of the config file). strategy,
+//! shards, maxMemory, evictionPolicy and tracing.sampleRatio are left out of it; the operator
+//! sends them to the running pods with CONFIG SET (`reconfigure`). New pods replace old ones
+//! with the Deployment strategy Recreate: see [`deployment`].
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
     KeyToPath, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
@@ -18,13 +25,18 @@ use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
 use super::crd::{ConcurrentStore, INSTANCE_LABEL, NAME_LABEL};
+use super::live::LiveSettings;
 use super::quantity::{QuantityError, quantity_to_bytes};
 use crate::engine::EngineConfig;
 use crate::server::config::{ConfigError, LogFormat, ServerConfig};
 
-/// Pod template annotation holding the SHA-256 of the rendered config file: the file is read
-/// once at startup, so a new hash is what rolls the pods onto a new config.
-pub const CONFIG_HASH_ANNOTATION: &str = "cstore.dev/config-hash";
+/// Pod template annotation holding the SHA-256 of the part of the config file that only new
+/// pods can apply (the file without its live settings): a new hash replaces the pods, and a
+/// change of a live setting leaves the hash, and so the pods, as they are.
+pub const RESTART_CONFIG_HASH_ANNOTATION: &str = "cstore.dev/restart-config-hash";
+
+/// The Deployment strategy of every store: old pods stop before new ones start.
+pub const ROLLOUT_STRATEGY: &str = "Recreate";
 
 /// The ConfigMap key (and so the file name) of the store's config file.
 pub const CONFIG_FILE_NAME: &str = "cstore.toml";
@@ -70,6 +82,10 @@ pub struct Desired {
     pub service: Service,
     /// Present only with more than one replica: with one, a budget would block node drains.
     pub pod_disruption_budget: Option<PodDisruptionBudget>,
+    /// What the running pods are told with CONFIG SET, so a change needs no new pods.
+    pub live_settings: LiveSettings,
+    /// The store's RESP port, where the operator reaches each pod.
+    pub resp_port: u16,
 }
 
 /// Why a store's desired state cannot be rendered.
@@ -92,11 +108,14 @@ impl Desired {
         let names = Names::of(store)?;
         let config = server_config(store)?;
         let config_file = config.to_toml_string()?;
+        let restart_config_hash = sha256_hex(&LiveSettings::without_live_settings(&config).to_toml_string()?);
         Ok(Desired {
             config_map: config_map(&names, &config_file),
-            deployment: deployment(store, &names, settings, &config, &config_file),
+            deployment: deployment(store, &names, settings, &config, &restart_config_hash),
             service: service(&names),
             pod_disruption_budget: (store.spec.replicas > 1).then(|| pod_disruption_budget(&names)),
+            live_settings: LiveSettings::of(&config),
+            resp_port: config.port,
         })
     }
 }
@@ -124,10 +143,15 @@ pub fn endpoint(store: &ConcurrentStore) -> Option<String> {
     Some(format!("{}.{namespace}.svc:{}", store.name_any(), ServerConfig::default().port))
 }
 
-/// SHA-256 of `text`, in hex: the config hash on the pod template, and the applied hash on
-/// every child.
+/// SHA-256 of `text`, in hex: the restart config hash on the pod template, and the applied
+/// hash on every child.
 pub fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The label selector of a store's pods, as a list request takes it.
+pub fn pod_selector(store_name: &str) -> String {
+    format!("{NAME_LABEL}={APP_NAME},{INSTANCE_LABEL}={store_name}")
 }
 
 /// The name of the ConfigMap holding a store's config file.
@@ -199,12 +223,19 @@ fn config_map(names: &Names, config_file: &str) -> ConfigMap {
     }
 }
 
+/// The store's Deployment, with the strategy Recreate: a change that needs new pods stops
+/// every old pod before the first new one starts. Each pod holds its data in memory, so a new
+/// pod starts empty; with RollingUpdate (maxSurge) the Service would send some clients to the
+/// new empty pod and others to an old one while both run, and the writes that reach the old
+/// pod are lost with it. A readiness gate does not help: the new pod is truly ready (it serves
+/// correctly, just without the data), and an old pod stays in the Service until it is deleted.
+/// Recreate costs a short outage instead, and never shows two data sets at once.
 fn deployment(
     store: &ConcurrentStore,
     names: &Names,
     settings: &Settings,
     config: &ServerConfig,
-    config_file: &str,
+    restart_config_hash: &str,
 ) -> Deployment {
     let overrides = &store.spec.pod;
     let mut pod_labels = overrides.labels.clone();
@@ -220,7 +251,7 @@ fn deployment(
     .map(|(key, value)| (key.to_owned(), value))
     .collect();
     pod_annotations.extend(overrides.annotations.clone());
-    pod_annotations.insert(CONFIG_HASH_ANNOTATION.to_owned(), sha256_hex(config_file));
+    pod_annotations.insert(RESTART_CONFIG_HASH_ANNOTATION.to_owned(), restart_config_hash.to_owned());
 
     let mut volumes = vec![Volume {
         name: "config".to_owned(),
@@ -281,6 +312,7 @@ fn deployment(
         spec: Some(DeploymentSpec {
             replicas: Some(store.spec.replicas),
             selector: names.selector(),
+            strategy: Some(DeploymentStrategy { type_: Some(ROLLOUT_STRATEGY.to_owned()), rolling_update: None }),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
@@ -383,14 +415,12 @@ fn environment(store: &ConcurrentStore) -> Vec<EnvVar> {
                 .to_owned(),
         ),
     ];
-    if let Some(tracing) = &store.spec.tracing {
-        if let Some(endpoint) = &tracing.endpoint {
-            env.push(value("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.clone()));
-            env.push(value("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()));
-        }
-        // The standard spelling of sampleRatio, for the store and any sidecar that reads it.
-        env.push(value("OTEL_TRACES_SAMPLER", "parentbased_traceidratio".to_owned()));
-        env.push(value("OTEL_TRACES_SAMPLER_ARG", tracing.sample_ratio.to_string()));
+    // No OTEL_TRACES_SAMPLER(_ARG) for sampleRatio: the store would let it override the config
+    // file's ratio, so a pod restarted after a live change would trace at the old ratio, and a
+    // change of it would change the pod template and so replace the pods.
+    if let Some(endpoint) = store.spec.tracing.as_ref().and_then(|tracing| tracing.endpoint.as_ref()) {
+        env.push(value("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.clone()));
+        env.push(value("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()));
     }
     env
 }

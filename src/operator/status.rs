@@ -1,9 +1,13 @@
 //! A store's status, computed from what one reconcile observed. Pure: every condition
 //! transition is unit-tested without an API server.
 //!
-//! - `Ready`: every replica is ready and runs the spec of the current generation.
-//! - `Progressing`: a rollout is under way (a new spec, a scale, or pods being replaced).
-//! - `Degraded`: the reconcile failed, or the rollout stalled past its progress deadline.
+//! - `Ready`: every replica is ready and runs the spec of the current generation, as each pod
+//!   itself reports (its engine, with no migration left).
+//! - `Progressing`: a rollout is under way (reason `RollingOut`: a scale, or pods being
+//!   replaced), or a live reconfiguration (reason `Reconfiguring`: some pod still migrates,
+//!   was just told, or cannot be asked yet; the message says how many pods run the spec).
+//! - `Degraded`: the reconcile failed, the rollout stalled past its progress deadline, or a pod
+//!   refused the spec's settings or the password (reason `ReconfigurationFailed`).
 //!
 //! Each condition keeps its `lastTransitionTime` until its status changes, and carries the
 //! generation it was computed for.
@@ -12,7 +16,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use super::crd::{ConcurrentStore, ConcurrentStoreStatus};
+use super::crd::{ConcurrentStore, ConcurrentStoreSpec, ConcurrentStoreStatus, PodEngineStatus};
+use super::live::{Convergence, EngineInfo, Migration, PodReport};
 use super::resources::endpoint;
 
 pub const READY: &str = "Ready";
@@ -22,11 +27,18 @@ pub const DEGRADED: &str = "Degraded";
 /// The Deployment condition reason that says a rollout stopped making progress.
 const DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
 
+/// Progressing's reason while pods apply new live settings.
+pub const RECONFIGURING: &str = "Reconfiguring";
+
+/// The reason of a reconfiguration some pod refused.
+pub const RECONFIGURATION_FAILED: &str = "ReconfigurationFailed";
+
 /// What one reconcile found.
 #[derive(Clone, Copy, Debug)]
 pub enum Observation<'a> {
-    /// Every child matches the spec; the store's Deployment as the API server holds it.
-    Applied(&'a Deployment),
+    /// Every child matches the spec: the store's Deployment as the API server holds it, and
+    /// what each running pod reported of its engine after it was told the spec's settings.
+    Applied { deployment: &'a Deployment, pods: &'a [PodReport] },
     /// The reconcile failed; `reason` is a CamelCase word, `message` says what failed.
     Failed { reason: &'a str, message: &'a str },
 }
@@ -37,11 +49,13 @@ pub fn next_status(store: &ConcurrentStore, observation: Observation<'_>, now: T
     let generation = store.metadata.generation;
     let conditions = Conditions { previous: &previous.conditions, generation, now };
     match observation {
-        Observation::Applied(deployment) => {
+        Observation::Applied { deployment, pods } => {
             let rollout = Rollout::of(deployment);
+            let engines = Engines { pods, spec: &store.spec };
+            let convergence = Convergence::of(pods, store.spec.strategy, store.spec.shards);
             let desired = store.spec.replicas;
             let complete = rollout.is_complete();
-            let ready = complete && rollout.ready == desired;
+            let replicas_ready = complete && rollout.ready == desired;
             let counts = format!("{}/{desired} replicas ready", rollout.ready);
             ConcurrentStoreStatus {
                 observed_generation: generation,
@@ -49,28 +63,40 @@ pub fn next_status(store: &ConcurrentStore, observation: Observation<'_>, now: T
                 ready_replicas: rollout.ready,
                 ready: format!("{}/{desired}", rollout.ready),
                 endpoint: endpoint(store),
-                // What every pod runs is only known once a rollout to it has completed.
-                strategy: if complete { Some(store.spec.strategy) } else { previous.strategy },
-                shards: if complete { Some(store.spec.shards) } else { previous.shards },
+                strategy: engines.common(|engine| engine.strategy),
+                shards: engines.common(|engine| engine.shards),
+                pods: pods.iter().map(|pod| pod_status(pod, &store.spec)).collect(),
                 conditions: vec![
-                    if ready {
-                        conditions.set(READY, "True", "AllReplicasReady", counts)
-                    } else {
-                        conditions.set(READY, "False", "ReplicasNotReady", counts)
+                    match convergence {
+                        _ if !replicas_ready => conditions.set(READY, "False", "ReplicasNotReady", counts),
+                        Convergence::Converged => conditions.set(READY, "True", "AllReplicasReady", counts),
+                        Convergence::Converging => conditions.set(READY, "False", RECONFIGURING, engines.describe()),
+                        Convergence::Blocked => {
+                            conditions.set(READY, "False", RECONFIGURATION_FAILED, engines.describe())
+                        }
                     },
-                    match &rollout.stalled {
-                        Some(message) => conditions.set(PROGRESSING, "False", DEADLINE_EXCEEDED, message.clone()),
-                        None if complete => conditions.set(
+                    match (&rollout.stalled, convergence) {
+                        (Some(message), _) => conditions.set(PROGRESSING, "False", DEADLINE_EXCEEDED, message.clone()),
+                        (None, _) if !complete => conditions.set(PROGRESSING, "True", "RollingOut", rollout.describe()),
+                        (None, Convergence::Converged) => conditions.set(
                             PROGRESSING,
                             "False",
                             "RolloutComplete",
                             format!("all {desired} replicas run the current spec"),
                         ),
-                        None => conditions.set(PROGRESSING, "True", "RollingOut", rollout.describe()),
+                        (None, Convergence::Converging) => {
+                            conditions.set(PROGRESSING, "True", RECONFIGURING, engines.describe())
+                        }
+                        (None, Convergence::Blocked) => {
+                            conditions.set(PROGRESSING, "False", RECONFIGURATION_FAILED, engines.describe())
+                        }
                     },
-                    match &rollout.stalled {
-                        Some(message) => conditions.set(DEGRADED, "True", DEADLINE_EXCEEDED, message.clone()),
-                        None => conditions.set(DEGRADED, "False", "ReconcileSucceeded", String::new()),
+                    match (&rollout.stalled, convergence) {
+                        (Some(message), _) => conditions.set(DEGRADED, "True", DEADLINE_EXCEEDED, message.clone()),
+                        (None, Convergence::Blocked) => {
+                            conditions.set(DEGRADED, "True", RECONFIGURATION_FAILED, engines.describe())
+                        }
+                        (None, _) => conditions.set(DEGRADED, "False", "ReconcileSucceeded", String::new()),
                     },
                 ],
             }
@@ -83,6 +109,71 @@ pub fn next_status(store: &ConcurrentStore, observation: Observation<'_>, now: T
                 conditions.set(DEGRADED, "True", reason, message.to_owned()),
             ],
             ..previous.clone()
+        },
+    }
+}
+
+/// What the store's pods reported of their engines, against the spec.
+struct Engines<'a> {
+    pods: &'a [PodReport],
+    spec: &'a ConcurrentStoreSpec,
+}
+
+impl Engines<'_> {
+    /// The value every pod reports, when they all could be asked, none still migrates, and
+    /// they agree; `None` otherwise (and with no pod).
+    fn common<T: PartialEq + Copy>(&self, field: impl Fn(&EngineInfo) -> T) -> Option<T> {
+        let mut values = self.pods.iter().map(|pod| {
+            let settled = pod.outcome.as_ref().ok().filter(|engine| engine.migration.is_none());
+            settled.map(&field)
+        });
+        let first = values.next()??;
+        values.all(|value| value == Some(first)).then_some(first)
+    }
+
+    /// How many pods run the spec, and what each other pod is doing.
+    fn describe(&self) -> String {
+        let (strategy, shards) = (self.spec.strategy, self.spec.shards);
+        let running = self.pods.iter().filter(|pod| runs(pod, self.spec)).count();
+        let mut text = format!("{running} of {} pods run the spec ({strategy} with {shards} shards)", self.pods.len());
+        for pod in self.pods.iter().filter(|pod| !runs(pod, self.spec)) {
+            let state = match &pod.outcome {
+                Ok(EngineInfo { migration: Some(migration), .. }) => format!("migrating {}", describe(migration)),
+                Ok(engine) => format!("runs {} with {} shards", engine.strategy, engine.shards),
+                Err(failure) => format!("{}: {}", failure.failure.label(), failure.message),
+            };
+            text.push_str(&format!("; {}: {state}", pod.name));
+        }
+        text
+    }
+}
+
+fn runs(pod: &PodReport, spec: &ConcurrentStoreSpec) -> bool {
+    pod.outcome.as_ref().is_ok_and(|engine| engine.runs(spec.strategy, spec.shards))
+}
+
+fn describe(migration: &Migration) -> String {
+    format!(
+        "to {} with {} shards, {} of {} keys moved",
+        migration.target_strategy, migration.target_shards, migration.keys_moved, migration.keys_total
+    )
+}
+
+fn pod_status(pod: &PodReport, spec: &ConcurrentStoreSpec) -> PodEngineStatus {
+    match &pod.outcome {
+        Ok(engine) => PodEngineStatus {
+            name: pod.name.clone(),
+            strategy: Some(engine.strategy),
+            shards: Some(engine.shards),
+            runs_spec: runs(pod, spec),
+            migrating: engine.migration.is_some(),
+            migration: engine.migration.as_ref().map(describe),
+            error: None,
+        },
+        Err(failure) => PodEngineStatus {
+            name: pod.name.clone(),
+            error: Some(format!("{}: {}", failure.failure.label(), failure.message)),
+            ..PodEngineStatus::default()
         },
     }
 }
@@ -185,6 +276,8 @@ mod tests {
     use super::*;
     use crate::engine::Strategy;
     use crate::operator::crd::ConcurrentStoreSpec;
+    use crate::operator::live::PodFailure;
+    use crate::operator::store_client::StoreFailure;
 
     fn at(seconds: i64) -> Timestamp {
         Timestamp::from_second(1_800_000_000 + seconds).unwrap()
@@ -221,6 +314,23 @@ mod tests {
         }
     }
 
+    fn running(name: &str, strategy: Strategy, shards: u32) -> PodReport {
+        PodReport { name: name.into(), outcome: Ok(EngineInfo { strategy, shards, migration: None }) }
+    }
+
+    fn migrating(name: &str, keys_moved: u64) -> PodReport {
+        let migration =
+            Migration { target_strategy: Strategy::LockFree, target_shards: 64, keys_moved, keys_total: 40 };
+        PodReport {
+            name: name.into(),
+            outcome: Ok(EngineInfo { strategy: Strategy::Mutex, shards: 1, migration: Some(migration) }),
+        }
+    }
+
+    fn failed(name: &str, failure: StoreFailure, message: &str) -> PodReport {
+        PodReport { name: name.into(), outcome: Err(PodFailure { failure, message: message.into() }) }
+    }
+
     fn condition<'a>(status: &'a ConcurrentStoreStatus, type_: &str) -> &'a Condition {
         status.conditions.iter().find(|c| c.type_ == type_).unwrap()
     }
@@ -236,7 +346,9 @@ mod tests {
     #[test]
     fn a_complete_rollout_with_every_replica_ready_is_ready() {
         let store = store(3, 2);
-        let status = next_status(&store, Observation::Applied(&deployment(5, 5, 2, 2, 2)), at(0));
+        let pods = [running("cache-a", Strategy::LockFree, 64), running("cache-b", Strategy::LockFree, 64)];
+        let status =
+            next_status(&store, Observation::Applied { deployment: &deployment(5, 5, 2, 2, 2), pods: &pods }, at(0));
         assert_eq!(
             summary(&status),
             owned(&[
@@ -250,22 +362,22 @@ mod tests {
         assert_eq!(status.observed_generation, Some(3));
         assert_eq!(status.endpoint.as_deref(), Some("cache.apps.svc:6379"));
         assert!(status.conditions.iter().all(|c| c.observed_generation == Some(3)));
+        assert_eq!(
+            status.pods.iter().map(|pod| (pod.name.as_str(), pod.runs_spec, pod.migrating)).collect::<Vec<_>>(),
+            [("cache-a", true, false), ("cache-b", true, false)]
+        );
     }
 
     #[test]
-    fn a_rollout_under_way_is_progressing_and_keeps_the_running_engine() {
-        let mut store = store(4, 2);
-        store.status = Some(ConcurrentStoreStatus {
-            strategy: Some(Strategy::Mutex),
-            shards: Some(1),
-            ..ConcurrentStoreStatus::default()
-        });
+    fn a_rollout_under_way_is_progressing_and_shows_the_engine_the_pods_run() {
+        let store = store(4, 2);
+        let old_pods = [running("cache-a", Strategy::Mutex, 1), running("cache-b", Strategy::Mutex, 1)];
         for (deployment, message) in [
             (deployment(6, 5, 2, 2, 2), "the Deployment controller has not yet seen the new spec"),
             (deployment(6, 6, 2, 1, 2), "1 of 2 replicas updated, 2 available, 1 old replica(s) still running"),
             (deployment(6, 6, 2, 2, 1), "2 of 2 replicas updated, 1 available"),
         ] {
-            let status = next_status(&store, Observation::Applied(&deployment), at(0));
+            let status = next_status(&store, Observation::Applied { deployment: &deployment, pods: &old_pods }, at(0));
             assert_eq!(
                 summary(&status),
                 owned(&[
@@ -275,7 +387,7 @@ mod tests {
                 ])
             );
             assert_eq!(condition(&status, PROGRESSING).message, message);
-            assert_eq!((status.strategy, status.shards), (Some(Strategy::Mutex), Some(1)), "still the old engine");
+            assert_eq!((status.strategy, status.shards), (Some(Strategy::Mutex), Some(1)), "what the pods report");
         }
     }
 
@@ -289,7 +401,7 @@ mod tests {
             message: Some("ReplicaSet \"cache-1\" has timed out progressing.".into()),
             ..DeploymentCondition::default()
         }]);
-        let status = next_status(&store(1, 1), Observation::Applied(&stalled), at(0));
+        let status = next_status(&store(1, 1), Observation::Applied { deployment: &stalled, pods: &[] }, at(0));
         assert_eq!(
             summary(&status),
             owned(&[
@@ -304,12 +416,15 @@ mod tests {
     #[test]
     fn transition_times_change_only_with_the_status() {
         let mut store = store(1, 1);
-        let first = next_status(&store, Observation::Applied(&deployment(1, 1, 1, 1, 0)), at(0));
+        let first =
+            next_status(&store, Observation::Applied { deployment: &deployment(1, 1, 1, 1, 0), pods: &[] }, at(0));
         store.status = Some(first.clone());
-        let second = next_status(&store, Observation::Applied(&deployment(1, 1, 1, 1, 0)), at(10));
+        let second =
+            next_status(&store, Observation::Applied { deployment: &deployment(1, 1, 1, 1, 0), pods: &[] }, at(10));
         assert_eq!(first, second, "nothing changed, so the status is equal and need not be written");
 
-        let ready = next_status(&store, Observation::Applied(&deployment(1, 1, 1, 1, 1)), at(20));
+        let ready =
+            next_status(&store, Observation::Applied { deployment: &deployment(1, 1, 1, 1, 1), pods: &[] }, at(20));
         assert_eq!(condition(&ready, READY).last_transition_time, Time(at(20)));
         assert_eq!(condition(&ready, DEGRADED).last_transition_time, Time(at(0)));
     }
@@ -317,7 +432,11 @@ mod tests {
     #[test]
     fn a_failure_is_degraded_and_keeps_what_is_known_of_the_current_generation() {
         let mut store = store(2, 1);
-        store.status = Some(next_status(&store, Observation::Applied(&deployment(1, 1, 1, 1, 1)), at(0)));
+        store.status = Some(next_status(
+            &store,
+            Observation::Applied { deployment: &deployment(1, 1, 1, 1, 1), pods: &[] },
+            at(0),
+        ));
         let failed = Observation::Failed { reason: "Forbidden", message: "cannot apply Deployment cache: forbidden" };
         let status = next_status(&store, failed, at(5));
         assert_eq!(
@@ -351,9 +470,100 @@ mod tests {
     fn recovery_clears_degraded() {
         let mut store = store(1, 1);
         store.status = Some(next_status(&store, Observation::Failed { reason: "ApiError", message: "boom" }, at(0)));
-        let status = next_status(&store, Observation::Applied(&deployment(1, 1, 1, 1, 1)), at(30));
+        let status =
+            next_status(&store, Observation::Applied { deployment: &deployment(1, 1, 1, 1, 1), pods: &[] }, at(30));
         assert_eq!(condition(&status, DEGRADED).status, "False");
         assert_eq!(condition(&status, DEGRADED).last_transition_time, Time(at(30)));
         assert_eq!(condition(&status, READY).status, "True");
+    }
+
+    #[test]
+    fn a_live_reconfiguration_is_progressing_until_every_pod_runs_the_spec() {
+        let store = store(2, 2);
+        let rolled_out = deployment(1, 1, 2, 2, 2);
+        let status_with =
+            |pods: &[PodReport]| next_status(&store, Observation::Applied { deployment: &rolled_out, pods }, at(0));
+
+        let status = status_with(&[running("cache-a", Strategy::LockFree, 64), migrating("cache-b", 10)]);
+        assert_eq!(
+            summary(&status),
+            owned(&[
+                ("Ready", "False", "Reconfiguring"),
+                ("Progressing", "True", "Reconfiguring"),
+                ("Degraded", "False", "ReconcileSucceeded")
+            ])
+        );
+        assert_eq!(
+            condition(&status, PROGRESSING).message,
+            "1 of 2 pods run the spec (LockFree with 64 shards); cache-b: migrating to LockFree with 64 shards, 10 of 40 keys moved"
+        );
+        assert_eq!((status.strategy, status.shards), (None, None), "the pods differ");
+        assert_eq!(status.ready, "2/2", "both pods serve throughout");
+        let migrating_pod = &status.pods[1];
+        assert_eq!((migrating_pod.strategy, migrating_pod.shards), (Some(Strategy::Mutex), Some(1)));
+        assert!(migrating_pod.migrating && !migrating_pod.runs_spec);
+        assert_eq!(migrating_pod.migration.as_deref(), Some("to LockFree with 64 shards, 10 of 40 keys moved"));
+
+        let status = status_with(&[running("cache-a", Strategy::LockFree, 64), running("cache-b", Strategy::Mutex, 1)]);
+        assert_eq!(
+            condition(&status, PROGRESSING).message,
+            "1 of 2 pods run the spec (LockFree with 64 shards); cache-b: runs Mutex with 1 shards",
+            "told just now, its migration not started yet"
+        );
+
+        let status =
+            status_with(&[running("cache-a", Strategy::LockFree, 64), running("cache-b", Strategy::LockFree, 64)]);
+        assert_eq!(condition(&status, READY).status, "True");
+        assert_eq!(condition(&status, PROGRESSING).reason, "RolloutComplete");
+        assert_eq!((status.strategy, status.shards), (Some(Strategy::LockFree), Some(64)));
+    }
+
+    #[test]
+    fn an_unreachable_pod_keeps_the_store_reconfiguring_and_says_why() {
+        let pods = [
+            running("cache-a", Strategy::LockFree, 64),
+            failed("cache-b", StoreFailure::Unreachable, "cannot connect to 10.0.0.7:6379: connection refused"),
+        ];
+        let status = next_status(
+            &store(2, 2),
+            Observation::Applied { deployment: &deployment(1, 1, 2, 2, 2), pods: &pods },
+            at(0),
+        );
+        assert_eq!(condition(&status, PROGRESSING).reason, "Reconfiguring");
+        assert_eq!(
+            condition(&status, PROGRESSING).message,
+            "1 of 2 pods run the spec (LockFree with 64 shards); cache-b: Unreachable: cannot connect to 10.0.0.7:6379: connection refused"
+        );
+        assert_eq!(condition(&status, DEGRADED).status, "False", "a pod starting or stopping is not a failure");
+        assert_eq!(status.strategy, None, "cache-b's engine is unknown");
+        assert_eq!(
+            status.pods[1].error.as_deref(),
+            Some("Unreachable: cannot connect to 10.0.0.7:6379: connection refused")
+        );
+        assert_eq!((status.pods[1].strategy, status.pods[1].runs_spec), (None, false));
+    }
+
+    #[test]
+    fn a_refused_reconfiguration_is_degraded() {
+        let refusal =
+            "the store refused CONFIG SET: ERR Unknown option or number of arguments for CONFIG SET - 'strategy'";
+        let pods = [failed("cache-a", StoreFailure::Refused, refusal)];
+        let status = next_status(
+            &store(2, 1),
+            Observation::Applied { deployment: &deployment(1, 1, 1, 1, 1), pods: &pods },
+            at(0),
+        );
+        assert_eq!(
+            summary(&status),
+            owned(&[
+                ("Ready", "False", "ReconfigurationFailed"),
+                ("Progressing", "False", "ReconfigurationFailed"),
+                ("Degraded", "True", "ReconfigurationFailed")
+            ])
+        );
+        assert_eq!(
+            condition(&status, DEGRADED).message,
+            format!("0 of 1 pods run the spec (LockFree with 64 shards); cache-a: Refused: {refusal}")
+        );
     }
 }

@@ -1,11 +1,22 @@
 //! An in-memory cluster for reconcile tests: kube-fake-client's API server with the
 //! ConcurrentStore CRD registered, a reconcile context on it, and the parts of the Deployment
-//! controller and kubelet the tests need, played by writing Deployment status.
+//! controller and kubelet the tests need, played by writing Deployment status and creating
+//! Pods. A pod's RESP port is whatever local address the test registers for it (a
+//! [`fake_store::FakeStore`] or a real `cstore serve`), through the context's pod address seam.
 
 #![allow(dead_code)] // each test crate uses its own subset
 
+pub mod fake_store;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::ResourceExt;
+use kube::api::PostParams;
+use parking_lot::Mutex;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::events::v1::Event;
@@ -37,6 +48,8 @@ pub struct Cluster {
     pub context: Arc<Context>,
     name: String,
     fail_deployment_applies: Arc<AtomicBool>,
+    /// Where each pod's RESP port is, by pod name.
+    pod_addresses: Arc<Mutex<HashMap<String, SocketAddr>>>,
 }
 
 impl Cluster {
@@ -62,8 +75,42 @@ impl Cluster {
             .await
             .unwrap();
         let settings = Settings { default_image: OPERATOR_IMAGE.to_owned() };
-        let context = Arc::new(Context::new(client.clone(), settings, Arc::new(Metrics::new()), None));
-        Cluster { client, context, name, fail_deployment_applies }
+        let pod_addresses = Arc::new(Mutex::new(HashMap::<String, SocketAddr>::new()));
+        let addresses = Arc::clone(&pod_addresses);
+        let context = Context::new(client.clone(), settings, Arc::new(Metrics::new()), None)
+            .with_pod_address(Arc::new(move |pod: &Pod, _port| addresses.lock().get(&pod.name_any()).copied()));
+        Cluster { client, context: Arc::new(context), name, fail_deployment_applies, pod_addresses }
+    }
+
+    /// A running pod of the store, whose RESP port is at `address`: what the Deployment
+    /// controller, the scheduler and the kubelet would make.
+    pub async fn add_pod(&self, pod_name: &str, address: SocketAddr) {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {
+                "name": pod_name,
+                "namespace": NAMESPACE,
+                "labels": {"app.kubernetes.io/name": "cstore", "app.kubernetes.io/instance": self.name},
+            },
+            "spec": {"containers": [{"name": "cstore", "image": OPERATOR_IMAGE}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.1"},
+        }))
+        .unwrap();
+        self.api::<Pod>().create(&PostParams::default(), &pod).await.unwrap();
+        self.pod_addresses.lock().insert(pod_name.to_owned(), address);
+    }
+
+    /// A Secret holding `password` under `key`.
+    pub async fn add_secret(&self, secret_name: &str, key: &str, password: &str) {
+        let secret = Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(secret_name.to_owned()),
+                namespace: Some(NAMESPACE.to_owned()),
+                ..Default::default()
+            },
+            data: Some([(key.to_owned(), k8s_openapi::ByteString(password.as_bytes().to_vec()))].into()),
+            ..Secret::default()
+        };
+        self.api::<Secret>().create(&PostParams::default(), &secret).await.unwrap();
     }
 
     pub fn fail_deployment_applies(&self, fail: bool) {

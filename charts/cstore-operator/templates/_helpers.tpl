@@ -61,7 +61,11 @@ The rules the operator needs where its stores live, exactly what it calls (src/o
   get (drift check), create and patch (server-side apply: creating through apply is
   authorized as create); delete for poddisruptionbudgets only (removed on a scale to one).
 - events.k8s.io events: create, and patch for a repeated event's series.
-Stores mount their auth Secret themselves: the operator never reads Secrets.
+- pods: list only, by the store's selector, to find each pod's IP and send it the live settings
+  (CONFIG SET); no watch (a reconfiguration is polled) and no get.
+- secrets: get only, of the Secret a store's spec.auth names, for the password the operator
+  needs to AUTH to the store's pods before CONFIG SET. The names are the users' own, so
+  resourceNames cannot narrow it; never list or watch (that would read every Secret).
 */}}
 {{- define "cstore-operator.storeRules" -}}
 - apiGroups: ["cstore.dev"]
@@ -82,4 +86,10 @@ Stores mount their auth Secret themselves: the operator never reads Secrets.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
 {{- end }}

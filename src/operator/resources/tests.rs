@@ -1,5 +1,5 @@
-//! Every spec field lands where it should; defaults; the config hash changes exactly when the
-//! rendered config file does.
+//! Every spec field lands where it should; defaults; the pod template changes exactly when
+//! something only new pods can apply does, and never for a live setting.
 
 use k8s_openapi::api::core::v1::{Affinity, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm};
 use k8s_openapi::api::core::v1::{Toleration, TopologySpreadConstraint};
@@ -44,8 +44,8 @@ fn pod_annotations(desired: &Desired) -> &BTreeMap<String, String> {
     desired.deployment.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().annotations.as_ref().unwrap()
 }
 
-fn config_hash_of(desired: &Desired) -> String {
-    pod_annotations(desired)[CONFIG_HASH_ANNOTATION].clone()
+fn pod_template(desired: &Desired) -> &PodTemplateSpec {
+    &desired.deployment.spec.as_ref().unwrap().template
 }
 
 fn env(desired: &Desired) -> BTreeMap<String, EnvVar> {
@@ -70,6 +70,23 @@ fn defaults_render_one_hardened_replica_of_the_default_engine() {
 
     let deployment = desired.deployment.spec.as_ref().unwrap();
     assert_eq!(deployment.replicas, Some(1));
+    let rollout = deployment.strategy.as_ref().unwrap();
+    assert_eq!(
+        (rollout.type_.as_deref(), rollout.rolling_update.as_ref()),
+        (Some("Recreate"), None),
+        "old pods stop before new, empty ones start"
+    );
+    assert_eq!(
+        desired.live_settings,
+        LiveSettings {
+            strategy: Strategy::RwLock,
+            shards: 16,
+            max_memory: 768 << 20,
+            max_memory_policy: MaxMemoryPolicy::Noeviction,
+            trace_sample_ratio: 0.0,
+        }
+    );
+    assert_eq!(desired.resp_port, 6379);
     let selector = BTreeMap::from([
         ("app.kubernetes.io/name".to_owned(), "cstore".to_owned()),
         ("app.kubernetes.io/instance".to_owned(), "cache".to_owned()),
@@ -228,16 +245,25 @@ fn every_spec_field_lands_where_it_should() {
     assert_eq!(config.max_memory_policy, MaxMemoryPolicy::AllkeysRandom);
     assert_eq!(config.require_pass_file, Some("/var/run/secrets/cstore/password".into()));
     assert_eq!(config.trace_sample_ratio, 0.25);
+    assert_eq!(
+        desired.live_settings,
+        LiveSettings {
+            strategy: Strategy::CopyOnWrite,
+            shards: 256,
+            max_memory: 3 << 30,
+            max_memory_policy: MaxMemoryPolicy::AllkeysRandom,
+            trace_sample_ratio: 0.25,
+        }
+    );
 
     assert_eq!(desired.deployment.spec.as_ref().unwrap().replicas, Some(2));
     assert!(desired.pod_disruption_budget.is_some());
     let container = container(&desired);
     assert_eq!(container.image.as_deref(), Some("registry.local/cstore:dev"));
     assert_eq!(container.resources.as_ref(), Some(&resources));
-    assert_eq!(
-        env(&desired)["OTEL_EXPORTER_OTLP_ENDPOINT"].value.as_deref(),
-        Some("http://otel-collector.observability:4317")
-    );
+    let env = env(&desired);
+    assert_eq!(env["OTEL_EXPORTER_OTLP_ENDPOINT"].value.as_deref(), Some("http://otel-collector.observability:4317"));
+    assert!(!env.contains_key("OTEL_TRACES_SAMPLER_ARG"), "the config file's ratio, which CONFIG SET changes, rules");
 
     let pod = pod_spec(&desired);
     let password = pod.volumes.iter().flatten().find(|v| v.name == "password").unwrap().secret.as_ref().unwrap();
@@ -264,61 +290,80 @@ fn every_spec_field_lands_where_it_should() {
 }
 
 #[test]
-fn the_config_hash_changes_exactly_when_the_config_file_does() {
+fn live_settings_change_the_config_map_but_never_the_pod_template() {
     let base = ConcurrentStoreSpec::default();
-    let hash = |spec: ConcurrentStoreSpec| config_hash_of(&render(spec));
-    let base_hash = hash(base.clone());
-    let base_file = render(base.clone()).config_map.data.unwrap()[CONFIG_FILE_NAME].clone();
-    assert_eq!(base_hash, sha256_hex(&base_file), "the annotation is the hash of the ConfigMap's file");
-    assert_eq!(base_hash, hash(base.clone()), "rendering is deterministic");
+    let base_desired = render(base.clone());
+    let file = |desired: &Desired| desired.config_map.data.as_ref().unwrap()[CONFIG_FILE_NAME].clone();
+    let restart_part = LiveSettings::without_live_settings(&config_of(&base_desired)).to_toml_string().unwrap();
+    assert_eq!(
+        pod_annotations(&base_desired)[RESTART_CONFIG_HASH_ANNOTATION],
+        sha256_hex(&restart_part),
+        "the annotation is the hash of the file without its live settings"
+    );
+    assert_eq!(render(base.clone()), base_desired, "rendering is deterministic");
 
-    let config_changes = [
+    let live_changes = [
         ConcurrentStoreSpec { strategy: Strategy::Mutex, ..base.clone() },
         ConcurrentStoreSpec { shards: 32, ..base.clone() },
         ConcurrentStoreSpec { max_memory: Some(Quantity("100Mi".into())), ..base.clone() },
         ConcurrentStoreSpec { eviction_policy: MaxMemoryPolicy::AllkeysRandom, ..base.clone() },
-        ConcurrentStoreSpec {
-            auth: Some(AuthSpec { secret_ref: SecretKeyRef { name: "s".into(), key: "k".into() } }),
-            ..base.clone()
-        },
         ConcurrentStoreSpec { tracing: Some(TracingSpec { endpoint: None, sample_ratio: 0.5 }), ..base.clone() },
-        // Without maxMemory, the memory limit sets the store's memory limit.
         ConcurrentStoreSpec {
-            resources: Some(ResourceRequirements { limits: quantities(&[("memory", "2Gi")]), ..Default::default() }),
+            strategy: Strategy::LockFree,
+            shards: 4096,
+            max_memory: Some(Quantity("1Gi".into())),
+            tracing: Some(TracingSpec { endpoint: None, sample_ratio: 1.0 }),
             ..base.clone()
         },
     ];
-    for spec in config_changes {
-        assert_ne!(hash(spec.clone()), base_hash, "{spec:?}");
+    for spec in live_changes {
+        let desired = render(spec.clone());
+        assert_eq!(pod_template(&desired), pod_template(&base_desired), "{spec:?}");
+        assert_eq!(desired.deployment, base_desired.deployment, "{spec:?}");
+        assert_ne!(file(&desired), file(&base_desired), "a restarted pod starts with the new value: {spec:?}");
+        assert_ne!(desired.live_settings, base_desired.live_settings, "{spec:?}");
     }
+}
 
-    let pinned = ConcurrentStoreSpec { max_memory: Some(Quantity("768Mi".into())), ..base.clone() };
-    assert_eq!(hash(pinned.clone()), base_hash, "the same bytes written explicitly are the same config");
-    let other_changes = [
-        ConcurrentStoreSpec { replicas: 3, ..base.clone() },
+#[test]
+fn what_only_new_pods_can_apply_changes_the_pod_template() {
+    let base = ConcurrentStoreSpec::default();
+    let base_template = pod_template(&render(base.clone())).clone();
+    let restart_changes = [
         ConcurrentStoreSpec { image: Some("other:1".into()), ..base.clone() },
         ConcurrentStoreSpec {
             resources: Some(ResourceRequirements { limits: quantities(&[("memory", "2Gi")]), ..Default::default() }),
-            ..pinned.clone()
+            ..base.clone()
+        },
+        ConcurrentStoreSpec {
+            auth: Some(AuthSpec { secret_ref: SecretKeyRef { name: "s".into(), key: "k".into() } }),
+            ..base.clone()
         },
         ConcurrentStoreSpec {
             tracing: Some(TracingSpec { endpoint: Some("http://collector:4317".into()), sample_ratio: 0.0 }),
             ..base.clone()
         },
         ConcurrentStoreSpec {
-            pod: PodSpecOverrides {
-                labels: BTreeMap::from([("a".into(), "b".into())]),
-                annotations: BTreeMap::from([("c".into(), "d".into())]),
-                node_selector: BTreeMap::from([("e".into(), "f".into())]),
-                priority_class_name: Some("high".into()),
-                ..PodSpecOverrides::default()
-            },
+            pod: PodSpecOverrides { node_selector: BTreeMap::from([("e".into(), "f".into())]), ..Default::default() },
             ..base.clone()
         },
     ];
-    for spec in other_changes {
-        assert_eq!(hash(spec.clone()), base_hash, "{spec:?}");
+    for spec in restart_changes {
+        assert_ne!(pod_template(&render(spec.clone())), &base_template, "{spec:?}");
     }
+    let scaled = render(ConcurrentStoreSpec { replicas: 3, ..base.clone() });
+    assert_eq!(pod_template(&scaled), &base_template, "scaling adds pods and leaves the running ones alone");
+    let with_auth = render(ConcurrentStoreSpec {
+        auth: Some(AuthSpec { secret_ref: SecretKeyRef { name: "s".into(), key: "k".into() } }),
+        ..base.clone()
+    });
+    let base_hash =
+        &base_template.metadata.as_ref().unwrap().annotations.as_ref().unwrap()[RESTART_CONFIG_HASH_ANNOTATION];
+    assert_ne!(
+        &pod_annotations(&with_auth)[RESTART_CONFIG_HASH_ANNOTATION],
+        base_hash,
+        "requirePassFile is read at startup only"
+    );
 }
 
 #[test]

@@ -2,7 +2,8 @@
 -- Reads what the cstore operator writes (src/operator/status.rs): status.observedGeneration
 -- and the conditions Ready, Progressing and Degraded.
 --   Progressing: no status yet, a spec generation the operator has not yet observed, a
---                rollout under way, or replicas not (yet) ready;
+--                rollout under way, a live reconfiguration under way (reason Reconfiguring:
+--                pods migrating to a new strategy or shard count), or replicas not (yet) ready;
 --   Degraded:    Degraded=True (a failed reconcile, or a rollout past its progress deadline);
 --   Healthy:     Ready=True at the current generation.
 -- The argocd-cm key resource.customizations.health.cstore.dev_ConcurrentStore holds this
@@ -69,7 +70,11 @@ end
 
 if progressing ~= nil and progressing.status == "True" then
   hs.status = "Progressing"
-  hs.message = "Rolling out: " .. text(progressing.message, "a rollout is under way")
+  if progressing.reason == "Reconfiguring" then
+    hs.message = "Reconfiguring live: " .. text(progressing.message, "pods are applying the new spec")
+  else
+    hs.message = "Rolling out: " .. text(progressing.message, "a rollout is under way")
+  end
   return hs
 end
 
