@@ -19,6 +19,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::crd::{ConcurrentStore, ConcurrentStoreSpec, ConcurrentStoreStatus, PodEngineStatus};
 use super::live::{Convergence, EngineInfo, Migration, PodReport};
 use super::resources::endpoint;
+use crate::engine::Strategy;
 
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
@@ -133,13 +134,13 @@ impl Engines<'_> {
 
     /// How many pods run the spec, and what each other pod is doing.
     fn describe(&self) -> String {
-        let (strategy, shards) = (self.spec.strategy, self.spec.shards);
         let running = self.pods.iter().filter(|pod| runs(pod, self.spec)).count();
-        let mut text = format!("{running} of {} pods run the spec ({strategy} with {shards} shards)", self.pods.len());
+        let spec = engine_text(self.spec.strategy, self.spec.shards);
+        let mut text = format!("{running} of {} pods run the spec ({spec})", self.pods.len());
         for pod in self.pods.iter().filter(|pod| !runs(pod, self.spec)) {
             let state = match &pod.outcome {
                 Ok(EngineInfo { migration: Some(migration), .. }) => format!("migrating {}", describe(migration)),
-                Ok(engine) => format!("runs {} with {} shards", engine.strategy, engine.shards),
+                Ok(engine) => format!("runs {}", engine_text(engine.strategy, engine.shards)),
                 Err(failure) => format!("{}: {}", failure.failure.label(), failure.message),
             };
             text.push_str(&format!("; {}: {state}", pod.name));
@@ -153,10 +154,13 @@ fn runs(pod: &PodReport, spec: &ConcurrentStoreSpec) -> bool {
 }
 
 fn describe(migration: &Migration) -> String {
-    format!(
-        "to {} with {} shards, {} of {} keys moved",
-        migration.target_strategy, migration.target_shards, migration.keys_moved, migration.keys_total
-    )
+    let target = engine_text(migration.target_strategy, migration.target_shards);
+    format!("to {target}, {} of {} keys moved", migration.keys_moved, migration.keys_total)
+}
+
+/// `LockFree with 64 shards`, `Mutex with 1 shard`.
+fn engine_text(strategy: Strategy, shards: u32) -> String {
+    format!("{strategy} with {shards} shard{}", if shards == 1 { "" } else { "s" })
 }
 
 fn pod_status(pod: &PodReport, spec: &ConcurrentStoreSpec) -> PodEngineStatus {
@@ -274,7 +278,6 @@ mod tests {
     use kube::api::ObjectMeta;
 
     use super::*;
-    use crate::engine::Strategy;
     use crate::operator::crd::ConcurrentStoreSpec;
     use crate::operator::live::PodFailure;
     use crate::operator::store_client::StoreFailure;
@@ -507,7 +510,7 @@ mod tests {
         let status = status_with(&[running("cache-a", Strategy::LockFree, 64), running("cache-b", Strategy::Mutex, 1)]);
         assert_eq!(
             condition(&status, PROGRESSING).message,
-            "1 of 2 pods run the spec (LockFree with 64 shards); cache-b: runs Mutex with 1 shards",
+            "1 of 2 pods run the spec (LockFree with 64 shards); cache-b: runs Mutex with 1 shard",
             "told just now, its migration not started yet"
         );
 
