@@ -243,6 +243,21 @@ async fn an_unreachable_pod_is_reported_and_retried_without_failing_the_reconcil
 }
 
 #[tokio::test]
+async fn a_pod_that_never_answers_costs_a_reconcile_its_reply_timeout_only() {
+    let (cluster, _pods) = running_store(spec(Strategy::Mutex, 1)).await;
+    // The kernel accepts the connection into the backlog; nothing ever reads or answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    cluster.add_pod("cache-9", silent.local_addr().unwrap()).await;
+
+    let started = std::time::Instant::now();
+    let action = cluster.reconcile().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert_eq!(action, Action::requeue(Duration::from_secs(2)));
+    let message = cluster.condition_message("Progressing").await;
+    assert!(message.ends_with("cache-9: Unreachable: no reply to CONFIG GET within 2s"), "{message}");
+}
+
+#[tokio::test]
 async fn a_refused_config_set_is_degraded_and_retried_slowly() {
     let (cluster, pods) = running_store(spec(Strategy::Mutex, 1)).await;
     pods[0].refuse_config_set(Some("ERR Unknown option or number of arguments for CONFIG SET - 'strategy'"));
