@@ -87,7 +87,7 @@ impl CowShard {
 }
 
 impl Shard for CowShard {
-    fn new() -> Self {
+    fn with_capacity(_capacity: usize) -> Self {
         CowShard {
             current: ArcSwap::from_pointee(Snapshot::empty(0)),
             writer: Mutex::new(()),

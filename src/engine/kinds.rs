@@ -57,15 +57,18 @@ pub(crate) enum Found<R, F> {
 }
 
 impl Engine {
-    /// `shards` must already be validated (a power of two within the limit).
-    pub(crate) fn new(id: u64, config: EngineConfig, router: &KeyHasher) -> Engine {
+    /// `shards` must already be validated (a power of two within the limit). `expected_keys`
+    /// sizes the maps up front, so that a migration's target does not grow (and rehash a
+    /// whole shard under its lock) while keys move in.
+    pub(crate) fn new(id: u64, config: EngineConfig, router: &KeyHasher, expected_keys: u64) -> Engine {
         let shards = config.shards as usize;
         let router = router.clone();
+        let per_shard = usize::try_from(expected_keys).unwrap_or(usize::MAX).div_ceil(shards);
         let kind = match config.strategy {
-            Strategy::Mutex => Kind::Mutex(Shards::new(shards, router)),
-            Strategy::RwLock => Kind::RwLock(Shards::new(shards, router)),
-            Strategy::LockFree => Kind::LockFree(Shards::new(shards, router)),
-            Strategy::CopyOnWrite => Kind::CopyOnWrite(Shards::new(shards, router)),
+            Strategy::Mutex => Kind::Mutex(Shards::new(shards, router, per_shard)),
+            Strategy::RwLock => Kind::RwLock(Shards::new(shards, router, per_shard)),
+            Strategy::LockFree => Kind::LockFree(Shards::new(shards, router, per_shard)),
+            Strategy::CopyOnWrite => Kind::CopyOnWrite(Shards::new(shards, router, per_shard)),
         };
         Engine { id, strategy: config.strategy, kind }
     }

@@ -100,8 +100,9 @@ impl<L: MapLock> Locked<L> {
 }
 
 impl<L: MapLock> Shard for Locked<L> {
-    fn new() -> Self {
-        Locked { lock: L::wrap(empty_map()), waited_ns: AtomicU64::new(0) }
+    fn with_capacity(capacity: usize) -> Self {
+        let map = IndexMap::with_capacity_and_hasher(capacity, KeyHasher::default());
+        Locked { lock: L::wrap(map), waited_ns: AtomicU64::new(0) }
     }
 
     fn read<R>(&self, key: &[u8], f: impl FnOnce(Option<&Entry>) -> R) -> R {

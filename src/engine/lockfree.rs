@@ -15,13 +15,16 @@ pub(crate) struct LockFreeShard {
 }
 
 impl Shard for LockFreeShard {
-    fn new() -> Self {
+    fn with_capacity(capacity: usize) -> Self {
         // Blocking resizes: papaya's incremental mode is advanced by `insert` but not by
         // `compute`, which is every write here, so a growing map stayed half-migrated and
         // each read searched two tables (9x slower gets, docs/BENCHMARKS.md). A resize
         // now copies the table at once: one slower write instead of slower reads forever.
-        let map =
-            papaya::HashMap::builder().hasher(KeyHasher::default()).resize_mode(papaya::ResizeMode::Blocking).build();
+        let map = papaya::HashMap::builder()
+            .hasher(KeyHasher::default())
+            .resize_mode(papaya::ResizeMode::Blocking)
+            .capacity(capacity)
+            .build();
         LockFreeShard { map }
     }
 

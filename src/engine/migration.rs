@@ -200,7 +200,9 @@ impl Store {
             });
         }
         let id = self.next_engine_id.fetch_add(1, Ordering::Relaxed);
-        let engine = Arc::new(Engine::new(id, target, &self.router));
+        // Room for every key the source holds, plus a margin for keys written meanwhile.
+        let expected_keys = u64::try_from(source.totals().keys).unwrap_or(0).saturating_mul(9) / 8;
+        let engine = Arc::new(Engine::new(id, target, &self.router, expected_keys));
         let migration = Arc::new(Migration::new(Arc::clone(&source), Arc::clone(&engine)));
 
         let closed: Vec<_> = migration.gates.iter().map(|gate| gate.write()).collect();

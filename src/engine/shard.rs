@@ -21,7 +21,9 @@ pub(crate) type KeyHasher = foldhash::fast::RandomState;
 
 /// One shard's map behind its synchronization.
 pub(crate) trait Shard: Send + Sync + Sized {
-    fn new() -> Self;
+    /// An empty shard with room for `capacity` keys before its map first grows (a hint: the
+    /// copy-on-write shard's persistent map has nothing to reserve).
+    fn with_capacity(capacity: usize) -> Self;
 
     /// Calls `f` with the entry stored under `key`, expired or not.
     fn read<R>(&self, key: &[u8], f: impl FnOnce(Option<&Entry>) -> R) -> R;
@@ -121,12 +123,13 @@ pub(crate) struct Shards<S> {
 }
 
 impl<S: Shard> Shards<S> {
-    pub(crate) fn new(count: usize, router: KeyHasher) -> Self {
+    /// `count` shards, each with room for `capacity_per_shard` keys.
+    pub(crate) fn new(count: usize, router: KeyHasher, capacity_per_shard: usize) -> Self {
         debug_assert!(count.is_power_of_two());
         let slots = (0..count)
             .map(|_| {
                 CachePadded::new(Slot {
-                    map: S::new(),
+                    map: S::with_capacity(capacity_per_shard),
                     stats: ShardStats::default(),
                     sweep_position: AtomicU64::new(0),
                 })

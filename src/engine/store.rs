@@ -158,7 +158,7 @@ impl StoreBuilder {
         }
         let router = KeyHasher::default();
         let config = EngineConfig { strategy: self.strategy, shards: shards as u32 };
-        let engine = Engine::new(0, config, &router);
+        let engine = Engine::new(0, config, &router, 0);
         Ok(Store {
             layout: ArcSwap::from_pointee(Layout::Stable(Arc::new(engine))),
             router,
