@@ -100,8 +100,9 @@ impl<L: MapLock> Locked<L> {
 }
 
 impl<L: MapLock> Shard for Locked<L> {
-    fn new() -> Self {
-        Locked { lock: L::wrap(empty_map()), waited_ns: AtomicU64::new(0) }
+    fn with_capacity(capacity: usize) -> Self {
+        let map = IndexMap::with_capacity_and_hasher(capacity, KeyHasher::default());
+        Locked { lock: L::wrap(map), waited_ns: AtomicU64::new(0) }
     }
 
     fn read<R>(&self, key: &[u8], f: impl FnOnce(Option<&Entry>) -> R) -> R {
@@ -153,6 +154,23 @@ impl<L: MapLock> Shard for Locked<L> {
             }
         }
         next
+    }
+
+    /// Takes the last `size` keys each time: removing them is a pop, and nothing moves.
+    fn drain_keys(&self, size: usize, mut each: impl FnMut(&[CompactBytes])) {
+        loop {
+            let batch: Vec<CompactBytes> = {
+                let map = self.read_guard();
+                let len = map.len();
+                (len.saturating_sub(size.max(1))..len)
+                    .filter_map(|i| map.get_index(i).map(|(k, _)| k.clone()))
+                    .collect()
+            };
+            if batch.is_empty() {
+                return;
+            }
+            each(&batch);
+        }
     }
 
     fn random_key(&self, rng: &mut impl rand::Rng) -> Option<CompactBytes> {
