@@ -155,7 +155,11 @@ fn runs(pod: &PodReport, spec: &ConcurrentStoreSpec) -> bool {
 
 fn describe(migration: &Migration) -> String {
     let target = engine_text(migration.target_strategy, migration.target_shards);
-    format!("to {target}, {} of {} keys moved", migration.keys_moved, migration.keys_total)
+    match migration.keys_total {
+        // Accepted or queued, not yet counting: "0 of 0 keys moved" would read as done.
+        0 => format!("to {target}, starting"),
+        total => format!("to {target}, {} of {total} keys moved", migration.keys_moved),
+    }
 }
 
 /// `LockFree with 64 shards`, `Mutex with 1 shard`.
@@ -321,9 +325,8 @@ mod tests {
         PodReport { name: name.into(), outcome: Ok(EngineInfo { strategy, shards, migration: None }) }
     }
 
-    fn migrating(name: &str, keys_moved: u64) -> PodReport {
-        let migration =
-            Migration { target_strategy: Strategy::LockFree, target_shards: 64, keys_moved, keys_total: 40 };
+    fn migrating(name: &str, keys_moved: u64, keys_total: u64) -> PodReport {
+        let migration = Migration { target_strategy: Strategy::LockFree, target_shards: 64, keys_moved, keys_total };
         PodReport {
             name: name.into(),
             outcome: Ok(EngineInfo { strategy: Strategy::Mutex, shards: 1, migration: Some(migration) }),
@@ -487,7 +490,7 @@ mod tests {
         let status_with =
             |pods: &[PodReport]| next_status(&store, Observation::Applied { deployment: &rolled_out, pods }, at(0));
 
-        let status = status_with(&[running("cache-a", Strategy::LockFree, 64), migrating("cache-b", 10)]);
+        let status = status_with(&[running("cache-a", Strategy::LockFree, 64), migrating("cache-b", 10, 40)]);
         assert_eq!(
             summary(&status),
             owned(&[
@@ -506,6 +509,8 @@ mod tests {
         assert_eq!((migrating_pod.strategy, migrating_pod.shards), (Some(Strategy::Mutex), Some(1)));
         assert!(migrating_pod.migrating && !migrating_pod.runs_spec);
         assert_eq!(migrating_pod.migration.as_deref(), Some("to LockFree with 64 shards, 10 of 40 keys moved"));
+        let starting = status_with(&[running("cache-a", Strategy::LockFree, 64), migrating("cache-b", 0, 0)]);
+        assert_eq!(starting.pods[1].migration.as_deref(), Some("to LockFree with 64 shards, starting"));
 
         let status = status_with(&[running("cache-a", Strategy::LockFree, 64), running("cache-b", Strategy::Mutex, 1)]);
         assert_eq!(
