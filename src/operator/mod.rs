@@ -94,6 +94,12 @@ pub struct OperatorArgs {
     #[arg(long, env = "POD_NAME", value_name = "NAME")]
     pub identity: Option<String>,
 
+    /// Reach every store pod's RESP port at this address instead of its pod IP, to apply live
+    /// settings: for an operator running outside the cluster, through a port-forward to a
+    /// single-pod store (development, the end-to-end test) [default: the pod IP]
+    #[arg(long, env = "CSTORE_OPERATOR_STORE_ADDRESS", value_name = "HOST:PORT")]
+    pub store_address: Option<std::net::SocketAddr>,
+
     /// Log line format
     #[arg(long, env = "CSTORE_LOG_FORMAT", value_name = "FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -150,7 +156,12 @@ async fn operate(
     )?;
     ensure_crd_installed(&client, &args.namespaces).await?;
     let settings = Settings { default_image: args.store_image.clone() };
-    let context = Arc::new(Context::new(client.clone(), settings, Arc::clone(&metrics), args.identity.clone()));
+    let mut context = Context::new(client.clone(), settings, Arc::clone(&metrics), args.identity.clone());
+    if let Some(address) = args.store_address {
+        context =
+            context.with_pod_address(Arc::new(move |_pod: &k8s_openapi::api::core::v1::Pod, _port: u16| Some(address)));
+    }
+    let context = Arc::new(context);
     readiness.set_ready();
 
     if args.disable_leader_election {
