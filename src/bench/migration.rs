@@ -464,17 +464,13 @@ async fn load_connection(id: usize, mut client: Client, plan: Arc<Plan>, shared:
             client.send(&request).await?;
             client.read_value().await
         })
-        .await;
+        .await
+        .unwrap_or_else(|_| Err(anyhow!("no reply within {} ms", plan.request_timeout.as_millis())));
         let ns = u32::try_from(started.elapsed().as_nanos()).unwrap_or(u32::MAX);
         let reply = match outcome {
-            Ok(Ok(reply)) => reply,
-            lost => {
-                let why = match lost {
-                    Err(_) => format!("no reply within {} ms", plan.request_timeout.as_millis()),
-                    Ok(Err(error)) => format!("{error:#}"),
-                    Ok(Ok(_)) => unreachable!(),
-                };
-                report.disconnects.add(|| format!("connection {id}: {}: {why}", op.describe(id)));
+            Ok(reply) => reply,
+            Err(error) => {
+                report.disconnects.add(|| format!("connection {id}: {}: {error:#}", op.describe(id)));
                 mark_in_doubt(&mut report, op);
                 break;
             }
@@ -542,12 +538,11 @@ struct Migration {
     elapsed: Duration,
     /// From sending CONFIG SET until its +OK.
     ok_after: Duration,
-    polls: u64,
     /// Whether a poll saw `migration_in_progress:1`, and the largest `migration_keys_total`.
     seen_in_progress: bool,
     keys_total: Option<u64>,
-    /// `last_migration_duration_ms`, read once the load has run on after the migration.
-    server_ms: Option<u64>,
+    /// What the server says of its last migration, read once the load has run on after it.
+    server: LastMigration,
 }
 
 /// Everything a run measured.
@@ -557,7 +552,7 @@ struct Outcome {
     baseline_elapsed: Duration,
     between_elapsed: Duration,
     migrations: Vec<Migration>,
-    /// Windows of the migrations, for the latency per step.
+    /// What each load connection measured, and what it knows the server must hold.
     workers: Vec<WorkerReport>,
     checks: Checks,
 }
@@ -593,7 +588,15 @@ struct Running {
     /// `None` when the server does not report migrations at all.
     in_progress: Option<bool>,
     keys_total: Option<u64>,
-    last_duration_ms: Option<u64>,
+    last: LastMigration,
+}
+
+/// The server's own account of its last migration (`last_migration_*` in INFO cstore).
+#[derive(Clone, Copy, Debug, Default)]
+struct LastMigration {
+    duration_ms: Option<u64>,
+    keys_moved: Option<u64>,
+    longest_pause_us: Option<u64>,
 }
 
 fn running(fields: &HashMap<String, String>) -> anyhow::Result<Running> {
@@ -605,8 +608,12 @@ fn running(fields: &HashMap<String, String>) -> anyhow::Result<Running> {
             shards: field("shards")?.parse().context("INFO cstore: shards")?,
         },
         in_progress: fields.get("migration_in_progress").map(|value| value != "0"),
-        keys_total: number("migration_keys_total"),
-        last_duration_ms: number("last_migration_duration_ms"),
+        keys_total: number("migration_keys_total").filter(|&keys| keys > 0),
+        last: LastMigration {
+            duration_ms: number("last_migration_duration_ms"),
+            keys_moved: number("last_migration_keys_moved"),
+            longest_pause_us: number("last_migration_longest_pause_us"),
+        },
     })
 }
 
@@ -640,15 +647,13 @@ async fn migrate(
         to,
         elapsed: Duration::ZERO,
         ok_after,
-        polls: 0,
         seen_in_progress: false,
         keys_total: None,
-        server_ms: None,
+        server: LastMigration::default(),
     };
     loop {
         let fields = info(control, "cstore").await.map_err(|error| format!("{described}: INFO cstore: {error:#}"))?;
         let now = running(&fields).map_err(|error| format!("{described}: {error:#}"))?;
-        migration.polls += 1;
         let Some(in_progress) = now.in_progress else {
             return Err(format!(
                 "{described}: INFO cstore has no migration_in_progress field: this server cannot migrate live"
@@ -774,7 +779,7 @@ async fn drive(settings: &Settings) -> anyhow::Result<Outcome> {
         tokio::time::sleep(settings.settle).await;
         // The server's own duration may be published a little after the migration ends.
         match info(&mut control, "cstore").await.and_then(|fields| running(&fields)) {
-            Ok(now) => outcome.migrations.last_mut().expect("pushed above").server_ms = now.last_duration_ms,
+            Ok(now) => outcome.migrations.last_mut().expect("pushed above").server = now.last,
             Err(error) => {
                 outcome.checks.disconnects.add(|| format!("control connection: INFO cstore: {error:#}"));
                 break;
@@ -1002,9 +1007,9 @@ fn report(settings: &Settings, outcome: &Outcome) -> String {
     let before = Latencies::of(workers, [WINDOW_BASELINE].into_iter());
     let _ = writeln!(
         out,
-        "| # | from → to | duration | +OK after | keys/s | server's ms | GET p50 | GET p99 | GET max | longest request | GET p99 / before |"
+        "| # | from → to | duration | +OK after | keys/s | server: duration | server: longest pause | GET p50 | GET p99 | GET max | longest request | GET p99 / before |"
     );
-    let _ = writeln!(out, "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let _ = writeln!(out, "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut worst_p99: Option<(f64, usize)> = None;
     let mut longest: Option<(u32, usize)> = None;
     let mut slowest: Option<(Duration, usize)> = None;
@@ -1022,17 +1027,20 @@ fn report(settings: &Settings, outcome: &Outcome) -> String {
         if slowest.is_none_or(|(elapsed, _)| migration.elapsed > elapsed) {
             slowest = Some((migration.elapsed, step));
         }
-        let keys = migration.keys_total.unwrap_or(plan.total_keys());
+        let keys = (migration.server.keys_moved.filter(|&keys| keys > 0))
+            .or(migration.keys_total)
+            .unwrap_or(plan.total_keys());
         let _ = writeln!(
             out,
-            "| {} | {} → {} | {:.0} ms | {:.1} ms | {:.0} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} → {} | {:.0} ms | {:.1} ms | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
             step + 1,
             fmt_config(migration.from),
             fmt_config(migration.to),
             migration.elapsed.as_secs_f64() * 1e3,
             migration.ok_after.as_secs_f64() * 1e3,
             keys as f64 / migration.elapsed.as_secs_f64().max(1e-9),
-            migration.server_ms.map_or("-".to_owned(), |ms| ms.to_string()),
+            migration.server.duration_ms.map_or("-".to_owned(), |ms| format!("{ms} ms")),
+            migration.server.longest_pause_us.map_or("-".to_owned(), |us| format!("{us} µs")),
             fmt_ns(during.p(50.0)),
             fmt_ns(during.p(99.0)),
             fmt_ns(during.get_ns.last().copied()),
