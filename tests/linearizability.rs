@@ -8,8 +8,12 @@
 //! gives every command the reply it observed. Keys are independent objects, so checking each
 //! key's sub-history on its own is sound for single-key commands.
 //!
-//! CI checks 5,000 histories per strategy, split over the shard counts (a few seconds in a
-//! debug build). For a longer soak run, set `CSTORE_LIN_HISTORIES` to the number of histories
+//! Histories also run while the store migrates live between every ordered pair of strategies,
+//! with shard counts going up and down (`engine/migration.rs`), and a deliberately broken
+//! migration (copy every key, then switch, losing the writes in between) must be rejected.
+//!
+//! CI checks 5,000 histories per strategy, split over the shard counts, and 3,000 during
+//! migrations (a few seconds in a debug build). For a longer soak run, set `CSTORE_LIN_HISTORIES` to the number of histories
 //! per strategy, e.g.
 //! `CSTORE_LIN_HISTORIES=100000 cargo test --release --test linearizability -- --nocapture`.
 
@@ -20,15 +24,16 @@ mod checker;
 #[path = "linearizability/model.rs"]
 mod model;
 
+use std::collections::BTreeSet;
 use std::sync::Barrier;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cstore::engine::{
-    CompactBytes, ExpireCondition, SetCondition, SetExpiry, SetOptions, SetOutcome, Store, StoreError, Strategy, Ttl,
-    parse_integer,
+    CompactBytes, EngineConfig, ExpireCondition, SetCondition, SetExpiry, SetOptions, SetOutcome, Store, StoreError,
+    Strategy, Ttl, parse_integer,
 };
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
@@ -119,6 +124,58 @@ impl Target for RacyIncrStore {
         let keep_ttl = SetOptions { expiry: SetExpiry::Keep, ..SetOptions::default() };
         self.store.set(key, next.to_string(), keep_ttl);
         Reply::Integer(Ok(next))
+    }
+}
+
+/// A target's keys under a prefix, so that one long-lived store serves many histories, each
+/// starting from absent keys.
+struct Namespaced<'a, T> {
+    target: &'a T,
+    prefix: String,
+}
+
+impl<T: Target> Target for Namespaced<'_, T> {
+    fn run(&self, key: &Bytes, command: &Command) -> Reply {
+        let mut namespaced = self.prefix.clone().into_bytes();
+        namespaced.extend_from_slice(key);
+        self.target.run(&Bytes::from(namespaced), command)
+    }
+}
+
+/// A broken live migration: copy every key into a second store, then switch to it. Writes
+/// that land in the old store between the copy and the switch are lost.
+struct CopyThenSwitch {
+    stores: [Store; 2],
+    current: AtomicUsize,
+}
+
+impl CopyThenSwitch {
+    fn new() -> Self {
+        let store = || Store::builder().build().expect("default configuration");
+        CopyThenSwitch { stores: [store(), store()], current: AtomicUsize::new(0) }
+    }
+
+    fn migrate(&self) {
+        let from = self.current.load(Ordering::SeqCst);
+        let (source, target) = (&self.stores[from], &self.stores[1 - from]);
+        target.clear();
+        for key in source.keys(b"*") {
+            let Some(value) = source.get(&key) else { continue };
+            let expiry = match source.ttl(&key) {
+                Ttl::ExpiresIn(ms) => SetExpiry::At(source.now_ms() + ms),
+                Ttl::Persistent | Ttl::Missing => SetExpiry::Clear,
+            };
+            target.set(&key, value, SetOptions { expiry, ..SetOptions::default() });
+        }
+        // Let writers reach the old store before the switch.
+        thread::yield_now();
+        self.current.store(1 - from, Ordering::SeqCst);
+    }
+}
+
+impl Target for CopyThenSwitch {
+    fn run(&self, key: &Bytes, command: &Command) -> Reply {
+        self.stores[self.current.load(Ordering::SeqCst)].run(key, command)
     }
 }
 
@@ -280,6 +337,95 @@ fn every_single_key_command_is_linearizable_under_every_configuration() {
             summary.print();
         }
     });
+}
+
+/// Histories checked while the store migrates, when `CSTORE_LIN_HISTORIES` is not set.
+const DEFAULT_HISTORIES_DURING_MIGRATIONS: usize = 3_000;
+/// Keys that only make each migration long enough for histories to overlap it.
+const FILLER_KEYS: usize = 4_000;
+
+/// Engines to migrate through, in an order where every strategy follows every strategy
+/// (itself included, with another shard count) and shard counts go up and down.
+fn migration_cycle() -> Vec<EngineConfig> {
+    const SHARDS: [u32; 6] = [4096, 1, 256, 16, 2, 64];
+    let strategies = Strategy::ALL.iter().flat_map(|&from| Strategy::ALL.iter().flat_map(move |&to| [from, to]));
+    strategies.zip(SHARDS.iter().cycle()).map(|(strategy, &shards)| EngineConfig { strategy, shards }).collect()
+}
+
+#[test]
+fn every_single_key_command_is_linearizable_during_live_migrations() {
+    let histories =
+        std::env::var("CSTORE_LIN_HISTORIES").map_or(DEFAULT_HISTORIES_DURING_MIGRATIONS, |_| histories_per_strategy());
+    let store = Store::builder().strategy(Strategy::RwLock).shards(16).build().expect("valid configuration");
+    for i in 0..FILLER_KEYS {
+        store.set(format!("filler:{i}").as_bytes(), "x", SetOptions::default());
+    }
+    let cycle = migration_cycle();
+    let recording = AtomicBool::new(true);
+    let (overlapped, operations, pairs) = thread::scope(|scope| {
+        let migrator = scope.spawn(|| {
+            let mut pairs = BTreeSet::new();
+            for target in cycle.iter().cycle().take_while(|_| recording.load(Ordering::Relaxed)) {
+                let report = store.migrate(*target).expect("the cycle's engines are valid");
+                pairs.insert((report.from.strategy.name(), report.to.strategy.name()));
+            }
+            pairs
+        });
+        let mut overlapped = 0;
+        let mut operations = 0;
+        for index in 0..histories {
+            let before = store.engine_status();
+            let namespaced = Namespaced { target: &store, prefix: format!("h{index}:") };
+            let history = record_history(&namespaced, &CONCURRENT, index as u64);
+            let after = store.engine_status();
+            if let Err(violation) = check_each_key(&history) {
+                panic!("history {index} during a migration from {:?}: {violation}", before.running);
+            }
+            let migrated = before.migration.is_some()
+                || after.migration.is_some()
+                || before.migrations_completed != after.migrations_completed;
+            overlapped += usize::from(migrated);
+            operations += history.iter().map(Vec::len).sum::<usize>();
+            for key in KEYS {
+                store.delete(format!("h{index}:{key}").as_bytes());
+            }
+        }
+        recording.store(false, Ordering::Relaxed);
+        (overlapped, operations, migrator.join().expect("migrations never fail"))
+    });
+    eprintln!(
+        "linearizable during migrations: {histories} histories, {operations} ops, {overlapped} histories overlapped          a migration; strategy pairs migrated: {}",
+        pairs.len()
+    );
+    assert!(overlapped * 4 >= histories, "only {overlapped} of {histories} histories overlapped a migration");
+    assert_eq!(pairs.len(), 16, "every from->to pair of strategies migrated at least once: {pairs:?}");
+}
+
+#[test]
+fn checker_rejects_a_copy_then_switch_migration() {
+    let rejected = (0..RACY_HISTORIES_CAP).find_map(|seed| {
+        let broken = CopyThenSwitch::new();
+        let migrating = AtomicBool::new(true);
+        let history = thread::scope(|scope| {
+            scope.spawn(|| {
+                while migrating.load(Ordering::Relaxed) {
+                    broken.migrate();
+                }
+            });
+            let history = record_history(&broken, &CONCURRENT, seed);
+            migrating.store(false, Ordering::Relaxed);
+            history
+        });
+        check_each_key(&history).err().map(|violation| (seed, violation))
+    });
+    let Some((seed, violation)) = rejected else {
+        panic!("the checker accepted {RACY_HISTORIES_CAP} histories of a migration that loses writes");
+    };
+    eprintln!(
+        "copy-then-switch migration caught in history {} of at most {RACY_HISTORIES_CAP}:
+{violation}",
+        seed + 1
+    );
 }
 
 #[test]

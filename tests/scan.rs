@@ -271,3 +271,102 @@ fn match_returns_exactly_the_live_keys_the_pattern_matches() {
         }
     });
 }
+
+/// Engine changes a walk lives through: strategies change, shard counts go up and down,
+/// between every pair of shard kinds.
+const MIGRATIONS: [(cstore::engine::Strategy, u32); 6] = [
+    (cstore::engine::Strategy::Mutex, 4096),
+    (cstore::engine::Strategy::LockFree, 1),
+    (cstore::engine::Strategy::CopyOnWrite, 64),
+    (cstore::engine::Strategy::RwLock, 2),
+    (cstore::engine::Strategy::LockFree, 256),
+    (cstore::engine::Strategy::CopyOnWrite, 1),
+];
+
+fn migrate(store: &Store, (strategy, shards): (cstore::engine::Strategy, u32)) {
+    store.migrate(cstore::engine::EngineConfig { strategy, shards }).expect("valid engine");
+}
+
+#[test]
+fn a_cursor_survives_strategy_and_shard_count_changes_between_calls() {
+    with_each_configuration(&SHARD_COUNTS, |strategy, shards| {
+        for migrations_per_pause in [1, 2] {
+            let (store, _clock) = populated_store(strategy, shards);
+            let mut pending = MIGRATIONS.iter().copied();
+            let mut calls = 0;
+            let returned = walk_with(&store, 0, None, 40, || {
+                calls += 1;
+                // Every 7 calls, change the engine; with two changes per pause the cursor's
+                // engine is gone, not just the source of the migration under way.
+                if calls % 7 == 0 {
+                    pending.by_ref().take(migrations_per_pause).for_each(|next| migrate(&store, next));
+                }
+            });
+            let context = format!("{migrations_per_pause} migrations per pause");
+            assert_eq!(pending.next(), None, "{context}: the walk ended before every migration ran");
+            assert_every_stable_key_returned(&returned, &context);
+        }
+    });
+}
+
+/// A walk between migrations resumes where it was in slot order: it revisits at most the
+/// shard it was in (of the coarser engine), never what it had already finished.
+#[test]
+fn a_cursor_resumes_in_slot_order_after_a_migration() {
+    use cstore::engine::Strategy::{LockFree, Mutex, RwLock};
+    let pairs: [((cstore::engine::Strategy, u32), (cstore::engine::Strategy, u32)); 3] =
+        [((Mutex, 16), (LockFree, 256)), ((LockFree, 256), (Mutex, 16)), ((Mutex, 64), (RwLock, 64))];
+    for (from, to) in pairs {
+        let (store, _clock) = populated_store(from.0, u64::from(from.1));
+        let total = STABLE_KEYS + CHURN_KEYS;
+        let (mut cursor, mut returned) = (0, Vec::new());
+        while returned.len() < total / 2 {
+            let (next, keys) = store.scan(cursor, None, 10);
+            returned.extend(keys.into_iter().map(bytes_of));
+            cursor = next;
+        }
+        migrate(&store, to);
+        returned.extend(walk(&store, cursor, None, 10));
+        let context = format!("{from:?} -> {to:?}");
+        assert_every_stable_key_returned(&returned, &context);
+        // The coarser engine has 16 or 64 shards: one shard's keys again at most.
+        let duplicates = returned.len() - returned.iter().collect::<HashSet<_>>().len();
+        assert!(duplicates <= 3 * total / 16, "{context}: {duplicates} keys returned twice");
+    }
+}
+
+#[test]
+fn a_walk_overlapping_live_migrations_and_writes_returns_every_key_present_throughout() {
+    with_each_configuration(&[16], |strategy, shards| {
+        let (store, clock) = populated_store(strategy, shards);
+        let migrating = AtomicBool::new(true);
+        let (returned, migrations) = thread::scope(|scope| {
+            // A migration every few milliseconds: each walk lives through one now and then,
+            // and still ends (a walk revisits its shard of a coarser engine after each one).
+            let migrator = scope.spawn(|| {
+                let mut done = 0;
+                while migrating.load(Ordering::Relaxed) {
+                    migrate(&store, MIGRATIONS[done % MIGRATIONS.len()]);
+                    done += 1;
+                    thread::sleep(Duration::from_millis(3));
+                }
+                done
+            });
+            let returned = with_concurrent_writes(&store, &clock, |writes| {
+                let before = store.engine_status().migrations_completed;
+                let mut returned = Vec::new();
+                // Several walks, so that some start and end in different engines.
+                while store.engine_status().migrations_completed < before + 8 {
+                    returned.push(walk_with(&store, 0, None, 50, || writes.wait_for_one()));
+                }
+                returned
+            });
+            migrating.store(false, Ordering::Relaxed);
+            (returned, migrator.join().expect("migrations never fail"))
+        });
+        assert!(migrations >= 8, "only {migrations} migrations ran");
+        for (index, walk) in returned.iter().enumerate() {
+            assert_every_stable_key_returned(walk, &format!("walk {index}"));
+        }
+    });
+}

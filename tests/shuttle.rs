@@ -9,16 +9,20 @@
 //!   between chunks.
 //! - The sweeper's stop protocol (`Sweeper` in sweeper.rs): stopping always terminates, waits
 //!   for the pass in progress, and no pass runs after it returns.
+//! - Live migration (`Migration` in migration.rs, the layout swaps of `Store::migrate`): while
+//!   keys move from one engine to another, no increment is lost, no read misses a key that
+//!   exists, and reads never go back in time.
 //!
-//! Negative controls show that the same checks catch a walk upwards and a stop that does not
-//! join, so a pass here means something.
+//! Negative controls show that the same checks catch a walk upwards, a stop that does not
+//! join, and four broken migrations (remove before insert, no gate, no wait for the old
+//! layout's users, writers let in while waiting for them), so a pass here means something.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::mpsc::TryRecvError;
 
 use shuttle::sync::atomic::{AtomicUsize, Ordering};
-use shuttle::sync::{Arc, Mutex, mpsc};
+use shuttle::sync::{Arc, Mutex, RwLock, mpsc};
 use shuttle::thread;
 
 /// Schedules tried by each random and each PCT run.
@@ -362,4 +366,211 @@ fn a_stop_that_does_not_join_is_caught() {
         },
         ITERATIONS,
     );
+}
+
+/// Which engines a migration model's operation sees: `Store`'s `Layout` (`Stable(source)`,
+/// `Migrating`, `Stable(target)`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    Source,
+    Migrating,
+    Target,
+}
+
+/// The `ArcSwap<Layout>` of store.rs: a load takes a reference to the current layout and a
+/// swap replaces it, each in one atomic step, and after a swap the old layout's count covers
+/// every operation still holding it (arc-swap pays its readers' debts on a swap), which is
+/// what `wait_until_unused` in migration.rs waits on.
+struct LayoutCell {
+    state: Mutex<(Phase, HashMap<u8, usize>)>,
+}
+
+impl LayoutCell {
+    fn load(&self) -> Phase {
+        let mut state = self.state.lock().unwrap();
+        let phase = state.0;
+        *state.1.entry(phase as u8).or_default() += 1;
+        phase
+    }
+
+    fn release(&self, phase: Phase) {
+        *self.state.lock().unwrap().1.entry(phase as u8).or_default() -= 1;
+    }
+
+    fn swap_and_wait(&self, next: Phase, wait: bool) {
+        let old = std::mem::replace(&mut self.state.lock().unwrap().0, next);
+        while wait && self.state.lock().unwrap().1.get(&(old as u8)).copied().unwrap_or(0) > 0 {
+            thread::yield_now();
+        }
+    }
+}
+
+/// What a broken migration gets wrong.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum MigrationFlaw {
+    None,
+    /// `Migration::move_key` removing from the source before inserting into the target.
+    RemoveBeforeInsert,
+    /// Writers not taking the gate (`Migration::update`), so the mover races them.
+    NoGate,
+    /// `Store::migrate` not waiting for operations that still hold the previous layout.
+    NoWaitForOldLayout,
+    /// `Store::migrate` letting writers on the new layout in while it waits for the old one's.
+    GatesOpenWhileWaiting,
+}
+
+/// `Migration` of migration.rs over one shard per engine: `source` and `target` stand for
+/// the engines' maps, `gate` for the source shard's gate.
+struct MigrationModel {
+    layout: LayoutCell,
+    source: Mutex<HashMap<Key, u64>>,
+    target: Mutex<HashMap<Key, u64>>,
+    gate: RwLock<()>,
+    flaw: MigrationFlaw,
+}
+
+impl MigrationModel {
+    fn new(initial: &[(Key, u64)], flaw: MigrationFlaw) -> Self {
+        MigrationModel {
+            layout: LayoutCell { state: Mutex::new((Phase::Source, HashMap::new())) },
+            source: Mutex::new(initial.iter().copied().collect()),
+            target: Mutex::new(HashMap::new()),
+            gate: RwLock::new(()),
+            flaw,
+        }
+    }
+
+    /// `Store::read`: the source while it has the key, else the target.
+    fn get(&self, key: Key) -> Option<u64> {
+        let phase = self.layout.load();
+        let value = match phase {
+            Phase::Source => self.source.lock().unwrap().get(&key).copied(),
+            Phase::Migrating => {
+                let in_source = self.source.lock().unwrap().get(&key).copied();
+                in_source.or_else(|| self.target.lock().unwrap().get(&key).copied())
+            }
+            Phase::Target => self.target.lock().unwrap().get(&key).copied(),
+        };
+        self.layout.release(phase);
+        value
+    }
+
+    /// `Store::update` with INCR: where the key lives, under the gate while migrating.
+    fn incr(&self, key: Key) -> u64 {
+        let increment = |map: &Mutex<HashMap<Key, u64>>| {
+            let mut map = map.lock().unwrap();
+            let value = map.entry(key).or_default();
+            *value += 1;
+            *value
+        };
+        let phase = self.layout.load();
+        let value = match phase {
+            Phase::Source => increment(&self.source),
+            Phase::Target => increment(&self.target),
+            Phase::Migrating => {
+                let _gate = (self.flaw != MigrationFlaw::NoGate).then(|| self.gate.read().unwrap());
+                // `update_if_present` on the source, else `update` on the target.
+                let in_source = {
+                    let mut source = self.source.lock().unwrap();
+                    source.get_mut(&key).map(|value| {
+                        *value += 1;
+                        *value
+                    })
+                };
+                in_source.unwrap_or_else(|| increment(&self.target))
+            }
+        };
+        self.layout.release(phase);
+        value
+    }
+
+    /// `Store::migrate`: publish the migration, wait for the old layout's users, move every
+    /// key one chunk (here: one key) at a time under the gate, publish the target.
+    fn migrate(&self) {
+        let wait = self.flaw != MigrationFlaw::NoWaitForOldLayout;
+        let closed = (self.flaw != MigrationFlaw::GatesOpenWhileWaiting).then(|| self.gate.write().unwrap());
+        self.layout.swap_and_wait(Phase::Migrating, wait);
+        drop(closed);
+        let keys: Vec<Key> = self.source.lock().unwrap().keys().copied().collect();
+        for key in keys {
+            let _gate = self.gate.write().unwrap();
+            let Some(value) = self.source.lock().unwrap().get(&key).copied() else { continue };
+            if self.flaw == MigrationFlaw::RemoveBeforeInsert {
+                self.source.lock().unwrap().remove(&key);
+                thread::yield_now();
+                self.target.lock().unwrap().insert(key, value);
+            } else {
+                self.target.lock().unwrap().insert(key, value);
+                self.source.lock().unwrap().remove(&key);
+            }
+        }
+        self.layout.swap_and_wait(Phase::Target, wait);
+    }
+}
+
+/// Two clients increment two keys that exist from the start and one that does not, a third
+/// reads, while the store migrates. Every increment must return a distinct next value (none
+/// lost), a key that exists must never read as absent, and reads never go back in time.
+fn migration_keeps_every_increment(flaw: MigrationFlaw) {
+    const OLD: [Key; 2] = [1, 2];
+    const NEW: Key = 3;
+    let model = Arc::new(MigrationModel::new(&[(OLD[0], 0), (OLD[1], 0)], flaw));
+    let incrementers: Vec<_> = (0..2)
+        .map(|client| {
+            let model = Arc::clone(&model);
+            thread::spawn(move || [OLD[client], NEW, OLD[client]].map(|key| (key, model.incr(key))))
+        })
+        .collect();
+    let reader = thread::spawn({
+        let model = Arc::clone(&model);
+        move || [OLD[0], OLD[1], OLD[0]].map(|key| (key, model.get(key)))
+    });
+    model.migrate();
+    let mut returned: HashMap<Key, Vec<u64>> = HashMap::new();
+    for incrementer in incrementers {
+        for (key, value) in incrementer.join().unwrap() {
+            returned.entry(key).or_default().push(value);
+        }
+    }
+    let mut last_read = HashMap::new();
+    for (key, value) in reader.join().unwrap() {
+        let value = value.unwrap_or_else(|| panic!("key {key} read as absent during the migration"));
+        let previous = last_read.insert(key, value).unwrap_or(0);
+        assert!(value >= previous, "key {key} read {value} after {previous}");
+    }
+    for (key, mut values) in returned {
+        values.sort_unstable();
+        let expected: Vec<u64> = (1..=values.len() as u64).collect();
+        assert_eq!(values, expected, "increments of key {key} lost an update");
+        assert_eq!(model.get(key), Some(expected.len() as u64), "key {key} lost an increment");
+    }
+}
+
+#[test]
+fn a_live_migration_loses_no_increment_and_no_key() {
+    explore(|| migration_keeps_every_increment(MigrationFlaw::None));
+}
+
+#[test]
+#[should_panic(expected = "during the migration")]
+fn a_migration_that_removes_before_it_inserts_is_caught() {
+    shuttle::check_random(|| migration_keeps_every_increment(MigrationFlaw::RemoveBeforeInsert), ITERATIONS);
+}
+
+#[test]
+#[should_panic(expected = "lost")]
+fn a_migration_without_the_gate_is_caught() {
+    shuttle::check_random(|| migration_keeps_every_increment(MigrationFlaw::NoGate), ITERATIONS);
+}
+
+#[test]
+#[should_panic(expected = "lost")]
+fn a_migration_that_does_not_wait_for_the_old_layout_is_caught() {
+    shuttle::check_random(|| migration_keeps_every_increment(MigrationFlaw::NoWaitForOldLayout), ITERATIONS);
+}
+
+#[test]
+#[should_panic(expected = "lost")]
+fn a_migration_that_lets_new_writers_in_while_old_ones_run_is_caught() {
+    shuttle::check_random(|| migration_keeps_every_increment(MigrationFlaw::GatesOpenWhileWaiting), ITERATIONS);
 }

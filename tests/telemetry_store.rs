@@ -44,6 +44,19 @@ fn sampled_commands_sweeps_startup_and_shutdown_reach_a_grpc_collector() {
     receiver.wait_for(PATIENCE, |spans| {
         named(spans, "expiry sweep").iter().any(|span| span.attribute("expired") == Some("1"))
     });
+    // A live migration is one span, with where it went from and to.
+    assert_eq!(server.send(&["CONFIG", "SET", "strategy", "LockFree", "shards", "64"]), Value::Simple("OK".into()));
+    let spans = receiver.wait_for(PATIENCE, |spans| !named(spans, "migration").is_empty());
+    let migration = named(&spans, "migration")[0];
+    for (key, value) in [
+        ("cstore.from.strategy", "RwLock"),
+        ("cstore.from.shards", "16"),
+        ("cstore.to.strategy", "LockFree"),
+        ("cstore.to.shards", "64"),
+        ("cstore.keys_moved", "1"),
+    ] {
+        assert_eq!(migration.attribute(key), Some(value), "{key} of {migration:?}");
+    }
     stop(server);
 
     let spans = receiver.wait_for(PATIENCE, |spans| !named(spans, "shutdown").is_empty());

@@ -66,6 +66,8 @@ pub enum ConfigError {
     InvalidShards(u64),
     #[error("unknown strategy {0:?}: expected one of Mutex, RwLock, LockFree, CopyOnWrite")]
     UnknownStrategy(String),
+    #[error("a migration is already in progress")]
+    MigrationInProgress,
     #[error("max value length must be between 1 byte and {max} bytes (4 GiB - 1), got {0}", max = super::compact::MAX_STRING_LEN)]
     InvalidMaxValueLen(usize),
 }

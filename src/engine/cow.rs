@@ -133,6 +133,21 @@ impl Shard for CowShard {
         next
     }
 
+    /// Takes the last `size` keys of the current snapshot each time, as the locked shards do.
+    fn drain_keys(&self, size: usize, mut each: impl FnMut(&[CompactBytes])) {
+        loop {
+            let batch: Vec<CompactBytes> = {
+                let snapshot = self.current.load();
+                let len = snapshot.order.len();
+                (len.saturating_sub(size.max(1))..len).filter_map(|i| snapshot.order.get(i).cloned()).collect()
+            };
+            if batch.is_empty() {
+                return;
+            }
+            each(&batch);
+        }
+    }
+
     fn random_key(&self, rng: &mut impl rand::Rng) -> Option<CompactBytes> {
         let snapshot = self.current.load();
         if snapshot.order.is_empty() {

@@ -155,6 +155,23 @@ impl<L: MapLock> Shard for Locked<L> {
         next
     }
 
+    /// Takes the last `size` keys each time: removing them is a pop, and nothing moves.
+    fn drain_keys(&self, size: usize, mut each: impl FnMut(&[CompactBytes])) {
+        loop {
+            let batch: Vec<CompactBytes> = {
+                let map = self.read_guard();
+                let len = map.len();
+                (len.saturating_sub(size.max(1))..len)
+                    .filter_map(|i| map.get_index(i).map(|(k, _)| k.clone()))
+                    .collect()
+            };
+            if batch.is_empty() {
+                return;
+            }
+            each(&batch);
+        }
+    }
+
     fn random_key(&self, rng: &mut impl rand::Rng) -> Option<CompactBytes> {
         let map = self.read_guard();
         if map.is_empty() {

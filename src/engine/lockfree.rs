@@ -6,7 +6,7 @@ use papaya::{Compute, Operation};
 
 use super::compact::CompactBytes;
 use super::entry::{Entry, Footprint, Write};
-use super::scan::{ORDER_BITS, scan_order};
+use super::scan::{OFFSET_BITS, scan_order};
 use super::shard::{KeyHasher, Shard};
 use rand::RngExt;
 
@@ -92,7 +92,35 @@ impl Shard for LockFreeShard {
                 visit(key, entry);
             }
         }
-        if boundary >= (1 << ORDER_BITS) - 1 { 0 } else { boundary + 1 }
+        if boundary >= (1 << OFFSET_BITS) - 1 { 0 } else { boundary + 1 }
+    }
+
+    /// One pass of one iterator over the table, batch by batch: papaya leaves a tombstone for
+    /// each removal, so restarting the iteration per batch would rescan them all (quadratic).
+    /// With no inserts the table never resizes, so the pass sees every key; the pinned guard
+    /// delays freeing the removed entries until the pass ends. A pass that yields nothing
+    /// means the shard is empty (papaya's `len` is only a hint under concurrency).
+    fn drain_keys(&self, size: usize, mut each: impl FnMut(&[CompactBytes])) {
+        let size = size.max(1);
+        loop {
+            let map = self.map.pin();
+            let mut batch = Vec::with_capacity(size);
+            let mut yielded = false;
+            for (key, _) in map.iter() {
+                yielded = true;
+                batch.push(key.clone());
+                if batch.len() == size {
+                    each(&batch);
+                    batch.clear();
+                }
+            }
+            if !batch.is_empty() {
+                each(&batch);
+            }
+            if !yielded {
+                return;
+            }
+        }
     }
 
     fn random_key(&self, rng: &mut impl rand::Rng) -> Option<CompactBytes> {

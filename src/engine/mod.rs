@@ -10,9 +10,12 @@
 //! # Ok::<(), cstore::engine::ConfigError>(())
 //! ```
 //!
-//! Keys and values are stored as [`CompactBytes`] (`compact.rs`). Layout: `shard.rs` defines what a shard kind must do and the sharded container;
-//! `locked.rs` (Mutex, RwLock), `lockfree.rs` and `cow.rs` are the kinds; `store.rs` routes
-//! a key to its shard, applies expiry and keeps the counters; `ops.rs` is every command,
+//! Keys and values are stored as [`CompactBytes`] (`compact.rs`). Layout: `shard.rs` defines
+//! what a shard kind must do and the sharded container; `locked.rs` (Mutex, RwLock),
+//! `lockfree.rs` and `cow.rs` are the kinds; `kinds.rs` is one engine (a kind times a shard
+//! count) and its write rule; `store.rs` routes a key to the engine that holds it;
+//! `migration.rs` moves a running store to another strategy or shard count, live; `ops.rs` is
+//! every command,
 //! written once over two primitives (read, and atomic read-modify-write) so that all
 //! strategies share one semantics; `scan.rs` has cursors and glob patterns; `sweeper.rs`
 //! is active expiry.
@@ -23,8 +26,10 @@ mod config;
 mod cow;
 mod entry;
 mod float;
+mod kinds;
 mod locked;
 mod lockfree;
+mod migration;
 mod ops;
 mod scan;
 mod shard;
@@ -35,6 +40,7 @@ pub use clock::{Clock, ManualClock};
 pub use compact::{CompactBytes, MAX_STRING_LEN};
 pub use config::{ConfigError, EngineConfig, MAX_SHARDS, Strategy};
 pub use float::{Float, parse_float};
+pub use migration::{EngineStatus, MIGRATION_CHUNK, MigrationProgress, MigrationReport};
 pub use ops::{
     ExpireCondition, SetCondition, SetExpiry, SetOptions, SetOutcome, StoreError, Ttl, TtlUpdate, parse_integer,
 };

@@ -42,6 +42,12 @@ pub(crate) trait Shard: Send + Sync + Sized {
     /// of work is done under a lock.
     fn scan(&self, position: u64, count: usize, order: &KeyHasher, visit: impl FnMut(&CompactBytes, &Entry)) -> u64;
 
+    /// Calls `each` with batches of at most `size` keys until the shard is empty. `each` must
+    /// remove every key it is given (through [`Shard::update`]) and nothing else may insert
+    /// meanwhile: a migration's source shard, which takes no new keys, is drained this way.
+    /// The whole drain costs O(keys), never a rescan per batch.
+    fn drain_keys(&self, size: usize, each: impl FnMut(&[CompactBytes]));
+
     /// A uniformly chosen key of this shard (expired or not), if any.
     fn random_key(&self, rng: &mut impl rand::Rng) -> Option<CompactBytes>;
 
@@ -108,13 +114,14 @@ pub(crate) struct Slot<S> {
 /// The key space hashed into a power-of-two number of shards.
 pub(crate) struct Shards<S> {
     slots: Box<[CachePadded<Slot<S>>]>,
-    /// Picks the shard (low bits) and orders keys for lock-free scans (high bits).
+    /// The store's hasher: picks the shard (low bits), places keys in SCAN's order (`scan.rs`)
+    /// and orders keys inside lock-free shards (high bits).
     router: KeyHasher,
     mask: u64,
 }
 
 impl<S: Shard> Shards<S> {
-    pub(crate) fn new(count: usize) -> Self {
+    pub(crate) fn new(count: usize, router: KeyHasher) -> Self {
         debug_assert!(count.is_power_of_two());
         let slots = (0..count)
             .map(|_| {
@@ -125,7 +132,7 @@ impl<S: Shard> Shards<S> {
                 })
             })
             .collect();
-        Shards { slots, router: KeyHasher::default(), mask: count as u64 - 1 }
+        Shards { slots, router, mask: count as u64 - 1 }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -162,6 +169,17 @@ pub(crate) struct Totals {
     pub(crate) expired: u64,
     pub(crate) evicted: u64,
     pub(crate) lock_wait_ns: u64,
+}
+
+impl std::ops::AddAssign for Totals {
+    fn add_assign(&mut self, rhs: Totals) {
+        self.keys += rhs.keys;
+        self.bytes += rhs.bytes;
+        self.volatile += rhs.volatile;
+        self.expired += rhs.expired;
+        self.evicted += rhs.evicted;
+        self.lock_wait_ns += rhs.lock_wait_ns;
+    }
 }
 
 pub(crate) fn totals<S: Shard>(shards: &Shards<S>) -> Totals {

@@ -1,51 +1,105 @@
-//! `Store`: routes each key to its shard, applies expiry, and keeps the counters. The two
-//! primitives here, [`Store::read`] and [`Store::update`], are the only way commands touch
-//! a shard; both are generic over the shard kind and reached through one `match`, so
-//! dispatch is static.
+//! `Store`: routes each key to the engine that holds it, applies expiry, and keeps the
+//! counters. The two primitives here, [`Store::read`] and [`Store::update`], are the only way
+//! commands touch the data.
+//!
+//! The store runs one [`Engine`] (`kinds.rs`), or two while it migrates from one to another
+//! (`migration.rs`). Which is the [`Layout`], read once per operation from an `ArcSwap`: a
+//! few nanoseconds and no shared write, so the steady state costs what a fixed engine did.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use rand::RngExt;
+use arc_swap::ArcSwap;
 
 use super::clock::{Clock, LazyNow};
 use super::compact::{CompactBytes, MAX_STRING_LEN};
 use super::config::{ConfigError, EngineConfig, Strategy, validate_shards};
-use super::cow::CowShard;
-use super::entry::{Entry, Footprint, Write};
-use super::locked::{MutexShard, RwLockShard};
-use super::lockfree::LockFreeShard;
-use super::scan::{decode_cursor, encode_cursor, glob_match};
-use super::shard::{Shard, Shards, Slot, Totals, totals};
+use super::entry::{Entry, Write};
+use super::kinds::{Engine, Found, Updated};
+use super::migration::{Migration, MigrationHistory};
+use super::scan::{Geometry, Part, glob_match};
+use super::shard::{KeyHasher, Totals};
 
 /// Largest value a command may create, as Redis's default `proto-max-bulk-len` (512 MiB).
 pub const DEFAULT_MAX_VALUE_LEN: usize = 512 * 1024 * 1024;
 
-enum Engine {
-    Mutex(Shards<MutexShard>),
-    RwLock(Shards<RwLockShard>),
-    LockFree(Shards<LockFreeShard>),
-    CopyOnWrite(Shards<CowShard>),
+/// What the store runs right now. An operation loads it once and never loads it again
+/// while it holds it: a migration waits for the previous layout's users while holding the
+/// new one's gates (`migration.rs`), so a nested load could wait for itself.
+pub(crate) enum Layout {
+    Stable(Arc<Engine>),
+    Migrating(Arc<Migration>),
 }
 
-/// Runs `$body` with `$shards` bound to the engine's concrete shard container.
-macro_rules! with_shards {
-    ($engine:expr, $shards:ident => $body:expr) => {
-        match $engine {
-            Engine::Mutex($shards) => $body,
-            Engine::RwLock($shards) => $body,
-            Engine::LockFree($shards) => $body,
-            Engine::CopyOnWrite($shards) => $body,
+impl Layout {
+    pub(crate) fn geometry(&self) -> Geometry {
+        let shape = |engine: &Engine| (engine.shard_count(), super::scan::engine_tag(engine.id()));
+        match self {
+            Layout::Stable(engine) => {
+                let (shards, tag) = shape(engine);
+                Geometry::Stable { shards, tag }
+            }
+            Layout::Migrating(m) => Geometry::Migrating { source: shape(m.source()), target: shape(m.target()) },
         }
-    };
+    }
+
+    fn engine(&self, part: Part) -> &Engine {
+        match (self, part) {
+            (Layout::Stable(engine), _) => engine,
+            (Layout::Migrating(m), Part::Source) => m.source(),
+            (Layout::Migrating(m), Part::Target) => m.target(),
+        }
+    }
+
+    /// The engines, source first.
+    fn engines(&self) -> impl Iterator<Item = &Engine> {
+        let (first, second) = match self {
+            Layout::Stable(engine) => (&**engine, None),
+            Layout::Migrating(m) => (m.source(), Some(m.target())),
+        };
+        std::iter::once(first).chain(second)
+    }
+
+    /// The engine whose configuration clients see as running: the source until the
+    /// migration completes.
+    pub(crate) fn running(&self) -> &Engine {
+        self.engine(Part::Source)
+    }
 }
 
 /// A concurrent key-value store. Share it between threads with `Arc<Store>`.
 pub struct Store {
-    engine: Engine,
+    pub(crate) layout: ArcSwap<Layout>,
+    /// Every engine of this store routes with this hasher, so a key keeps its SCAN slot
+    /// across migrations.
+    pub(crate) router: KeyHasher,
+    /// Numbers the engines (SCAN cursors name theirs).
+    pub(crate) next_engine_id: AtomicU64,
+    /// Held for the whole of a migration, so that they run one at a time.
+    pub(crate) migrating: parking_lot::Mutex<()>,
+    pub(crate) migration_history: parking_lot::Mutex<MigrationHistory>,
+    /// Monotonic counters of engines a migration retired, so that they never go backwards.
+    pub(crate) retired: RetiredCounters,
     clock: Clock,
-    strategy: Strategy,
     max_value_len: usize,
+}
+
+/// Expired and evicted keys and lock waits of engines that are gone.
+#[derive(Default)]
+pub(crate) struct RetiredCounters {
+    expired: AtomicU64,
+    evicted: AtomicU64,
+    lock_wait_ns: AtomicU64,
+}
+
+impl RetiredCounters {
+    pub(crate) fn absorb(&self, engine: &Engine) {
+        let totals = engine.totals();
+        self.expired.fetch_add(totals.expired, Ordering::Relaxed);
+        self.evicted.fetch_add(totals.evicted, Ordering::Relaxed);
+        self.lock_wait_ns.fetch_add(totals.lock_wait_ns, Ordering::Relaxed);
+    }
 }
 
 /// Chooses the strategy, shard count, clock and limits of a [`Store`].
@@ -102,13 +156,19 @@ impl StoreBuilder {
         if self.max_value_len == 0 || self.max_value_len > MAX_STRING_LEN {
             return Err(ConfigError::InvalidMaxValueLen(self.max_value_len));
         }
-        let engine = match self.strategy {
-            Strategy::Mutex => Engine::Mutex(Shards::new(shards)),
-            Strategy::RwLock => Engine::RwLock(Shards::new(shards)),
-            Strategy::LockFree => Engine::LockFree(Shards::new(shards)),
-            Strategy::CopyOnWrite => Engine::CopyOnWrite(Shards::new(shards)),
-        };
-        Ok(Store { engine, clock: self.clock, strategy: self.strategy, max_value_len: self.max_value_len })
+        let router = KeyHasher::default();
+        let config = EngineConfig { strategy: self.strategy, shards: shards as u32 };
+        let engine = Engine::new(0, config, &router);
+        Ok(Store {
+            layout: ArcSwap::from_pointee(Layout::Stable(Arc::new(engine))),
+            router,
+            next_engine_id: AtomicU64::new(1),
+            migrating: parking_lot::Mutex::new(()),
+            migration_history: parking_lot::Mutex::default(),
+            retired: RetiredCounters::default(),
+            clock: self.clock,
+            max_value_len: self.max_value_len,
+        })
     }
 }
 
@@ -141,17 +201,19 @@ impl Store {
         StoreBuilder::default()
     }
 
+    /// The strategy running now (during a migration, the one being migrated from).
     pub fn strategy(&self) -> Strategy {
-        self.strategy
+        self.layout.load().running().config().strategy
     }
 
+    /// The shard count running now (during a migration, the one being migrated from).
     pub fn shard_count(&self) -> usize {
-        with_shards!(&self.engine, shards => shards.len())
+        self.layout.load().running().shard_count()
     }
 
-    /// The shard that holds `key`, from 0 to `shard_count() - 1`.
+    /// The shard that holds `key` in the running engine, from 0 to `shard_count() - 1`.
     pub fn shard_of(&self, key: &[u8]) -> usize {
-        with_shards!(&self.engine, shards => shards.index_of(key))
+        self.layout.load().running().shard_of(key)
     }
 
     pub(crate) fn max_value_len(&self) -> usize {
@@ -166,24 +228,36 @@ impl Store {
     /// Reads the live entry under `key` (an expired entry reads as absent and is reclaimed).
     pub(crate) fn read<R>(&self, key: &[u8], f: impl FnOnce(Option<&Entry>) -> R) -> R {
         let now = LazyNow::new(&self.clock);
-        with_shards!(&self.engine, shards => {
-            let slot = shards.slot_for(key);
-            let outcome = slot.map.read(key, |entry| match entry {
-                Some(entry) if entry.has_expired(&now) => Err(f),
-                live => Ok(f(live)),
-            });
-            outcome.unwrap_or_else(|f| {
-                reclaim_if_expired(slot, key, &now);
+        let found = match &**self.layout.load() {
+            Layout::Stable(engine) => engine.read(key, &now, f),
+            Layout::Migrating(migration) => migration.read(key, &now, f),
+        };
+        match found {
+            Found::Answered(reply) => reply,
+            Found::Expired(f) | Found::Absent(f) => {
+                self.reclaim_if_expired(key, &now);
                 f(None)
-            })
-        })
+            }
+        }
     }
 
     /// Atomically applies `f` to the live entry under `key`. `f` must be pure: the
     /// lock-free strategy may run it more than once.
     pub(crate) fn update<R>(&self, key: &[u8], f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R {
         let now = LazyNow::new(&self.clock);
-        with_shards!(&self.engine, shards => update_slot(shards.slot_for(key), key, &now, f).0)
+        self.update_at(key, &now, f).reply
+    }
+
+    fn update_at<R>(&self, key: &[u8], now: &LazyNow<'_>, f: impl FnMut(Option<&Entry>) -> (Write, R)) -> Updated<R> {
+        match &**self.layout.load() {
+            Layout::Stable(engine) => engine.update(key, now, f),
+            Layout::Migrating(migration) => migration.update(key, now, f),
+        }
+    }
+
+    /// Removes `key` if its entry has expired; returns whether it did.
+    fn reclaim_if_expired(&self, key: &[u8], now: &LazyNow<'_>) -> bool {
+        self.update_at(key, now, |_| (Write::Keep, ())).reclaimed
     }
 
     /// Number of keys (DBSIZE). Expired keys not yet reclaimed are counted, as in Redis.
@@ -197,7 +271,7 @@ impl Store {
 
     /// Approximate bytes used, cheap enough to read before every write.
     pub fn memory_bytes(&self) -> u64 {
-        with_shards!(&self.engine, shards => non_negative(shards.slots().map(|s| s.stats.bytes()).sum()))
+        non_negative(self.layout.load().engines().map(Engine::memory_bytes).sum())
     }
 
     pub fn stats(&self) -> StoreStats {
@@ -209,64 +283,63 @@ impl Store {
             expired_keys: t.expired,
             evicted_keys: t.evicted,
             lock_wait_ns: t.lock_wait_ns,
-            published_versions: with_shards!(&self.engine, shards => {
-                shards.slots().map(|s| s.map.published_version()).sum::<Option<u64>>()
-            }),
+            published_versions: self.layout.load().engines().map(Engine::published_versions).sum(),
         }
     }
 
     fn totals(&self) -> Totals {
-        with_shards!(&self.engine, shards => totals(shards))
+        let mut sum = Totals {
+            expired: self.retired.expired.load(Ordering::Relaxed),
+            evicted: self.retired.evicted.load(Ordering::Relaxed),
+            lock_wait_ns: self.retired.lock_wait_ns.load(Ordering::Relaxed),
+            ..Totals::default()
+        };
+        for engine in self.layout.load().engines() {
+            sum += engine.totals();
+        }
+        sum
     }
 
     /// Removes every key (FLUSHDB) and returns how many were removed.
     pub fn clear(&self) -> usize {
-        with_shards!(&self.engine, shards => {
-            let mut removed = 0;
-            for slot in shards.slots() {
-                let gone = slot.map.clear();
-                slot.stats.apply(Footprint::default() - gone);
-                removed += gone.keys;
-            }
-            usize::try_from(removed).unwrap_or(0)
-        })
+        let removed = match &**self.layout.load() {
+            Layout::Stable(engine) => engine.clear(),
+            Layout::Migrating(migration) => migration.clear(),
+        };
+        usize::try_from(removed).unwrap_or(0)
     }
 
     /// One step of a SCAN walk: returns the next cursor (0 when the walk is complete) and
     /// live keys matching `pattern`.
     ///
     /// Guarantee: a full walk from cursor 0 back to 0 returns every key that exists for the
-    /// whole walk at least once, whatever runs concurrently; a key may be returned more
-    /// than once. `count` bounds the entries one call examines, as in Redis, and each shard
-    /// is held (where it has a lock) for at most one chunk of `count` entries.
+    /// whole walk at least once, whatever runs concurrently, migrations included; a key may
+    /// be returned more than once. `count` bounds the entries one call examines, as in Redis,
+    /// and each shard is held (where it has a lock) for at most one chunk of `count` entries.
+    /// The order and the cursor are explained in `scan.rs`.
     pub fn scan(&self, cursor: u64, pattern: Option<&[u8]>, count: usize) -> (u64, Vec<CompactBytes>) {
         let now = self.now_ms();
         let count = count.max(1);
-        with_shards!(&self.engine, shards => {
-            let (mut shard, mut position) = decode_cursor(cursor);
-            let mut keys = Vec::new();
-            // `count` bounds the entries one call examines, as in Redis; empty shards cost
-            // nothing toward it, so a sparse or empty store finishes in one call.
-            let mut examined = 0;
-            while examined < count {
-                if shard >= shards.len() {
-                    return (0, keys);
+        let layout = self.layout.load();
+        let geometry = layout.geometry();
+        let mut walk = geometry.resume(cursor);
+        let mut keys = Vec::new();
+        // `count` bounds the entries one call examines, as in Redis; empty shards cost
+        // nothing toward it, so a sparse or empty store finishes in one call.
+        let mut examined = 0;
+        while examined < count {
+            let (part, shard) = geometry.shard(&walk);
+            walk.offset = layout.engine(part).scan_shard(shard, walk.offset, count - examined, |key, entry| {
+                examined += 1;
+                if !entry.is_expired(now) && pattern.is_none_or(|p| glob_match(p, key)) {
+                    keys.push(key.clone());
                 }
-                position = shards.slot(shard).map.scan(position, count - examined, shards.router(), |key, entry| {
-                    examined += 1;
-                    if !entry.is_expired(now) && pattern.is_none_or(|p| glob_match(p, key)) {
-                        keys.push(key.clone());
-                    }
-                });
-                if position == 0 {
-                    shard += 1;
-                    if shard == shards.len() {
-                        return (0, keys);
-                    }
-                }
+            });
+            if walk.offset == 0 && !geometry.advance(&mut walk) {
+                return (0, keys);
             }
-            (encode_cursor(shard, position), keys)
-        })
+        }
+        (geometry.cursor(&walk), keys)
     }
 
     /// Every live key matching `pattern` (KEYS), each once. Built from SCAN chunks so that no
@@ -288,28 +361,34 @@ impl Store {
     pub fn random_key(&self) -> Option<CompactBytes> {
         const ATTEMPTS: usize = 32;
         let mut rng = rand::rng();
-        with_shards!(&self.engine, shards => {
-            for _ in 0..ATTEMPTS {
-                let shard = rng.random_range(0..shards.len());
-                if let Some(key) = shards.slot(shard).map.random_key(&mut rng)
-                    && self.exists(&key)
-                {
-                    return Some(key);
+        for _ in 0..ATTEMPTS {
+            let candidate = match &**self.layout.load() {
+                Layout::Stable(engine) => engine.random_key(&mut rng),
+                // During a migration, draw from the engine that holds more keys.
+                Layout::Migrating(m) => {
+                    let source_keys = m.source().totals().keys;
+                    let engine = if source_keys >= m.target().totals().keys { m.source() } else { m.target() };
+                    engine.random_key(&mut rng)
                 }
+            };
+            if let Some(key) = candidate
+                && self.exists(&key)
+            {
+                return Some(key);
             }
-            // Sparse store: fall back to the first live key of a walk.
-            let mut cursor = 0;
-            loop {
-                let (next, keys) = self.scan(cursor, None, 64);
-                if let Some(key) = keys.into_iter().next() {
-                    return Some(key);
-                }
-                if next == 0 {
-                    return None;
-                }
-                cursor = next;
+        }
+        // Sparse store: fall back to the first live key of a walk.
+        let mut cursor = 0;
+        loop {
+            let (next, keys) = self.scan(cursor, None, 64);
+            if let Some(key) = keys.into_iter().next() {
+                return Some(key);
             }
-        })
+            if next == 0 {
+                return None;
+            }
+            cursor = next;
+        }
     }
 
     /// Evicts up to `n` random keys (the `allkeys-random` policy) and returns how many went.
@@ -317,16 +396,13 @@ impl Store {
         let mut evicted = 0;
         for _ in 0..n {
             let Some(key) = self.random_key() else { break };
-            let removed = with_shards!(&self.engine, shards => {
-                let slot = shards.slot_for(&key);
-                let now = LazyNow::new(&self.clock);
-                let removed = update_slot(slot, &key, &now, |live| (Write::Remove, live.is_some())).0;
-                if removed {
-                    slot.stats.count_evicted();
-                }
-                removed
-            });
-            evicted += usize::from(removed);
+            let now = LazyNow::new(&self.clock);
+            let removed = self.update_at(&key, &now, |live| (Write::Remove, live.is_some())).reply;
+            if removed {
+                // Counted in the running engine; a retired engine's counts are carried over.
+                self.layout.load().running().count_evicted(&key);
+                evicted += 1;
+            }
         }
         evicted
     }
@@ -338,70 +414,32 @@ impl Store {
     pub(crate) fn sweep_pass(&self, chunk: usize, max_steps: usize) -> (u64, u64) {
         let now = self.now_ms();
         let (mut examined, mut expired, mut steps) = (0u64, 0u64, 0usize);
-        with_shards!(&self.engine, shards => {
-            for slot in shards.slots() {
-                while slot.stats.volatile() > 0 && steps < max_steps {
-                    steps += 1;
-                    let mut due = Vec::new();
-                    let mut seen = 0u64;
-                    let position = slot.sweep_position.load(Ordering::Relaxed);
-                    let next = slot.map.scan(position, chunk, shards.router(), |key, entry| {
-                        seen += 1;
-                        if entry.is_expired(now) {
-                            due.push(key.clone());
-                        }
-                    });
-                    slot.sweep_position.store(next, Ordering::Relaxed);
-                    let reclaimed =
-                        due.iter().filter(|key| reclaim_if_expired(slot, key, &LazyNow::fixed(now))).count() as u64;
-                    examined += seen;
-                    expired += reclaimed;
-                    if next == 0 || reclaimed * 4 <= seen {
-                        break;
-                    }
+        // (engine, shard): the layout may change between steps, and the pass follows it.
+        let (mut engine_index, mut shard) = (0, 0);
+        while steps < max_steps {
+            // Look under the layout, reclaim after letting go of it: a reclaim loads it again.
+            let step = {
+                let layout = self.layout.load();
+                let Some(engine) = layout.engines().nth(engine_index) else { break };
+                if shard >= engine.shard_count() {
+                    (engine_index, shard) = (engine_index + 1, 0);
+                    continue;
                 }
+                engine.expired_in_shard(shard, now, chunk)
+            };
+            let Some(step) = step else {
+                shard += 1;
+                continue;
+            };
+            steps += 1;
+            let reclaimed =
+                step.due.iter().filter(|key| self.reclaim_if_expired(key, &LazyNow::fixed(now))).count() as u64;
+            examined += step.examined;
+            expired += reclaimed;
+            if step.shard_done || reclaimed * 4 <= step.examined {
+                shard += 1;
             }
-        });
+        }
         (examined, expired)
     }
-}
-
-/// The one write path: applies `f` to the live entry, turns "keep an expired entry" into
-/// its removal, refuses to store an entry that is already expired, and keeps the shard's
-/// counters exact. Returns `f`'s reply and whether an expired entry was reclaimed.
-///
-/// The counter change is computed inside the closure and returned with the reply, so it
-/// always belongs to the transition that took effect (see [`Shard::update`]).
-fn update_slot<S: Shard, R>(
-    slot: &Slot<S>,
-    key: &[u8],
-    now: &LazyNow<'_>,
-    mut f: impl FnMut(Option<&Entry>) -> (Write, R),
-) -> (R, bool) {
-    let (reply, delta, reclaimed) = slot.map.update(key, |current| {
-        let live = current.filter(|entry| !entry.has_expired(now));
-        let dead = current.is_some() && live.is_none();
-        let (write, reply) = f(live);
-        let write = match write {
-            Write::Keep if dead => Write::Remove,
-            Write::Put(entry) if entry.has_expired(now) => Write::Remove,
-            other => other,
-        };
-        let after = match &write {
-            Write::Keep => Footprint::of_slot(key, current),
-            Write::Put(entry) => Footprint::of(key, entry),
-            Write::Remove => Footprint::default(),
-        };
-        (write, (reply, after - Footprint::of_slot(key, current), dead))
-    });
-    slot.stats.apply(delta);
-    if reclaimed {
-        slot.stats.count_expired();
-    }
-    (reply, reclaimed)
-}
-
-/// Removes `key` if its entry has expired; returns whether it did.
-fn reclaim_if_expired<S: Shard>(slot: &Slot<S>, key: &[u8], now: &LazyNow<'_>) -> bool {
-    update_slot(slot, key, now, |_| (Write::Keep, ())).1
 }

@@ -96,7 +96,7 @@ async fn readyz(State(state): State<AdminState>) -> (StatusCode, &'static str) {
 }
 
 async fn prometheus_metrics(State(state): State<AdminState>) -> Response {
-    match state.metrics.encode(&state.store.stats()) {
+    match state.metrics.encode(&state.store.stats(), &state.store.engine_status()) {
         Ok(body) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response(),
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "metrics could not be encoded").into_response(),
     }
@@ -128,7 +128,7 @@ mod tests {
     async fn start() -> Running {
         let engine = EngineConfig { strategy: Strategy::Mutex, shards: 2 };
         let state = AdminState {
-            metrics: Arc::new(Metrics::new(&["get", "set"], engine)),
+            metrics: Arc::new(Metrics::new(&["get", "set"])),
             readiness: Readiness::new(),
             store: Arc::new(Store::builder().config(engine).build().unwrap()),
         };
@@ -195,8 +195,11 @@ mod tests {
             response.headers
         );
         let version = env!("CARGO_PKG_VERSION");
-        let build_info = format!("cstore_build_info{{version=\"{version}\",strategy=\"Mutex\",shards=\"2\"}} 1");
-        for line in ["cstore_commands_total{command=\"set\",outcome=\"ok\"} 1", "cstore_keys 1", build_info.as_str()] {
+        let build_info = format!("cstore_build_info{{version=\"{version}\"}} 1");
+        let engine_info = "cstore_engine_info{strategy=\"Mutex\",shards=\"2\"} 1";
+        for line in
+            ["cstore_commands_total{command=\"set\",outcome=\"ok\"} 1", "cstore_keys 1", &build_info, engine_info]
+        {
             assert!(response.body.lines().any(|l| l == line), "missing {line:?} in\n{}", response.body);
         }
         assert!(response.body.ends_with("# EOF\n"));

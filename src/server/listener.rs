@@ -19,6 +19,7 @@ use super::command::COMMANDS;
 use super::config::{RuntimeSettings, ServerConfig};
 use super::connection;
 use super::metrics::Metrics;
+use super::reconfigure::Reconfigurer;
 use super::session::Clients;
 use super::shutdown::Shutdown;
 use super::state::ServerState;
@@ -60,10 +61,16 @@ impl Server {
         // The port asked for may be 0: the span shows the one the OS gave.
         tracing::Span::current().record("port", listener.local_addr()?.port());
         let command_names: Vec<&'static str> = COMMANDS.iter().map(|spec| spec.name).collect();
+        let store = Arc::new(store);
+        let settings = Arc::new(settings);
+        let metrics = Arc::new(Metrics::new(&command_names));
+        let reconfigurer = Reconfigurer::start(Arc::clone(&store), Arc::clone(&settings), Arc::clone(&metrics))
+            .context("cannot start the migration thread")?;
         let state = ServerState {
-            store: Arc::new(store),
+            store,
             settings,
-            metrics: Arc::new(Metrics::new(&command_names, config.engine)),
+            metrics,
+            reconfigurer,
             clients: Arc::new(Clients::default()),
             resp_addr: listener.local_addr()?,
             config,

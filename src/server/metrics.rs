@@ -4,8 +4,8 @@
 //! position in the command table: three relaxed atomic additions (outcome counter, latency
 //! bucket, latency sum), no lock and no hashing. `prometheus-client`'s own `Histogram` takes a
 //! mutex per observation, so commands use a small atomic histogram encoded by a collector.
-//! Store-wide numbers (keys, memory, expiries, lock waits) are read from the engine when
-//! Prometheus scrapes.
+//! Store-wide numbers (keys, memory, expiries, lock waits, the running engine and its
+//! migration) are read from the engine when Prometheus scrapes.
 
 use std::fmt;
 use std::iter;
@@ -19,10 +19,11 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet, text};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::engine::{EngineConfig, StoreStats, Strategy};
+use crate::engine::{EngineStatus, MigrationReport, StoreStats, Strategy};
 
 /// The `Content-Type` of [`Metrics::encode`]'s output, which Prometheus negotiates and parses.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -85,14 +86,14 @@ pub struct Metrics {
     connected_clients: Gauge,
     connections: Counter,
     rejected_connections: Counter,
-    /// Whether the strategy has locks to wait for (`LockFree` has none).
-    reports_lock_wait: bool,
+    migrations: Counter,
+    migration_duration: Histogram,
 }
 
 impl Metrics {
     /// Creates every series up front: `command_names` is the command table, in the order of
-    /// the indexes later given to [`Metrics::record_command`]; `engine` labels `cstore_build_info`.
-    pub fn new(command_names: &[&'static str], engine: EngineConfig) -> Self {
+    /// the indexes later given to [`Metrics::record_command`].
+    pub fn new(command_names: &[&'static str]) -> Self {
         let commands = Arc::new(CommandTable {
             names: command_names.to_vec(),
             series: (0..command_names.len() * STRIPES).map(|_| CachePadded::default()).collect(),
@@ -104,12 +105,14 @@ impl Metrics {
             connected_clients: Gauge::default(),
             connections: Counter::default(),
             rejected_connections: Counter::default(),
-            reports_lock_wait: engine.strategy != Strategy::LockFree,
+            migrations: Counter::default(),
+            // 10 ms to about 3 minutes: a million keys move in about a second.
+            migration_duration: Histogram::new(exponential_buckets(0.01, 2.0, 15)),
         };
-        metrics.registered(engine)
+        metrics.registered()
     }
 
-    fn registered(mut self, engine: EngineConfig) -> Self {
+    fn registered(mut self) -> Self {
         let registry = &mut self.registry;
         registry.register_collector(Box::new(Arc::clone(&self.commands)));
         registry.register(
@@ -126,14 +129,25 @@ impl Metrics {
         );
         registry.register(
             "build",
-            "The cstore version and the engine it runs",
-            Info::new([
-                ("version", env!("CARGO_PKG_VERSION").to_owned()),
-                ("strategy", engine.strategy.name().to_owned()),
-                ("shards", engine.shards.to_string()),
-            ]),
+            "The cstore version",
+            Info::new([("version", env!("CARGO_PKG_VERSION").to_owned())]),
+        );
+        registry.register("migrations", "Live migrations to another strategy or shard count completed", {
+            self.migrations.clone()
+        });
+        registry.register_with_unit(
+            "migration_duration",
+            "How long each live migration took, from start to the switch to the new engine",
+            Unit::Seconds,
+            self.migration_duration.clone(),
         );
         self
+    }
+
+    /// Records a completed live migration.
+    pub fn migration_completed(&self, report: &MigrationReport) {
+        self.migrations.inc();
+        self.migration_duration.observe(report.duration.as_secs_f64());
     }
 
     /// Records one executed command. Lock-free and allocation-free: call it on every command.
@@ -179,18 +193,37 @@ impl Metrics {
     }
 
     /// Every metric in the OpenMetrics text format (serve it with [`CONTENT_TYPE`]), with the
-    /// store-wide ones taken from `stats`.
-    pub fn encode(&self, stats: &StoreStats) -> Result<String, fmt::Error> {
+    /// store-wide ones taken from `stats` and `engine`.
+    pub fn encode(&self, stats: &StoreStats, engine: &EngineStatus) -> Result<String, fmt::Error> {
         let mut out = String::new();
         text::encode_registry(&mut out, &self.registry)?;
-        text::encode_registry(&mut out, &self.store_registry(stats))?;
+        text::encode_registry(&mut out, &self.store_registry(stats, engine))?;
         text::encode_eof(&mut out)?;
         Ok(out)
     }
 
-    /// The store-wide metrics as of `stats`: built per scrape, so nothing shared is written.
-    fn store_registry(&self, stats: &StoreStats) -> Registry {
+    /// The store-wide metrics as of `stats` and `engine`: built per scrape, so nothing shared
+    /// is written.
+    fn store_registry(&self, stats: &StoreStats, engine: &EngineStatus) -> Registry {
         let mut registry = Registry::with_prefix(PREFIX);
+        registry.register(
+            "engine",
+            "The strategy and shard count the store runs (during a migration, the one it leaves)",
+            Info::new([
+                ("strategy", engine.running.strategy.name().to_owned()),
+                ("shards", engine.running.shards.to_string()),
+            ]),
+        );
+        registry.register(
+            "migration_in_progress",
+            "1 while a live migration moves keys to another engine",
+            ConstGauge::new(i64::from(engine.migration.is_some())),
+        );
+        registry.register(
+            "migration_keys_moved",
+            "Keys the live migration under way has moved so far",
+            ConstGauge::new(engine.migration.map_or(0, |m| m.keys_moved) as i64),
+        );
         registry.register("keys", "Keys in the store, including expired ones not yet reclaimed", {
             ConstGauge::new(stats.keys)
         });
@@ -207,7 +240,8 @@ impl Metrics {
             "Keys removed to stay under maxmemory",
             ConstCounter::new(stats.evicted_keys),
         );
-        if self.reports_lock_wait {
+        // Lock-free engines have no locks to wait for.
+        if engine.running.strategy != Strategy::LockFree {
             registry.register_with_unit(
                 "lock_wait",
                 "Time callers spent waiting for shard locks",
@@ -330,15 +364,25 @@ impl Collector for CommandTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::EngineConfig;
 
     const COMMANDS: [&str; 3] = ["get", "set", "ping"];
 
-    fn metrics(strategy: Strategy) -> Metrics {
-        Metrics::new(&COMMANDS, EngineConfig { strategy, shards: 8 })
+    fn metrics() -> Metrics {
+        Metrics::new(&COMMANDS)
+    }
+
+    fn engine(strategy: Strategy) -> EngineStatus {
+        EngineStatus {
+            running: EngineConfig { strategy, shards: 8 },
+            migration: None,
+            migrations_completed: 0,
+            last_migration: None,
+        }
     }
 
     fn encoded(metrics: &Metrics, stats: &StoreStats) -> String {
-        metrics.encode(stats).unwrap()
+        metrics.encode(stats, &engine(Strategy::RwLock)).unwrap()
     }
 
     fn assert_has_line(text: &str, line: &str) {
@@ -347,7 +391,7 @@ mod tests {
 
     #[test]
     fn commands_are_counted_by_name_and_outcome() {
-        let metrics = metrics(Strategy::RwLock);
+        let metrics = metrics();
         metrics.record_command(0, Outcome::Ok, Duration::from_micros(5));
         metrics.record_command(0, Outcome::Ok, Duration::from_micros(5));
         metrics.record_command(1, Outcome::Rejected, Duration::from_micros(5));
@@ -366,7 +410,7 @@ mod tests {
 
     #[test]
     fn latency_buckets_are_cumulative_and_bounded_inclusively() {
-        let metrics = metrics(Strategy::RwLock);
+        let metrics = metrics();
         for micros in [3, 10, 11, 700, 2_000_000] {
             metrics.record_command(2, Outcome::Ok, Duration::from_micros(micros));
         }
@@ -387,7 +431,7 @@ mod tests {
 
     #[test]
     fn connections_are_tracked() {
-        let metrics = metrics(Strategy::RwLock);
+        let metrics = metrics();
         metrics.client_connected();
         metrics.client_connected();
         metrics.client_disconnected();
@@ -410,11 +454,13 @@ mod tests {
             lock_wait_ns: 1_500_000_000,
             published_versions: Some(7),
         };
-        let text = encoded(&metrics(Strategy::CopyOnWrite), &stats);
+        let text = metrics().encode(&stats, &engine(Strategy::CopyOnWrite)).unwrap();
         let version = env!("CARGO_PKG_VERSION");
-        let build_info = format!("cstore_build_info{{version=\"{version}\",strategy=\"CopyOnWrite\",shards=\"8\"}} 1");
+        let build_info = format!("cstore_build_info{{version=\"{version}\"}} 1");
         for line in [
             build_info.as_str(),
+            "cstore_engine_info{strategy=\"CopyOnWrite\",shards=\"8\"} 1",
+            "cstore_migration_in_progress 0",
             "cstore_keys 10",
             "cstore_volatile_keys 4",
             "# UNIT cstore_memory_bytes bytes",
@@ -431,14 +477,48 @@ mod tests {
 
     #[test]
     fn lock_free_stores_report_no_lock_wait() {
-        let text = encoded(&metrics(Strategy::LockFree), &StoreStats::default());
+        let text = metrics().encode(&StoreStats::default(), &engine(Strategy::LockFree)).unwrap();
         assert!(!text.contains("lock_wait"), "{text}");
         assert!(!text.contains("published_versions"), "{text}");
     }
 
     #[test]
+    fn migrations_are_counted_and_timed_and_the_one_under_way_shows() {
+        let metrics = metrics();
+        let from = EngineConfig { strategy: Strategy::RwLock, shards: 16 };
+        let to = EngineConfig { strategy: Strategy::LockFree, shards: 256 };
+        metrics.migration_completed(&MigrationReport {
+            from,
+            to,
+            keys_moved: 10,
+            duration: Duration::from_millis(30),
+            longest_pause: Duration::from_micros(50),
+        });
+        let migrating = EngineStatus {
+            migration: Some(crate::engine::MigrationProgress {
+                target: from,
+                keys_moved: 42,
+                keys_total: 100,
+                elapsed: Duration::from_millis(5),
+            }),
+            ..engine(Strategy::LockFree)
+        };
+        let text = metrics.encode(&StoreStats::default(), &migrating).unwrap();
+        for line in [
+            "cstore_migrations_total 1",
+            "cstore_migration_duration_seconds_count 1",
+            "cstore_migration_duration_seconds_bucket{le=\"0.04\"} 1",
+            "cstore_migration_in_progress 1",
+            "cstore_migration_keys_moved 42",
+            "cstore_engine_info{strategy=\"LockFree\",shards=\"8\"} 1",
+        ] {
+            assert_has_line(&text, line);
+        }
+    }
+
+    #[test]
     fn recording_from_many_threads_loses_nothing() {
-        let metrics = metrics(Strategy::RwLock);
+        let metrics = metrics();
         std::thread::scope(|scope| {
             for _ in 0..4 {
                 scope.spawn(|| {

@@ -11,6 +11,7 @@ use super::command::CommandError;
 use super::command::server::{InfoSection, redis_version};
 use super::config::{MaxMemoryPolicy, RuntimeSettings, ServerConfig};
 use super::metrics::Metrics;
+use super::reconfigure::Reconfigurer;
 use super::session::Clients;
 use crate::engine::Store;
 
@@ -21,8 +22,10 @@ const EVICTION_ROUNDS: usize = 64;
 
 pub(crate) struct ServerState {
     pub(crate) store: Arc<Store>,
-    pub(crate) settings: RuntimeSettings,
+    pub(crate) settings: Arc<RuntimeSettings>,
     pub(crate) metrics: Arc<Metrics>,
+    /// Migrates the store when CONFIG SET changes strategy or shards.
+    pub(crate) reconfigurer: Reconfigurer,
     pub(crate) clients: Arc<Clients>,
     pub(crate) config: ServerConfig,
     pub(crate) resp_addr: SocketAddr,
@@ -119,10 +122,24 @@ impl ServerState {
             sections.push(section.finish());
         }
         if wanted("cstore") {
+            let engine = self.store.engine_status();
+            let wanted = self.settings.engine();
+            let progress = engine.migration;
+            let last = engine.last_migration;
             sections.push(
                 InfoSection::new("Cstore")
-                    .field("strategy", self.store.strategy())
-                    .field("shards", self.store.shard_count())
+                    .field("strategy", engine.running.strategy)
+                    .field("shards", engine.running.shards)
+                    // Also 1 while a change waits for the migration under way to finish.
+                    .field("migration_in_progress", u8::from(progress.is_some() || wanted != engine.running))
+                    .field("migration_target_strategy", wanted.strategy)
+                    .field("migration_target_shards", wanted.shards)
+                    .field("migration_keys_moved", progress.map_or(0, |p| p.keys_moved))
+                    .field("migration_keys_total", progress.map_or(0, |p| p.keys_total))
+                    .field("migrations_completed", engine.migrations_completed)
+                    .field("last_migration_duration_ms", last.map_or(0, |m| m.duration.as_millis()))
+                    .field("last_migration_keys_moved", last.map_or(0, |m| m.keys_moved))
+                    .field("last_migration_longest_pause_us", last.map_or(0, |m| m.longest_pause.as_micros()))
                     .field("version", env!("CARGO_PKG_VERSION"))
                     .field("lock_wait_seconds", format!("{:.6}", stats.lock_wait_ns as f64 / 1e9))
                     .field("published_versions", stats.published_versions.map_or("-".to_owned(), |v| v.to_string()))

@@ -170,6 +170,8 @@ pub(crate) fn config(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
             }
             let pairs: Vec<(&[u8], &[u8])> = rest.chunks_exact(2).map(|p| (p[0], p[1])).collect();
             ctx.state.settings.config_set(&pairs).map_err(CommandError::Other)?;
+            // +OK means accepted: a strategy or shard change migrates in the background.
+            ctx.state.reconfigurer.settings_changed();
             ctx.out.ok();
         }
         b"help" => help(

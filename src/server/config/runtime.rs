@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 
 use super::byte_size::parse_byte_size;
 use super::{ConfigError, MAX_CLIENT_IDLE_TIMEOUT_SECS, MaxMemoryPolicy, Password, ServerConfig};
-use crate::engine::{Float, glob_match, parse_float, parse_integer};
+use crate::engine::{EngineConfig, Float, MAX_SHARDS, Strategy, glob_match, parse_float, parse_integer};
 
 /// Live values of the runtime-mutable settings. Every read is one atomic load (relaxed: each
 /// setting stands alone, nothing is published through it), cheap enough for every command.
@@ -25,6 +25,9 @@ pub struct RuntimeSettings {
     /// The `f64` ratio's bits.
     trace_sample_ratio: AtomicU64,
     require_pass: ArcSwapOption<Password>,
+    /// The engine the store should run. Changing it starts a live migration (see
+    /// `server/reconfigure.rs`), so the store may still run another one for a while.
+    engine: Mutex<EngineConfig>,
     /// Fixed at startup, shown by CONFIG GET.
     bind: IpAddr,
     port: u16,
@@ -44,6 +47,7 @@ impl RuntimeSettings {
             client_idle_timeout_secs: AtomicU64::new(config.client_idle_timeout_secs),
             trace_sample_ratio: AtomicU64::new(config.trace_sample_ratio.to_bits()),
             require_pass: ArcSwapOption::from_pointee(config.resolve_password()?),
+            engine: Mutex::new(config.engine),
             bind: config.bind,
             port: config.port,
             max_bulk_len: config.max_bulk_len,
@@ -76,6 +80,11 @@ impl RuntimeSettings {
     /// Fraction of commands to trace, in 0..=1.
     pub fn trace_sample_ratio(&self) -> f64 {
         f64::from_bits(self.trace_sample_ratio.load(Relaxed))
+    }
+
+    /// The engine configuration asked for (CONFIG GET strategy / shards).
+    pub fn engine(&self) -> EngineConfig {
+        *self.engine.lock()
     }
 
     /// Whether clients must AUTH before running commands.
@@ -156,6 +165,8 @@ impl RuntimeSettings {
             Change::ClientIdleTimeoutSecs(secs) => self.client_idle_timeout_secs.store(secs, Relaxed),
             Change::TraceSampleRatio(ratio) => self.trace_sample_ratio.store(ratio.to_bits(), Relaxed),
             Change::RequirePass(password) => self.require_pass.store(password.map(Into::into)),
+            Change::Strategy(strategy) => self.engine.lock().strategy = strategy,
+            Change::Shards(shards) => self.engine.lock().shards = shards,
         }
     }
 }
@@ -174,6 +185,8 @@ enum Change {
     TraceSampleRatio(f64),
     /// `None` (set to "") turns authentication off, as in Redis.
     RequirePass(Option<Password>),
+    Strategy(Strategy),
+    Shards(u32),
 }
 
 /// Turns a CONFIG SET argument into a [`Change`], or gives Redis's reason for refusing it.
@@ -239,6 +252,29 @@ const PARAMETERS: &[Parameter] = &[
             Some(ratio) if (0.0..=1.0).contains(&ratio) => Ok(Change::TraceSampleRatio(ratio)),
             Some(_) => Err("argument must be between 0 and 1 inclusive".to_owned()),
             None => Err("argument couldn't be parsed into a number".to_owned()),
+        }),
+    },
+    Parameter {
+        name: "strategy",
+        get: |settings| settings.engine().strategy.name().to_owned(),
+        parse: Some(|value| {
+            let strategy = std::str::from_utf8(value).ok().and_then(|text| text.parse::<Strategy>().ok());
+            strategy.map(Change::Strategy).ok_or_else(|| {
+                let names: Vec<&str> = Strategy::ALL.iter().map(|s| s.name()).collect();
+                format!("argument(s) must be one of the following: {}", names.join(", "))
+            })
+        }),
+    },
+    Parameter {
+        name: "shards",
+        get: |settings| settings.engine().shards.to_string(),
+        parse: Some(|value| {
+            let shards = integer_in(value, 1, MAX_SHARDS)?;
+            if shards.is_power_of_two() {
+                Ok(Change::Shards(shards))
+            } else {
+                Err(format!("argument must be a power of two between 1 and {MAX_SHARDS}"))
+            }
         }),
     },
     Parameter { name: "port", get: |settings| settings.port.to_string(), parse: None },
@@ -364,9 +400,13 @@ mod tests {
                 ("timeout", "300"),
                 ("requirepass", "s3cret"),
                 ("trace-sample-ratio", "0.25"),
+                ("strategy", "lock-free"),
+                ("SHARDS", "256"),
             ],
         )
         .unwrap();
+        assert_eq!(settings.engine(), EngineConfig { strategy: Strategy::LockFree, shards: 256 });
+        assert_eq!(get(&settings, &["strategy", "shards"]), pairs(&[("strategy", "LockFree"), ("shards", "256")]));
         assert_eq!(settings.max_memory(), 100 << 20);
         assert_eq!(settings.max_memory_policy(), MaxMemoryPolicy::AllkeysRandom);
         assert_eq!(settings.max_clients(), 50);
@@ -444,6 +484,17 @@ mod tests {
                 Err(set_failed_text("trace-sample-ratio", reason))
             );
         }
+        let strategies = "argument(s) must be one of the following: Mutex, RwLock, LockFree, CopyOnWrite";
+        assert_eq!(set(&settings, &[("strategy", "spinlock")]), Err(set_failed_text("strategy", strategies)));
+        for (value, reason) in [
+            ("12", "argument must be a power of two between 1 and 4096"),
+            ("0", "argument must be between 1 and 4096 inclusive"),
+            ("8192", "argument must be between 1 and 4096 inclusive"),
+            ("sixteen", "argument couldn't be parsed into an integer"),
+        ] {
+            assert_eq!(set(&settings, &[("shards", value)]), Err(set_failed_text("shards", reason)));
+        }
+        assert_eq!(settings.engine(), EngineConfig::default(), "refused values change nothing");
         let not_utf8 = settings.config_set(&[(b"requirepass", b"\xff")]);
         assert_eq!(not_utf8, Err(set_failed_text("requirepass", "argument must be valid UTF-8")));
     }

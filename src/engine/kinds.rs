@@ -1,0 +1,307 @@
+//! One engine: a strategy's shard kind times a shard count, reached through one `match` so
+//! that dispatch stays static. A [`Store`](super::Store) runs one engine, or two while it
+//! migrates from one to the other (`migration.rs`); everything here works on one engine and
+//! knows nothing of migrations.
+//!
+//! The write path lives here too ([`Engine::update`] and [`Engine::update_if_present`]):
+//! expiry turns "keep a dead entry" into its removal, and the shard's counters change with
+//! the transition that took effect.
+
+use std::sync::atomic::Ordering;
+
+use super::clock::LazyNow;
+use super::compact::CompactBytes;
+use super::config::{EngineConfig, Strategy};
+use super::cow::CowShard;
+use super::entry::{Entry, Footprint, Write};
+use super::locked::{MutexShard, RwLockShard};
+use super::lockfree::LockFreeShard;
+use super::shard::{KeyHasher, Shard, Shards, Slot, Totals, totals};
+
+enum Kind {
+    Mutex(Shards<MutexShard>),
+    RwLock(Shards<RwLockShard>),
+    LockFree(Shards<LockFreeShard>),
+    CopyOnWrite(Shards<CowShard>),
+}
+
+/// Runs `$body` with `$shards` bound to the engine's concrete shard container.
+macro_rules! with_shards {
+    ($kind:expr, $shards:ident => $body:expr) => {
+        match $kind {
+            Kind::Mutex($shards) => $body,
+            Kind::RwLock($shards) => $body,
+            Kind::LockFree($shards) => $body,
+            Kind::CopyOnWrite($shards) => $body,
+        }
+    };
+}
+
+/// A strategy's shards. Every engine of one store routes with the store's hasher, so a key
+/// has the same hash, and the same place in SCAN's order, in every engine (see `scan.rs`).
+pub(crate) struct Engine {
+    /// Distinguishes this engine from the store's earlier and later ones (SCAN cursors name
+    /// the engine their position belongs to).
+    id: u64,
+    strategy: Strategy,
+    kind: Kind,
+}
+
+/// What [`Engine::read`] found: an answer, or a dead entry that must be reclaimed first.
+pub(crate) enum Found<R, F> {
+    Answered(R),
+    /// The entry under the key has expired: reclaim it, then answer `F` with no entry.
+    Expired(F),
+    /// No entry at all under the key (only [`Engine::read_if_present`] says so).
+    Absent(F),
+}
+
+impl Engine {
+    /// `shards` must already be validated (a power of two within the limit).
+    pub(crate) fn new(id: u64, config: EngineConfig, router: &KeyHasher) -> Engine {
+        let shards = config.shards as usize;
+        let router = router.clone();
+        let kind = match config.strategy {
+            Strategy::Mutex => Kind::Mutex(Shards::new(shards, router)),
+            Strategy::RwLock => Kind::RwLock(Shards::new(shards, router)),
+            Strategy::LockFree => Kind::LockFree(Shards::new(shards, router)),
+            Strategy::CopyOnWrite => Kind::CopyOnWrite(Shards::new(shards, router)),
+        };
+        Engine { id, strategy: config.strategy, kind }
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub(crate) fn config(&self) -> EngineConfig {
+        EngineConfig { strategy: self.strategy, shards: self.shard_count() as u32 }
+    }
+
+    pub(crate) fn shard_count(&self) -> usize {
+        with_shards!(&self.kind, shards => shards.len())
+    }
+
+    pub(crate) fn shard_of(&self, key: &[u8]) -> usize {
+        with_shards!(&self.kind, shards => shards.index_of(key))
+    }
+
+    /// Calls `f` with the live entry under `key`, or says that a dead one must be reclaimed.
+    pub(crate) fn read<R, F: FnOnce(Option<&Entry>) -> R>(&self, key: &[u8], now: &LazyNow<'_>, f: F) -> Found<R, F> {
+        match self.read_if_present(key, now, f) {
+            Found::Absent(f) => Found::Answered(f(None)),
+            found => found,
+        }
+    }
+
+    /// [`Engine::read`] that leaves `f` uncalled when the key has no entry at all.
+    pub(crate) fn read_if_present<R, F: FnOnce(Option<&Entry>) -> R>(
+        &self,
+        key: &[u8],
+        now: &LazyNow<'_>,
+        f: F,
+    ) -> Found<R, F> {
+        with_shards!(&self.kind, shards => shards.slot_for(key).map.read(key, |entry| match entry {
+            None => Found::Absent(f),
+            Some(entry) if entry.has_expired(now) => Found::Expired(f),
+            live => Found::Answered(f(live)),
+        }))
+    }
+
+    /// Atomically applies `f` to the live entry under `key` (see [`transition`]).
+    pub(crate) fn update<R>(
+        &self,
+        key: &[u8],
+        now: &LazyNow<'_>,
+        mut f: impl FnMut(Option<&Entry>) -> (Write, R),
+    ) -> Updated<R> {
+        with_shards!(&self.kind, shards => {
+            let slot = shards.slot_for(key);
+            let (reply, delta, reclaimed) = slot.map.update(key, |current| transition(key, current, now, &mut f));
+            Updated::record(slot, reply, delta, reclaimed)
+        })
+    }
+
+    /// [`Engine::update`] when the key has an entry (live or dead); `None`, without calling
+    /// `f` or changing anything, when it has none.
+    pub(crate) fn update_if_present<R>(
+        &self,
+        key: &[u8],
+        now: &LazyNow<'_>,
+        mut f: impl FnMut(Option<&Entry>) -> (Write, R),
+    ) -> Option<Updated<R>> {
+        with_shards!(&self.kind, shards => {
+            let slot = shards.slot_for(key);
+            let outcome = slot.map.update(key, |current| match current {
+                None => (Write::Keep, None),
+                Some(_) => {
+                    let (write, outcome) = transition(key, current, now, &mut f);
+                    (write, Some(outcome))
+                }
+            });
+            outcome.map(|(reply, delta, reclaimed)| Updated::record(slot, reply, delta, reclaimed))
+        })
+    }
+
+    /// The entry under `key` as stored, expired or not.
+    pub(crate) fn entry(&self, key: &[u8]) -> Option<Entry> {
+        with_shards!(&self.kind, shards => shards.slot_for(key).map.read(key, |entry| entry.cloned()))
+    }
+
+    /// Stores `entry` under `key`, which must have no entry here, without touching the
+    /// counters: the migration moves a key's footprint itself (see [`Engine::transfer`]).
+    pub(crate) fn insert_moved(&self, key: &[u8], entry: Entry) {
+        with_shards!(&self.kind, shards => shards.slot_for(key).map.update(key, |existing| {
+            debug_assert!(existing.is_none(), "a migrated key already had an entry in the target");
+            (Write::Put(entry.clone()), ())
+        }));
+    }
+
+    /// Removes `key` and returns its entry, without touching the counters.
+    pub(crate) fn remove_moved(&self, key: &[u8]) -> Option<Entry> {
+        with_shards!(&self.kind, shards => shards.slot_for(key).map.update(key, |existing| {
+            (Write::Remove, existing.cloned())
+        }))
+    }
+
+    /// Moves `footprint` of `key` from `from`'s counters to this engine's.
+    pub(crate) fn transfer(&self, from: &Engine, key: &[u8], footprint: Footprint) {
+        with_shards!(&self.kind, shards => shards.slot_for(key).stats.apply(footprint));
+        with_shards!(&from.kind, shards => shards.slot_for(key).stats.apply(Footprint::default() - footprint));
+    }
+
+    /// Calls `each` with batches of at most `size` keys of shard `index` until the shard is
+    /// empty. `each` must remove every key it is given, and nothing may insert into the
+    /// shard meanwhile (a migration's source takes no new keys).
+    pub(crate) fn drain_keys(&self, index: usize, size: usize, each: impl FnMut(&[CompactBytes])) {
+        with_shards!(&self.kind, shards => shards.slot(index).map.drain_keys(size, each))
+    }
+
+    /// One chunk of a SCAN walk of shard `index` from the shard-local `position`: visits up
+    /// to about `count` entries and returns the next position (0 when the shard is done).
+    pub(crate) fn scan_shard(
+        &self,
+        index: usize,
+        position: u64,
+        count: usize,
+        visit: impl FnMut(&CompactBytes, &Entry),
+    ) -> u64 {
+        with_shards!(&self.kind, shards => shards.slot(index).map.scan(position, count, shards.router(), visit))
+    }
+
+    /// One bounded step of active expiry in shard `index`: the expired keys among the next
+    /// `chunk` entries from where the last step stopped. `None` when the shard holds no key
+    /// with a TTL.
+    pub(crate) fn expired_in_shard(&self, index: usize, now: u64, chunk: usize) -> Option<SweepStep> {
+        with_shards!(&self.kind, shards => {
+            let slot = shards.slot(index);
+            if slot.stats.volatile() <= 0 {
+                return None;
+            }
+            let mut due = Vec::new();
+            let mut seen = 0u64;
+            let position = slot.sweep_position.load(Ordering::Relaxed);
+            let next = slot.map.scan(position, chunk, shards.router(), |key, entry| {
+                seen += 1;
+                if entry.is_expired(now) {
+                    due.push(key.clone());
+                }
+            });
+            slot.sweep_position.store(next, Ordering::Relaxed);
+            Some(SweepStep { due, examined: seen, shard_done: next == 0 })
+        })
+    }
+
+    /// A random key of a random shard (expired or not), if that shard has any.
+    pub(crate) fn random_key(&self, rng: &mut impl rand::Rng) -> Option<CompactBytes> {
+        use rand::RngExt;
+        with_shards!(&self.kind, shards => {
+            let shard = rng.random_range(0..shards.len());
+            shards.slot(shard).map.random_key(rng)
+        })
+    }
+
+    /// Counts one key evicted from the shard that holds `key`.
+    pub(crate) fn count_evicted(&self, key: &[u8]) {
+        with_shards!(&self.kind, shards => shards.slot_for(key).stats.count_evicted())
+    }
+
+    /// Removes every key and returns how many were removed.
+    pub(crate) fn clear(&self) -> u64 {
+        with_shards!(&self.kind, shards => {
+            let mut removed = 0;
+            for slot in shards.slots() {
+                let gone = slot.map.clear();
+                slot.stats.apply(Footprint::default() - gone);
+                removed += gone.keys;
+            }
+            u64::try_from(removed).unwrap_or(0)
+        })
+    }
+
+    pub(crate) fn memory_bytes(&self) -> i64 {
+        with_shards!(&self.kind, shards => shards.slots().map(|s| s.stats.bytes()).sum())
+    }
+
+    pub(crate) fn totals(&self) -> Totals {
+        with_shards!(&self.kind, shards => totals(shards))
+    }
+
+    /// For `CopyOnWrite`: snapshots published by this engine's shards.
+    pub(crate) fn published_versions(&self) -> Option<u64> {
+        with_shards!(&self.kind, shards => shards.slots().map(|s| s.map.published_version()).sum::<Option<u64>>())
+    }
+}
+
+/// What one step of active expiry found in a shard.
+pub(crate) struct SweepStep {
+    pub(crate) due: Vec<CompactBytes>,
+    pub(crate) examined: u64,
+    /// The step reached the end of the shard (the next one starts over).
+    pub(crate) shard_done: bool,
+}
+
+/// The outcome of a write: `f`'s reply, the shard's counters already updated.
+pub(crate) struct Updated<R> {
+    pub(crate) reply: R,
+    /// Whether an expired entry was removed.
+    pub(crate) reclaimed: bool,
+}
+
+impl<R> Updated<R> {
+    fn record<S: Shard>(slot: &Slot<S>, reply: R, delta: Footprint, reclaimed: bool) -> Self {
+        slot.stats.apply(delta);
+        if reclaimed {
+            slot.stats.count_expired();
+        }
+        Updated { reply, reclaimed }
+    }
+}
+
+/// The one write rule: applies `f` to the live entry, turns "keep an expired entry" into its
+/// removal, refuses to store an entry that is already expired, and computes the counters'
+/// change. Returns the write with `f`'s reply, the change, and whether a dead entry went.
+///
+/// The counter change is computed inside the shard's closure and returned with the reply, so
+/// it always belongs to the transition that took effect (see [`Shard::update`]).
+fn transition<R>(
+    key: &[u8],
+    current: Option<&Entry>,
+    now: &LazyNow<'_>,
+    f: &mut impl FnMut(Option<&Entry>) -> (Write, R),
+) -> (Write, (R, Footprint, bool)) {
+    let live = current.filter(|entry| !entry.has_expired(now));
+    let dead = current.is_some() && live.is_none();
+    let (write, reply) = f(live);
+    let write = match write {
+        Write::Keep if dead => Write::Remove,
+        Write::Put(entry) if entry.has_expired(now) => Write::Remove,
+        other => other,
+    };
+    let after = match &write {
+        Write::Keep => Footprint::of_slot(key, current),
+        Write::Put(entry) => Footprint::of(key, entry),
+        Write::Remove => Footprint::default(),
+    };
+    (write, (reply, after - Footprint::of_slot(key, current), dead))
+}

@@ -1,0 +1,252 @@
+//! Live migration: a running [`Store`] moves to another strategy, shard count, or both,
+//! while every operation goes on.
+//!
+//! # Guarantee
+//! - Every single-key operation stays linearizable before, during and after a migration;
+//!   values, TTLs and the counters (keys, memory, keys with a TTL) are carried exactly.
+//! - No operation waits for more than one chunk: the mover holds a source shard's *gate* for
+//!   [`MIGRATION_CHUNK`] keys at a time (each key: one read, one insert, one remove), then
+//!   hands it over fairly. Readers never wait for a gate; writers to a shard that is not being
+//!   moved right now take its gate shared, which costs one uncontended atomic.
+//! - SCAN keeps its guarantee across migrations (see `scan.rs`), and a walk's cursor stays
+//!   valid through any number of them.
+//!
+//! # How
+//! A migration publishes a [`Layout::Migrating`] with both engines. From then on the source
+//! takes no new key: a key lives in the source while it has an entry there, and in the target
+//! from the moment it has none, which is final. So:
+//! - a read looks in the source, and in the target only when the source has no entry;
+//! - a write takes the source shard's gate shared, then applies itself in the source when the
+//!   key has an entry there, else in the target;
+//! - the mover takes a source shard's gate exclusively, and for each key of a chunk inserts the
+//!   entry into the target *before* removing it from the source, so a reader finds it in one
+//!   place or the other at every instant, and no writer can change it in between.
+//!
+//! The layout is swapped with `ArcSwap`; the mover starts only once no operation still holds
+//! the previous layout (after a swap, `Arc::strong_count` counts every guard, since arc-swap
+//! pays its readers' debts on a swap), and the next migration only once no operation still
+//! holds this one, so no write ever lands in an engine behind the mover's back. While it
+//! waits for the previous layout's users, the mover holds every gate: a writer that still
+//! runs on the old layout may create a key in the source, and a writer on the new one must
+//! not create the same key in the target meanwhile (shuttle found that interleaving). So no
+//! operation may load the layout while it holds it (`store.rs` never nests them).
+//!
+//! # How it is tested
+//! `tests/migration.rs` runs every from→to pair of strategies and shard counts up and down
+//! under concurrent clients and checks every value, TTL and counter; `tests/linearizability.rs`
+//! checks histories that overlap migrations (and rejects a deliberately broken "copy, then
+//! switch" migration); `tests/scan.rs` walks across migrations; `tests/shuttle.rs`
+//! model-checks this protocol (a faithful model: shuttle cannot schedule parking_lot,
+//! arc-swap or papaya).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::CachePadded;
+use parking_lot::{RwLock, RwLockWriteGuard};
+
+use super::clock::LazyNow;
+use super::config::{ConfigError, EngineConfig, validate_shards};
+use super::entry::{Entry, Footprint, Write};
+use super::kinds::{Engine, Found, Updated};
+use super::store::{Layout, Store};
+
+/// Keys the mover moves while holding one source shard's gate: the most any writer waits.
+pub const MIGRATION_CHUNK: usize = 128;
+
+/// Both engines of a migration in progress, and the gates of the source's shards.
+pub(crate) struct Migration {
+    source: Arc<Engine>,
+    target: Arc<Engine>,
+    gates: Box<[CachePadded<RwLock<()>>]>,
+    keys_total: u64,
+    keys_moved: AtomicU64,
+    started: Instant,
+}
+
+impl Migration {
+    fn new(source: Arc<Engine>, target: Arc<Engine>) -> Self {
+        let gates = (0..source.shard_count()).map(|_| CachePadded::new(RwLock::new(()))).collect();
+        let keys_total = u64::try_from(source.totals().keys).unwrap_or(0);
+        Migration { source, target, gates, keys_total, keys_moved: AtomicU64::new(0), started: Instant::now() }
+    }
+
+    pub(crate) fn source(&self) -> &Engine {
+        &self.source
+    }
+
+    pub(crate) fn target(&self) -> &Engine {
+        &self.target
+    }
+
+    /// The source answers while it has an entry for the key; after that, the target.
+    pub(crate) fn read<R, F: FnOnce(Option<&Entry>) -> R>(&self, key: &[u8], now: &LazyNow<'_>, f: F) -> Found<R, F> {
+        match self.source.read_if_present(key, now, f) {
+            Found::Absent(f) => self.target.read(key, now, f),
+            found => found,
+        }
+    }
+
+    /// A write where the key lives, with the source shard's gate held so that the mover
+    /// cannot move the key meanwhile.
+    pub(crate) fn update<R>(
+        &self,
+        key: &[u8],
+        now: &LazyNow<'_>,
+        mut f: impl FnMut(Option<&Entry>) -> (Write, R),
+    ) -> Updated<R> {
+        let _gate = self.gates[self.source.shard_of(key)].read();
+        match self.source.update_if_present(key, now, &mut f) {
+            Some(updated) => updated,
+            None => self.target.update(key, now, f),
+        }
+    }
+
+    /// FLUSHALL during a migration: with every gate held, nothing moves and nobody writes.
+    pub(crate) fn clear(&self) -> u64 {
+        let _gates: Vec<_> = self.gates.iter().map(|gate| gate.write()).collect();
+        self.source.clear() + self.target.clear()
+    }
+
+    /// Moves every key, shard by shard, chunk by chunk. Returns the longest a gate was held.
+    fn move_all(&self) -> Duration {
+        let mut longest_hold = Duration::ZERO;
+        for shard in 0..self.source.shard_count() {
+            self.source.drain_keys(shard, MIGRATION_CHUNK, |keys| {
+                let gate = self.gates[shard].write();
+                let held = Instant::now();
+                for key in keys {
+                    self.move_key(key);
+                }
+                longest_hold = longest_hold.max(held.elapsed());
+                self.keys_moved.fetch_add(keys.len() as u64, Ordering::Relaxed);
+                // Writers waiting for this shard go before the next chunk.
+                RwLockWriteGuard::unlock_fair(gate);
+            });
+        }
+        longest_hold
+    }
+
+    /// Target first, then source: a concurrent reader finds the key in one of them.
+    fn move_key(&self, key: &[u8]) {
+        let Some(entry) = self.source.entry(key) else { return };
+        let footprint = Footprint::of(key, &entry);
+        self.target.insert_moved(key, entry);
+        self.source.remove_moved(key);
+        self.target.transfer(&self.source, key, footprint);
+    }
+}
+
+/// What one completed migration did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MigrationReport {
+    pub from: EngineConfig,
+    pub to: EngineConfig,
+    pub keys_moved: u64,
+    pub duration: Duration,
+    /// The longest the mover held one shard's gate: the most a writer could have waited.
+    pub longest_pause: Duration,
+}
+
+/// A migration under way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MigrationProgress {
+    pub target: EngineConfig,
+    pub keys_moved: u64,
+    /// Keys the source held when the migration started.
+    pub keys_total: u64,
+    pub elapsed: Duration,
+}
+
+/// The engine a store runs, and its migrations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineStatus {
+    /// The running configuration (during a migration, the source's).
+    pub running: EngineConfig,
+    pub migration: Option<MigrationProgress>,
+    pub migrations_completed: u64,
+    pub last_migration: Option<MigrationReport>,
+}
+
+/// Completed migrations, for [`Store::engine_status`].
+#[derive(Default)]
+pub(crate) struct MigrationHistory {
+    completed: u64,
+    last: Option<MigrationReport>,
+}
+
+impl Store {
+    /// Moves the store to `target` (strategy, shard count or both) while it keeps serving,
+    /// and returns when every key has moved. Migrations run one at a time: a second caller
+    /// waits for the first. Moving to the running configuration does nothing.
+    pub fn migrate(&self, target: EngineConfig) -> Result<MigrationReport, ConfigError> {
+        validate_shards(u64::from(target.shards))?;
+        let _one_at_a_time = self.migrating.lock();
+        let started = Instant::now();
+        let source = match &**self.layout.load() {
+            Layout::Stable(engine) => Arc::clone(engine),
+            // Outside `migrate` the layout is always stable, and `migrate` holds the lock.
+            Layout::Migrating(_) => return Err(ConfigError::MigrationInProgress),
+        };
+        let from = source.config();
+        if from == target {
+            return Ok(MigrationReport {
+                from,
+                to: target,
+                keys_moved: 0,
+                duration: Duration::ZERO,
+                longest_pause: Duration::ZERO,
+            });
+        }
+        let id = self.next_engine_id.fetch_add(1, Ordering::Relaxed);
+        let engine = Arc::new(Engine::new(id, target, &self.router));
+        let migration = Arc::new(Migration::new(Arc::clone(&source), Arc::clone(&engine)));
+
+        let closed: Vec<_> = migration.gates.iter().map(|gate| gate.write()).collect();
+        wait_until_unused(self.layout.swap(Arc::new(Layout::Migrating(Arc::clone(&migration)))));
+        drop(closed);
+        let longest_pause = migration.move_all();
+        let keys_moved = migration.keys_moved.load(Ordering::Relaxed);
+
+        wait_until_unused(self.layout.swap(Arc::new(Layout::Stable(engine))));
+        // Nothing can reach the source any more: keep its monotonic counters.
+        self.retired.absorb(&source);
+        let report = MigrationReport { from, to: target, keys_moved, duration: started.elapsed(), longest_pause };
+        let mut history = self.migration_history.lock();
+        history.completed += 1;
+        history.last = Some(report);
+        Ok(report)
+    }
+
+    /// The running engine and the migration under way, if any. Never waits for a migration.
+    pub fn engine_status(&self) -> EngineStatus {
+        let layout = self.layout.load();
+        let migration = match &**layout {
+            Layout::Stable(_) => None,
+            Layout::Migrating(m) => Some(MigrationProgress {
+                target: m.target.config(),
+                keys_moved: m.keys_moved.load(Ordering::Relaxed),
+                keys_total: m.keys_total,
+                elapsed: m.started.elapsed(),
+            }),
+        };
+        let history = self.migration_history.lock();
+        EngineStatus {
+            running: layout.running().config(),
+            migration,
+            migrations_completed: history.completed,
+            last_migration: history.last,
+        }
+    }
+}
+
+/// Waits until no operation holds `layout` any more (each holds it for one operation, so this
+/// is short), then drops it.
+fn wait_until_unused(layout: Arc<Layout>) {
+    let mut pause = Duration::from_micros(10);
+    while Arc::strong_count(&layout) > 1 {
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(1));
+    }
+}

@@ -1,0 +1,89 @@
+//! Applies `CONFIG SET strategy|shards` to the running store: a background thread migrates
+//! the store live (`engine/migration.rs`) until it runs what the settings ask for.
+//!
+//! `CONFIG SET` answers `+OK` once the new configuration is accepted and this thread has been
+//! told; it does not wait for the migration (a million keys take about a second). Progress and
+//! completion show in `INFO cstore` (`migration_in_progress`, `strategy`, `shards`). A change
+//! made while a migration runs is queued, not refused: the thread finishes the migration under
+//! way, then goes straight to the latest configuration, so any number of changes coalesce into
+//! at most one more migration.
+
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
+
+use super::config::RuntimeSettings;
+use super::metrics::Metrics;
+use crate::engine::Store;
+
+/// Wakes the migration thread. Dropping it (with the server) ends the thread once the
+/// migration under way, if any, is done.
+pub(crate) struct Reconfigurer {
+    wake: Sender<()>,
+}
+
+impl Reconfigurer {
+    pub(crate) fn start(
+        store: Arc<Store>,
+        settings: Arc<RuntimeSettings>,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Reconfigurer> {
+        let (wake, woken) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("cstore-migrate".into())
+            .spawn(move || follow_settings(&store, &settings, &metrics, &woken))?;
+        Ok(Reconfigurer { wake })
+    }
+
+    /// Tells the thread that the engine settings may have changed.
+    pub(crate) fn settings_changed(&self) {
+        // The thread only ends when this sender is dropped, so the send cannot fail while
+        // `self` exists; if it ever did, there would be nobody left to tell.
+        let _ = self.wake.send(());
+    }
+}
+
+fn follow_settings(store: &Store, settings: &RuntimeSettings, metrics: &Metrics, woken: &Receiver<()>) {
+    while woken.recv().is_ok() {
+        // Several wake-ups while a migration ran need one look at the settings, not several.
+        while woken.try_recv().is_ok() {}
+        loop {
+            let wanted = settings.engine();
+            let running = store.engine_status().running;
+            if wanted == running {
+                break;
+            }
+            let span = tracing::info_span!(
+                "migration",
+                cstore.from.strategy = %running.strategy,
+                cstore.from.shards = running.shards,
+                cstore.to.strategy = %wanted.strategy,
+                cstore.to.shards = wanted.shards,
+                cstore.keys_moved = tracing::field::Empty,
+                cstore.longest_pause_us = tracing::field::Empty,
+            );
+            let _entered = span.enter();
+            match store.migrate(wanted) {
+                Ok(report) => {
+                    span.record("cstore.keys_moved", report.keys_moved);
+                    span.record("cstore.longest_pause_us", report.longest_pause.as_micros() as u64);
+                    metrics.migration_completed(&report);
+                    tracing::info!(
+                        duration_ms = report.duration.as_millis() as u64,
+                        keys = report.keys_moved,
+                        "migrated from {} x {} to {} x {}",
+                        running.strategy,
+                        running.shards,
+                        wanted.strategy,
+                        wanted.shards
+                    );
+                }
+                // CONFIG SET validated the values; a refusal here is a bug to report, and
+                // retrying it would spin.
+                Err(error) => {
+                    tracing::error!(%error, "migration to {} x {} refused", wanted.strategy, wanted.shards);
+                    break;
+                }
+            }
+        }
+    }
+}
