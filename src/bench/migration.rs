@@ -548,6 +548,8 @@ struct Migration {
 /// Everything a run measured.
 #[derive(Debug, Default)]
 struct Outcome {
+    /// The 1-minute load average (Linux's /proc/loadavg) when the run started and ended.
+    load_average: [Option<String>; 2],
     load_elapsed: Duration,
     baseline_elapsed: Duration,
     between_elapsed: Duration,
@@ -738,9 +740,11 @@ async fn drive(settings: &Settings) -> anyhow::Result<Outcome> {
         migrate(&mut control, now.config, START, settings).await.map_err(|why| anyhow!(why))?;
     }
     eprintln!("loading {} keys", plan.total_keys());
+    let load_at_start = load_average();
     let started = Instant::now();
     let loaded = load(&mut control, plan).await.context("loading the keys")?;
     let mut outcome = Outcome { load_elapsed: started.elapsed(), ..Outcome::default() };
+    outcome.load_average[0] = load_at_start;
 
     let shared = Arc::new(Shared { stop: AtomicBool::new(false), window: AtomicUsize::new(WINDOW_OFF) });
     let mut tasks = Vec::new();
@@ -802,7 +806,15 @@ async fn drive(settings: &Settings) -> anyhow::Result<Outcome> {
         checks.disconnects.add(|| format!("the final check could not finish: {error:#}"));
     }
     outcome.checks = checks;
+    outcome.load_average[1] = load_average();
     Ok(outcome)
+}
+
+/// The 1-minute load average, where the system tells it: the machine's other work shows in
+/// every latency here.
+fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next().map(str::to_owned)
 }
 
 /// The PTTL a key may show when read between `sent` and `received` if it was written with
@@ -999,9 +1011,12 @@ fn report(settings: &Settings, outcome: &Outcome) -> String {
     let load_secs = outcome.load_elapsed.as_secs_f64();
     let _ = writeln!(
         out,
-        "Loaded {} keys in {load_secs:.2} s ({:.0} keys/s, pipelined).\n",
+        "Loaded {} keys in {load_secs:.2} s ({:.0} keys/s, pipelined). {} CPUs; 1-minute load average {} at the start, {} at the end.\n",
         plan.total_keys(),
-        plan.total_keys() as f64 / load_secs.max(1e-9)
+        plan.total_keys() as f64 / load_secs.max(1e-9),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        outcome.load_average[0].as_deref().unwrap_or("?"),
+        outcome.load_average[1].as_deref().unwrap_or("?"),
     );
 
     let before = Latencies::of(workers, [WINDOW_BASELINE].into_iter());
@@ -1040,7 +1055,7 @@ fn report(settings: &Settings, outcome: &Outcome) -> String {
             migration.ok_after.as_secs_f64() * 1e3,
             keys as f64 / migration.elapsed.as_secs_f64().max(1e-9),
             migration.server.duration_ms.map_or("-".to_owned(), |ms| format!("{ms} ms")),
-            migration.server.longest_pause_us.map_or("-".to_owned(), |us| format!("{us} µs")),
+            fmt_ns(migration.server.longest_pause_us.map(|us| u32::try_from(us * 1000).unwrap_or(u32::MAX))),
             fmt_ns(during.p(50.0)),
             fmt_ns(during.p(99.0)),
             fmt_ns(during.get_ns.last().copied()),
