@@ -50,6 +50,9 @@ for file in network-map.csv network-read-0.95.png network-read-0.5.png; do
 done
 rm -rf "$map_dir"
 
+step "live migration under load (smoke run: every strategy and shard change, every key, TTL and counter checked, times nothing)"
+CSTORE_BIN=target/debug/cstore scripts/bench-migration.sh --smoke
+
 step "tracing overhead benchmark (smoke run: proves the harness end to end, times nothing)"
 scripts/bench-tracing.py --smoke
 

@@ -6,6 +6,8 @@
 //! space once. It appends one CSV row per connection count, labelled with the server's
 //! configuration, and `cstore loadgen plot` draws those rows as throughput against
 //! connections, one line per configuration (`scripts/strategy-map.sh` drives both).
+//! `cstore loadgen migrate` (in `migration.rs`) reconfigures a server live under load and
+//! checks that nothing was lost.
 
 use std::fs::OpenOptions;
 use std::io::{self, BufWriter, Write};
@@ -23,7 +25,7 @@ use super::plot;
 use super::report::Point;
 use super::workload::Throughput;
 use crate::engine::Strategy;
-use crate::server::resp_value::{Value, encode_command, parse_value};
+use crate::server::resp_value::{Value, ValueError, encode_command, parse_value};
 
 /// Options of `cstore loadgen`.
 #[derive(Clone, Debug, clap::Args)]
@@ -38,6 +40,9 @@ enum LoadgenCommand {
     Run(RunArgs),
     /// Draw the rows of a CSV written by `run` as a PNG: ops/s against connections
     Plot(PlotArgs),
+    /// Change strategy and shard count live under load, then check every key, TTL and counter
+    /// (`scripts/bench-migration.sh` drives it)
+    Migrate(super::migration::MigrateArgs),
 }
 
 #[derive(Clone, Debug, clap::Args)]
@@ -94,6 +99,7 @@ pub fn run(args: &LoadgenArgs) -> anyhow::Result<()> {
     match &args.command {
         LoadgenCommand::Run(run) => run_mix(run),
         LoadgenCommand::Plot(plot) => plot_csv(plot),
+        LoadgenCommand::Migrate(migrate) => super::migration::run(migrate),
     }
 }
 
@@ -157,24 +163,67 @@ fn get_request(out: &mut BytesMut, key: &str) {
     encode_command(&[&b"GET"[..], key.as_bytes()], out);
 }
 
-/// Writes every key once, pipelined in batches of 1000.
+/// Writes every key once, pipelined.
 async fn prefill(addr: &str, keys: u64, value: &[u8]) -> anyhow::Result<()> {
     let mut client = Client::connect(addr).await?;
-    let mut batch = BytesMut::new();
-    let mut start = 0;
-    while start < keys {
-        let end = (start + 1000).min(keys);
-        batch.clear();
-        for index in start..end {
-            set_request(&mut batch, &key(index), value);
-        }
-        client.stream.write_all(&batch).await?;
-        for _ in start..end {
-            client.reply().await?;
-        }
-        start = end;
-    }
+    let set = |index, out: &mut BytesMut| set_request(out, &key(index), value);
+    pipeline(&mut client, keys, 1, set, |_, replies, _, _| expect_ok("SET", &replies[0])).await?;
     Ok(())
+}
+
+/// Items per pipelined batch.
+pub(super) const BATCH: u64 = 1000;
+
+/// Sends `count` items in pipelined batches: `encode` appends item `i`'s `per_item` requests,
+/// `check` gets its replies with when its batch was sent and when the batch's last reply
+/// arrived. Returns those two instants per batch.
+pub(super) async fn pipeline(
+    client: &mut Client,
+    count: u64,
+    per_item: usize,
+    mut encode: impl FnMut(u64, &mut BytesMut),
+    mut check: impl FnMut(u64, &[Value], Instant, Instant) -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<(Instant, Instant)>> {
+    let mut batches = Vec::new();
+    let mut out = BytesMut::new();
+    let mut replies = Vec::new();
+    for start in (0..count).step_by(BATCH as usize) {
+        let end = (start + BATCH).min(count);
+        out.clear();
+        (start..end).for_each(|i| encode(i, &mut out));
+        let sent = Instant::now();
+        client.send(&out).await?;
+        replies.clear();
+        for _ in 0..(end - start) as usize * per_item {
+            replies.push(client.read_value().await?);
+        }
+        let received = Instant::now();
+        for (i, item) in (start..end).zip(replies.chunks(per_item)) {
+            check(i, item, sent, received)?;
+        }
+        batches.push((sent, received));
+    }
+    Ok(batches)
+}
+
+/// Fails unless `reply` is `+OK`.
+pub(super) fn expect_ok(what: &str, reply: &Value) -> anyhow::Result<()> {
+    match reply {
+        Value::Simple(ok) if &ok[..] == b"OK" => Ok(()),
+        other => bail!("{what} answered {}", show(other)),
+    }
+}
+
+/// A reply as redis-cli would show it, for failure messages.
+pub(super) fn show(value: &Value) -> String {
+    match value {
+        Value::Simple(text) => String::from_utf8_lossy(text).into_owned(),
+        Value::Error(text) => format!("(error) {}", String::from_utf8_lossy(text)),
+        Value::Integer(n) => format!("(integer) {n}"),
+        Value::Bulk(bytes) => format!("{:?}", String::from_utf8_lossy(bytes)),
+        Value::NullBulk | Value::Null | Value::NullArray => "(nil)".to_owned(),
+        other => format!("{other:?}"),
+    }
 }
 
 /// Runs the mix on `connections` connections for the configured time.
@@ -204,7 +253,7 @@ async fn measure(args: &RunArgs, connections: usize, value: &[u8]) -> anyhow::Re
                 } else {
                     set_request(&mut request, &key, &value);
                 }
-                client.stream.write_all(&request).await?;
+                client.send(&request).await?;
                 client.reply().await?;
                 ops += 1;
             }
@@ -220,7 +269,7 @@ async fn measure(args: &RunArgs, connections: usize, value: &[u8]) -> anyhow::Re
     Ok(Throughput { ops: done.load(Ordering::Relaxed), elapsed: started.elapsed() })
 }
 
-fn xorshift(state: &mut u64) -> u64 {
+pub(super) fn xorshift(state: &mut u64) -> u64 {
     let mut x = *state;
     x ^= x << 13;
     x ^= x >> 7;
@@ -229,41 +278,51 @@ fn xorshift(state: &mut u64) -> u64 {
     x
 }
 
-/// One connection and its read buffer.
-struct Client {
+/// One connection and its read buffer (also the client of `cstore loadgen migrate`).
+pub(super) struct Client {
     stream: TcpStream,
     input: BytesMut,
 }
 
 impl Client {
-    async fn connect(addr: &str) -> anyhow::Result<Client> {
+    pub(super) async fn connect(addr: &str) -> anyhow::Result<Client> {
         let stream = TcpStream::connect(addr).await.with_context(|| format!("cannot connect to {addr}"))?;
         stream.set_nodelay(true)?;
         Ok(Client { stream, input: BytesMut::with_capacity(16 * 1024) })
     }
 
-    /// Reads one reply (simple string, error, integer or bulk string); an error reply fails.
-    async fn reply(&mut self) -> anyhow::Result<()> {
+    /// Writes requests already encoded: one, or a whole pipeline.
+    pub(super) async fn send(&mut self, requests: &[u8]) -> io::Result<()> {
+        self.stream.write_all(requests).await
+    }
+
+    /// Reads one reply of any type, error replies included; a closed connection or bytes
+    /// that are not RESP fail.
+    pub(super) async fn read_value(&mut self) -> anyhow::Result<Value> {
         loop {
-            if let Some(len) = reply_len(&self.input)? {
-                self.input.advance(len);
-                return Ok(());
+            if let Some(value) = take_reply(&mut self.input)? {
+                return Ok(value);
             }
             if self.stream.read_buf(&mut self.input).await? == 0 {
                 return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
             }
         }
     }
+
+    /// Reads one reply; an error reply fails.
+    pub(super) async fn reply(&mut self) -> anyhow::Result<Value> {
+        match self.read_value().await? {
+            Value::Error(text) => Err(anyhow!("server error: {}", String::from_utf8_lossy(&text))),
+            value => Ok(value),
+        }
+    }
 }
 
-/// The length of the complete reply at the front of `buf`, if it is all there; an error
-/// reply fails the run.
-fn reply_len(buf: &[u8]) -> anyhow::Result<Option<usize>> {
-    match parse_value(buf)? {
-        Some((Value::Error(text), _)) => Err(anyhow!("server error: {}", String::from_utf8_lossy(&text))),
-        Some((_, len)) => Ok(Some(len)),
-        None => Ok(None),
-    }
+/// Removes the complete reply at the front of `input` and returns it, if it is all there.
+fn take_reply(input: &mut BytesMut) -> Result<Option<Value>, ValueError> {
+    let Some((value, len)) = parse_value(input)? else { return Ok(None) };
+    input.advance(len);
+    Ok(Some(value))
 }
 
 fn plot_csv(args: &PlotArgs) -> anyhow::Result<()> {
@@ -297,14 +356,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn replies_are_measured_only_when_complete() {
-        assert_eq!(reply_len(b"+OK\r\n").unwrap(), Some(5));
-        assert_eq!(reply_len(b"+OK\r").unwrap(), None);
-        assert_eq!(reply_len(b"$-1\r\n").unwrap(), Some(5));
-        assert_eq!(reply_len(b"$3\r\nabc\r\n+OK").unwrap(), Some(9));
-        assert_eq!(reply_len(b"$3\r\nab").unwrap(), None);
-        assert_eq!(reply_len(b":12\r\n").unwrap(), Some(5));
-        assert!(reply_len(b"-ERR no\r\n").is_err());
+    fn replies_are_taken_only_when_complete() {
+        let take = |bytes: &[u8]| {
+            let mut input = BytesMut::from(bytes);
+            let value = take_reply(&mut input).unwrap();
+            (value, input.len())
+        };
+        assert_eq!(take(b"+OK\r\n"), (Some(Value::Simple("OK".into())), 0));
+        assert_eq!(take(b"+OK\r"), (None, 4));
+        assert_eq!(take(b"$-1\r\n"), (Some(Value::NullBulk), 0));
+        assert_eq!(take(b"$3\r\nabc\r\n+OK"), (Some(Value::Bulk("abc".into())), 3));
+        assert_eq!(take(b"$3\r\nab"), (None, 6));
+        assert_eq!(take(b":12\r\n"), (Some(Value::Integer(12)), 0));
+        assert_eq!(take(b"-ERR no\r\n"), (Some(Value::Error("ERR no".into())), 0));
+        assert!(take_reply(&mut BytesMut::from(&b"?x\r\n"[..])).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! `report` turns measurements into tables and CSV; `plot` draws the PNG.
 
 pub mod loadgen;
+mod migration;
 mod plot;
 pub mod report;
 pub mod workload;
