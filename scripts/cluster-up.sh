@@ -331,13 +331,17 @@ start kube-scheduler \
     --leader-elect=false \
     --profiling=false
 # KWOK manages only the nodes annotated as fake (a real node joining by mistake stays
-# untouched). --server-address keeps its health endpoint on loopback: without it and with a
-# --node-port it would listen on 0.0.0.0.
+# untouched). It renews each node's Lease as a kubelet does (its own default is no leases;
+# kwokctl passes 40 s too): the node lifecycle controller then keeps the nodes Ready, and the
+# heartbeat stage only needs to rewrite node status every 10 minutes. --server-address keeps
+# its health endpoint on loopback: without it and with a --node-port it would listen on
+# 0.0.0.0.
 start kwok \
     --kubeconfig="$RUN/kwok.kubeconfig" \
     --config="$STAGES" \
     --manage-all-nodes=false \
     --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+    --node-lease-duration-seconds=40 \
     --node-ip=127.0.0.1 \
     --cidr="$POD_CIDR" \
     --server-address="127.0.0.1:$KWOK_PORT"
