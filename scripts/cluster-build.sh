@@ -3,7 +3,9 @@
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler and KWOK, from the Go modules
 # pinned in tests/cluster (etcd and the Kubernetes components) and tests/cluster/kwok (KWOK,
 # in a module of its own so that its newer grpc/otel/x/* pins do not change what the
-# Kubernetes components link against). Nothing is downloaded but Go modules.
+# Kubernetes components link against); and Jaeger v2, the trace backend of scripts/e2e.sh,
+# from tests/cluster/jaeger (its own module for the same reason). Nothing is downloaded but
+# Go modules.
 #
 #   scripts/cluster-build.sh        # binaries into .tools/cluster/bin/, KWOK's stages beside them
 #
@@ -21,6 +23,7 @@ cd "$(dirname "$0")/.."
 
 MODULE=tests/cluster
 KWOK_MODULE=tests/cluster/kwok
+JAEGER_MODULE=tests/cluster/jaeger
 TOOLS=${CLUSTER_TOOLS:-.tools/cluster}
 mkdir -p "$TOOLS/bin"
 TOOLS=$(cd "$TOOLS" && pwd) # go build -C changes directory: -o needs an absolute path
@@ -71,14 +74,25 @@ etcd_sha=$(sed -n 's/.*"Hash":"\([0-9a-f]\{7\}\)[0-9a-f]*".*/\1/p' "$etcd_info" 
 [ -n "$etcd_sha" ] && ETCD_LDFLAGS+=" -X go.etcd.io/etcd/api/v3/version.GitSHA=$etcd_sha"
 
 KWOK_VERSION=$(mod_field "$KWOK_MODULE" sigs.k8s.io/kwok '{{.Version}}')
+JAEGER_VERSION=$(mod_field "$JAEGER_MODULE" github.com/jaegertracing/jaeger '{{.Version}}')
+# Jaeger's own build stamps the release into internal/version; the module's tag is v1.N.x, its
+# v2 binary's release v2.(N-63).x: stamp the tag we pinned, with the proxy's date and commit.
+JAEGER_LDFLAGS="-s -w"
+jaeger_pkg=github.com/jaegertracing/jaeger/internal/version
+JAEGER_LDFLAGS+=" -X $jaeger_pkg.latestVersion=$JAEGER_VERSION"
+JAEGER_LDFLAGS+=" -X $jaeger_pkg.date=$(mod_field "$JAEGER_MODULE" github.com/jaegertracing/jaeger '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}')"
+jaeger_info="$(go env GOMODCACHE)/cache/download/github.com/jaegertracing/jaeger/@v/$JAEGER_VERSION.info"
+jaeger_sha=$(sed -n 's/.*"Hash":"\([0-9a-f]\{40\}\)".*/\1/p' "$jaeger_info" 2>/dev/null || true)
+[ -n "$jaeger_sha" ] && JAEGER_LDFLAGS+=" -X $jaeger_pkg.commitSHA=$jaeger_sha"
 
-step "building the test cluster: Kubernetes $KUBE_VERSION, etcd $ETCD_VERSION, KWOK $KWOK_VERSION ($(go env GOVERSION))"
+step "building the test cluster: Kubernetes $KUBE_VERSION, etcd $ETCD_VERSION, KWOK $KWOK_VERSION, Jaeger $JAEGER_VERSION ($(go env GOVERSION))"
 echo "GOCACHE=$(go env GOCACHE) GOMODCACHE=$(go env GOMODCACHE)"
 start_all=$(now)
 
 # The modules first, so that a slow or refused download shows as such and not as a build error.
 timed "module download" go -C "$MODULE" mod download
 timed "module download (kwok)" go -C "$KWOK_MODULE" mod download
+timed "module download (jaeger)" go -C "$JAEGER_MODULE" mod download
 
 # One go build for the three Kubernetes commands: they share most packages, and go build
 # compiles those once and schedules the rest across the cores.
@@ -90,6 +104,10 @@ timed "kube-apiserver, -controller-manager, -scheduler" \
 # etcd's main package is the root of its server module.
 timed etcd go build -C "$MODULE" -trimpath -ldflags "$ETCD_LDFLAGS" -o "$BIN/etcd" go.etcd.io/etcd/server/v3
 timed kwok go build -C "$KWOK_MODULE" -trimpath -ldflags "-s -w" -o "$BIN/kwok" sigs.k8s.io/kwok/cmd/kwok
+# Jaeger v2 (an OpenTelemetry Collector distribution: OTLP receivers, in-memory storage, the
+# query API), the trace backend of scripts/e2e.sh. The module's v1.x tags carry the v2
+# binary, cmd/jaeger (v1.76.0 is Jaeger v2.13.0).
+timed jaeger go build -C "$JAEGER_MODULE" -trimpath -ldflags "$JAEGER_LDFLAGS" -o "$BIN/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger
 
 # The kwok binary does nothing without Stages (kwokctl normally supplies them). Use the
 # default ones that kwokctl uses, read from the pinned KWOK module rather than kept in this
@@ -113,4 +131,5 @@ printf '  %-48s %6ss\n' total "$(elapsed "$start_all")"
 "$BIN/kube-apiserver" --version
 "$BIN/etcd" --version | head -2 | paste -sd' '
 "$BIN/kwok" --version 2>&1 | head -1
+"$BIN/jaeger" version 2>&1 | tail -1
 ls -l "$BIN"
