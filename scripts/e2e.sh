@@ -26,8 +26,9 @@
 # printer columns, repair of deleted or edited children, no adoption of foreign objects,
 # garbage collection, leader election (failover after kill -9, hand-over on SIGTERM), Degraded
 # from a ResourceQuota, no Degraded from a transient API error (a 409 Conflict that an admission
-# webhook on 127.0.0.1 injects), namespaced mode with the chart's Roles, the Argo CD health checks under gopher-lua,
-# and traces in Jaeger.
+# webhook on 127.0.0.1 injects), namespaced mode with the chart's Roles, an https tracing
+# endpoint accepted by both the CRD and the store or by neither, new connections right after
+# SIGTERM, the Argo CD health checks under gopher-lua, and traces in Jaeger.
 #
 # Environment:
 #   CSTORE_BIN   the cstore binary (default target/debug/cstore, built with cargo if missing)
@@ -762,6 +763,56 @@ namespaced_operator() {
 }
 check "operator: namespaced mode with the chart's Roles makes a store Ready, ignores other namespaces" namespaced_operator
 stop operator-ns
+
+# --- what the CRD accepts, the store must run ----------------------------------------------
+# The CRD lets spec.tracing.endpoint be https://; the store is started with it as
+# OTEL_EXPORTER_OTLP_ENDPOINT. Either the API server refuses https, or the store runs with it.
+https_endpoint() {
+    local accepted=false port admin
+    if printf 'apiVersion: cstore.dev/v1alpha1\nkind: ConcurrentStore\nmetadata:\n  name: tls-tracing\nspec:\n  tracing:\n    endpoint: https://127.0.0.1:4317\n' |
+        kubectl -n "$NS" create --dry-run=server -f - >/dev/null 2>&1; then
+        accepted=true
+    fi
+    echo "the API server $($accepted && echo accepts || echo refuses) spec.tracing.endpoint https://..."
+    $accepted || return 0
+    read -r port admin < <(free_ports 2)
+    spawn serve-https env NO_COLOR=1 OTEL_EXPORTER_OTLP_ENDPOINT=https://127.0.0.1:4317 CSTORE_BIND=127.0.0.1 \
+        CSTORE_PORT="$port" CSTORE_ADMIN_PORT="$admin" "$CSTORE" serve
+    if until_true 15 curl -fsS "http://127.0.0.1:$admin/readyz"; then
+        stop serve-https
+        echo "cstore serve runs with an https:// OTLP endpoint"
+        return 0
+    fi
+    stop serve-https
+    tail -n 3 "$WORK/serve-https.log"
+    no "the CRD accepts an https:// tracing endpoint that cstore serve refuses (the pod would crash-loop)"
+}
+check "CRD and store agree: an https:// tracing endpoint is refused by both or runs" https_endpoint
+
+# Endpoints keep routing to a terminating pod for a moment: the store must still accept new
+# connections right after SIGTERM (or its pods must delay SIGTERM with a preStop hook).
+sigterm_accepts() {
+    local port admin
+    read -r port admin < <(free_ports 2)
+    spawn serve-term env NO_COLOR=1 CSTORE_BIND=127.0.0.1 CSTORE_PORT="$port" CSTORE_ADMIN_PORT="$admin" "$CSTORE" serve
+    until_true 30 curl -fsS "http://127.0.0.1:$admin/readyz" || no "cstore serve did not become ready" || return 1
+    kill -TERM "${PIDS[serve-term]}"
+    sleep 0.3
+    if python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2).close()' "$port" 2>/dev/null; then
+        stop serve-term
+        echo "a new connection 0.3s after SIGTERM was accepted"
+        return 0
+    fi
+    stop serve-term
+    local pre_stop
+    pre_stop=$(kubectl -n "$NS_A" get deployment team-a -o jsonpath='{.spec.template.spec.containers[0].lifecycle.preStop}' 2>/dev/null)
+    if [ -n "$pre_stop" ]; then
+        echo "the listener closes at SIGTERM, but the pods have a preStop hook: $pre_stop"
+        return 0
+    fi
+    no "0.3s after SIGTERM a new connection is refused, and the store's pods have no preStop delay"
+}
+check "store: new connections still accepted right after SIGTERM (or a preStop delay)" sigterm_accepts
 
 # --- Argo CD health checks under gopher-lua -----------------------------------------------
 gopher_lua() {
