@@ -778,7 +778,10 @@ https_endpoint() {
     read -r port admin < <(free_ports 2)
     spawn serve-https env NO_COLOR=1 OTEL_EXPORTER_OTLP_ENDPOINT=https://127.0.0.1:4317 CSTORE_BIND=127.0.0.1 \
         CSTORE_PORT="$port" CSTORE_ADMIN_PORT="$admin" "$CSTORE" serve
-    if until_true 15 curl -fsS "http://127.0.0.1:$admin/readyz"; then
+    # Ready, or exited (a refused setting ends it at once).
+    up_or_gone() { curl -fsS "http://127.0.0.1:$admin/readyz" || ! kill -0 "${PIDS[serve-https]}" 2>/dev/null; }
+    until_true 15 up_or_gone
+    if curl -fsS "http://127.0.0.1:$admin/readyz" >/dev/null 2>&1; then
         stop serve-https
         echo "cstore serve runs with an https:// OTLP endpoint"
         return 0
