@@ -16,7 +16,19 @@ COPY src src
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin cstore \
-    && install -D -m 0755 target/release/cstore /out/cstore
+    && install -D -m 0755 target/release/cstore /out/cstore.full
+# The release profile keeps line tables (readable backtraces, profiles): 153 MB, against
+# 21 MB stripped. The image gets the stripped binary, linked by a GNU debuglink to the debug
+# info, which the `debug` stage below keeps (docker build --target debug -o type=local,dest=.
+# exports cstore.debug, for gdb/perf/addr2line against a released binary).
+# objcopy is binutils', which the rust image ships (the linker needs it).
+RUN objcopy --only-keep-debug /out/cstore.full /out/cstore.debug \
+    && objcopy --strip-all --add-gnu-debuglink=/out/cstore.debug /out/cstore.full /out/cstore \
+    && rm /out/cstore.full
+
+# --- debug: the separate debug info, for `--target debug`; not part of the runtime image --
+FROM scratch AS debug
+COPY --from=builder /out/cstore.debug /cstore.debug
 
 # --- runtime: glibc and libgcc only, no shell, no package manager ------------------------
 # Debian 12 like the builder, so the binary's glibc matches. The nonroot variant runs as

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the delivery files, as CI runs it; nothing here needs a Kubernetes API server or a
-# Docker engine (there is neither on our machines: `kubectl apply --dry-run=server` and
-# image builds belong to scripts/e2e-kind.sh, which runs only when a cluster is reachable):
+# Docker engine (scripts/e2e.sh tests the cluster side against a real API server; there is no
+# Docker engine on our machines, so image builds are not tested):
 #   1. Dockerfile: hadolint;
 #   2. YAML under manifests/, charts/ (not the Go templates) and argocd/: yamllint --strict;
 #   3. the chart: its crds/ is a copy of crds/; helm lint --strict, by Helm 4 and by Helm 3,
@@ -13,7 +13,7 @@
 #      unknown fields); RBAC without wildcards, restricted pods, probes (delivery-manifests.py);
 #      the cstore binary started with the operator container's args and environment gets past
 #      its flag parsing (CSTORE_BIN, else target/debug/cstore; no cluster is contacted);
-#      the chart refuses a list of bad values;
+#      the chart refuses a list of bad values, and renders as a subchart with global values;
 #   5. manifests/install/ is exactly what the chart renders with its defaults, plus the
 #      namespace and the CRD; its objects pass kubernetes-validate --strict too;
 #   6. Argo CD objects under argocd/ against Argo CD's CRDs (../shared/schemas/argocd) and
@@ -22,7 +22,8 @@
 #      Applications render (`kubectl kustomize`, offline, for manifests/observability); the
 #      example stores against our CRD;
 #   7. every health_test.yaml case under argocd/health, run by Lua 5.1 (the dialect Argo CD
-#      runs), status and message compared;
+#      runs) and by gopher-lua v1.1.2 (the VM Argo CD embeds, with the libraries it opens:
+#      tests/cluster/luacheck), status and message compared;
 #   8. argocd/argocd-cm-health-patch.yaml installs exactly the health.lua scripts.
 #
 #   scripts/check-delivery.sh            check (CI)
@@ -240,6 +241,23 @@ if have "$HELM" "helm lint, helm template, $INSTALL drift" && have "$HELM3" "hel
     }
     check "bad values refused" $((${#bad_values[@]} * 2)) refuses_bad_values
 
+    step "the chart as a subchart: Helm hands it the parent's global values"
+    # An umbrella chart that depends on this one (file://, nothing fetched) and sets global
+    # values, as platform charts do: values.schema.json must accept the `global` Helm adds.
+    subchart_ok() {
+        local parent=$work/umbrella helm
+        mkdir -p "$parent"
+        printf '%s\n' 'apiVersion: v2' 'name: umbrella' 'version: 0.1.0' 'dependencies:' \
+            '  - name: cstore-operator' "    version: \"*\"" "    repository: file://$(pwd)/$CHART" >"$parent/Chart.yaml"
+        printf '%s\n' 'global:' '  imageRegistry: registry.example.com' '  labels: {team: platform}' >"$parent/values.yaml"
+        for helm in "$HELM" "$HELM3"; do
+            "$helm" dependency update "$parent" >/dev/null || return 1
+            "$helm" template umbrella "$parent" --kube-version "$KUBERNETES_VERSION" >/dev/null || return 1
+            echo "ok   $(basename "$helm") renders the chart as a subchart with global values"
+        done
+    }
+    check "subchart with global values" 2 subchart_ok
+
     # --- 5. manifests/install -------------------------------------------------------------
     step "$INSTALL/ is the chart rendered with its defaults (drift)"
     render_install "$work/install"
@@ -293,6 +311,15 @@ step "Argo CD health checks: every health_test.yaml case with Lua 5.1"
 if have_cmd lua5.1 "health tests"; then
     "$PY" scripts/argocd-health-test.py --lua lua5.1 argocd/health | tee "$work/health.out" && ok=true || ok=false
     check "health.lua cases (Lua 5.1)" "$(sed -n 's/^\([0-9]*\) passed.*/\1/p' "$work/health.out" | tail -1)" "$ok"
+fi
+step "Argo CD health checks: every health_test.yaml case with gopher-lua (the VM Argo CD embeds)"
+# tests/cluster/luacheck: argocd-cm's library set (package, base, table), then all of them.
+if have_cmd go "health tests (gopher-lua)"; then
+    GOFLAGS=-mod=readonly go build -C tests/cluster/luacheck -o "$work/luacheck" . || fail "building tests/cluster/luacheck failed"
+    for libs in "" -openlibs; do
+        "$work/luacheck" $libs argocd/health | tee "$work/health.out" && ok=true || ok=false
+        check "health.lua cases (gopher-lua${libs:+ $libs})" "$(sed -n 's/^\([0-9]*\) passed.*/\1/p' "$work/health.out" | tail -1)" "$ok"
+    done
 fi
 step "$CM_PATCH holds exactly the health.lua scripts"
 check "argocd-cm snippet == health.lua" "$(find argocd/health -name health.lua | wc -l)" \
