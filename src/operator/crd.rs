@@ -39,6 +39,9 @@ pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
     shortname = "cstore",
     namespaced,
     status = "ConcurrentStoreStatus",
+    // Deleting the CRD deletes every store: neither an Argo CD prune nor a helm uninstall may.
+    annotation("argocd.argoproj.io/sync-options", "Prune=false"),
+    annotation("helm.sh/resource-policy", "keep"),
     derive = "Default",
     derive = "PartialEq",
     doc = "A Redis-protocol key-value store whose locking strategy and shard count are chosen here. The cstore \
@@ -112,7 +115,7 @@ pub struct ConcurrentStoreSpec {
     /// writes before the kernel kills it; otherwise unlimited. Applied live, without a restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-validations" = [{
-        "rule": "isQuantity(string(self)) && quantity(string(self)).sign() >= 0",
+        "rule": "isQuantity(string(self)) && sign(quantity(string(self))) >= 0",
         "message": "maxMemory must be a non-negative quantity such as 512Mi or 2Gi",
     }]))]
     pub max_memory: Option<Quantity>,
@@ -184,9 +187,12 @@ pub struct SecretKeyRef {
 #[serde(rename_all = "camelCase")]
 pub struct TracingSpec {
     /// OTLP/gRPC endpoint of an OpenTelemetry collector, with its scheme
-    /// (http://otel-collector.observability:4317). Without it nothing is exported.
+    /// (http://otel-collector.observability:4317). Without it nothing is exported. Only
+    /// http:// for now: the store does not speak TLS to a collector, so an https:// endpoint
+    /// is refused here rather than crash-looping the pods (send to a collector in the cluster,
+    /// which may forward over TLS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
+    #[schemars(regex(pattern = r"^http://[^\s]+$"))]
     pub endpoint: Option<String>,
 
     /// Fraction of commands traced, from 0 (none, no measurable cost) to 1 (every command).
@@ -274,6 +280,7 @@ pub struct ConcurrentStoreStatus {
     /// The shard count every running pod serves with, as the pods report it; unset like
     /// strategy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int32"))]
     pub shards: Option<u32>,
 
     /// Each running pod's engine as the operator last read it, in pod name order.
@@ -302,6 +309,7 @@ pub struct PodEngineStatus {
 
     /// The shard count the pod serves with now; unset when it could not be asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int32"))]
     pub shards: Option<u32>,
 
     /// Whether the pod runs the spec's strategy, shards, maxMemory, evictionPolicy and
@@ -573,7 +581,7 @@ mod tests {
             (ratio["minimum"].as_f64(), ratio["maximum"].as_f64(), ratio["default"].as_f64()),
             (Some(0.0), Some(1.0), Some(0.0))
         );
-        assert_eq!(spec["tracing"]["properties"]["endpoint"]["pattern"], r"^https?://[^\s]+$");
+        assert_eq!(spec["tracing"]["properties"]["endpoint"]["pattern"], r"^http://[^\s]+$");
         assert_eq!(spec["auth"]["properties"]["secretRef"]["required"], json!(["name"]));
     }
 }
