@@ -20,10 +20,10 @@ use serde_json::json;
 use cstore::engine::Strategy;
 use cstore::operator::crd::ConcurrentStoreSpec;
 use cstore::operator::crd::{AuthSpec, ConcurrentStoreStatus, SecretKeyRef};
-use cstore::operator::reconcile::{FailureReason, error_policy};
+use cstore::operator::reconcile::{FailureReason, TRANSIENT_FAILURES_TOLERATED, error_policy};
 use cstore::server::config::ServerConfig;
 use operator_common::fake_store::FakeStore;
-use operator_common::{Cluster, new_store};
+use operator_common::{Cluster, NAMESPACE, new_store};
 
 fn spec(strategy: Strategy, replicas: i32) -> ConcurrentStoreSpec {
     ConcurrentStoreSpec { strategy, shards: 32, replicas, ..ConcurrentStoreSpec::default() }
@@ -347,6 +347,28 @@ async fn a_deleted_child_is_restored() {
 }
 
 #[tokio::test]
+async fn an_object_the_store_does_not_own_is_neither_adopted_nor_changed() {
+    let cluster = Cluster::with(new_store("cache", spec(Strategy::RwLock, 1))).await;
+    let theirs: Service = serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "cache", "namespace": NAMESPACE, "labels": {"team": "payments"}},
+        "spec": {"ports": [{"port": 80}]}
+    }))
+    .unwrap();
+    cluster.api::<Service>().create(&Default::default(), &theirs).await.unwrap();
+
+    let error = cluster.reconcile().await.unwrap_err();
+    assert_eq!(error.reason(), FailureReason::NotOwned);
+    let service: Service = cluster.get("cache").await.unwrap();
+    assert!(service.metadata.owner_references.is_none(), "the Service was adopted");
+    assert_eq!(service.spec.unwrap().ports.unwrap()[0].port, 80, "the Service was changed");
+    assert_eq!(cluster.condition("Degraded").await, ("True".into(), "NotOwned".into()));
+    let message = cluster.condition_message("Degraded").await;
+    assert!(message.contains("Service cache") && message.contains("not owned by this store"), "{message}");
+}
+
+#[tokio::test]
 async fn a_hand_edited_child_is_restored() {
     let cluster = Cluster::with(new_store("cache", spec(Strategy::RwLock, 1))).await;
     cluster.reconcile().await.unwrap();
@@ -378,7 +400,7 @@ async fn scaling_down_to_one_replica_removes_the_budget() {
 }
 
 #[tokio::test]
-async fn an_api_error_is_degraded_with_the_error_and_retried_with_backoff() {
+async fn a_persistent_api_error_is_degraded_with_the_error_and_retried_with_backoff() {
     let cluster = Cluster::with(new_store("cache", spec(Strategy::RwLock, 1))).await;
     cluster.reconcile().await.unwrap();
     cluster.finish_rollout().await;
@@ -386,6 +408,17 @@ async fn an_api_error_is_degraded_with_the_error_and_retried_with_backoff() {
 
     cluster.patch_spec(json!({"image": "registry.local/cstore:2"})).await;
     cluster.fail_deployment_applies(true);
+    // A server error may pass: the first failures are retried without touching the
+    // conditions, as the controller does (error_policy counts each one).
+    for attempt in 0..=TRANSIENT_FAILURES_TOLERATED {
+        let error = cluster.reconcile().await.unwrap_err();
+        assert!(error.is_transient(), "{error}");
+        let degraded = cluster.condition("Degraded").await.0;
+        if attempt < TRANSIENT_FAILURES_TOLERATED {
+            assert_eq!(degraded, "False", "transient failure {} turned the store Degraded", attempt + 1);
+        }
+        error_policy(cluster.store().await, &error, cluster.context.clone());
+    }
     let error = cluster.reconcile().await.unwrap_err();
     assert_eq!(error.reason(), FailureReason::ApiError);
     assert!(error.to_string().starts_with("cannot apply Deployment cache: "), "{error}");
@@ -396,11 +429,16 @@ async fn an_api_error_is_degraded_with_the_error_and_retried_with_backoff() {
     assert!(
         cluster.events().await.iter().any(|(reason, note)| reason == "ApiError" && note.contains("injected fault"))
     );
-    assert_eq!(cluster.metrics_line("cstore_operator_reconcile_failures_total{reason=\"ApiError\"}"), Some("1".into()));
+    let failures = u64::from(TRANSIENT_FAILURES_TOLERATED) + 2;
+    assert_eq!(
+        cluster.metrics_line("cstore_operator_reconcile_failures_total{reason=\"ApiError\"}"),
+        Some(failures.to_string())
+    );
 
+    // The tolerated failures were retried after 1 s, 2 s and 4 s; the delay goes on doubling.
     let store = cluster.store().await;
     let delays: Vec<Action> = (0..4).map(|_| error_policy(store.clone(), &error, cluster.context.clone())).collect();
-    let expected: Vec<Action> = [1, 2, 4, 8].map(|s| Action::requeue(Duration::from_secs(s))).into();
+    let expected: Vec<Action> = [8, 16, 32, 64].map(|s| Action::requeue(Duration::from_secs(s))).into();
     assert_eq!(delays, expected, "the retry delay doubles per failure");
 
     cluster.fail_deployment_applies(false);

@@ -5,6 +5,10 @@
 //! last applied it (a hash annotation records that, so fields the operator stopped setting are
 //! removed by the apply), or when someone changed or removed a field the operator sets. Fields
 //! other managers add (defaults, other tools' labels) are not drift.
+//!
+//! An object under a child's name that the store does not own (no controller reference to
+//! it) is left alone: a forced apply would take its fields over and add an owner reference,
+//! so the garbage collector would delete the user's object with the store.
 
 use std::fmt::Debug;
 
@@ -31,10 +35,21 @@ pub enum Change {
     Unchanged,
 }
 
+/// Why a child could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Api(#[from] kube::Error),
+    /// An object under the child's name exists and is not the store's.
+    #[error("it exists and is not owned by this store; rename or delete it")]
+    NotOwned,
+}
+
 /// Makes the child named like `desired` match it: applies it (forcing ownership of the fields
 /// it sets, as a controller must) unless the child is already in sync. Returns the child as
-/// the API server holds it afterwards.
-pub async fn apply<K>(api: &Api<K>, desired: K) -> Result<(K, Change), kube::Error>
+/// the API server holds it afterwards. `desired` carries its controller owner reference; an
+/// existing object without the same one is refused ([`ApplyError::NotOwned`]).
+pub async fn apply<K>(api: &Api<K>, desired: K) -> Result<(K, Change), ApplyError>
 where
     K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
 {
@@ -42,6 +57,11 @@ where
     let name = desired.name_any();
     let kind = K::kind(&());
     let existing = traced("get", &kind, &name, api.get_opt(&name)).await?;
+    if let Some(current) = &existing
+        && controller_uid(current) != controller_uid(&desired)
+    {
+        return Err(ApplyError::NotOwned);
+    }
     if let Some(current) = &existing
         && in_sync(current, &desired)
     {
@@ -57,6 +77,11 @@ where
         Some(_) => Change::Updated,
     };
     Ok((applied, change))
+}
+
+/// The UID of the object's controller (the owner reference marked `controller: true`).
+fn controller_uid<K: Resource>(object: &K) -> Option<&str> {
+    object.owner_references().iter().find(|owner| owner.controller == Some(true)).map(|owner| owner.uid.as_str())
 }
 
 /// The desired object with the hash of itself (before the annotation is added) annotated.

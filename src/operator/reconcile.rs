@@ -29,7 +29,7 @@ use tracing::{Span, info, warn};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::api_call::traced;
-use super::apply::{Change, FIELD_MANAGER, apply};
+use super::apply::{ApplyError, Change, FIELD_MANAGER, apply};
 use super::crd::{ConcurrentStore, ConcurrentStoreStatus};
 use super::live::{Convergence, LiveSettings, PodReport};
 use super::metrics::Metrics;
@@ -50,6 +50,10 @@ const RECONFIGURING_POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// until someone fixes the spec (which triggers a reconcile anyway) or the Secret.
 const REFUSED_RETRY_INTERVAL: Duration = Duration::from_secs(30);
 
+/// Consecutive transient failures of one store that leave its conditions alone (each is
+/// retried after the backoff); the next one marks it Degraded, since the failure persists.
+pub const TRANSIENT_FAILURES_TOLERATED: u32 = 2;
+
 /// The `reportingController` of the operator's Events.
 pub const CONTROLLER_NAME: &str = "cstore-operator";
 
@@ -69,16 +73,19 @@ pub enum FailureReason {
     ApiError,
     /// The API server could not be reached or did not answer in time.
     Unreachable,
+    /// An object under a child's name belongs to someone else.
+    NotOwned,
 }
 
 impl FailureReason {
-    pub const ALL: [FailureReason; 6] = [
+    pub const ALL: [FailureReason; 7] = [
         FailureReason::InvalidSpec,
         FailureReason::Forbidden,
         FailureReason::Conflict,
         FailureReason::Rejected,
         FailureReason::ApiError,
         FailureReason::Unreachable,
+        FailureReason::NotOwned,
     ];
 
     pub fn label(self) -> &'static str {
@@ -89,6 +96,7 @@ impl FailureReason {
             FailureReason::Rejected => "Rejected",
             FailureReason::ApiError => "ApiError",
             FailureReason::Unreachable => "Unreachable",
+            FailureReason::NotOwned => "NotOwned",
         }
     }
 }
@@ -102,15 +110,33 @@ pub enum Error {
     Api { action: &'static str, kind: String, name: String, source: kube::Error },
     #[error("cannot read the store's password: {0}")]
     Password(#[from] PasswordError),
+    #[error("cannot apply {kind} {name}: it exists and is not owned by this store; rename or delete it")]
+    NotOwned { kind: String, name: String },
 }
 
 impl Error {
+    /// Whether retrying may well succeed: a conflict with another writer, a throttled or
+    /// failing API server, a connection that broke. One such failure says nothing about the
+    /// store's health, so it does not turn the store Degraded (see [`TRANSIENT_FAILURES_TOLERATED`]).
+    pub fn is_transient(&self) -> bool {
+        let source = match self {
+            Error::Api { source, .. } | Error::Password(PasswordError::Api { source, .. }) => source,
+            Error::InvalidSpec(_) | Error::Password(_) | Error::NotOwned { .. } => return false,
+        };
+        match source {
+            kube::Error::Api(status) => status.code == 409 || status.code == 429 || status.code >= 500,
+            kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+            _ => false,
+        }
+    }
+
     pub fn reason(&self) -> FailureReason {
         match self {
             Error::InvalidSpec(_) => FailureReason::InvalidSpec,
             Error::Api { source, .. } | Error::Password(PasswordError::Api { source, .. }) => classify(source),
             // The Secret the spec names cannot be what the store reads either.
             Error::Password(_) => FailureReason::InvalidSpec,
+            Error::NotOwned { .. } => FailureReason::NotOwned,
         }
     }
 }
@@ -322,8 +348,10 @@ where
     K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
 {
     let name = desired.name_any();
-    let (child, change) =
-        apply(api, desired).await.map_err(|source| api_error("apply", &K::kind(&()), &name, source))?;
+    let (child, change) = apply(api, desired).await.map_err(|error| match error {
+        ApplyError::Api(source) => api_error("apply", &K::kind(&()), &name, source),
+        ApplyError::NotOwned => Error::NotOwned { kind: K::kind(&()).into_owned(), name: name.clone() },
+    })?;
     let verb = match change {
         Change::Created => "Created",
         Change::Updated => "Updated",
@@ -394,10 +422,13 @@ async fn write_status(store: &ConcurrentStore, context: &Context, status: Concur
 async fn report_failure(store: &ConcurrentStore, context: &Context, error: &Error) {
     let reason = error.reason().label();
     let message = error.to_string();
-    warn!(reason, %message, "reconcile failed");
-    let status = next_status(store, Observation::Failed { reason, message: &message }, Timestamp::now());
-    if let Err(status_error) = write_status(store, context, status).await {
-        warn!(error = %status_error, "cannot record the failure in the status");
+    warn!(reason, %message, transient = error.is_transient(), "reconcile failed");
+    let tolerated = error.is_transient() && context.backoff.failures(store) < TRANSIENT_FAILURES_TOLERATED;
+    if !tolerated {
+        let status = next_status(store, Observation::Failed { reason, message: &message }, Timestamp::now());
+        if let Err(status_error) = write_status(store, context, status).await {
+            warn!(error = %status_error, "cannot record the failure in the status");
+        }
     }
     publish(store, context, EventType::Warning, reason, message, None).await;
 }
@@ -468,6 +499,11 @@ impl Backoff {
 
     fn reset(&self, store: &ConcurrentStore) {
         self.failures.lock().remove(&ObjectRef::from(store));
+    }
+
+    /// Consecutive failures of `store` counted so far (the one being reported not included).
+    fn failures(&self, store: &ConcurrentStore) -> u32 {
+        self.failures.lock().get(&ObjectRef::from(store)).copied().unwrap_or(0)
     }
 }
 

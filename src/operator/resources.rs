@@ -14,8 +14,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    KeyToPath, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
-    SeccompProfile, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    KeyToPath, Lifecycle, LifecycleHandler, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec,
+    SleepAction, Volume, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -66,6 +67,11 @@ const STORE_UID: i64 = 65532;
 
 /// Seconds the kubelet waits past the store's own drain before it kills the container.
 const TERMINATION_MARGIN_SECS: u64 = 5;
+
+/// How long a terminating pod keeps serving before it is sent SIGTERM: Endpoints and the
+/// kube-proxies take a moment to stop routing new connections to it, and the store closes its
+/// listener at SIGTERM. The kubelet's own sleep action, since the image has no shell.
+const PRE_STOP_DELAY_SECS: i64 = 5;
 
 /// Operator-wide inputs to the desired state.
 #[derive(Clone, Debug)]
@@ -282,9 +288,11 @@ fn deployment(
     let pod = PodSpec {
         containers: vec![store_container(store, settings, config)],
         volumes: Some(volumes),
-        // The kubelet sends SIGTERM, the store drains for shutdownGraceSecs, then exits.
+        // The preStop delay, then SIGTERM: the store drains for shutdownGraceSecs and exits.
         termination_grace_period_seconds: Some(
-            i64::try_from(config.shutdown_grace_secs.saturating_add(TERMINATION_MARGIN_SECS)).unwrap_or(i64::MAX),
+            i64::try_from(config.shutdown_grace_secs.saturating_add(TERMINATION_MARGIN_SECS))
+                .unwrap_or(i64::MAX)
+                .saturating_add(PRE_STOP_DELAY_SECS),
         ),
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),
@@ -365,6 +373,13 @@ fn store_container(store: &ConcurrentStore, settings: &Settings, config: &Server
         // within one period; /healthz only fails if the process is wedged.
         readiness_probe: Some(http_probe("/readyz", 5, 1)),
         liveness_probe: Some(http_probe("/healthz", 10, 3)),
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                sleep: Some(SleepAction { seconds: PRE_STOP_DELAY_SECS }),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
+        }),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),

@@ -6,7 +6,8 @@
 //! - `Progressing`: a rollout is under way (reason `RollingOut`: a scale, or pods being
 //!   replaced), or a live reconfiguration (reason `Reconfiguring`: some pod still migrates,
 //!   was just told, or cannot be asked yet; the message says how many pods run the spec).
-//! - `Degraded`: the reconcile failed, the rollout stalled past its progress deadline, or a pod
+//! - `Degraded`: the reconcile failed, the rollout stalled past its progress deadline or cannot
+//!   create its pods (the Deployment's ReplicaFailure, e.g. a ResourceQuota), or a pod
 //!   refused the spec's settings or the password (reason `ReconfigurationFailed`).
 //!
 //! Each condition keeps its `lastTransitionTime` until its status changes, and carries the
@@ -77,7 +78,7 @@ pub fn next_status(store: &ConcurrentStore, observation: Observation<'_>, now: T
                         }
                     },
                     match (&rollout.stalled, convergence) {
-                        (Some(message), _) => conditions.set(PROGRESSING, "False", DEADLINE_EXCEEDED, message.clone()),
+                        (Some(stall), _) => conditions.set(PROGRESSING, "False", &stall.reason, stall.message.clone()),
                         (None, _) if !complete => conditions.set(PROGRESSING, "True", "RollingOut", rollout.describe()),
                         (None, Convergence::Converged) => conditions.set(
                             PROGRESSING,
@@ -93,7 +94,7 @@ pub fn next_status(store: &ConcurrentStore, observation: Observation<'_>, now: T
                         }
                     },
                     match (&rollout.stalled, convergence) {
-                        (Some(message), _) => conditions.set(DEGRADED, "True", DEADLINE_EXCEEDED, message.clone()),
+                        (Some(stall), _) => conditions.set(DEGRADED, "True", &stall.reason, stall.message.clone()),
                         (None, Convergence::Blocked) => {
                             conditions.set(DEGRADED, "True", RECONFIGURATION_FAILED, engines.describe())
                         }
@@ -234,17 +235,31 @@ struct Rollout {
     available: i32,
     /// Whether the Deployment controller has seen the Deployment's current spec.
     observed: bool,
-    /// The Deployment's own message when it gave up on the rollout.
-    stalled: Option<String>,
+    /// Why the rollout cannot go on, in the Deployment's own words: it gave up (progress
+    /// deadline), or its pods cannot be created (ReplicaFailure, e.g. a ResourceQuota), which
+    /// the Deployment reports at once instead of after the deadline.
+    stalled: Option<Stall>,
+}
+
+struct Stall {
+    reason: String,
+    message: String,
 }
 
 impl Rollout {
     fn of(deployment: &Deployment) -> Rollout {
         let status = deployment.status.clone().unwrap_or_default();
-        let stalled = status.conditions.iter().flatten().find(|condition| {
+        let conditions = status.conditions.iter().flatten();
+        let deadline = conditions.clone().find(|condition| {
             condition.type_ == PROGRESSING
                 && condition.status == "False"
                 && condition.reason.as_deref() == Some(DEADLINE_EXCEEDED)
+        });
+        let replica_failure =
+            conditions.clone().find(|condition| condition.type_ == "ReplicaFailure" && condition.status == "True");
+        let stalled = deadline.or(replica_failure).map(|condition| Stall {
+            reason: condition.reason.clone().unwrap_or_else(|| condition.type_.clone()),
+            message: condition.message.clone().unwrap_or_else(|| condition.type_.clone()),
         });
         Rollout {
             desired: deployment.spec.as_ref().and_then(|spec| spec.replicas).unwrap_or(1),
@@ -253,7 +268,7 @@ impl Rollout {
             ready: status.ready_replicas.unwrap_or(0),
             available: status.available_replicas.unwrap_or(0),
             observed: status.observed_generation >= deployment.metadata.generation,
-            stalled: stalled.map(|condition| condition.message.clone().unwrap_or_else(|| DEADLINE_EXCEEDED.to_owned())),
+            stalled,
         }
     }
 
@@ -417,6 +432,37 @@ mod tests {
             ])
         );
         assert_eq!(condition(&status, DEGRADED).message, "ReplicaSet \"cache-1\" has timed out progressing.");
+    }
+
+    #[test]
+    fn pods_that_cannot_be_created_are_degraded_at_once_with_the_reason() {
+        let mut blocked = deployment(1, 1, 1, 0, 0);
+        let message = "pods \"cache-7d9f-x2k4q\" is forbidden: exceeded quota: no-pods, requested: pods=1";
+        blocked.status.as_mut().unwrap().conditions = Some(vec![
+            DeploymentCondition {
+                type_: "Progressing".into(),
+                status: "True".into(),
+                reason: Some("NewReplicaSetCreated".into()),
+                ..DeploymentCondition::default()
+            },
+            DeploymentCondition {
+                type_: "ReplicaFailure".into(),
+                status: "True".into(),
+                reason: Some("FailedCreate".into()),
+                message: Some(message.into()),
+                ..DeploymentCondition::default()
+            },
+        ]);
+        let status = next_status(&store(1, 1), Observation::Applied { deployment: &blocked, pods: &[] }, at(0));
+        assert_eq!(
+            summary(&status),
+            owned(&[
+                ("Ready", "False", "ReplicasNotReady"),
+                ("Progressing", "False", "FailedCreate"),
+                ("Degraded", "True", "FailedCreate")
+            ])
+        );
+        assert_eq!(condition(&status, DEGRADED).message, message);
     }
 
     #[test]

@@ -96,7 +96,13 @@ fn defaults_render_one_hardened_replica_of_the_default_engine() {
     assert!(selector.iter().all(|(key, value)| pod_labels.get(key) == Some(value)));
 
     let pod = pod_spec(&desired);
-    assert_eq!(pod.termination_grace_period_seconds, Some(35), "the store's 30 s drain plus a margin");
+    assert_eq!(
+        pod.termination_grace_period_seconds,
+        Some(40),
+        "the 5 s preStop delay, the store's 30 s drain and a margin"
+    );
+    let pre_stop = pod.containers[0].lifecycle.as_ref().and_then(|lifecycle| lifecycle.pre_stop.as_ref());
+    assert_eq!(pre_stop.and_then(|hook| hook.sleep.as_ref()).map(|sleep| sleep.seconds), Some(5));
     assert_eq!((pod.automount_service_account_token, pod.enable_service_links), (Some(false), Some(false)));
     let pod_security = pod.security_context.as_ref().unwrap();
     assert_eq!(pod_security.run_as_non_root, Some(true));
