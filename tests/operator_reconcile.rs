@@ -20,7 +20,7 @@ use serde_json::json;
 use cstore::engine::Strategy;
 use cstore::operator::crd::ConcurrentStoreSpec;
 use cstore::operator::crd::{AuthSpec, ConcurrentStoreStatus, SecretKeyRef};
-use cstore::operator::reconcile::{FailureReason, TRANSIENT_FAILURES_TOLERATED, error_policy};
+use cstore::operator::reconcile::{FailureReason, error_policy};
 use cstore::server::config::ServerConfig;
 use operator_common::fake_store::FakeStore;
 use operator_common::{Cluster, NAMESPACE, new_store};
@@ -400,7 +400,7 @@ async fn scaling_down_to_one_replica_removes_the_budget() {
 }
 
 #[tokio::test]
-async fn a_persistent_api_error_is_degraded_with_the_error_and_retried_with_backoff() {
+async fn a_transient_api_error_leaves_the_conditions_alone_and_is_retried() {
     let cluster = Cluster::with(new_store("cache", spec(Strategy::RwLock, 1))).await;
     cluster.reconcile().await.unwrap();
     cluster.finish_rollout().await;
@@ -408,17 +408,26 @@ async fn a_persistent_api_error_is_degraded_with_the_error_and_retried_with_back
 
     cluster.patch_spec(json!({"image": "registry.local/cstore:2"})).await;
     cluster.fail_deployment_applies(true);
-    // A server error may pass: the first failures are retried without touching the
-    // conditions, as the controller does (error_policy counts each one).
-    for attempt in 0..=TRANSIENT_FAILURES_TOLERATED {
+    for attempt in 1..=3 {
         let error = cluster.reconcile().await.unwrap_err();
         assert!(error.is_transient(), "{error}");
-        let degraded = cluster.condition("Degraded").await.0;
-        if attempt < TRANSIENT_FAILURES_TOLERATED {
-            assert_eq!(degraded, "False", "transient failure {} turned the store Degraded", attempt + 1);
-        }
+        assert_eq!(cluster.condition("Degraded").await.0, "False", "transient failure {attempt} turned it Degraded");
         error_policy(cluster.store().await, &error, cluster.context.clone());
     }
+    assert!(cluster.events().await.iter().any(|(reason, _)| reason == "ApiError"), "each failure is an Event");
+}
+
+#[tokio::test]
+async fn a_persistent_api_error_is_degraded_with_the_error_and_retried_with_backoff() {
+    // No grace: as if the failure had lasted past it.
+    let store = new_store("cache", spec(Strategy::RwLock, 1));
+    let cluster = Cluster::with_transient_failure_grace(store, Duration::ZERO).await;
+    cluster.reconcile().await.unwrap();
+    cluster.finish_rollout().await;
+    cluster.reconcile().await.unwrap();
+
+    cluster.patch_spec(json!({"image": "registry.local/cstore:2"})).await;
+    cluster.fail_deployment_applies(true);
     let error = cluster.reconcile().await.unwrap_err();
     assert_eq!(error.reason(), FailureReason::ApiError);
     assert!(error.to_string().starts_with("cannot apply Deployment cache: "), "{error}");
@@ -429,16 +438,11 @@ async fn a_persistent_api_error_is_degraded_with_the_error_and_retried_with_back
     assert!(
         cluster.events().await.iter().any(|(reason, note)| reason == "ApiError" && note.contains("injected fault"))
     );
-    let failures = u64::from(TRANSIENT_FAILURES_TOLERATED) + 2;
-    assert_eq!(
-        cluster.metrics_line("cstore_operator_reconcile_failures_total{reason=\"ApiError\"}"),
-        Some(failures.to_string())
-    );
+    assert_eq!(cluster.metrics_line("cstore_operator_reconcile_failures_total{reason=\"ApiError\"}"), Some("1".into()));
 
-    // The tolerated failures were retried after 1 s, 2 s and 4 s; the delay goes on doubling.
     let store = cluster.store().await;
     let delays: Vec<Action> = (0..4).map(|_| error_policy(store.clone(), &error, cluster.context.clone())).collect();
-    let expected: Vec<Action> = [8, 16, 32, 64].map(|s| Action::requeue(Duration::from_secs(s))).into();
+    let expected: Vec<Action> = [1, 2, 4, 8].map(|s| Action::requeue(Duration::from_secs(s))).into();
     assert_eq!(delays, expected, "the retry delay doubles per failure");
 
     cluster.fail_deployment_applies(false);

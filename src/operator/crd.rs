@@ -275,6 +275,9 @@ pub struct ConcurrentStoreStatus {
     /// they differ, while one still migrates or cannot be asked, and before any pod runs:
     /// status.pods then shows each pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    // A plain nullable string in the schema: the API server refuses an explicit null (how
+    // the operator clears the field) for an enum, even one that lists null.
+    #[schemars(with = "Option<String>")]
     pub strategy: Option<Strategy>,
 
     /// The shard count every running pod serves with, as the pods report it; unset like
@@ -305,6 +308,7 @@ pub struct PodEngineStatus {
 
     /// The strategy the pod serves with now; unset when it could not be asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
     pub strategy: Option<Strategy>,
 
     /// The shard count the pod serves with now; unset when it could not be asked.

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
@@ -50,9 +50,9 @@ const RECONFIGURING_POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// until someone fixes the spec (which triggers a reconcile anyway) or the Secret.
 const REFUSED_RETRY_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Consecutive transient failures of one store that leave its conditions alone (each is
-/// retried after the backoff); the next one marks it Degraded, since the failure persists.
-pub const TRANSIENT_FAILURES_TOLERATED: u32 = 2;
+/// How long transient failures of one store (each retried after the backoff) leave its
+/// conditions alone; a failure that lasts longer marks it Degraded.
+pub const TRANSIENT_FAILURE_GRACE: Duration = Duration::from_secs(30);
 
 /// The `reportingController` of the operator's Events.
 pub const CONTROLLER_NAME: &str = "cstore-operator";
@@ -117,7 +117,7 @@ pub enum Error {
 impl Error {
     /// Whether retrying may well succeed: a conflict with another writer, a throttled or
     /// failing API server, a connection that broke. One such failure says nothing about the
-    /// store's health, so it does not turn the store Degraded (see [`TRANSIENT_FAILURES_TOLERATED`]).
+    /// store's health, so it does not turn the store Degraded (see [`TRANSIENT_FAILURE_GRACE`]).
     pub fn is_transient(&self) -> bool {
         let source = match self {
             Error::Api { source, .. } | Error::Password(PasswordError::Api { source, .. }) => source,
@@ -172,6 +172,7 @@ pub struct Context {
     backoff: Backoff,
     pod_address: PodAddress,
     store_timeouts: Timeouts,
+    transient_failure_grace: Duration,
 }
 
 impl Context {
@@ -184,6 +185,7 @@ impl Context {
             metrics,
             settings,
             backoff: Backoff::new(Duration::from_secs(1), RESYNC_INTERVAL),
+            transient_failure_grace: TRANSIENT_FAILURE_GRACE,
             pod_address: Arc::new(pod_ip_address),
             store_timeouts: Timeouts::default(),
         }
@@ -193,6 +195,13 @@ impl Context {
     /// seam through which tests stand local `cstore serve` processes in for pods.
     pub fn with_pod_address(mut self, pod_address: PodAddress) -> Self {
         self.pod_address = pod_address;
+        self
+    }
+
+    /// How long transient failures leave a store's conditions alone (default
+    /// [`TRANSIENT_FAILURE_GRACE`]); tests shorten it.
+    pub fn with_transient_failure_grace(mut self, grace: Duration) -> Self {
+        self.transient_failure_grace = grace;
         self
     }
 
@@ -423,7 +432,7 @@ async fn report_failure(store: &ConcurrentStore, context: &Context, error: &Erro
     let reason = error.reason().label();
     let message = error.to_string();
     warn!(reason, %message, transient = error.is_transient(), "reconcile failed");
-    let tolerated = error.is_transient() && context.backoff.failures(store) < TRANSIENT_FAILURES_TOLERATED;
+    let tolerated = error.is_transient() && context.backoff.failing_for(store) < context.transient_failure_grace;
     if !tolerated {
         let status = next_status(store, Observation::Failed { reason, message: &message }, Timestamp::now());
         if let Err(status_error) = write_status(store, context, status).await {
@@ -479,7 +488,8 @@ fn api_error(action: &'static str, kind: &str, name: &str, source: kube::Error) 
 struct Backoff {
     first: Duration,
     max: Duration,
-    failures: Mutex<HashMap<ObjectRef<ConcurrentStore>, u32>>,
+    /// Per store: consecutive failures, and when the first of them was counted.
+    failures: Mutex<HashMap<ObjectRef<ConcurrentStore>, (u32, Instant)>>,
 }
 
 impl Backoff {
@@ -491,7 +501,7 @@ impl Backoff {
     /// then twice as long after each further failure, at most `max`.
     fn next_delay(&self, store: &ConcurrentStore) -> Duration {
         let mut failures = self.failures.lock();
-        let count = failures.entry(ObjectRef::from(store)).or_insert(0);
+        let (count, _) = failures.entry(ObjectRef::from(store)).or_insert((0, Instant::now()));
         *count = count.saturating_add(1);
         let factor = 2u32.saturating_pow(*count - 1);
         self.first.saturating_mul(factor).min(self.max)
@@ -501,9 +511,10 @@ impl Backoff {
         self.failures.lock().remove(&ObjectRef::from(store));
     }
 
-    /// Consecutive failures of `store` counted so far (the one being reported not included).
-    fn failures(&self, store: &ConcurrentStore) -> u32 {
-        self.failures.lock().get(&ObjectRef::from(store)).copied().unwrap_or(0)
+    /// How long `store` has been failing: since the first of its consecutive failures
+    /// counted so far (zero before the first is counted).
+    fn failing_for(&self, store: &ConcurrentStore) -> Duration {
+        self.failures.lock().get(&ObjectRef::from(store)).map_or(Duration::ZERO, |(_, since)| since.elapsed())
     }
 }
 

@@ -56,6 +56,11 @@ impl Cluster {
     /// A cluster holding `store`, whose server-side applies of Deployments fail while
     /// [`Cluster::fail_deployment_applies`] is on.
     pub async fn with(store: ConcurrentStore) -> Cluster {
+        Cluster::with_transient_failure_grace(store, cstore::operator::reconcile::TRANSIENT_FAILURE_GRACE).await
+    }
+
+    /// [`Cluster::with`], with transient API failures turning the store Degraded after `grace`.
+    pub async fn with_transient_failure_grace(store: ConcurrentStore, grace: std::time::Duration) -> Cluster {
         let fail_deployment_applies = Arc::new(AtomicBool::new(false));
         let failing = Arc::clone(&fail_deployment_applies);
         let faults = interceptor::Funcs::new().patch(move |call| {
@@ -78,7 +83,8 @@ impl Cluster {
         let pod_addresses = Arc::new(Mutex::new(HashMap::<String, SocketAddr>::new()));
         let addresses = Arc::clone(&pod_addresses);
         let context = Context::new(client.clone(), settings, Arc::new(Metrics::new()), None)
-            .with_pod_address(Arc::new(move |pod: &Pod, _port| addresses.lock().get(&pod.name_any()).copied()));
+            .with_pod_address(Arc::new(move |pod: &Pod, _port| addresses.lock().get(&pod.name_any()).copied()))
+            .with_transient_failure_grace(grace);
         Cluster { client, context: Arc::new(context), name, fail_deployment_applies, pod_addresses }
     }
 
