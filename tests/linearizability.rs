@@ -394,7 +394,7 @@ fn every_single_key_command_is_linearizable_during_live_migrations() {
         (overlapped, operations, migrator.join().expect("migrations never fail"))
     });
     eprintln!(
-        "linearizable during migrations: {histories} histories, {operations} ops, {overlapped} histories overlapped          a migration; strategy pairs migrated: {}",
+        "linearizable during migrations: {histories} histories, {operations} ops, {overlapped} histories overlapped a migration; strategy pairs migrated: {}",
         pairs.len()
     );
     assert!(overlapped * 4 >= histories, "only {overlapped} of {histories} histories overlapped a migration");
