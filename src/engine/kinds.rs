@@ -160,11 +160,9 @@ impl Engine {
         }));
     }
 
-    /// Removes `key` and returns its entry, without touching the counters.
-    pub(crate) fn remove_moved(&self, key: &[u8]) -> Option<Entry> {
-        with_shards!(&self.kind, shards => shards.slot_for(key).map.update(key, |existing| {
-            (Write::Remove, existing.cloned())
-        }))
+    /// Removes `key`, without touching the counters.
+    pub(crate) fn remove_moved(&self, key: &[u8]) {
+        with_shards!(&self.kind, shards => shards.slot_for(key).map.update(key, |_| (Write::Remove, ())))
     }
 
     /// Moves `footprint` of `key` from `from`'s counters to this engine's.
