@@ -13,5 +13,6 @@
 pub mod bench;
 pub mod engine;
 pub mod operator;
+pub mod persistence;
 pub mod server;
 pub mod telemetry;

@@ -5,12 +5,11 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 use common::server::{RespClient, TestServer};
+use common::tools::RedisServer;
 use cstore::server::frame::{Limits, parse_request};
 use cstore::server::resp_value::Value;
 
@@ -476,7 +475,8 @@ const DEVIATIONS: &[Deviation] = &[
 #[test]
 fn cstore_answers_like_redis_over_resp2_and_resp3() {
     let Some(redis_server) = common::tools::require("redis-server") else { return };
-    let redis = RedisServer::start(&redis_server);
+    // cstore has one keyspace; with one database Redis refuses SELECT 1 the same way.
+    let redis = RedisServer::start(&redis_server, &["--databases", "1"]);
     let cstore = TestServer::start(&[]);
     let steps = parse_script(SCRIPT);
     let mut mismatches = Vec::new();
@@ -553,41 +553,6 @@ fn replay(steps: &[Step], protocol: &str, redis: SocketAddr, cstore: SocketAddr,
             mismatches
                 .push(format!("RESP{protocol} {:?}: {why}\n  redis:  {expected:?}\n  cstore: {actual:?}", step.line));
         }
-    }
-}
-
-/// A real `redis-server` on a free port, killed when dropped.
-struct RedisServer {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl RedisServer {
-    fn start(binary: &std::path::Path) -> RedisServer {
-        // redis-server cannot listen on port 0 and report it: take a free port from the OS.
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|probe| probe.local_addr()).expect("free port").port();
-        let child = Command::new(binary)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            // cstore has one keyspace; with one database Redis refuses SELECT 1 the same way.
-            .args(["--databases", "1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start redis-server");
-        let server = RedisServer { child, addr: SocketAddr::from(([127, 0, 0, 1], port)) };
-        let deadline = Instant::now() + common::server::PATIENCE;
-        while std::net::TcpStream::connect(server.addr).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

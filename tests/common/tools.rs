@@ -6,8 +6,10 @@
 //! would hide that nothing was tested; elsewhere the test prints a notice and skips.
 
 use std::io::Write as _;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
 
 /// Whether this is a CI run, where every tool must be present.
 pub fn in_ci() -> bool {
@@ -41,4 +43,43 @@ fn missing(what: &str) -> Option<PathBuf> {
     // must not go unnoticed.
     let _ = writeln!(std::io::stderr(), "notice: skipping this test, {what} is not installed ({remedy})");
     None
+}
+
+/// A real `redis-server` on a free port, without automatic saves or an AOF, killed when
+/// dropped.
+pub struct RedisServer {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl RedisServer {
+    /// Starts `binary` with `extra` arguments after the defaults (so they may override them).
+    pub fn start(binary: &Path, extra: &[&str]) -> RedisServer {
+        // redis-server cannot listen on port 0 and report it: take a free port from the OS.
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|probe| probe.local_addr()).expect("free port").port();
+        let child = Command::new(binary)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start redis-server");
+        let mut server = RedisServer { child, addr: SocketAddr::from(([127, 0, 0, 1], port)) };
+        let deadline = Instant::now() + super::server::PATIENCE;
+        while std::net::TcpStream::connect(server.addr).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("redis-server {extra:?} exited at startup ({status})");
+            }
+            assert!(Instant::now() < deadline, "redis-server {extra:?} did not start on port {port}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        server
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
