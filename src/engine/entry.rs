@@ -53,6 +53,11 @@ pub(crate) enum Write {
     Remove,
 }
 
+/// A read-modify-write's decision: given the live entry, what to write and what to answer.
+pub(crate) trait Decide<R>: FnMut(Option<&Entry>) -> (Write, R) {}
+
+impl<R, F: FnMut(Option<&Entry>) -> (Write, R)> Decide<R> for F {}
+
 /// The accounting footprint of one entry, used to keep the per-shard counters exact: every
 /// change adds what it stored and subtracts what it replaced.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

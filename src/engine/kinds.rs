@@ -13,7 +13,7 @@ use super::clock::LazyNow;
 use super::compact::CompactBytes;
 use super::config::{EngineConfig, Strategy};
 use super::cow::CowShard;
-use super::entry::{Entry, Footprint, Write};
+use super::entry::{Decide, Entry, Footprint, Write};
 use super::locked::{MutexShard, RwLockShard};
 use super::lockfree::LockFreeShard;
 use super::shard::{KeyHasher, Shard, Shards, Slot, Totals, totals};
@@ -112,15 +112,26 @@ impl Engine {
     }
 
     /// Atomically applies `f` to the live entry under `key` (see [`transition`]).
-    pub(crate) fn update<R>(
+    pub(crate) fn update<R>(&self, key: &[u8], now: &LazyNow<'_>, f: impl Decide<R>) -> Updated<R> {
+        self.update_observed(key, now, |_| {}, f)
+    }
+
+    /// [`Engine::update`] that first shows `observe` the entry as stored (expired or not),
+    /// inside the same atomic step: a point-in-time snapshot keeps the version a write is
+    /// about to replace (`snapshot.rs`). Like `f`, `observe` may run more than once.
+    pub(crate) fn update_observed<R>(
         &self,
         key: &[u8],
         now: &LazyNow<'_>,
+        mut observe: impl FnMut(Option<&Entry>),
         mut f: impl FnMut(Option<&Entry>) -> (Write, R),
     ) -> Updated<R> {
         with_shards!(&self.kind, shards => {
             let slot = shards.slot_for(key);
-            let (reply, delta, reclaimed) = slot.map.update(key, |current| transition(key, current, now, &mut f));
+            let (reply, delta, reclaimed) = slot.map.update(key, |current| {
+                observe(current);
+                transition(key, current, now, &mut f)
+            });
             Updated::record(slot, reply, delta, reclaimed)
         })
     }

@@ -43,12 +43,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_utils::CachePadded;
-use parking_lot::{RwLock, RwLockWriteGuard};
-
 use super::clock::LazyNow;
 use super::config::{ConfigError, EngineConfig, validate_shards};
-use super::entry::{Entry, Footprint, Write};
+use super::entry::{Decide, Entry, Footprint};
+use super::gates::{Gates, release_fairly};
 use super::kinds::{Engine, Found, Updated};
 use super::store::{Layout, Store};
 
@@ -59,7 +57,7 @@ pub const MIGRATION_CHUNK: usize = 128;
 pub(crate) struct Migration {
     source: Arc<Engine>,
     target: Arc<Engine>,
-    gates: Box<[CachePadded<RwLock<()>>]>,
+    gates: Gates,
     keys_total: u64,
     keys_moved: AtomicU64,
     started: Instant,
@@ -67,7 +65,7 @@ pub(crate) struct Migration {
 
 impl Migration {
     fn new(source: Arc<Engine>, target: Arc<Engine>) -> Self {
-        let gates = (0..source.shard_count()).map(|_| CachePadded::new(RwLock::new(()))).collect();
+        let gates = Gates::new(source.shard_count());
         let keys_total = u64::try_from(source.totals().keys).unwrap_or(0);
         Migration { source, target, gates, keys_total, keys_moved: AtomicU64::new(0), started: Instant::now() }
     }
@@ -90,13 +88,8 @@ impl Migration {
 
     /// A write where the key lives, with the source shard's gate held so that the mover
     /// cannot move the key meanwhile.
-    pub(crate) fn update<R>(
-        &self,
-        key: &[u8],
-        now: &LazyNow<'_>,
-        mut f: impl FnMut(Option<&Entry>) -> (Write, R),
-    ) -> Updated<R> {
-        let _gate = self.gates[self.source.shard_of(key)].read();
+    pub(crate) fn update<R>(&self, key: &[u8], now: &LazyNow<'_>, mut f: impl Decide<R>) -> Updated<R> {
+        let _gate = self.gates.pass(self.source.shard_of(key));
         match self.source.update_if_present(key, now, &mut f) {
             Some(updated) => updated,
             None => self.target.update(key, now, f),
@@ -105,7 +98,7 @@ impl Migration {
 
     /// FLUSHALL during a migration: with every gate held, nothing moves and nobody writes.
     pub(crate) fn clear(&self) -> u64 {
-        let _gates: Vec<_> = self.gates.iter().map(|gate| gate.write()).collect();
+        let _gates = self.gates.hold_all();
         self.source.clear() + self.target.clear()
     }
 
@@ -114,15 +107,14 @@ impl Migration {
         let mut longest_hold = Duration::ZERO;
         for shard in 0..self.source.shard_count() {
             self.source.drain_keys(shard, MIGRATION_CHUNK, |keys| {
-                let gate = self.gates[shard].write();
+                let gate = self.gates.hold(shard);
                 let held = Instant::now();
                 for key in keys {
                     self.move_key(key);
                 }
                 longest_hold = longest_hold.max(held.elapsed());
                 self.keys_moved.fetch_add(keys.len() as u64, Ordering::Relaxed);
-                // Writers waiting for this shard go before the next chunk.
-                RwLockWriteGuard::unlock_fair(gate);
+                release_fairly(gate);
             });
         }
         longest_hold
@@ -178,16 +170,16 @@ pub(crate) struct MigrationHistory {
 
 impl Store {
     /// Moves the store to `target` (strategy, shard count or both) while it keeps serving,
-    /// and returns when every key has moved. Migrations run one at a time: a second caller
-    /// waits for the first. Moving to the running configuration does nothing.
+    /// and returns when every key has moved. Migrations and snapshots run one at a time: a
+    /// migration waits for the one before it to finish. Moving to the running configuration does nothing.
     pub fn migrate(&self, target: EngineConfig) -> Result<MigrationReport, ConfigError> {
         validate_shards(u64::from(target.shards))?;
-        let _one_at_a_time = self.migrating.lock();
+        let _one_walk_at_a_time = self.walking.lock();
         let started = Instant::now();
         let source = match &**self.layout.load() {
             Layout::Stable(engine) => Arc::clone(engine),
-            // Outside `migrate` the layout is always stable, and `migrate` holds the lock.
-            Layout::Migrating(_) => return Err(ConfigError::MigrationInProgress),
+            // Outside a walk the layout is always stable, and every walk holds the lock.
+            Layout::Migrating(_) | Layout::Saving(_) => return Err(ConfigError::MigrationInProgress),
         };
         let from = source.config();
         if from == target {
@@ -205,13 +197,11 @@ impl Store {
         let engine = Arc::new(Engine::new(id, target, &self.router, expected_keys));
         let migration = Arc::new(Migration::new(Arc::clone(&source), Arc::clone(&engine)));
 
-        let closed: Vec<_> = migration.gates.iter().map(|gate| gate.write()).collect();
-        wait_until_unused(self.layout.swap(Arc::new(Layout::Migrating(Arc::clone(&migration)))));
-        drop(closed);
+        self.install_behind_gates(&migration.gates, Layout::Migrating(Arc::clone(&migration)), || ());
         let longest_pause = migration.move_all();
         let keys_moved = migration.keys_moved.load(Ordering::Relaxed);
 
-        wait_until_unused(self.layout.swap(Arc::new(Layout::Stable(engine))));
+        self.install(Layout::Stable(engine));
         // Nothing can reach the source any more: keep its monotonic counters.
         self.retired.absorb(&source);
         let report = MigrationReport { from, to: target, keys_moved, duration: started.elapsed(), longest_pause };
@@ -225,7 +215,7 @@ impl Store {
     pub fn engine_status(&self) -> EngineStatus {
         let layout = self.layout.load();
         let migration = match &**layout {
-            Layout::Stable(_) => None,
+            Layout::Stable(_) | Layout::Saving(_) => None,
             Layout::Migrating(m) => Some(MigrationProgress {
                 target: m.target.config(),
                 keys_moved: m.keys_moved.load(Ordering::Relaxed),
@@ -240,15 +230,5 @@ impl Store {
             migrations_completed: history.completed,
             last_migration: history.last,
         }
-    }
-}
-
-/// Waits until no operation holds `layout` any more (each holds it for one operation, so this
-/// is short), then drops it.
-fn wait_until_unused(layout: Arc<Layout>) {
-    let mut pause = Duration::from_micros(10);
-    while Arc::strong_count(&layout) > 1 {
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(1));
     }
 }

@@ -14,9 +14,9 @@
 //! what a shard kind must do and the sharded container; `locked.rs` (Mutex, RwLock),
 //! `lockfree.rs` and `cow.rs` are the kinds; `kinds.rs` is one engine (a kind times a shard
 //! count) and its write rule; `store.rs` routes a key to the engine that holds it;
-//! `migration.rs` moves a running store to another strategy or shard count, live; `ops.rs` is
-//! every command,
-//! written once over two primitives (read, and atomic read-modify-write) so that all
+//! `migration.rs` moves a running store to another strategy or shard count, live, and
+//! `snapshot.rs` takes point-in-time snapshots of it, both through `gates.rs`; `ops.rs` is
+//! every command, written once over two primitives (read, and atomic read-modify-write) so that all
 //! strategies share one semantics; `scan.rs` has cursors and glob patterns; `sweeper.rs`
 //! is active expiry.
 
@@ -26,6 +26,7 @@ mod config;
 mod cow;
 mod entry;
 mod float;
+mod gates;
 mod kinds;
 mod locked;
 mod lockfree;
@@ -33,6 +34,7 @@ mod migration;
 mod ops;
 mod scan;
 mod shard;
+mod snapshot;
 mod store;
 mod sweeper;
 
@@ -46,5 +48,6 @@ pub use ops::{
 };
 pub use scan::glob_match;
 pub use shard::thread_lock_wait_ns;
+pub use snapshot::{PointInTime, SNAPSHOT_CHUNK, SnapshotEntry, SnapshotError, SnapshotReport};
 pub use store::{Store, StoreBuilder, StoreStats};
 pub use sweeper::{SweepReport, Sweeper};

@@ -20,6 +20,7 @@ use super::kinds::{Engine, Found, Updated};
 use super::migration::{Migration, MigrationHistory};
 use super::scan::{Geometry, Part, glob_match};
 use super::shard::{KeyHasher, Totals};
+use super::snapshot::Cut;
 
 /// Largest value a command may create, as Redis's default `proto-max-bulk-len` (512 MiB).
 pub const DEFAULT_MAX_VALUE_LEN: usize = 512 * 1024 * 1024;
@@ -30,14 +31,16 @@ pub const DEFAULT_MAX_VALUE_LEN: usize = 512 * 1024 * 1024;
 pub(crate) enum Layout {
     Stable(Arc<Engine>),
     Migrating(Arc<Migration>),
+    /// A point-in-time snapshot is being taken (`snapshot.rs`).
+    Saving(Arc<Cut>),
 }
 
 impl Layout {
     pub(crate) fn geometry(&self) -> Geometry {
         let shape = |engine: &Engine| (engine.shard_count(), super::scan::engine_tag(engine.id()));
         match self {
-            Layout::Stable(engine) => {
-                let (shards, tag) = shape(engine);
+            Layout::Stable(_) | Layout::Saving(_) => {
+                let (shards, tag) = shape(self.running());
                 Geometry::Stable { shards, tag }
             }
             Layout::Migrating(m) => Geometry::Migrating { source: shape(m.source()), target: shape(m.target()) },
@@ -47,6 +50,7 @@ impl Layout {
     fn engine(&self, part: Part) -> &Engine {
         match (self, part) {
             (Layout::Stable(engine), _) => engine,
+            (Layout::Saving(cut), _) => cut.engine(),
             (Layout::Migrating(m), Part::Source) => m.source(),
             (Layout::Migrating(m), Part::Target) => m.target(),
         }
@@ -56,6 +60,7 @@ impl Layout {
     fn engines(&self) -> impl Iterator<Item = &Engine> {
         let (first, second) = match self {
             Layout::Stable(engine) => (&**engine, None),
+            Layout::Saving(cut) => (cut.engine(), None),
             Layout::Migrating(m) => (m.source(), Some(m.target())),
         };
         std::iter::once(first).chain(second)
@@ -76,8 +81,8 @@ pub struct Store {
     pub(crate) router: KeyHasher,
     /// Numbers the engines (SCAN cursors name theirs).
     pub(crate) next_engine_id: AtomicU64,
-    /// Held for the whole of a migration, so that they run one at a time.
-    pub(crate) migrating: parking_lot::Mutex<()>,
+    /// Held for the whole of a migration or snapshot: store-wide walks run one at a time.
+    pub(crate) walking: parking_lot::Mutex<()>,
     pub(crate) migration_history: parking_lot::Mutex<MigrationHistory>,
     /// Monotonic counters of engines a migration retired, so that they never go backwards.
     pub(crate) retired: RetiredCounters,
@@ -163,7 +168,7 @@ impl StoreBuilder {
             layout: ArcSwap::from_pointee(Layout::Stable(Arc::new(engine))),
             router,
             next_engine_id: AtomicU64::new(1),
-            migrating: parking_lot::Mutex::new(()),
+            walking: parking_lot::Mutex::new(()),
             migration_history: parking_lot::Mutex::default(),
             retired: RetiredCounters::default(),
             clock: self.clock,
@@ -230,6 +235,7 @@ impl Store {
         let now = LazyNow::new(&self.clock);
         let found = match &**self.layout.load() {
             Layout::Stable(engine) => engine.read(key, &now, f),
+            Layout::Saving(cut) => cut.engine().read(key, &now, f),
             Layout::Migrating(migration) => migration.read(key, &now, f),
         };
         match found {
@@ -251,6 +257,7 @@ impl Store {
     fn update_at<R>(&self, key: &[u8], now: &LazyNow<'_>, f: impl FnMut(Option<&Entry>) -> (Write, R)) -> Updated<R> {
         match &**self.layout.load() {
             Layout::Stable(engine) => engine.update(key, now, f),
+            Layout::Saving(cut) => cut.update(key, now, f),
             Layout::Migrating(migration) => migration.update(key, now, f),
         }
     }
@@ -304,6 +311,7 @@ impl Store {
     pub fn clear(&self) -> usize {
         let removed = match &**self.layout.load() {
             Layout::Stable(engine) => engine.clear(),
+            Layout::Saving(cut) => cut.clear(),
             Layout::Migrating(migration) => migration.clear(),
         };
         usize::try_from(removed).unwrap_or(0)
@@ -364,6 +372,7 @@ impl Store {
         for _ in 0..ATTEMPTS {
             let candidate = match &**self.layout.load() {
                 Layout::Stable(engine) => engine.random_key(&mut rng),
+                Layout::Saving(cut) => cut.engine().random_key(&mut rng),
                 // During a migration, draw from the engine that holds more keys.
                 Layout::Migrating(m) => {
                     let source_keys = m.source().totals().keys;
