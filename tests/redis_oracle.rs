@@ -425,6 +425,19 @@ COMMAND NOSUCH
 [help] COMMAND HELP
 [time] TIME
 TIME extra
+SAVE
+SAVE extra
+[lastsave] LASTSAVE
+LASTSAVE extra
+BGSAVE now
+SHUTDOWN ABORT
+SHUTDOWN bogus
+CONFIG GET rdbcompression
+CONFIG GET rdbchecksum
+CONFIG GET stop-writes-on-bgsave-error
+CONFIG GET dbfilename
+CONFIG SET save "3600 1 60"
+CONFIG SET rdbcompression maybe
 DBSIZE
 RESET
 QUIT
@@ -453,6 +466,8 @@ const DEVIATIONS: &[Deviation] = &[
     Deviation { tag: "time", check: close_times },
     // TTL and PTTL count down between the two servers' answers.
     Deviation { tag: "ttl", check: close_seconds },
+    // The two servers started (and saved) a moment apart.
+    Deviation { tag: "lastsave", check: close_seconds },
     Deviation { tag: "pttl", check: close_milliseconds },
     // Connection ids, addresses and ages are per server.
     Deviation { tag: "client-id", check: same_kind },
@@ -476,8 +491,11 @@ const DEVIATIONS: &[Deviation] = &[
 fn cstore_answers_like_redis_over_resp2_and_resp3() {
     let Some(redis_server) = common::tools::require("redis-server") else { return };
     // cstore has one keyspace; with one database Redis refuses SELECT 1 the same way.
-    let redis = RedisServer::start(&redis_server, &["--databases", "1"]);
-    let cstore = TestServer::start(&[]);
+    // Both save (SAVE is replayed) into a directory of their own.
+    let redis_dir = tempfile::tempdir().unwrap();
+    let cstore_dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(&redis_server, &["--databases", "1", "--dir", redis_dir.path().to_str().unwrap()]);
+    let cstore = TestServer::start(&["--dir", cstore_dir.path().to_str().unwrap()]);
     let steps = parse_script(SCRIPT);
     let mut mismatches = Vec::new();
     for protocol in ["2", "3"] {

@@ -1,8 +1,10 @@
 //! Persistence: Redis-format snapshots (RDB) of the store, written crash-safely.
 //!
 //! ```text
+//! config.rs the settings (dir, dbfilename, save, rdbcompression, ...), Redis names
 //! rdb/     the RDB codec: encode.rs (writer), decode.rs (reader), skip.rs (types cstore skips)
 //! file.rs  crash-safe replacement of the snapshot file
+//! snapshot.rs the store to its file (the engine's point-in-time cut) and back at startup
 //! rules.rs `save` rules ("3600 1 300 100 60 10000") and when they call for a save
 //! ```
 //!
@@ -16,6 +18,8 @@
 //! loads it with every key, value and TTL, and cstore loads what `redis-server` saves),
 //! and checks restarts, failed saves (previous file intact, MISCONF) and corrupt files.
 
+pub mod config;
 pub mod file;
 pub mod rdb;
 pub mod rules;
+pub mod snapshot;

@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::EngineConfig;
+use crate::persistence::config::PersistenceConfig;
 
 pub use args::ServeArgs;
 pub use byte_size::{ByteSizeError, parse_byte_size};
@@ -81,6 +82,9 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     /// Milliseconds between two passes of the active expiry sweeper.
     pub active_expire_interval_ms: u64,
+    /// Snapshots: where, when, and how they are written and loaded, as a nested
+    /// `[persistence]` table.
+    pub persistence: PersistenceConfig,
 }
 
 impl Default for ServerConfig {
@@ -105,6 +109,7 @@ impl Default for ServerConfig {
             log_format: LogFormat::default(),
             shutdown_grace_secs: 30,
             active_expire_interval_ms: 100,
+            persistence: PersistenceConfig::default(),
         }
     }
 }
@@ -190,7 +195,8 @@ impl ServerConfig {
         ensure((0.0..=1.0).contains(&self.trace_sample_ratio), "traceSampleRatio", || {
             format!("must be between 0 and 1, got {}", self.trace_sample_ratio)
         })?;
-        ensure(self.active_expire_interval_ms >= 1, "activeExpireIntervalMs", || "must be at least 1".into())
+        ensure(self.active_expire_interval_ms >= 1, "activeExpireIntervalMs", || "must be at least 1".into())?;
+        self.persistence.validate().map_err(|reason| invalid("persistence.dbfilename", reason))
     }
 
     fn check_password_source(&self) -> Result<(), ConfigError> {
@@ -393,6 +399,16 @@ mod tests {
             log_format: LogFormat::Json,
             shutdown_grace_secs: 5,
             active_expire_interval_ms: 250,
+            persistence: PersistenceConfig {
+                dir: "/data".into(),
+                dbfilename: "store.rdb".into(),
+                save: "900 1 60 1000".parse().unwrap(),
+                rdbcompression: false,
+                rdbchecksum: false,
+                stop_writes_on_bgsave_error: false,
+                rdb_skip_unsupported_types: true,
+                rdb_skip_other_dbs: true,
+            },
         };
         let text = config.to_toml_string().unwrap();
         assert!(text.contains("[engine]\nstrategy = \"CopyOnWrite\"\nshards = 64"), "{text}");
@@ -456,6 +472,7 @@ mod tests {
             ("maxMemoryPolicy = \"allkeys-lru\"", "maxMemoryPolicy = \"allkeys-lru\""),
             ("logFormat = \"xml\"", "logFormat = \"xml\""),
             ("[engine]\nstrategy = \"Spin\"", "strategy = \"Spin\""),
+            ("[persistence]\nsave = \"3600\"", "Invalid save parameters"),
             ("maxclients = 10", "unknown field `maxclients`"),
             ("port = ", "port = "),
         ] {
@@ -504,6 +521,10 @@ mod tests {
             ("traceSampleRatio = -0.1", "invalid traceSampleRatio: must be between 0 and 1, got -0.1"),
             ("traceSampleRatio = nan", "invalid traceSampleRatio: must be between 0 and 1, got NaN"),
             ("activeExpireIntervalMs = 0", "invalid activeExpireIntervalMs: must be at least 1"),
+            (
+                "[persistence]\ndbfilename = \"data/dump.rdb\"",
+                "invalid persistence.dbfilename: dbfilename can't be a path, just a filename, got \"data/dump.rdb\"",
+            ),
         ] {
             assert_eq!(invalid_setting(settings), expected, "{settings:?}");
         }

@@ -19,10 +19,11 @@ use super::command::COMMANDS;
 use super::config::{RuntimeSettings, ServerConfig};
 use super::connection;
 use super::metrics::Metrics;
+use super::persistence::{CRON_INTERVAL, Persistence};
 use super::reconfigure::Reconfigurer;
 use super::session::Clients;
 use super::shutdown::Shutdown;
-use super::state::ServerState;
+use super::state::{ServerState, ShutdownRequest};
 use crate::engine::{Store, SweepReport, Sweeper};
 use crate::telemetry;
 
@@ -66,6 +67,12 @@ impl Server {
         let metrics = Arc::new(Metrics::new(&command_names));
         let reconfigurer = Reconfigurer::start(Arc::clone(&store), Arc::clone(&settings), Arc::clone(&metrics))
             .context("cannot start the migration thread")?;
+        let persistence = Arc::new(Persistence::new(Arc::clone(&store), Arc::clone(&settings), Arc::clone(&metrics)));
+        // Before any client is accepted (the listeners are bound but not yet served).
+        let loading = Arc::clone(&persistence);
+        tokio::task::spawn_blocking(move || loading.load_at_startup())
+            .await
+            .context("the snapshot load panicked")??;
         let state = ServerState {
             store,
             settings,
@@ -77,6 +84,8 @@ impl Server {
             started: Instant::now(),
             connections_received: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
+            persistence,
+            shutdown: ShutdownRequest::default(),
         };
         Ok(Server { state: Arc::new(state), listener, admin_listener })
     }
@@ -124,11 +133,14 @@ impl Server {
 
         let (notify_shutdown, _) = broadcast::channel::<()>(1);
         let (connection_done, mut all_done) = mpsc::channel::<()>(1);
+        let cron = tokio::spawn(save_cron(Arc::clone(&state.persistence)));
         readiness.set_ready();
         tokio::select! {
             () = accept_loop(&state, &listener, &notify_shutdown, &connection_done) => {}
             () = shutdown => {}
+            () = state.shutdown.requested.notified() => {}
         }
+        cron.abort();
 
         // Drain: not ready, no new clients, answer what was sent, close.
         let open = state.clients.len();
@@ -146,13 +158,50 @@ impl Server {
                 );
             }
             sweeper.stop();
+            // After the drain, so that every acknowledged write is in the file.
+            let saved = final_save(&state).await;
             let _ = stop_admin.send(());
             admin.await.context("admin endpoint task failed")?.context("admin endpoint failed")?;
+            saved?;
             tracing::info!("cstore serve stopped");
             Ok(())
         };
         drain.instrument(tracing::info_span!("shutdown", open_connections = open)).await
     }
+}
+
+/// Checks the save rules at serverCron's pace for the server's life.
+async fn save_cron(persistence: Arc<Persistence>) {
+    let mut ticks = tokio::time::interval(CRON_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        persistence.cron();
+    }
+}
+
+/// The save Redis makes when it stops: with save rules set (SIGTERM, plain SHUTDOWN) or
+/// SHUTDOWN SAVE, never with SHUTDOWN NOSAVE. A save already running is waited for first.
+async fn final_save(state: &Arc<ServerState>) -> anyhow::Result<()> {
+    let asked = *state.shutdown.save.lock();
+    if !asked.unwrap_or_else(|| state.settings.saves_configured()) {
+        return Ok(());
+    }
+    let persistence = Arc::clone(&state.persistence);
+    let saved = tokio::task::spawn_blocking(move || {
+        loop {
+            match persistence.save() {
+                Ok(result) => return result,
+                // A BGSAVE is under way: its cut is older than the drain, so save again after it.
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    })
+    .await
+    .context("the final save panicked")?;
+    let report = saved.context("the final save before exiting failed")?;
+    tracing::info!(keys = report.keys, "saved the final snapshot before exiting");
+    Ok(())
 }
 
 /// One active-expiry pass, traced as often as commands are when there are keys with an

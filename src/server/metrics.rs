@@ -88,6 +88,9 @@ pub struct Metrics {
     rejected_connections: Counter,
     migrations: Counter,
     migration_duration: Histogram,
+    rdb_saves: Counter,
+    rdb_save_failures: Counter,
+    rdb_save_duration: Histogram,
 }
 
 impl Metrics {
@@ -108,6 +111,10 @@ impl Metrics {
             migrations: Counter::default(),
             // 10 ms to about 3 minutes: a million keys move in about a second.
             migration_duration: Histogram::new(exponential_buckets(0.01, 2.0, 15)),
+            rdb_saves: Counter::default(),
+            rdb_save_failures: Counter::default(),
+            // 1 ms to about 9 minutes: an empty store to many gigabytes.
+            rdb_save_duration: Histogram::new(exponential_buckets(0.001, 2.0, 20)),
         };
         metrics.registered()
     }
@@ -141,7 +148,30 @@ impl Metrics {
             Unit::Seconds,
             self.migration_duration.clone(),
         );
+        registry.register("rdb_saves", "Snapshots (SAVE, BGSAVE, save rules, shutdown) written", {
+            self.rdb_saves.clone()
+        });
+        registry.register("rdb_save_failures", "Snapshots that failed; the previous file was kept", {
+            self.rdb_save_failures.clone()
+        });
+        registry.register_with_unit(
+            "rdb_save_duration",
+            "How long each successful snapshot took to write, fsync included",
+            Unit::Seconds,
+            self.rdb_save_duration.clone(),
+        );
         self
+    }
+
+    /// Records a finished snapshot: its duration if it succeeded.
+    pub fn rdb_save_finished(&self, succeeded: Option<Duration>) {
+        match succeeded {
+            Some(duration) => {
+                self.rdb_saves.inc();
+                self.rdb_save_duration.observe(duration.as_secs_f64());
+            }
+            None => drop(self.rdb_save_failures.inc()),
+        }
     }
 
     /// Records a completed live migration.

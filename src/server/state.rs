@@ -11,6 +11,7 @@ use super::command::CommandError;
 use super::command::server::{InfoSection, redis_version};
 use super::config::{MaxMemoryPolicy, RuntimeSettings, ServerConfig};
 use super::metrics::Metrics;
+use super::persistence::Persistence;
 use super::reconfigure::Reconfigurer;
 use super::session::Clients;
 use crate::engine::Store;
@@ -32,6 +33,17 @@ pub(crate) struct ServerState {
     pub(crate) started: Instant,
     pub(crate) connections_received: AtomicU64,
     pub(crate) rejected_connections: AtomicU64,
+    pub(crate) persistence: Arc<Persistence>,
+    /// SHUTDOWN's request to the server, with whether to save first.
+    pub(crate) shutdown: ShutdownRequest,
+}
+
+/// What SHUTDOWN asks for; the server then stops as on SIGTERM.
+#[derive(Default)]
+pub(crate) struct ShutdownRequest {
+    pub(crate) requested: tokio::sync::Notify,
+    /// `None` (no SAVE/NOSAVE): save if save rules are set; `Some(save)`: as told.
+    pub(crate) save: parking_lot::Mutex<Option<bool>>,
 }
 
 impl ServerState {
@@ -101,6 +113,9 @@ impl ServerState {
                     .field("maxmemory_policy", self.settings.max_memory_policy().name())
                     .finish(),
             );
+        }
+        if wanted("persistence") {
+            sections.push(self.persistence.info());
         }
         if wanted("stats") {
             sections.push(

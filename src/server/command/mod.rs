@@ -6,6 +6,7 @@ mod connection;
 mod docs;
 mod expiry;
 mod keyspace;
+mod persistence;
 pub(crate) mod server;
 mod strings;
 mod table;
@@ -234,11 +235,21 @@ fn run(
     if !session.authenticated && !spec.flags.contains(Flags::NOAUTH) {
         return Err(CommandError::NoAuth);
     }
+    let write = spec.flags.contains(Flags::WRITE);
+    if write {
+        state.persistence.check_writes_allowed()?;
+    }
     if spec.flags.contains(Flags::DENYOOM) {
         state.make_room()?;
     }
     let mut ctx = Ctx { state, session, out };
-    (spec.handler)(&mut ctx, Args::new(&request[1..]))
+    (spec.handler)(&mut ctx, Args::new(&request[1..]))?;
+    // One change per write command that succeeded: close to Redis's per-key count for the
+    // single-key commands most writes are (MSET and DEL of several keys count once).
+    if write {
+        state.persistence.record_write();
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Every command cstore serves, with the metadata COMMAND INFO and COMMAND DOCS report.
 
-use super::{CommandSpec, Flags, Handler, connection, keyspace, server, strings};
+use super::{CommandSpec, Flags, Handler, connection, keyspace, persistence, server, strings};
 
 const R: Flags = Flags::READONLY.with(Flags::FAST);
 const R_SLOW: Flags = Flags::READONLY;
@@ -230,6 +230,54 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
         server::flush,
     ),
     row("time", "", 1, CONN, NO_KEYS, "server", "2.6.0", "O(1)", "Returns the server time.", server::time),
+    row(
+        "save",
+        "",
+        1,
+        Flags::ADMIN.with(Flags::NOSCRIPT),
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        "O(N) where N is the total number of keys",
+        "Synchronously saves the store to disk (other clients are served meanwhile).",
+        persistence::save,
+    ),
+    row(
+        "bgsave",
+        "[SCHEDULE]",
+        -1,
+        Flags::ADMIN.with(Flags::NOSCRIPT),
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        "O(N) where N is the total number of keys",
+        "Asynchronously saves a point-in-time snapshot of the store to disk.",
+        persistence::bgsave,
+    ),
+    row(
+        "lastsave",
+        "",
+        1,
+        Flags::LOADING.with(Flags::STALE).with(Flags::FAST),
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        "O(1)",
+        "Returns the Unix timestamp of the last successful save to disk.",
+        persistence::lastsave,
+    ),
+    row(
+        "shutdown",
+        "[NOSAVE|SAVE] [NOW] [FORCE] [ABORT]",
+        -1,
+        ADMIN,
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        "O(N) when saving, where N is the total number of keys",
+        "Drains the connections, saves if save rules are set or SAVE is given, and stops the server.",
+        persistence::shutdown,
+    ),
     // strings
     row("get", "key", 2, R, ONE_KEY, "string", "1.0.0", "O(1)", "Returns the value of a key.", strings::get),
     row(

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use super::byte_size::parse_byte_size;
 use super::{ConfigError, LogFormat, MaxMemoryPolicy, Password, ServerConfig};
 use crate::engine::Strategy;
+use crate::persistence::rules::SaveRules;
 use crate::telemetry::{OtlpArgs, Sampling};
 
 /// Flags of `cstore serve`. Every flag is optional and also read from the environment
@@ -108,8 +109,53 @@ pub struct ServeArgs {
     #[arg(long, env = "CSTORE_ACTIVE_EXPIRE_INTERVAL_MS", value_name = "MILLISECONDS")]
     pub active_expire_interval_ms: Option<u64>,
 
+    /// Directory of the snapshot file and its temporary file [default: .]
+    #[arg(long, env = "CSTORE_DIR", value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Snapshot file name in --dir, loaded at startup if it exists [default: dump.rdb]
+    #[arg(long, env = "CSTORE_DBFILENAME", value_name = "NAME")]
+    pub dbfilename: Option<String>,
+
+    /// Automatic snapshot rules as Redis writes them, "seconds changes" pairs such as
+    /// "3600 1 300 100 60 10000"; "" saves only on SAVE/BGSAVE [default: none, no automatic saves]
+    #[arg(long, env = "CSTORE_SAVE", value_name = "RULES")]
+    pub save: Option<SaveRules>,
+
+    /// Compress long strings in snapshots with LZF: yes or no [default: yes]
+    #[arg(long, env = "CSTORE_RDBCOMPRESSION", value_name = "YES|NO", value_parser = parse_yes_no)]
+    pub rdbcompression: Option<bool>,
+
+    /// Write and verify the snapshot's CRC-64 checksum: yes or no [default: yes]
+    #[arg(long, env = "CSTORE_RDBCHECKSUM", value_name = "YES|NO", value_parser = parse_yes_no)]
+    pub rdbchecksum: Option<bool>,
+
+    /// After a failed save, refuse writes with -MISCONF until a save succeeds (while save rules
+    /// are set): yes or no [default: yes]
+    #[arg(long, env = "CSTORE_STOP_WRITES_ON_BGSAVE_ERROR", value_name = "YES|NO", value_parser = parse_yes_no)]
+    pub stop_writes_on_bgsave_error: Option<bool>,
+
+    /// At startup, skip keys of types cstore does not hold (hash, list, ...) in the snapshot,
+    /// with a warning, instead of refusing to start: yes or no [default: no]
+    #[arg(long, env = "CSTORE_RDB_SKIP_UNSUPPORTED_TYPES", value_name = "YES|NO", value_parser = parse_yes_no)]
+    pub rdb_skip_unsupported_types: Option<bool>,
+
+    /// At startup, skip keys of databases other than 0 in the snapshot instead of refusing to
+    /// start: yes or no [default: no]
+    #[arg(long, env = "CSTORE_RDB_SKIP_OTHER_DBS", value_name = "YES|NO", value_parser = parse_yes_no)]
+    pub rdb_skip_other_dbs: Option<bool>,
+
     #[command(flatten)]
     pub otlp: OtlpArgs,
+}
+
+/// Redis's boolean values.
+fn parse_yes_no(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err("must be yes or no".to_owned()),
+    }
 }
 
 impl ServeArgs {
@@ -143,6 +189,15 @@ impl ServeArgs {
         override_with(&mut config.log_format, self.log_format);
         override_with(&mut config.shutdown_grace_secs, self.shutdown_grace_secs);
         override_with(&mut config.active_expire_interval_ms, self.active_expire_interval_ms);
+        let persistence = &mut config.persistence;
+        override_with(&mut persistence.dir, self.dir.clone());
+        override_with(&mut persistence.dbfilename, self.dbfilename.clone());
+        override_with(&mut persistence.save, self.save.clone());
+        override_with(&mut persistence.rdbcompression, self.rdbcompression);
+        override_with(&mut persistence.rdbchecksum, self.rdbchecksum);
+        override_with(&mut persistence.stop_writes_on_bgsave_error, self.stop_writes_on_bgsave_error);
+        override_with(&mut persistence.rdb_skip_unsupported_types, self.rdb_skip_unsupported_types);
+        override_with(&mut persistence.rdb_skip_other_dbs, self.rdb_skip_other_dbs);
         // The two password sources are exclusive: one given here replaces either from the file.
         if let Some(password) = &self.requirepass {
             config.require_pass = Some(password.clone());

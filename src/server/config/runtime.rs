@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -12,6 +12,8 @@ use parking_lot::Mutex;
 use super::byte_size::parse_byte_size;
 use super::{ConfigError, MAX_CLIENT_IDLE_TIMEOUT_SECS, MaxMemoryPolicy, Password, ServerConfig};
 use crate::engine::{EngineConfig, Float, MAX_SHARDS, Strategy, glob_match, parse_float, parse_integer};
+use crate::persistence::config::PersistenceConfig;
+use crate::persistence::rules::{InvalidSaveRules, SaveRules};
 
 /// Live values of the runtime-mutable settings. Every read is one atomic load (relaxed: each
 /// setting stands alone, nothing is published through it), cheap enough for every command.
@@ -32,6 +34,16 @@ pub struct RuntimeSettings {
     bind: IpAddr,
     port: u16,
     max_bulk_len: u64,
+    /// `save`, and whether it has any rule (read on every write while a save has failed).
+    save: Mutex<SaveRules>,
+    saves_configured: AtomicBool,
+    rdbcompression: AtomicBool,
+    rdbchecksum: AtomicBool,
+    stop_writes_on_bgsave_error: AtomicBool,
+    /// Fixed at startup: `dir` and `dbfilename` are protected in Redis 7 (CONFIG SET refuses
+    /// them), since a client that can choose where the server writes can overwrite any file
+    /// the server may write.
+    persistence: PersistenceConfig,
     /// Held by CONFIG GET and CONFIG SET, so that two CONFIG SETs of several parameters each
     /// cannot interleave into a mix neither asked for, and CONFIG GET sees whole ones.
     config_command: Mutex<()>,
@@ -51,6 +63,12 @@ impl RuntimeSettings {
             bind: config.bind,
             port: config.port,
             max_bulk_len: config.max_bulk_len,
+            save: Mutex::new(config.persistence.save.clone()),
+            saves_configured: AtomicBool::new(!config.persistence.save.is_empty()),
+            rdbcompression: AtomicBool::new(config.persistence.rdbcompression),
+            rdbchecksum: AtomicBool::new(config.persistence.rdbchecksum),
+            stop_writes_on_bgsave_error: AtomicBool::new(config.persistence.stop_writes_on_bgsave_error),
+            persistence: config.persistence.clone(),
             config_command: Mutex::new(()),
         })
     }
@@ -85,6 +103,27 @@ impl RuntimeSettings {
     /// The engine configuration asked for (CONFIG GET strategy / shards).
     pub fn engine(&self) -> EngineConfig {
         *self.engine.lock()
+    }
+
+    /// The persistence settings as they are now (CONFIG SET may have changed some).
+    pub fn persistence(&self) -> PersistenceConfig {
+        PersistenceConfig {
+            save: self.save.lock().clone(),
+            rdbcompression: self.rdbcompression.load(Relaxed),
+            rdbchecksum: self.rdbchecksum.load(Relaxed),
+            stop_writes_on_bgsave_error: self.stop_writes_on_bgsave_error.load(Relaxed),
+            ..self.persistence.clone()
+        }
+    }
+
+    /// Whether `save` has any rule: the condition, with `stop-writes-on-bgsave-error`, for
+    /// refusing writes after a failed save, and for saving at shutdown.
+    pub fn saves_configured(&self) -> bool {
+        self.saves_configured.load(Relaxed)
+    }
+
+    pub fn stop_writes_on_bgsave_error(&self) -> bool {
+        self.stop_writes_on_bgsave_error.load(Relaxed)
     }
 
     /// Whether clients must AUTH before running commands.
@@ -167,6 +206,13 @@ impl RuntimeSettings {
             Change::RequirePass(password) => self.require_pass.store(password.map(Into::into)),
             Change::Strategy(strategy) => self.engine.lock().strategy = strategy,
             Change::Shards(shards) => self.engine.lock().shards = shards,
+            Change::Save(rules) => {
+                self.saves_configured.store(!rules.is_empty(), Relaxed);
+                *self.save.lock() = rules;
+            }
+            Change::RdbCompression(on) => self.rdbcompression.store(on, Relaxed),
+            Change::RdbChecksum(on) => self.rdbchecksum.store(on, Relaxed),
+            Change::StopWritesOnBgsaveError(on) => self.stop_writes_on_bgsave_error.store(on, Relaxed),
         }
     }
 }
@@ -187,6 +233,10 @@ enum Change {
     RequirePass(Option<Password>),
     Strategy(Strategy),
     Shards(u32),
+    Save(SaveRules),
+    RdbCompression(bool),
+    RdbChecksum(bool),
+    StopWritesOnBgsaveError(bool),
 }
 
 /// Turns a CONFIG SET argument into a [`Change`], or gives Redis's reason for refusing it.
@@ -280,11 +330,65 @@ const PARAMETERS: &[Parameter] = &[
     Parameter { name: "port", get: |settings| settings.port.to_string(), parse: None },
     Parameter { name: "bind", get: |settings| settings.bind.to_string(), parse: None },
     Parameter { name: "proto-max-bulk-len", get: |settings| settings.max_bulk_len.to_string(), parse: None },
-    // One keyspace, no persistence: what clients probing for these must be told.
+    Parameter {
+        name: "save",
+        get: |settings| settings.save.lock().to_string(),
+        parse: Some(|value| {
+            let rules = std::str::from_utf8(value).ok().and_then(|text| text.parse::<SaveRules>().ok());
+            rules.map(Change::Save).ok_or_else(|| InvalidSaveRules.to_string())
+        }),
+    },
+    Parameter {
+        name: "rdbcompression",
+        get: |settings| yes_no(settings.rdbcompression.load(Relaxed)),
+        parse: Some(|value| yes_or_no(value).map(Change::RdbCompression)),
+    },
+    Parameter {
+        name: "rdbchecksum",
+        get: |settings| yes_no(settings.rdbchecksum.load(Relaxed)),
+        parse: Some(|value| yes_or_no(value).map(Change::RdbChecksum)),
+    },
+    Parameter {
+        name: "stop-writes-on-bgsave-error",
+        get: |settings| yes_no(settings.stop_writes_on_bgsave_error()),
+        parse: Some(|value| yes_or_no(value).map(Change::StopWritesOnBgsaveError)),
+    },
+    Parameter { name: "dir", get: |settings| absolute(&settings.persistence.dir), parse: None },
+    Parameter { name: "dbfilename", get: |settings| settings.persistence.dbfilename.clone(), parse: None },
+    Parameter {
+        name: "rdb-skip-unsupported-types",
+        get: |settings| yes_no(settings.persistence.rdb_skip_unsupported_types),
+        parse: None,
+    },
+    Parameter {
+        name: "rdb-skip-other-dbs",
+        get: |settings| yes_no(settings.persistence.rdb_skip_other_dbs),
+        parse: None,
+    },
+    // One keyspace, no append-only file: what clients probing for these must be told.
     Parameter { name: "databases", get: |_| "1".to_owned(), parse: None },
-    Parameter { name: "save", get: |_| String::new(), parse: None },
     Parameter { name: "appendonly", get: |_| "no".to_owned(), parse: None },
 ];
+
+fn yes_no(on: bool) -> String {
+    (if on { "yes" } else { "no" }).to_owned()
+}
+
+/// Redis's boolean argument, case-insensitive, with its error text.
+fn yes_or_no(value: &[u8]) -> Result<bool, String> {
+    if value.eq_ignore_ascii_case(b"yes") {
+        Ok(true)
+    } else if value.eq_ignore_ascii_case(b"no") {
+        Ok(false)
+    } else {
+        Err("argument must be 'yes' or 'no'".to_owned())
+    }
+}
+
+/// CONFIG GET dir answers the absolute path, as Redis (which chdirs there) does.
+fn absolute(dir: &std::path::Path) -> String {
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned()).display().to_string()
+}
 
 /// A Redis integer (`string2ll` rules) within `min..=max`, with Redis's two error texts.
 fn integer_in<T: TryFrom<i64> + PartialOrd + fmt::Display + Copy>(value: &[u8], min: T, max: T) -> Result<T, String> {

@@ -1,0 +1,250 @@
+//! Snapshots in the running server: SAVE and BGSAVE (one at a time), save rules checked as
+//! Redis's `serverCron` does, the dirty counter, `stop-writes-on-bgsave-error`, the final
+//! save at shutdown, the startup load, and INFO persistence.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+use super::command::CommandError;
+use super::command::server::{InfoSection, redis_version};
+use super::config::RuntimeSettings;
+use super::metrics::Metrics;
+use crate::engine::Store;
+use crate::persistence::rdb::LoadReport;
+use crate::persistence::rules::SaveClock;
+use crate::persistence::snapshot::{self, SaveError, SaveReport};
+
+/// How often the save rules are checked (Redis's serverCron runs at 10 Hz too).
+pub(crate) const CRON_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Redis's exact `-MISCONF` error, so clients and operators recognise it.
+pub(crate) const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to \
+     persist to disk. Commands that may modify the data set are disabled, because this instance is configured to \
+     report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the \
+     Redis logs for details about the RDB error.";
+
+pub(crate) const ALREADY_IN_PROGRESS: &str = "ERR Background save already in progress";
+
+/// What everything that saves shares. Writes touch only the two atomics.
+pub(crate) struct Persistence {
+    store: Arc<Store>,
+    settings: Arc<RuntimeSettings>,
+    metrics: Arc<Metrics>,
+    /// Writes since the last successful save (`rdb_changes_since_last_save`).
+    dirty: AtomicU64,
+    /// Whether the last save failed: the one thing a write reads before running.
+    last_failed: AtomicBool,
+    status: Mutex<Status>,
+}
+
+struct Status {
+    /// When the save under way started, and whether it is a BGSAVE.
+    running: Option<(Instant, bool)>,
+    /// BGSAVE SCHEDULE, or a save cut short by FLUSHALL: start one when none runs.
+    scheduled: bool,
+    /// `dirty` when the running save took its cut: what a success subtracts.
+    dirty_at_start: u64,
+    last_success_unix: u64,
+    last_attempt_unix: u64,
+    last_duration_secs: Option<u64>,
+    saves: u64,
+    loaded: Option<LoadReport>,
+}
+
+/// Why a save could not start.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct AlreadySaving;
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |now| now.as_secs())
+}
+
+impl Persistence {
+    pub(crate) fn new(store: Arc<Store>, settings: Arc<RuntimeSettings>, metrics: Arc<Metrics>) -> Self {
+        let now = unix_now();
+        Persistence {
+            store,
+            settings,
+            metrics,
+            dirty: AtomicU64::new(0),
+            last_failed: AtomicBool::new(false),
+            status: Mutex::new(Status {
+                running: None,
+                scheduled: false,
+                dirty_at_start: 0,
+                // As Redis: LASTSAVE is the startup time until the first save.
+                last_success_unix: now,
+                last_attempt_unix: now,
+                last_duration_secs: None,
+                saves: 0,
+                loaded: None,
+            }),
+        }
+    }
+
+    /// Loads the snapshot file into the (empty) store, before clients are accepted.
+    pub(crate) fn load_at_startup(&self) -> anyhow::Result<()> {
+        let config = self.settings.persistence();
+        let started = Instant::now();
+        let span = tracing::info_span!("rdb load", path = %config.path().display());
+        let report = span.in_scope(|| snapshot::load(&self.store, &config))?;
+        match &report {
+            Some(report) => tracing::info!(
+                path = %config.path().display(),
+                keys = report.keys_loaded,
+                expired = report.keys_expired,
+                skipped = report.keys_skipped + report.other_skipped,
+                written_by = report.written_by.as_deref().unwrap_or("unknown"),
+                seconds = started.elapsed().as_secs_f64(),
+                "DB loaded from disk"
+            ),
+            None => tracing::info!(path = %config.path().display(), "no snapshot file: starting empty"),
+        }
+        self.status.lock().loaded = report;
+        Ok(())
+    }
+
+    /// Counts one executed write command.
+    pub(crate) fn record_write(&self) {
+        self.dirty.fetch_add(1, Relaxed);
+    }
+
+    /// Refuses a write after a failed save, as Redis's `stop-writes-on-bgsave-error`.
+    pub(crate) fn check_writes_allowed(&self) -> Result<(), CommandError> {
+        if self.last_failed.load(Relaxed)
+            && self.settings.stop_writes_on_bgsave_error()
+            && self.settings.saves_configured()
+        {
+            return Err(CommandError::Other(MISCONF.to_owned()));
+        }
+        Ok(())
+    }
+
+    fn begin(&self, background: bool) -> Result<(), AlreadySaving> {
+        let mut status = self.status.lock();
+        if status.running.is_some() {
+            return Err(AlreadySaving);
+        }
+        status.running = Some((Instant::now(), background));
+        status.scheduled = false;
+        status.dirty_at_start = self.dirty.load(Relaxed);
+        status.last_attempt_unix = unix_now();
+        Ok(())
+    }
+
+    /// Saves now and returns when done (SAVE, SHUTDOWN). The caller is blocked; other
+    /// clients are served meanwhile.
+    pub(crate) fn save(&self) -> Result<Result<SaveReport, SaveError>, AlreadySaving> {
+        self.begin(false)?;
+        Ok(self.run())
+    }
+
+    /// Starts a save on its own thread (BGSAVE, save rules).
+    pub(crate) fn background_save(self: &Arc<Self>) -> Result<(), AlreadySaving> {
+        self.begin(true)?;
+        let persistence = Arc::clone(self);
+        let spawned = std::thread::Builder::new().name("bgsave".into()).spawn(move || drop(persistence.run()));
+        if let Err(error) = spawned {
+            tracing::error!(%error, "cannot start the background save thread");
+            self.finish(&Err(SaveError::File(crate::persistence::file::SaveFileError {
+                step: "cannot start the save thread for",
+                path: self.settings.persistence().path(),
+                source: error,
+            })));
+        }
+        Ok(())
+    }
+
+    /// BGSAVE SCHEDULE while a save runs: one more starts after it.
+    pub(crate) fn schedule(&self) {
+        self.status.lock().scheduled = true;
+    }
+
+    fn run(&self) -> Result<SaveReport, SaveError> {
+        let config = self.settings.persistence();
+        let span = tracing::info_span!("rdb save", path = %config.path().display());
+        let result = span.in_scope(|| snapshot::save(&self.store, &config, redis_version()));
+        self.finish(&result);
+        result
+    }
+
+    fn finish(&self, result: &Result<SaveReport, SaveError>) {
+        let mut status = self.status.lock();
+        let started = status.running.take().map(|(started, _)| started);
+        status.last_duration_secs = started.map(|started| started.elapsed().as_secs());
+        match result {
+            Ok(report) => {
+                let saved = status.dirty_at_start;
+                let _ = self.dirty.fetch_update(Relaxed, Relaxed, |dirty| Some(dirty.saturating_sub(saved)));
+                status.last_success_unix = unix_now();
+                status.saves += 1;
+                self.last_failed.store(false, Relaxed);
+                self.metrics.rdb_save_finished(Some(report.duration));
+                tracing::info!(keys = report.keys, seconds = report.duration.as_secs_f64(), "DB saved on disk");
+            }
+            Err(SaveError::Flushed) => {
+                // The flushed store is saved next, if anything is to be saved.
+                status.scheduled = self.settings.saves_configured();
+                tracing::info!("save abandoned: the store was flushed during it");
+            }
+            Err(error) => {
+                self.last_failed.store(true, Relaxed);
+                self.metrics.rdb_save_finished(None);
+                tracing::error!(%error, "snapshot save failed; the previous file is unchanged");
+            }
+        }
+    }
+
+    /// One `serverCron` step: starts a background save if one is scheduled or a save rule
+    /// is due.
+    pub(crate) fn cron(self: &Arc<Self>) {
+        let due = {
+            let status = self.status.lock();
+            if status.running.is_some() {
+                return;
+            }
+            let clock = SaveClock {
+                now: unix_now(),
+                dirty: self.dirty.load(Relaxed),
+                last_success: status.last_success_unix,
+                last_attempt: status.last_attempt_unix,
+                last_failed: self.last_failed.load(Relaxed),
+            };
+            status.scheduled || self.settings.persistence().save.due(clock).is_some()
+        };
+        if due {
+            // Lost only to a SAVE that started in between, which saves as well.
+            let _ = self.background_save();
+        }
+    }
+
+    /// LASTSAVE: the time of the last successful save (startup before the first).
+    pub(crate) fn last_save_unix(&self) -> u64 {
+        self.status.lock().last_success_unix
+    }
+
+    /// INFO's `# Persistence` section, with Redis's field names.
+    pub(crate) fn info(&self) -> String {
+        let status = self.status.lock();
+        let background = status.running.filter(|&(_, background)| background);
+        let loaded = status.loaded.as_ref();
+        let seconds = |value: Option<u64>| value.map_or(-1, |secs| i64::try_from(secs).unwrap_or(i64::MAX));
+        InfoSection::new("Persistence")
+            .field("loading", 0)
+            .field("async_loading", 0)
+            .field("rdb_changes_since_last_save", self.dirty.load(Relaxed))
+            .field("rdb_bgsave_in_progress", u8::from(background.is_some()))
+            .field("rdb_last_save_time", status.last_success_unix)
+            .field("rdb_last_bgsave_status", if self.last_failed.load(Relaxed) { "err" } else { "ok" })
+            .field("rdb_last_bgsave_time_sec", seconds(status.last_duration_secs))
+            .field("rdb_current_bgsave_time_sec", seconds(background.map(|(started, _)| started.elapsed().as_secs())))
+            .field("rdb_saves", status.saves)
+            .field("rdb_last_load_keys_expired", loaded.map_or(0, |report| report.keys_expired))
+            .field("rdb_last_load_keys_loaded", loaded.map_or(0, |report| report.keys_loaded))
+            .field("aof_enabled", 0)
+            .finish()
+    }
+}

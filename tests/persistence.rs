@@ -1,0 +1,260 @@
+//! Snapshots through a real `cstore serve`: SAVE, BGSAVE, LASTSAVE and INFO persistence as
+//! Redis answers them; the data survives restarts and SIGTERM (with save rules) and goes
+//! through redis-server and back; a failed save keeps the previous file, reports `err` and
+//! refuses writes with MISCONF; a snapshot cstore cannot load stops startup with a clear
+//! message and leaves the file untouched.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::server::{PATIENCE, RespClient, TestServer, bulk, error, int, ok, simple};
+use common::tools::{RedisServer, require};
+use cstore::server::resp_value::Value;
+
+fn serve_in(dir: &Path, extra: &[&str]) -> TestServer {
+    TestServer::start(&[&["--dir", dir.to_str().unwrap()][..], extra].concat())
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// Keys of every shape: binary, empty, integers, large, with and without deadlines.
+fn fill(client: &mut RespClient) -> Vec<(Vec<u8>, Vec<u8>, Option<i64>)> {
+    let deadline = (unix_now() + 3600) * 1000 + 123;
+    let keys: Vec<(Vec<u8>, Vec<u8>, Option<i64>)> = vec![
+        (b"\x00bin\xffary".to_vec(), b"\r\n\x00".to_vec(), None),
+        (b"empty".to_vec(), Vec::new(), None),
+        (b"counter".to_vec(), b"-42".to_vec(), Some(deadline)),
+        (b"big".to_vec(), b"abc".repeat(50_000), Some(deadline + 1)),
+        (b"not canonical".to_vec(), b"0012".to_vec(), None),
+    ];
+    for (key, value, at) in &keys {
+        assert_eq!(client.send(&[&b"SET"[..], key, value]), ok());
+        if let Some(at) = at {
+            assert_eq!(client.send(&[&b"PEXPIREAT"[..], key, at.to_string().as_bytes()]), int(1));
+        }
+    }
+    keys
+}
+
+fn assert_holds(client: &mut RespClient, keys: &[(Vec<u8>, Vec<u8>, Option<i64>)]) {
+    assert_eq!(client.send(&["DBSIZE"]), int(keys.len() as i64));
+    for (key, value, at) in keys {
+        assert_eq!(client.send(&[&b"GET"[..], key]), bulk(value), "{}", String::from_utf8_lossy(key));
+        let pttl = client.send(&[&b"PTTL"[..], key]);
+        match at {
+            None => assert_eq!(pttl, int(-1)),
+            Some(at) => {
+                let Value::Integer(ms) = pttl else { panic!("PTTL gave {pttl:?}") };
+                let left = at - unix_now() * 1000;
+                assert!((left - 2000..=left + 1000).contains(&ms), "PTTL {ms}, expected about {left}");
+            }
+        }
+    }
+}
+
+fn wait_for_bgsave(client: &mut RespClient) {
+    let deadline = Instant::now() + PATIENCE;
+    while client.info_field("rdb_bgsave_in_progress") != "0" {
+        assert!(Instant::now() < deadline, "BGSAVE did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn save_restart_and_a_round_trip_through_redis_keep_every_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dump.rdb");
+    let keys = {
+        let server = serve_in(dir.path(), &[]);
+        let mut client = server.connect();
+        let keys = fill(&mut client);
+        let expiries = keys.iter().filter(|key| key.2.is_some()).count();
+        // SET and PEXPIREAT each count, as in Redis.
+        assert_eq!(client.info_field("rdb_changes_since_last_save"), (keys.len() + expiries).to_string());
+        assert_eq!(client.send(&["SAVE"]), ok());
+        assert_eq!(client.info_field("rdb_changes_since_last_save"), "0");
+        assert_eq!(client.info_field("rdb_saves"), "1");
+        assert_eq!(client.info_field("rdb_last_bgsave_status"), "ok");
+        keys
+    };
+    let restarted = serve_in(dir.path(), &[]);
+    let mut client = restarted.connect();
+    assert_holds(&mut client, &keys);
+    assert_eq!(client.info_field("rdb_last_load_keys_loaded"), keys.len().to_string());
+    drop(restarted);
+
+    // cstore -> redis-server -> cstore.
+    let (Some(redis_server), Some(check)) = (require("redis-server"), require("redis-check-rdb")) else { return };
+    let output = Command::new(check).arg(&file).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    std::fs::write(dir.path().join("cstore.rdb"), std::fs::read(&file).unwrap()).unwrap();
+    {
+        let redis = RedisServer::start(&redis_server, &["--dir", dir.path().to_str().unwrap()]);
+        let mut redis_client = RespClient::connect(redis.addr);
+        assert_holds(&mut redis_client, &keys);
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(redis_client.send(&["SAVE"]), ok());
+    }
+    assert_ne!(std::fs::read(&file).unwrap(), std::fs::read(dir.path().join("cstore.rdb")).unwrap());
+    let from_redis = serve_in(dir.path(), &[]);
+    assert_holds(&mut from_redis.connect(), &keys);
+}
+
+#[test]
+fn bgsave_lastsave_and_info_answer_as_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_in(dir.path(), &[]);
+    let mut client = server.connect();
+    let started = unix_now();
+    let Value::Integer(lastsave) = client.send(&["LASTSAVE"]) else { panic!("LASTSAVE is an integer") };
+    assert!((started - 5..=started).contains(&lastsave), "LASTSAVE {lastsave} is the startup time");
+    assert_eq!(client.info_field("rdb_last_save_time"), lastsave.to_string());
+    assert_eq!(client.info_field("rdb_last_bgsave_time_sec"), "-1");
+    assert_eq!(client.send(&["SET", "k", "v"]), ok());
+    assert_eq!(client.info_field("rdb_changes_since_last_save"), "1");
+    assert_eq!(client.send(&["BGSAVE"]), simple("Background saving started"));
+    wait_for_bgsave(&mut client);
+    assert_eq!(client.info_field("rdb_last_bgsave_status"), "ok");
+    assert_eq!(client.info_field("rdb_changes_since_last_save"), "0");
+    assert_eq!(client.info_field("rdb_last_bgsave_time_sec"), "0");
+    assert!(dir.path().join("dump.rdb").exists());
+    assert!(!dir.path().join(format!("temp-{}.rdb", server.pid)).exists());
+    assert_eq!(client.send(&["BGSAVE", "SCHEDULE"]), simple("Background saving started"));
+    wait_for_bgsave(&mut client);
+    assert_eq!(client.send(&["BGSAVE", "LATER"]), error("ERR syntax error"));
+    assert_eq!(client.info_field("rdb_saves"), "2");
+    assert!(server.metric("cstore_rdb_saves_total").is_some_and(|saves| saves == 2.0));
+}
+
+#[test]
+fn save_rules_save_by_themselves_and_sigterm_saves_before_exiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve_in(dir.path(), &["--save", "1 2"]);
+    let mut client = server.connect();
+    assert_eq!(client.send(&["CONFIG", "GET", "save"]), Value::Array(vec![bulk("save"), bulk("1 2")]));
+    assert_eq!(client.send(&["SET", "a", "1"]), ok());
+    assert_eq!(client.send(&["SET", "b", "2"]), ok());
+    // Two changes and more than a second: the rule saves without being asked.
+    let deadline = Instant::now() + PATIENCE;
+    while client.info_field("rdb_saves") == "0" {
+        assert!(Instant::now() < deadline, "the save rule never saved");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(client.send(&["SET", "after", "the rule"]), ok());
+    server.signal("TERM");
+    assert!(server.wait_for_exit(PATIENCE).success());
+    let restarted = serve_in(dir.path(), &[]);
+    assert_eq!(restarted.send(&["GET", "after"]), bulk("the rule"));
+    assert_eq!(restarted.send(&["DBSIZE"]), int(3));
+}
+
+#[test]
+fn shutdown_saves_as_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve_in(dir.path(), &[]);
+    assert_eq!(server.send(&["SET", "k", "1"]), ok());
+    assert_eq!(server.send(&["SHUTDOWN", "SAVE", "NOSAVE"]), error("ERR syntax error"));
+    // Without save rules, plain SHUTDOWN does not save.
+    assert_eq!(server.send_raw(b"SHUTDOWN\r\n"), vec![]);
+    assert!(server.wait_for_exit(PATIENCE).success());
+    assert!(!dir.path().join("dump.rdb").exists());
+
+    let mut server = serve_in(dir.path(), &[]);
+    assert_eq!(server.send(&["SET", "k", "2"]), ok());
+    assert_eq!(server.send_raw(b"SHUTDOWN SAVE\r\n"), vec![]);
+    assert!(server.wait_for_exit(PATIENCE).success());
+
+    let mut server = serve_in(dir.path(), &["--save", "3600 1"]);
+    assert_eq!(server.send(&["GET", "k"]), bulk("2"));
+    assert_eq!(server.send(&["SET", "k", "3"]), ok());
+    assert_eq!(server.send_raw(b"SHUTDOWN NOSAVE\r\n"), vec![]);
+    assert!(server.wait_for_exit(PATIENCE).success());
+    assert_eq!(serve_in(dir.path(), &[]).send(&["GET", "k"]), bulk("2"));
+}
+
+const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist \
+     to disk. Commands that may modify the data set are disabled, because this instance is configured to report \
+     errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis \
+     logs for details about the RDB error.";
+
+#[test]
+fn a_failed_save_keeps_the_old_file_reports_err_and_refuses_writes_until_a_save_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_in(dir.path(), &["--save", "3600 1"]);
+    let mut client = server.connect();
+    assert_eq!(client.send(&["SET", "k", "old"]), ok());
+    assert_eq!(client.send(&["SAVE"]), ok());
+    let file = dir.path().join("dump.rdb");
+    let saved = std::fs::read(&file).unwrap();
+    assert_eq!(client.send(&["SET", "k", "new"]), ok());
+
+    // A directory where the temporary file goes: creating it fails, even for root.
+    let blocker = dir.path().join(format!("temp-{}.rdb", server.pid));
+    std::fs::create_dir(&blocker).unwrap();
+    assert_eq!(client.send(&["BGSAVE"]), simple("Background saving started"));
+    wait_for_bgsave(&mut client);
+    assert_eq!(client.info_field("rdb_last_bgsave_status"), "err");
+    assert_eq!(client.send(&["SAVE"]), error("ERR"));
+    assert_eq!(std::fs::read(&file).unwrap(), saved, "the previous snapshot changed");
+    assert_eq!(client.send(&["SET", "k", "newer"]), error(MISCONF));
+    assert_eq!(client.send(&["DEL", "k"]), error(MISCONF));
+    assert_eq!(client.send(&["GET", "k"]), bulk("new"));
+    assert!(server.metric("cstore_rdb_save_failures_total").is_some_and(|failures| failures >= 2.0));
+    // Without save rules Redis lets writes through, as with the setting off.
+    assert_eq!(client.send(&["CONFIG", "SET", "save", ""]), ok());
+    assert_eq!(client.send(&["SET", "k", "newer"]), ok());
+    assert_eq!(client.send(&["CONFIG", "SET", "save", "3600 1"]), ok());
+    assert_eq!(client.send(&["SET", "k", "newest"]), error(MISCONF));
+
+    std::fs::remove_dir(&blocker).unwrap();
+    assert_eq!(client.send(&["SAVE"]), ok());
+    assert_eq!(client.info_field("rdb_last_bgsave_status"), "ok");
+    assert_eq!(client.send(&["SET", "k", "newest"]), ok());
+}
+
+/// `cstore serve` with `dir`, expected to refuse to start: its stderr.
+fn refused_start(dir: &Path, extra: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_cstore"))
+        .args(["serve", "--port", "0", "--admin-port", "0", "--bind", "127.0.0.1", "--dir"])
+        .arg(dir)
+        .args(extra)
+        .env_remove("CSTORE_CONFIG")
+        .output()
+        .expect("cannot run cstore");
+    assert!(!output.status.success(), "cstore started on a snapshot it should refuse");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_snapshot_cstore_cannot_load_stops_startup_naming_the_problem_and_stays_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dump.rdb");
+    std::fs::write(&file, b"REDIS0010\xfa\x09redis-ver").unwrap();
+    let stderr = refused_start(dir.path(), &[]);
+    assert!(
+        stderr.contains(&format!("cannot load the snapshot {}: the RDB file is truncated", file.display())),
+        "{stderr}"
+    );
+
+    let Some(redis_server) = require("redis-server") else { return };
+    std::fs::remove_file(&file).unwrap();
+    {
+        let redis = RedisServer::start(&redis_server, &["--dir", dir.path().to_str().unwrap()]);
+        let mut client = RespClient::connect(redis.addr);
+        assert_eq!(client.send(&["SET", "plain", "string"]), ok());
+        assert_eq!(client.send(&["HSET", "user:1", "name", "ada"]), int(1));
+        assert_eq!(client.send(&["SAVE"]), ok());
+    }
+    let written = std::fs::read(&file).unwrap();
+    let stderr = refused_start(dir.path(), &[]);
+    assert!(stderr.contains("key 'user:1' is a hash, a type cstore does not hold"), "{stderr}");
+    assert_eq!(std::fs::read(&file).unwrap(), written);
+    let server = serve_in(dir.path(), &["--rdb-skip-unsupported-types", "yes"]);
+    assert_eq!(server.send(&["GET", "plain"]), bulk("string"));
+    assert_eq!(server.send(&["DBSIZE"]), int(1));
+}
