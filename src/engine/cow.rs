@@ -148,6 +148,26 @@ impl Shard for CowShard {
         }
     }
 
+    /// One new version for the whole chunk: after the first change copies a path, the
+    /// others change the new version's own nodes in place.
+    fn insert_moved(&self, entries: &[(CompactBytes, Entry)]) {
+        let _writer = self.lock_writer();
+        self.publish(&self.current.load_full(), |next| {
+            for (key, entry) in entries {
+                next.put(key, entry.clone());
+            }
+        });
+    }
+
+    fn remove_moved(&self, keys: &[CompactBytes]) {
+        let _writer = self.lock_writer();
+        self.publish(&self.current.load_full(), |next| {
+            for key in keys {
+                next.remove(key);
+            }
+        });
+    }
+
     fn random_key(&self, rng: &mut impl rand::Rng) -> Option<CompactBytes> {
         let snapshot = self.current.load();
         if snapshot.order.is_empty() {

@@ -162,24 +162,22 @@ impl Engine {
         with_shards!(&self.kind, shards => shards.slot_for(key).map.read(key, |entry| entry.cloned()))
     }
 
-    /// Stores `entry` under `key`, which must have no entry here, without touching the
-    /// counters: the migration moves a key's footprint itself (see [`Engine::transfer`]).
-    pub(crate) fn insert_moved(&self, key: &[u8], entry: Entry) {
-        with_shards!(&self.kind, shards => shards.slot_for(key).map.update(key, |existing| {
-            debug_assert!(existing.is_none(), "a migrated key already had an entry in the target");
-            (Write::Put(entry.clone()), ())
-        }));
+    /// Stores the entries, whose keys all belong to shard `index` and have no entry here,
+    /// without touching the counters: the migration moves their footprint itself (see
+    /// [`Engine::transfer`]).
+    pub(crate) fn insert_moved(&self, index: usize, entries: &[(CompactBytes, Entry)]) {
+        with_shards!(&self.kind, shards => shards.slot(index).map.insert_moved(entries))
     }
 
-    /// Removes `key`, without touching the counters.
-    pub(crate) fn remove_moved(&self, key: &[u8]) {
-        with_shards!(&self.kind, shards => shards.slot_for(key).map.update(key, |_| (Write::Remove, ())))
+    /// Removes the keys, which all belong to shard `index`, without touching the counters.
+    pub(crate) fn remove_moved(&self, index: usize, keys: &[CompactBytes]) {
+        with_shards!(&self.kind, shards => shards.slot(index).map.remove_moved(keys))
     }
 
-    /// Moves `footprint` of `key` from `from`'s counters to this engine's.
-    pub(crate) fn transfer(&self, from: &Engine, key: &[u8], footprint: Footprint) {
-        with_shards!(&self.kind, shards => shards.slot_for(key).stats.apply(footprint));
-        with_shards!(&from.kind, shards => shards.slot_for(key).stats.apply(Footprint::default() - footprint));
+    /// Moves `footprint` from `from`'s shard `from_index` to this engine's shard `index`.
+    pub(crate) fn transfer(&self, index: usize, from: &Engine, from_index: usize, footprint: Footprint) {
+        with_shards!(&self.kind, shards => shards.slot(index).stats.apply(footprint));
+        with_shards!(&from.kind, shards => shards.slot(from_index).stats.apply(Footprint::default() - footprint));
     }
 
     /// Calls `each` with batches of at most `size` keys of shard `index` until the shard is

@@ -173,6 +173,21 @@ impl<L: MapLock> Shard for Locked<L> {
         }
     }
 
+    fn insert_moved(&self, entries: &[(CompactBytes, Entry)]) {
+        let mut map = self.write_guard();
+        for (key, entry) in entries {
+            map.insert(key.clone(), entry.clone());
+        }
+    }
+
+    fn remove_moved(&self, keys: &[CompactBytes]) {
+        let mut map = self.write_guard();
+        // Dropped after the lock is released, as in `update`.
+        let removed: Vec<Entry> = keys.iter().filter_map(|key| map.swap_remove(&**key)).collect();
+        drop(map);
+        drop(removed);
+    }
+
     fn random_key(&self, rng: &mut impl rand::Rng) -> Option<CompactBytes> {
         let map = self.read_guard();
         if map.is_empty() {

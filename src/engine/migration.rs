@@ -5,9 +5,12 @@
 //! - Every single-key operation stays linearizable before, during and after a migration;
 //!   values, TTLs and the counters (keys, memory, keys with a TTL) are carried exactly.
 //! - No operation waits for more than one chunk: the mover holds a source shard's *gate* for
-//!   [`MIGRATION_CHUNK`] keys at a time (each key: one read, one insert, one remove), then
-//!   hands it over fairly. Readers never wait for a gate; writers to a shard that is not being
-//!   moved right now take its gate shared, which costs one uncontended atomic.
+//!   at most [`MIGRATION_CHUNK`] keys bound for one target shard at a time (one read per key,
+//!   then one insertion step into the target shard and one removal step from the source
+//!   shard), then hands it over fairly. Readers never wait for a gate; writers to a shard that
+//!   is not being moved right now take its gate shared, which costs one uncontended atomic.
+//! - The mover takes at most half of one core (it rests as long as it worked), so that clients
+//!   keep most of a small machine during a migration.
 //! - SCAN keeps its guarantee across migrations (see `scan.rs`), and a walk's cursor stays
 //!   valid through any number of them.
 //!
@@ -44,6 +47,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::clock::LazyNow;
+use super::compact::CompactBytes;
 use super::config::{ConfigError, EngineConfig, validate_shards};
 use super::entry::{Decide, Entry, Footprint};
 use super::gates::{Gates, release_fairly};
@@ -103,30 +107,81 @@ impl Migration {
     }
 
     /// Moves every key, shard by shard, chunk by chunk. Returns the longest a gate was held.
+    ///
+    /// A chunk is a group of keys with one source and one target shard, so that each shard
+    /// takes it in one step (one lock, or one published version for `CopyOnWrite`). When the
+    /// target has more shards than the source, the keys of one source shard spread over
+    /// several target shards, so the mover reads that many chunks' worth of keys at once to
+    /// keep each group near a full chunk.
     fn move_all(&self) -> Duration {
+        let spread = (self.target.shard_count() / self.source.shard_count()).clamp(1, MAX_SPREAD);
         let mut longest_hold = Duration::ZERO;
+        let mut pace = Pace::new();
         for shard in 0..self.source.shard_count() {
-            self.source.drain_keys(shard, MIGRATION_CHUNK, |keys| {
-                let gate = self.gates.hold(shard);
-                let held = Instant::now();
-                for key in keys {
-                    self.move_key(key);
+            self.source.drain_keys(shard, MIGRATION_CHUNK * spread, |keys| {
+                let mut keys: Vec<(usize, &CompactBytes)> =
+                    keys.iter().map(|key| (self.target.shard_of(key), key)).collect();
+                keys.sort_unstable_by_key(|&(target, _)| target);
+                for group in keys.chunk_by(|a, b| a.0 == b.0) {
+                    for chunk in group.chunks(MIGRATION_CHUNK) {
+                        longest_hold = longest_hold.max(self.move_chunk(shard, chunk));
+                        pace.rest_if_due();
+                    }
                 }
-                longest_hold = longest_hold.max(held.elapsed());
-                self.keys_moved.fetch_add(keys.len() as u64, Ordering::Relaxed);
-                release_fairly(gate);
             });
         }
         longest_hold
     }
 
-    /// Target first, then source: a concurrent reader finds the key in one of them.
-    fn move_key(&self, key: &[u8]) {
-        let Some(entry) = self.source.entry(key) else { return };
-        let footprint = Footprint::of(key, &entry);
-        self.target.insert_moved(key, entry);
-        self.source.remove_moved(key);
-        self.target.transfer(&self.source, key, footprint);
+    /// Moves `chunk` (keys of source shard `shard`, each with its target shard, all the same)
+    /// with the gate held, target first, then source: a concurrent reader finds each key in
+    /// one of them. Returns how long the gate was held.
+    fn move_chunk(&self, shard: usize, chunk: &[(usize, &CompactBytes)]) -> Duration {
+        let Some(&(target_shard, _)) = chunk.first() else { return Duration::ZERO };
+        let gate = self.gates.hold(shard);
+        let held = Instant::now();
+        // A key deleted since the drain listed it has nothing to move.
+        let entries: Vec<(CompactBytes, Entry)> =
+            chunk.iter().filter_map(|&(_, key)| Some((key.clone(), self.source.entry(key)?))).collect();
+        let mut footprint = Footprint::default();
+        for (key, entry) in &entries {
+            footprint += Footprint::of(key, entry);
+        }
+        self.target.insert_moved(target_shard, &entries);
+        let keys: Vec<CompactBytes> = entries.into_iter().map(|(key, _)| key).collect();
+        self.source.remove_moved(shard, &keys);
+        self.target.transfer(target_shard, &self.source, shard, footprint);
+        let hold = held.elapsed();
+        self.keys_moved.fetch_add(keys.len() as u64, Ordering::Relaxed);
+        release_fairly(gate);
+        hold
+    }
+}
+
+/// Most chunks' worth of keys the mover reads from a source shard at once (see `move_all`).
+const MAX_SPREAD: usize = 256;
+
+/// How long the mover works before it rests as long again: it takes at most half of one
+/// core, so that on a small machine the clients' requests keep most of the CPU (and their
+/// latency) during a migration, at the price of a migration taking twice as long.
+const MOVER_SLICE: Duration = Duration::from_millis(1);
+
+/// The mover's rhythm: work for [`MOVER_SLICE`], then rest as long as that took.
+struct Pace {
+    since_rest: Instant,
+}
+
+impl Pace {
+    fn new() -> Self {
+        Pace { since_rest: Instant::now() }
+    }
+
+    fn rest_if_due(&mut self) {
+        let worked = self.since_rest.elapsed();
+        if worked >= MOVER_SLICE {
+            std::thread::sleep(worked);
+            self.since_rest = Instant::now();
+        }
     }
 }
 

@@ -50,6 +50,21 @@ pub(crate) trait Shard: Send + Sync + Sized {
     /// The whole drain costs O(keys), never a rescan per batch.
     fn drain_keys(&self, size: usize, each: impl FnMut(&[CompactBytes]));
 
+    /// Stores each entry under its key, which has none here, in one step where the kind can
+    /// (one lock, one published version): a migration moves a chunk of keys at once.
+    fn insert_moved(&self, entries: &[(CompactBytes, Entry)]) {
+        for (key, entry) in entries {
+            self.update(key, |_| (Write::Put(entry.clone()), ()));
+        }
+    }
+
+    /// Removes every key of `keys`, in one step where the kind can.
+    fn remove_moved(&self, keys: &[CompactBytes]) {
+        for key in keys {
+            self.update(key, |_| (Write::Remove, ()));
+        }
+    }
+
     /// A uniformly chosen key of this shard (expired or not), if any.
     fn random_key(&self, rng: &mut impl rand::Rng) -> Option<CompactBytes>;
 
