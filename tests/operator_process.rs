@@ -4,7 +4,7 @@
 //! `-- --nocapture`). Leader election is off here: the stub has no Lease semantics.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -83,7 +83,8 @@ fn operator(kubeconfig: &Kubeconfig, admin_port: u16) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cstore"));
     command
         .args(["operator", "--store-image", "cstore:test", "--disable-leader-election"])
-        .args(["--admin-bind", "127.0.0.1", "--admin-port", &admin_port.to_string()])
+        // The default admin bind: every address, IPv6 and IPv4.
+        .args(["--admin-port", &admin_port.to_string()])
         .env("KUBECONFIG", kubeconfig.path())
         .env_remove("CSTORE_WATCH_NAMESPACES")
         .env("RUST_LOG", "warn")
@@ -92,9 +93,13 @@ fn operator(kubeconfig: &Kubeconfig, admin_port: u16) -> Command {
     command
 }
 
-/// One HTTP/1.1 GET on a fresh connection: the status code and body.
+/// One HTTP/1.1 GET over 127.0.0.1 on a fresh connection: the status code and body.
 async fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    get_from(IpAddr::V4(Ipv4Addr::LOCALHOST), port, path).await
+}
+
+async fn get_from(ip: IpAddr, port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect((ip, port)).await.ok()?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: operator\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.ok()?;
     let mut raw = String::new();
@@ -143,6 +148,13 @@ async fn the_operator_serves_its_admin_endpoints_idles_and_stops_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(get(admin_port, "/healthz").await, Some((200, "ok".to_owned())));
+    // Over IPv6 too, unless this machine has no IPv6 loopback.
+    match std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)) {
+        Ok(_) => {
+            assert_eq!(get_from(Ipv6Addr::LOCALHOST.into(), admin_port, "/healthz").await, Some((200, "ok".into())))
+        }
+        Err(error) => eprintln!("not testing ::1, this machine has no IPv6 loopback: {error}"),
+    }
     let (status, metrics) = get(admin_port, "/metrics").await.unwrap();
     assert_eq!(status, 200);
     for line in ["cstore_operator_leader 1", "cstore_operator_reconciles_total 0"] {

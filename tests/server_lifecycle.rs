@@ -4,11 +4,12 @@
 
 mod common;
 
-use std::net::TcpStream;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::server::{Received, TestServer, bulk, int, ok, simple};
+use common::server::{Received, RespClient, TestServer, bulk, http_get, int, ok, simple, text_of};
 use cstore::engine::Strategy;
+use cstore::server::resp_value::Value;
 
 /// Grace period given to the server under test; draining must finish well within it.
 const GRACE_SECS: u64 = 20;
@@ -43,6 +44,38 @@ fn admin_endpoints_report_health_readiness_and_metrics() {
     let memory = server.metric("cstore_memory_bytes").expect("cstore_memory_bytes");
     assert!(memory > 0.0, "cstore_memory_bytes is {memory}");
     drop(client);
+}
+
+/// 127.0.0.1, and ::1 unless this machine has no IPv6 loopback (then the test says so).
+fn loopbacks() -> Vec<IpAddr> {
+    let mut loopbacks = vec![IpAddr::from(Ipv4Addr::LOCALHOST)];
+    match std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)) {
+        Ok(_) => loopbacks.push(Ipv6Addr::LOCALHOST.into()),
+        Err(error) => eprintln!("not testing ::1, this machine has no IPv6 loopback: {error}"),
+    }
+    loopbacks
+}
+
+#[test]
+fn the_default_bind_serves_ipv6_and_ipv4_clients_on_both_ports() {
+    let server = TestServer::start_on_default_bind(&[]);
+    assert_eq!(server.send(&["CONFIG", "GET", "bind"]), Value::Array(vec![bulk("bind"), bulk("::")]));
+    let (port, admin_port) = (server.resp_addr.port(), server.admin_addr.port());
+    for ip in loopbacks() {
+        let mut client = RespClient::connect(SocketAddr::new(ip, port));
+        assert_eq!(client.send(&["SET", "reached-over", &ip.to_string()]), ok());
+        assert_eq!(client.send(&["GET", "reached-over"]), bulk(ip.to_string()));
+        // Each client sees the addresses it used: 127.0.0.1 rather than ::ffff:127.0.0.1.
+        let info = text_of(&client.send(&["CLIENT", "INFO"]));
+        let local = SocketAddr::new(ip, port);
+        let peer = match ip {
+            IpAddr::V4(_) => format!(" addr={ip}:"),
+            IpAddr::V6(_) => format!(" addr=[{ip}]:"),
+        };
+        assert!(info.contains(&peer) && info.contains(&format!(" laddr={local} ")), "{ip}: {info}");
+        let health = http_get(SocketAddr::new(ip, admin_port), "/healthz");
+        assert_eq!((health.status, health.body.as_str()), (200, "ok"), "{ip}");
+    }
 }
 
 #[test]

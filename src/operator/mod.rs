@@ -23,7 +23,7 @@ pub mod status;
 pub mod store_client;
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
@@ -39,7 +39,6 @@ use kube::runtime::watcher;
 use kube::{Client, Resource};
 use kube_lease_manager::LeaseManagerBuilder;
 use serde::de::DeserializeOwned;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -48,6 +47,7 @@ use self::metrics::Metrics;
 use self::reconcile::{Context, error_policy, reconcile};
 use self::resources::{MANAGED_BY, Settings};
 use crate::server::admin::Readiness;
+use crate::server::bind;
 use crate::server::config::LogFormat;
 
 /// Seconds a leader's lease stays valid without renewal: how long a crashed leader's stores
@@ -69,8 +69,9 @@ pub struct OperatorArgs {
     #[arg(long, env = "CSTORE_IMAGE", value_name = "IMAGE")]
     pub store_image: String,
 
-    /// IP address the admin HTTP server (/healthz, /readyz, /metrics) binds to
-    #[arg(long, env = "CSTORE_OPERATOR_ADMIN_BIND", value_name = "IP", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    /// IP address the admin HTTP server (/healthz, /readyz, /metrics) binds to; :: is every
+    /// IPv6 and IPv4 address (IPv4 only on a host without IPv6)
+    #[arg(long, env = "CSTORE_OPERATOR_ADMIN_BIND", value_name = "IP", default_value_t = bind::ALL_ADDRESSES)]
     pub admin_bind: IpAddr,
 
     /// TCP port of the admin HTTP server; 0 lets the OS pick one
@@ -123,9 +124,9 @@ pub async fn run(args: OperatorArgs, shutdown: impl Future<Output = ()> + Send +
     let metrics = Arc::new(Metrics::new());
     let readiness = Readiness::new();
 
-    let listener = TcpListener::bind((args.admin_bind, args.admin_port))
-        .await
-        .with_context(|| format!("cannot listen on {}:{} for the admin server", args.admin_bind, args.admin_port))?;
+    let listener = bind::listen(args.admin_bind, args.admin_port, "admin").with_context(|| {
+        format!("cannot listen on {} for the admin server", SocketAddr::new(args.admin_bind, args.admin_port))
+    })?;
     info!(address = %listener.local_addr()?, "admin server listening");
     let (stop_admin, admin_stopped) = watch::channel(());
     let admin = tokio::spawn(admin::serve(listener, Arc::clone(&metrics), readiness.clone(), async move {

@@ -12,7 +12,7 @@ mod runtime;
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -40,7 +40,8 @@ pub const MAX_CLIENT_IDLE_TIMEOUT_SECS: u64 = i32::MAX as u64;
 pub struct ServerConfig {
     /// File format version; must be [`CONFIG_VERSION`].
     pub version: u32,
-    /// Address the Redis listener binds to.
+    /// Address the Redis and admin listeners bind to; `::` (the default) is every address,
+    /// IPv6 and IPv4, or IPv4 only on a host without IPv6 (`server/bind.rs`).
     pub bind: IpAddr,
     /// Port of the Redis listener (0: the OS picks one, for tests).
     pub port: u16,
@@ -91,7 +92,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             version: CONFIG_VERSION,
-            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            bind: super::bind::ALL_ADDRESSES,
             port: 6379,
             admin_port: 8080,
             engine: EngineConfig::default(),

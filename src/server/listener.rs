@@ -15,6 +15,7 @@ use tracing::Instrument as _;
 use tracing::field::Empty;
 
 use super::admin::{self, AdminState, Readiness};
+use super::bind;
 use super::command::COMMANDS;
 use super::config::{RuntimeSettings, ServerConfig};
 use super::connection;
@@ -53,12 +54,10 @@ impl Server {
             .max_value_len(usize::try_from(config.max_bulk_len).unwrap_or(usize::MAX))
             .build()
             .context("invalid engine configuration")?;
-        let listener = TcpListener::bind((config.bind, config.port))
-            .await
-            .with_context(|| format!("cannot listen on {}:{}", config.bind, config.port))?;
-        let admin_listener = TcpListener::bind((config.bind, config.admin_port))
-            .await
-            .with_context(|| format!("cannot listen on {}:{} (admin)", config.bind, config.admin_port))?;
+        let listener = bind::listen(config.bind, config.port, "redis")
+            .with_context(|| format!("cannot listen on {}", SocketAddr::new(config.bind, config.port)))?;
+        let admin_listener = bind::listen(config.bind, config.admin_port, "admin")
+            .with_context(|| format!("cannot listen on {} (admin)", SocketAddr::new(config.bind, config.admin_port)))?;
         // The port asked for may be 0: the span shows the one the OS gave.
         tracing::Span::current().record("port", listener.local_addr()?.port());
         let command_names: Vec<&'static str> = COMMANDS.iter().map(|spec| spec.name).collect();
@@ -244,7 +243,7 @@ async fn accept_loop(
         // Low latency matters more than packet count for request/reply traffic.
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(state.resp_addr);
-        let registration = state.clients.register(peer, local);
+        let registration = state.clients.register(bind::canonical(peer), bind::canonical(local));
         let shutdown = Shutdown::new(notify_shutdown.subscribe());
         let done = connection_done.clone();
         let state = Arc::clone(state);

@@ -45,9 +45,19 @@ impl TestServer {
 
     /// Starts a server with `extra` flags and environment variables `env`.
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> TestServer {
+        Self::spawn(&[&["--bind", "127.0.0.1"], extra].concat(), env)
+    }
+
+    /// Starts a server on the default bind address (every address, IPv6 and IPv4) rather than
+    /// on 127.0.0.1 only, with `extra` flags.
+    pub fn start_on_default_bind(extra: &[&str]) -> TestServer {
+        Self::spawn(extra, &[])
+    }
+
+    fn spawn(extra: &[&str], env: &[(&str, &str)]) -> TestServer {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cstore"));
         command
-            .args(["serve", "--port", "0", "--admin-port", "0", "--bind", "127.0.0.1", "--log-format", "json"])
+            .args(["serve", "--port", "0", "--admin-port", "0", "--log-format", "json"])
             .args(extra)
             // The startup line is logged at info; settings from the caller's environment must
             // not change what the test asked for.

@@ -20,7 +20,8 @@ pub struct ServeArgs {
     #[arg(long, env = "CSTORE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// IP address the Redis listener binds to [default: 0.0.0.0]
+    /// IP address the Redis and admin listeners bind to; :: is every IPv6 and IPv4 address
+    /// (IPv4 only on a host without IPv6) [default: ::]
     #[arg(long, env = "CSTORE_BIND", value_name = "IP")]
     pub bind: Option<IpAddr>,
 

@@ -461,7 +461,7 @@ mod tests {
                 ("appendonly", "no"),
                 ("databases", "1"),
                 ("port", "6379"),
-                ("bind", "0.0.0.0"),
+                ("bind", "::"),
                 ("proto-max-bulk-len", "536870912"),
             ])
         );
@@ -487,7 +487,7 @@ mod tests {
             pairs(&[("MAXMEMORY", "0"), ("maxmemory-policy", "noeviction")])
         );
         assert_eq!(get(&settings, &["MAXMEM*"]), pairs(&[("maxmemory", "0"), ("maxmemory-policy", "noeviction")]));
-        assert_eq!(get(&settings, &["p?rt", "[b]ind"]), pairs(&[("port", "6379"), ("bind", "0.0.0.0")]));
+        assert_eq!(get(&settings, &["p?rt", "[b]ind"]), pairs(&[("port", "6379"), ("bind", "::")]));
         assert_eq!(get(&settings, &["nothing-matches", "\u{ff}"]), pairs(&[]));
         assert_eq!(get(&settings, &["*"]).len(), PARAMETERS.len());
     }
