@@ -28,7 +28,8 @@
 # from a ResourceQuota, no Degraded from a transient API error (a 409 Conflict that an admission
 # webhook on 127.0.0.1 injects), namespaced mode with the chart's Roles, an https tracing
 # endpoint accepted by both the CRD and the store or by neither, new connections right after
-# SIGTERM, the Argo CD health checks under gopher-lua, and traces in Jaeger.
+# SIGTERM, the Argo CD health checks under gopher-lua, and traces in Jaeger (reconciles, command
+# spans, and a live reconfiguration's store spans in the reconcile's trace).
 #
 # Environment:
 #   CSTORE_BIN   the cstore binary (default target/debug/cstore, built with cargo if missing)
@@ -299,9 +300,10 @@ EOF
 
 # The stores' pods are KWOK's: no process behind them, and pod IPs that lead off this machine.
 # So every operator applies live settings to one local `cstore serve` that stands in for every
-# pod (--store-address), and never dials a pod IP.
+# pod (--store-address), and never dials a pod IP. It exports its spans to Jaeger, as a pod would.
 read -r STANDIN_PORT STANDIN_ADMIN < <(free_ports 2)
-spawn standin env NO_COLOR=1 "$CSTORE" serve --bind 127.0.0.1 --port "$STANDIN_PORT" --admin-port "$STANDIN_ADMIN"
+spawn standin env NO_COLOR=1 OTEL_SERVICE_NAME=cstore-e2e-standin \
+    "$CSTORE" serve --bind 127.0.0.1 --port "$STANDIN_PORT" --admin-port "$STANDIN_ADMIN"
 until_true 30 curl -fsS "http://127.0.0.1:$STANDIN_ADMIN/readyz" || fail "the stand-in cstore serve did not start"
 # standin COMMAND...: one command to the stand-in store, its reply on stdout.
 standin() { redis-cli -p "$STANDIN_PORT" "$@" | tr -d '\r'; }
@@ -691,12 +693,13 @@ check "store: deleting the store lets the garbage collector remove its children"
 # --- traces --------------------------------------------------------------------------------
 # Jaeger's query API (the HTTP API of its UI): traces of a service, as JSON.
 traces() { curl -fsS "$JAEGER_API/traces?service=$1&limit=${3:-50}${2:+&operation=$2}"; }
-# jaeger_has SERVICE OPERATION LIMIT CHECK.py: the traces pass the Python check, within 15
-# seconds (spans exported at a process's exit take a moment to be queryable).
+# jaeger_has SERVICE OPERATION LIMIT CHECK.py [ARG...]: the traces pass the Python check (given
+# the traces' file and ARGs), within 15 seconds (spans exported at a process's exit take a
+# moment to be queryable, those of a running one up to the batch delay, 5 seconds).
 jaeger_has() {
     local json=$WORK/traces.json out=$WORK/traces-check.out
     for _ in $(seq 1 30); do
-        if traces "$1" "$2" "$3" >"$json" 2>"$out" && python3 "$4" "$json" >"$out" 2>&1; then
+        if traces "$1" "$2" "$3" >"$json" 2>"$out" && python3 "$4" "$json" "${@:5}" >"$out" 2>&1; then
             cat "$out"
             return 0
         fi
@@ -728,6 +731,44 @@ PY
     jaeger_has cstore-operator-e2e reconcile 50 "$WORK/reconcile.py"
 }
 check "traces: Jaeger holds a reconcile trace with its API-call child spans" reconcile_trace
+
+# The live reconfiguration above (to LockFree x 64) was sent with CLIENT TRACEPARENT: the
+# stand-in store's CONFIG SET span is in the reconcile's trace, a child of the operator's
+# `configure pod` span, and its `migration` span links to that CONFIG SET span.
+reconfiguration_trace() {
+    cat >"$WORK/reconfiguration.py" <<'PY'
+import json, sys, urllib.request
+data, api = json.load(open(sys.argv[1]))["data"], sys.argv[2]
+tags = lambda s: {t["key"]: t["value"] for t in s.get("tags", [])}
+migrations = [s for t in data for s in t["spans"] if s["operationName"] == "migration"
+              and str(tags(s).get("cstore.to.strategy")) == "LockFree" and str(tags(s).get("cstore.to.shards")) == "64"]
+print(f"{len(migrations)} migration spans of the stand-in store to LockFree x 64")
+if not migrations:
+    sys.exit("no migration span to LockFree x 64")
+for migration in migrations:
+    links = [r for r in migration.get("references", []) if r["refType"] == "FOLLOWS_FROM"]
+    if not links:
+        sys.exit(f"migration span {migration['spanID']} links to nothing")
+    for link in links:
+        trace = json.load(urllib.request.urlopen(f"{api}/traces/{link['traceID']}"))["data"][0]
+        service = {pid: p["serviceName"] for pid, p in trace["processes"].items()}
+        spans = {s["spanID"]: s for s in trace["spans"]}
+        config = spans.get(link["spanID"])
+        if config is None or config["operationName"] != "CONFIG" or service[config["processID"]] != "cstore-e2e-standin":
+            sys.exit(f"the migration's link {link} is not the stand-in's CONFIG span")
+        parents = [spans.get(r["spanID"]) for r in config.get("references", []) if r["refType"] == "CHILD_OF"]
+        if not parents or parents[0] is None or parents[0]["operationName"] != "configure pod":
+            sys.exit(f"CONFIG span {config['spanID']} is not a child of the operator's configure pod span")
+        reconciles = [s for s in trace["spans"] if s["operationName"] == "reconcile"
+                      and service[s["processID"]] == "cstore-operator-e2e"]
+        if not reconciles:
+            sys.exit(f"trace {link['traceID']} has no reconcile span of the operator")
+        print(f"trace {link['traceID']}: reconcile -> configure pod -> CONFIG (cstore-e2e-standin), "
+              f"linked from migration {migration['spanID']} in trace {migration['traceID']}")
+PY
+    jaeger_has cstore-e2e-standin migration 50 "$WORK/reconfiguration.py" "$JAEGER_API"
+}
+check "traces: a live reconfiguration's CONFIG SET and migration spans carry the reconcile's trace" reconfiguration_trace
 
 command_spans() {
     local port admin

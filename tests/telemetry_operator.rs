@@ -1,7 +1,8 @@
 //! The operator's traces, received by a real OTLP receiver (tests/common/otlp.rs): one trace
 //! per reconcile whose root span carries the store, generation, outcome and duration, with a
-//! child span per API request; a failed request marks both as errors; and the reconcile
-//! duration metric carries the trace id as its exemplar.
+//! child span per API request; a failed request marks both as errors; the reconcile
+//! duration metric carries the trace id as its exemplar; and a live change sends the store
+//! the reconcile's trace context (CLIENT TRACEPARENT) before its CONFIG SET.
 //!
 //! One test in this binary: it installs the process-wide tracing subscriber.
 
@@ -20,6 +21,7 @@ use opentelemetry::KeyValue;
 use otlp::{OtlpReceiver, ReceivedSpan, dump};
 use serde_json::json;
 
+use operator_common::fake_store::FakeStore;
 use operator_common::{Cluster, NAMESPACE, new_store};
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -36,7 +38,7 @@ fn a_reconcile_is_one_trace_with_a_span_per_api_request() {
     let receiver = OtlpReceiver::start();
     let otlp = OtlpArgs { endpoint: Some(format!("http://{}", receiver.grpc_addr)), ..OtlpArgs::default() };
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let exemplars = runtime.block_on(async {
+    let (exemplars, trace_parents) = runtime.block_on(async {
         let telemetry = telemetry::init(Process {
             default_service_name: "cstore-operator",
             log_format: LogFormat::Text,
@@ -53,13 +55,17 @@ fn a_reconcile_is_one_trace_with_a_span_per_api_request() {
         cluster.patch_spec(json!({"image": "registry.local/cstore:2"})).await;
         cluster.reconcile().await.unwrap_err();
         let exemplars = cluster.context.metrics().encode().unwrap();
+        let trace_parents = live_changes().await;
         telemetry.shutdown(Duration::from_secs(5)).await;
-        exemplars
+        (exemplars, trace_parents)
     });
-    let spans = receiver.wait_for(PATIENCE, |spans| spans.iter().filter(|s| s.name == "reconcile").count() == 2);
+    let of_orders = |span: &&ReceivedSpan| span.name == "reconcile" && span.attribute("cstore.store") == Some("orders");
+    let spans = receiver.wait_for(PATIENCE, |spans| {
+        spans.iter().filter(of_orders).count() == 2 && spans.iter().any(|span| span.name == "configure pod")
+    });
     println!("{}", dump(&spans));
 
-    let reconciles: Vec<&ReceivedSpan> = spans.iter().filter(|span| span.name == "reconcile").collect();
+    let reconciles: Vec<&ReceivedSpan> = spans.iter().filter(of_orders).collect();
     let (created, failed) = (reconciles[0], reconciles[1]);
     assert_ne!(created.trace_id, failed.trace_id, "each reconcile is its own trace");
     for reconcile in &reconciles {
@@ -119,4 +125,42 @@ fn a_reconcile_is_one_trace_with_a_span_per_api_request() {
     for line in exemplars.lines().filter(|line| line.contains(" # {trace_id=")) {
         assert!(reconciles.iter().any(|reconcile| line.contains(&reconcile.trace_id)), "{line}");
     }
+
+    // The live change told the store its trace context: the span of the conversation with the
+    // pod, sampled, in the trace of the reconcile that made the change.
+    assert_eq!(trace_parents.len(), 1, "one CLIENT TRACEPARENT, for the store that takes it: {trace_parents:?}");
+    let [version, trace, parent, flags] = trace_parents[0].split('-').collect::<Vec<_>>()[..] else {
+        panic!("not a traceparent: {}", trace_parents[0]);
+    };
+    assert_eq!((version, flags), ("00", "01"));
+    let configure = spans.iter().find(|span| span.span_id == parent).expect("the traceparent names an exported span");
+    assert_eq!((configure.name.as_str(), configure.trace_id.as_str()), ("configure pod", trace));
+    assert_eq!(configure.attribute("k8s.pod.name"), Some("sessions-0"));
+    let reconcile_of_sessions =
+        |span: &ReceivedSpan| span.name == "reconcile" && span.attribute("cstore.store") == Some("sessions");
+    assert!(spans.iter().any(|span| span.trace_id == trace && reconcile_of_sessions(span)), "{}", dump(&spans));
+}
+
+/// Two live changes of a store with one pod: the first while the pod refuses CLIENT
+/// TRACEPARENT, as a store from before the command does, which must not stop the change; the
+/// second while it takes it. Returns the trace contexts the pod was given.
+async fn live_changes() -> Vec<String> {
+    let spec = ConcurrentStoreSpec { strategy: Strategy::Mutex, shards: 4, ..Default::default() };
+    let cluster = Cluster::with(new_store("sessions", spec)).await;
+    cluster.reconcile().await.unwrap();
+    cluster.finish_rollout().await;
+    let pod = FakeStore::start(Strategy::Mutex, 4).await;
+    cluster.add_pod("sessions-0", pod.address).await;
+
+    pod.refuse_trace_parent(true);
+    cluster.patch_spec(json!({"shards": 8})).await;
+    cluster.reconcile().await.unwrap();
+    assert_eq!(pod.configured("shards").as_deref(), Some("8"), "a store without CLIENT TRACEPARENT is reconfigured");
+    pod.finish_migration();
+
+    pod.refuse_trace_parent(false);
+    cluster.patch_spec(json!({"shards": 16})).await;
+    cluster.reconcile().await.unwrap();
+    assert_eq!(pod.configured("shards").as_deref(), Some("16"));
+    pod.state().trace_parents
 }

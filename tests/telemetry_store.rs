@@ -124,6 +124,55 @@ fn spans_go_over_http_too_and_ratio_zero_traces_no_command() {
     assert_eq!(named(&spans, "SET")[0].resource.get("service.name").map(String::as_str), Some("cstore"));
 }
 
+#[test]
+fn a_traceparent_makes_the_next_command_its_child_and_the_migration_links_to_that() {
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const RECONCILE: &str = "00f067aa0ba902b7";
+    const UNSAMPLED: &str = "5bf92f3577b34da6a3ce929d0e0e4736";
+    let receiver = OtlpReceiver::start();
+    let endpoint = format!("http://{}", receiver.grpc_addr);
+    // Ratio 0: commands are traced only because a caller's sampled trace context asks.
+    let server = TestServer::start(&["--otlp-endpoint", &endpoint]);
+    let mut client = server.connect();
+    assert_eq!(client.send(&["SET", "k", "v"]), Value::Simple("OK".into()));
+    let traceparent = format!("00-{TRACE}-{RECONCILE}-01");
+    assert_eq!(client.send(&["CLIENT", "TRACEPARENT", &traceparent]), Value::Simple("OK".into()));
+    assert_eq!(client.send(&["CONFIG", "SET", "strategy", "LockFree", "shards", "64"]), Value::Simple("OK".into()));
+    // Only the next command: this one is not traced.
+    assert_eq!(client.send(&["GET", "k"]), Value::Bulk("v".into()));
+    // The caller's decision not to sample is followed too.
+    let unsampled = format!("00-{UNSAMPLED}-{RECONCILE}-00");
+    assert_eq!(client.send(&["CLIENT", "TRACEPARENT", &unsampled]), Value::Simple("OK".into()));
+    assert_eq!(client.send(&["PING"]), Value::Simple("PONG".into()));
+    for malformed in [
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        "nonsense",
+    ] {
+        let expected = format!(
+            "ERR invalid traceparent '{malformed}': expected W3C Trace Context 00-<32 hex digits trace id>-<16 hex \
+             digits parent id>-<2 hex digits flags>, lowercase, ids not all zero"
+        );
+        assert_eq!(client.send(&["CLIENT", "TRACEPARENT", malformed]), Value::Error(expected.into()));
+    }
+    let arity = Value::Error("ERR wrong number of arguments for 'client|traceparent' command".into());
+    assert_eq!(client.send(&["CLIENT", "TRACEPARENT"]), arity);
+    assert_eq!(client.send(&["CLIENT", "TRACEPARENT", &traceparent, "extra"]), arity);
+    stop(server);
+
+    let spans = receiver.wait_for(PATIENCE, |spans| !named(spans, "shutdown").is_empty());
+    println!("{}", dump(&spans));
+    let config = named(&spans, "CONFIG");
+    assert_eq!(config.len(), 1, "only the CONFIG SET after CLIENT TRACEPARENT is traced");
+    let config = config[0];
+    assert_eq!((config.trace_id.as_str(), config.parent_span_id.as_str()), (TRACE, RECONCILE));
+    assert_eq!(config.attribute("db.operation.name"), Some("config"));
+    let migration = named(&spans, "migration")[0];
+    assert_eq!(migration.links, [(TRACE.to_owned(), config.span_id.clone())], "{migration:?}");
+    assert!(named(&spans, "GET").is_empty() && named(&spans, "PING").is_empty(), "{}", dump(&spans));
+    assert!(spans.iter().all(|span| span.trace_id != UNSAMPLED));
+}
+
 /// A port nothing listens on: bound by the OS, then released.
 fn closed_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

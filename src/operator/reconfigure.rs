@@ -23,6 +23,7 @@ use super::api_call::traced;
 use super::live::{EngineInfo, InfoError, LiveSettings, PodFailure, PodReport, needs_config_set, pods_to_reach};
 use super::metrics::Metrics;
 use super::store_client::{StoreClient, StoreError, StoreFailure, Timeouts};
+use crate::telemetry;
 
 /// Where the operator reaches a pod's RESP port (given as the second argument). In a cluster
 /// that is the pod's IP; tests map pods to local `cstore serve` processes.
@@ -111,6 +112,16 @@ async fn reconfigure_pod(address: SocketAddr, target: &Target<'_>) -> Result<Eng
     let running = EngineInfo::parse(&client.info("cstore").await?)?;
     if !needs_config_set(&target.settings, configured.as_ref(), &running) {
         return Ok(running);
+    }
+    // The store traces its CONFIG SET as a child of this pod's span, in the reconcile's trace,
+    // and its migration span links to that: the trace shows which reconcile changed the store.
+    if let Some(traceparent) = telemetry::propagation::current_traceparent() {
+        match client.trace_next(&traceparent).await {
+            Ok(()) => {}
+            // A store from before CLIENT TRACEPARENT: the change goes through, untraced.
+            Err(error @ StoreError::Refused { .. }) => debug!(%error, "the store takes no trace context"),
+            Err(error) => return Err(error.into()),
+        }
     }
     // The store answers +OK once it accepted the settings and started (or queued) the
     // migration; the engine read next shows how far it got.

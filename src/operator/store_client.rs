@@ -1,5 +1,5 @@
 //! The operator's side of a conversation with one store pod over RESP: AUTH, CONFIG GET,
-//! CONFIG SET and INFO, each bounded by a timeout, on one connection.
+//! CLIENT TRACEPARENT, CONFIG SET and INFO, each bounded by a timeout, on one connection.
 //!
 //! Commands are encoded and replies decoded by `server::resp_value`, the same code the server's
 //! own tests use, so there is one RESP implementation in the crate. Failures are typed: their
@@ -164,6 +164,16 @@ impl StoreClient {
             args.push(value.as_str());
         }
         match self.command(command, &args).await? {
+            Value::Simple(text) if text.as_ref() == b"OK" => Ok(()),
+            other => Err(unexpected(command, &other)),
+        }
+    }
+
+    /// `CLIENT TRACEPARENT traceparent`: the store traces the next command as a child of this
+    /// W3C trace context. A store older than the command refuses it ([`StoreError::Refused`]).
+    pub async fn trace_next(&mut self, traceparent: &str) -> Result<(), StoreError> {
+        let command = "CLIENT TRACEPARENT";
+        match self.command(command, &["CLIENT", "TRACEPARENT", traceparent]).await? {
             Value::Simple(text) if text.as_ref() == b"OK" => Ok(()),
             other => Err(unexpected(command, &other)),
         }

@@ -7,18 +7,27 @@
 //! made while a migration runs is queued, not refused: the thread finishes the migration under
 //! way, then goes straight to the latest configuration, so any number of changes coalesce into
 //! at most one more migration.
+//!
+//! Each migration is a `migration` span with a link to the span of every traced CONFIG SET it
+//! applies (not a parent: it outlives them, and may apply several). A CONFIG SET the operator
+//! sent after `CLIENT TRACEPARENT` is a child of the reconcile that sent it, so a trace view
+//! leads from the reconcile to the change, and from the migration back to both.
 
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
+
+use opentelemetry::trace::SpanContext;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::config::RuntimeSettings;
 use super::metrics::Metrics;
 use crate::engine::Store;
 
-/// Wakes the migration thread. Dropping it (with the server) ends the thread once the
-/// migration under way, if any, is done.
+/// Wakes the migration thread, with the span of the request that changed the settings when it
+/// is traced. Dropping it (with the server) ends the thread once the migration under way, if
+/// any, is done.
 pub(crate) struct Reconfigurer {
-    wake: Sender<()>,
+    wake: Sender<Option<SpanContext>>,
 }
 
 impl Reconfigurer {
@@ -34,19 +43,27 @@ impl Reconfigurer {
         Ok(Reconfigurer { wake })
     }
 
-    /// Tells the thread that the engine settings may have changed.
-    pub(crate) fn settings_changed(&self) {
+    /// Tells the thread that the engine settings may have changed, by the request whose span
+    /// is `requested_by` (the migration links to it).
+    pub(crate) fn settings_changed(&self, requested_by: Option<SpanContext>) {
         // The thread only ends when this sender is dropped, so the send cannot fail while
         // `self` exists; if it ever did, there would be nobody left to tell.
-        let _ = self.wake.send(());
+        let _ = self.wake.send(requested_by);
     }
 }
 
-fn follow_settings(store: &Store, settings: &RuntimeSettings, metrics: &Metrics, woken: &Receiver<()>) {
-    while woken.recv().is_ok() {
-        // Several wake-ups while a migration ran need one look at the settings, not several.
-        while woken.try_recv().is_ok() {}
+fn follow_settings(
+    store: &Store,
+    settings: &RuntimeSettings,
+    metrics: &Metrics,
+    woken: &Receiver<Option<SpanContext>>,
+) {
+    while let Ok(first) = woken.recv() {
+        let mut requests: Vec<SpanContext> = first.into_iter().collect();
         loop {
+            // Several wake-ups while a migration ran need one look at the settings, not
+            // several; the next migration applies all of them, so it links to all of them.
+            requests.extend(woken.try_iter().flatten());
             let wanted = settings.engine();
             let running = store.engine_status().running;
             if wanted == running {
@@ -61,6 +78,9 @@ fn follow_settings(store: &Store, settings: &RuntimeSettings, metrics: &Metrics,
                 cstore.keys_moved = tracing::field::Empty,
                 cstore.longest_pause_us = tracing::field::Empty,
             );
+            for request in requests.drain(..) {
+                span.add_link(request);
+            }
             let _entered = span.enter();
             match store.migrate(wanted) {
                 Ok(report) => {

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
+use opentelemetry::trace::SpanContext;
 use parking_lot::Mutex;
 
 use super::command::COMMANDS;
@@ -70,11 +71,13 @@ pub(crate) struct Session {
     pub(crate) authenticated: bool,
     /// Set by QUIT: reply, flush, then close.
     pub(crate) closing: bool,
+    /// The trace context `CLIENT TRACEPARENT` gave for the next request, which takes it.
+    pub(crate) trace_parent: Option<SpanContext>,
 }
 
 impl Session {
     pub(crate) fn new(info: Arc<ClientInfo>, authenticated: bool) -> Self {
-        Session { info, protocol: Protocol::Resp2, authenticated, closing: false }
+        Session { info, protocol: Protocol::Resp2, authenticated, closing: false, trace_parent: None }
     }
 
     pub(crate) fn protocol(&self) -> Protocol {

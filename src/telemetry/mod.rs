@@ -5,6 +5,7 @@
 //! dropped, counted ([`dropped_spans`], exported as a metric) and warned about at a bounded rate.
 
 mod export;
+pub mod propagation;
 pub mod sampler;
 pub mod settings;
 

@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use opentelemetry::trace::SpanContext;
 use rand::RngExt;
 
 /// Set once the OpenTelemetry layer is installed: without it a span would be built for nothing.
@@ -20,6 +21,14 @@ pub fn sample(ratio: f64) -> bool {
         return false;
     }
     ratio >= 1.0 || rand::rng().random::<f64>() < ratio
+}
+
+/// Whether to trace work that a caller asked to have traced within its own trace, as the
+/// child of `parent`: the caller's sampling decision (the sampled flag) replaces the ratio, as
+/// in OpenTelemetry's parent-based samplers, so a sampled reconcile's change is traced in full
+/// by a store that samples none of its other commands.
+pub fn sample_child_of(parent: &SpanContext) -> bool {
+    parent.is_sampled() && EXPORTING.load(Ordering::Relaxed)
 }
 
 #[cfg(test)]

@@ -27,6 +27,8 @@ pub struct ReceivedSpan {
     pub span_id: String,
     /// Empty for a root span.
     pub parent_span_id: String,
+    /// The spans this one links to: (trace id, span id).
+    pub links: Vec<(String, String)>,
     pub attributes: BTreeMap<String, String>,
     pub resource: BTreeMap<String, String>,
     /// OTLP's SpanKind: 1 internal, 2 server, 3 client.
@@ -134,13 +136,14 @@ pub fn dump(spans: &[ReceivedSpan]) -> String {
     let mut out = String::new();
     for span in spans {
         out.push_str(&format!(
-            "[{}] {:?} kind={} trace={} span={} parent={} status={} {:?}\n    attributes: {:?}\n    resource: {:?}\n",
+            "[{}] {:?} kind={} trace={} span={} parent={} links={:?} status={} {:?}\n    attributes: {:?}\n    resource: {:?}\n",
             span.transport,
             span.name,
             span.kind,
             span.trace_id,
             span.span_id,
             if span.parent_span_id.is_empty() { "-" } else { &span.parent_span_id },
+            span.links,
             span.status_code,
             span.status_message,
             span.attributes,
@@ -178,6 +181,7 @@ fn record(into: &Received, request: ExportTraceServiceRequest, transport: &'stat
                     trace_id: hex(&span.trace_id),
                     span_id: hex(&span.span_id),
                     parent_span_id: hex(&span.parent_span_id),
+                    links: span.links.iter().map(|link| (hex(&link.trace_id), hex(&link.span_id))).collect(),
                     attributes: attributes(&span.attributes),
                     resource: resource.clone(),
                     status_code: status.code,

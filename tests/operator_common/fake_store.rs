@@ -1,8 +1,8 @@
 //! A scripted stand-in for one store pod's RESP port, for reconcile tests that need a
 //! migration to stay under way until the test says it finished (a real store migrates a small
 //! key space faster than a test can look). It answers what the operator asks: AUTH, CONFIG GET,
-//! CONFIG SET (which starts a migration when the engine changes) and INFO cstore, with the
-//! field names of the server contract. Requests are decoded and replies encoded with
+//! CLIENT TRACEPARENT, CONFIG SET (which starts a migration when the engine changes) and INFO
+//! cstore, with the field names of the server contract. Requests are decoded and replies encoded with
 //! `cstore::server::resp_value`.
 
 use std::net::SocketAddr;
@@ -32,6 +32,10 @@ pub struct FakeState {
     pub refuse_config_set: Option<String>,
     /// When set, every command but AUTH needs this password first.
     pub password: Option<String>,
+    /// The trace contexts CLIENT TRACEPARENT was given.
+    pub trace_parents: Vec<String>,
+    /// When set, CLIENT TRACEPARENT is refused, as a store from before the command refuses it.
+    pub refuse_trace_parent: bool,
 }
 
 /// A fake store pod listening on 127.0.0.1; it stops when dropped.
@@ -60,6 +64,8 @@ impl FakeStore {
             config_sets: 0,
             refuse_config_set: None,
             password: None,
+            trace_parents: Vec::new(),
+            refuse_trace_parent: false,
         }));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -92,6 +98,10 @@ impl FakeStore {
 
     pub fn refuse_config_set(&self, error: Option<&str>) {
         self.state.lock().refuse_config_set = error.map(str::to_owned);
+    }
+
+    pub fn refuse_trace_parent(&self, refuse: bool) {
+        self.state.lock().refuse_trace_parent = refuse;
     }
 
     pub fn require_password(&self, password: &str) {
@@ -175,6 +185,13 @@ fn answer(args: &[String], state: &mut FakeState, authenticated: &mut bool) -> V
                 state.migrating_to = Some(target);
             }
             state.config_sets += 1;
+            simple("OK")
+        }
+        ["CLIENT", "TRACEPARENT"] if state.refuse_trace_parent => {
+            Value::Error(Bytes::from("ERR unknown subcommand 'TRACEPARENT'. Try CLIENT HELP."))
+        }
+        ["CLIENT", "TRACEPARENT"] => {
+            state.trace_parents.push(args[2].clone());
             simple("OK")
         }
         ["INFO", ..] => {

@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use super::{Args, CommandError, Ctx};
 use crate::server::reply::Protocol;
+use crate::telemetry;
 
 /// The Redis version whose behaviour cstore follows; reported where clients look for one.
 pub(crate) const REDIS_COMPATIBLE_VERSION: &str = "7.0.0";
@@ -166,6 +167,20 @@ pub(crate) fn client(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
             ctx.out.verbatim("txt", line.as_bytes());
         }
         "info" => return Err(arity_error("client|info")),
+        "traceparent" if args.remaining() == 1 => {
+            let traceparent = args.bytes()?;
+            let parent = telemetry::propagation::parse_traceparent(traceparent).ok_or_else(|| {
+                CommandError::Other(format!(
+                    "ERR invalid traceparent '{}': expected W3C Trace Context \
+                     00-<32 hex digits trace id>-<16 hex digits parent id>-<2 hex digits flags>, lowercase, \
+                     ids not all zero",
+                    String::from_utf8_lossy(traceparent).chars().take(128).collect::<String>()
+                ))
+            })?;
+            ctx.session.trace_parent = Some(parent);
+            ctx.out.ok();
+        }
+        "traceparent" => return Err(arity_error("client|traceparent")),
         "list" => client_list(ctx, args)?,
         "help" => {
             let lines = [
@@ -182,6 +197,10 @@ pub(crate) fn client(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
                 "    Set client library name or version.",
                 "SETNAME <name>",
                 "    Assign the name <name> to the current connection.",
+                "TRACEPARENT <traceparent>",
+                "    Trace the next command as part of the caller's trace (a W3C Trace Context",
+                "    traceparent): its span is a child of <traceparent>, and it is traced when",
+                "    <traceparent> is sampled. A cstore extension.",
                 "HELP",
                 "    Print this help.",
             ];

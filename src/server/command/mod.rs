@@ -197,6 +197,8 @@ pub(crate) fn execute(
     out: &mut ReplyWriter<'_>,
     started: Instant,
 ) -> Instant {
+    // A trace context sent with CLIENT TRACEPARENT is for the next request, whatever it is.
+    let parent = session.trace_parent.take();
     let Some((index, spec)) = request.first().and_then(|name| lookup(name)) else {
         state.metrics.unknown_command();
         out.error(&unknown_command(request));
@@ -204,8 +206,11 @@ pub(crate) fn execute(
     };
     session.touch(index, started);
     // Head sampling: an unsampled command pays one relaxed load and a comparison.
-    let trace = telemetry::sampler::sample(state.settings.trace_sample_ratio())
-        .then(|| CommandTrace::start(state, spec, request, out));
+    let sampled = match &parent {
+        Some(parent) => telemetry::sampler::sample_child_of(parent),
+        None => telemetry::sampler::sample(state.settings.trace_sample_ratio()),
+    };
+    let trace = sampled.then(|| CommandTrace::start(state, spec, request, out, parent));
     let result = run(state, session, spec, request, out);
     let outcome = match &result {
         Ok(()) => Outcome::Ok,

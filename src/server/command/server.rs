@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::connection::REDIS_COMPATIBLE_VERSION;
 use super::docs::parse_syntax;
 use super::{Args, COMMANDS, CommandError, CommandSpec, Ctx, Flags, lookup};
+use crate::telemetry;
 
 fn unknown_subcommand(subcommand: &[u8], command: &str) -> CommandError {
     CommandError::Other(format!(
@@ -170,8 +171,9 @@ pub(crate) fn config(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
             }
             let pairs: Vec<(&[u8], &[u8])> = rest.chunks_exact(2).map(|p| (p[0], p[1])).collect();
             ctx.state.settings.config_set(&pairs).map_err(CommandError::Other)?;
-            // +OK means accepted: a strategy or shard change migrates in the background.
-            ctx.state.reconfigurer.settings_changed();
+            // +OK means accepted: a strategy or shard change migrates in the background, in a
+            // span that links to this command's, when this one is traced.
+            ctx.state.reconfigurer.settings_changed(telemetry::propagation::current_span_context());
             ctx.out.ok();
         }
         b"help" => help(

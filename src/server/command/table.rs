@@ -153,7 +153,7 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
         "connection",
         "2.4.0",
         "Depends on subcommand.",
-        "Client connection commands: SETNAME, GETNAME, ID, SETINFO, LIST, INFO.",
+        "Client connection commands: SETNAME, GETNAME, ID, SETINFO, LIST, INFO, TRACEPARENT.",
         connection::client,
     ),
     // server

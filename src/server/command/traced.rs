@@ -1,8 +1,11 @@
 //! The span of a sampled command. Only sampled commands get here (see `execute`), so this
 //! may allocate and read the clock freely.
 
+use opentelemetry::Context;
+use opentelemetry::trace::{SpanContext, TraceContextExt as _};
 use tracing::field::Empty;
 use tracing::span::EnteredSpan;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::{CommandError, CommandSpec};
 use crate::engine::thread_lock_wait_ns;
@@ -17,7 +20,14 @@ pub(super) struct CommandTrace {
 }
 
 impl CommandTrace {
-    pub(super) fn start(state: &ServerState, spec: &CommandSpec, request: &[&[u8]], out: &ReplyWriter<'_>) -> Self {
+    /// Starts the span, as a child of `parent` (a client's `CLIENT TRACEPARENT`) when given.
+    pub(super) fn start(
+        state: &ServerState,
+        spec: &CommandSpec,
+        request: &[&[u8]],
+        out: &ReplyWriter<'_>,
+        parent: Option<SpanContext>,
+    ) -> Self {
         let keys = key_positions(spec, request.len());
         let shard = keys.clone().next().map(|first| state.store.shard_of(request[first]));
         let request_bytes: usize = request.iter().map(|arg| arg.len()).sum();
@@ -36,6 +46,11 @@ impl CommandTrace {
             cstore.lock_wait_ns = Empty,
             cstore.outcome = Empty,
         );
+        if let Some(parent) = parent {
+            // Fails only for a span already started or not exported; this one is neither (it
+            // exists because spans are exported, and is entered just below).
+            let _ = span.set_parent(Context::new().with_remote_span_context(parent));
+        }
         CommandTrace { span: span.entered(), reply_start: out.buffered(), lock_wait_start: thread_lock_wait_ns() }
     }
 
