@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the store: Redis protocol on --port, /healthz, /readyz and /metrics on --admin-port.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Compare every locking strategy in-process for one read/write mix.
     Bench(cstore::bench::BenchArgs),
     /// Drive a GET/SET mix over the network at several connection counts (and plot the results).

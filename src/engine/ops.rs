@@ -147,6 +147,12 @@ impl Store {
         self.read(key, |entry| f(entry.map(|e| &e.value)))
     }
 
+    /// The value and absolute deadline (ms since the Unix epoch) of a live key: what the
+    /// append-only file records after a write, so that replaying it needs no clock.
+    pub fn get_with_deadline(&self, key: &[u8]) -> Option<(CompactBytes, Option<u64>)> {
+        self.read(key, |entry| entry.map(|e| (e.value.clone(), e.is_volatile().then_some(e.expires_at))))
+    }
+
     pub fn exists(&self, key: &[u8]) -> bool {
         self.read(key, |entry| entry.is_some())
     }

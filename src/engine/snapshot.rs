@@ -171,7 +171,16 @@ impl Store {
     /// Takes a point-in-time cut of the store now. Waits while a migration or another
     /// snapshot runs. The writes in flight at that moment finish first (microseconds).
     pub fn snapshot(&self) -> PointInTime<'_> {
-        let walk = self.walking.lock();
+        self.snapshot_after(self.walking.lock())
+    }
+
+    /// [`Store::snapshot`], or `None` at once when a migration or another snapshot runs: for
+    /// a caller that holds writers back around the cut and must not hold them for long.
+    pub fn try_snapshot(&self) -> Option<PointInTime<'_>> {
+        self.walking.try_lock().map(|walk| self.snapshot_after(walk))
+    }
+
+    fn snapshot_after<'a>(&'a self, walk: MutexGuard<'a, ()>) -> PointInTime<'a> {
         // In a `match`, so that the layout is let go before the cut waits for its users.
         let engine = match &**self.layout.load() {
             Layout::Stable(engine) => Arc::clone(engine),

@@ -31,6 +31,49 @@ pub struct PersistenceConfig {
     pub rdb_skip_unsupported_types: bool,
     /// `rdb-skip-other-dbs` (cstore's): skip keys of databases other than 0 likewise.
     pub rdb_skip_other_dbs: bool,
+    /// `appendonly`: log every write to the append-only file, and load it (not the snapshot)
+    /// at startup.
+    pub appendonly: bool,
+    /// `appendfsync`: when the log reaches the disk.
+    pub appendfsync: AppendFsync,
+    /// `appenddirname`: the AOF's directory inside `dir`.
+    pub appenddirname: String,
+    /// `appendfilename`: the prefix of the AOF's file names.
+    pub appendfilename: String,
+    /// `auto-aof-rewrite-percentage`: rewrite when the AOF grew by this percentage over its
+    /// size after the last rewrite (0: never automatically).
+    pub auto_aof_rewrite_percentage: u64,
+    /// `auto-aof-rewrite-min-size`: ... and is at least this many bytes.
+    pub auto_aof_rewrite_min_size: u64,
+    /// `aof-use-rdb-preamble`: the base file is an RDB (compact, fast to load) rather than
+    /// commands.
+    pub aof_use_rdb_preamble: bool,
+}
+
+/// `appendfsync`, Redis's three policies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AppendFsync {
+    /// A write is acknowledged only once it is on disk (fsync), batched across clients.
+    Always,
+    /// The log is written before the reply and fsynced once a second: a power loss costs
+    /// about a second of writes, a crash of the process none.
+    #[default]
+    Everysec,
+    /// The log is written before the reply; the OS decides when it reaches the disk.
+    No,
+}
+
+impl AppendFsync {
+    pub const ALL: [AppendFsync; 3] = [AppendFsync::Always, AppendFsync::Everysec, AppendFsync::No];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AppendFsync::Always => "always",
+            AppendFsync::Everysec => "everysec",
+            AppendFsync::No => "no",
+        }
+    }
 }
 
 impl Default for PersistenceConfig {
@@ -44,18 +87,43 @@ impl Default for PersistenceConfig {
             stop_writes_on_bgsave_error: true,
             rdb_skip_unsupported_types: false,
             rdb_skip_other_dbs: false,
+            appendonly: false,
+            appendfsync: AppendFsync::Everysec,
+            appenddirname: "appendonlydir".to_owned(),
+            appendfilename: "appendonly.aof".to_owned(),
+            auto_aof_rewrite_percentage: 100,
+            auto_aof_rewrite_min_size: 64 << 20,
+            aof_use_rdb_preamble: true,
         }
     }
 }
 
 impl PersistenceConfig {
     /// Redis's check: the file name is a name, not a path (the directory is `dir`).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.dbfilename.is_empty() || self.dbfilename.contains('/') || matches!(self.dbfilename.as_str(), "." | "..")
         {
-            return Err(format!("dbfilename can't be a path, just a filename, got {:?}", self.dbfilename));
+            return Err((
+                "persistence.dbfilename",
+                format!("dbfilename can't be a path, just a filename, got {:?}", self.dbfilename),
+            ));
+        }
+        for (field, name, value) in [
+            ("persistence.appenddirname", "appenddirname", &self.appenddirname),
+            ("persistence.appendfilename", "appendfilename", &self.appendfilename),
+        ] {
+            // Redis's rule, and no spaces: the manifest separates its fields with them.
+            let bad = value.is_empty() || matches!(value.as_str(), "." | "..");
+            if bad || value.contains(['/', ' ', '"', '\n', '\r', '\t']) {
+                return Err((field, format!("{name} can't be a path, just a name without spaces, got {value:?}")));
+            }
         }
         Ok(())
+    }
+
+    /// The AOF's directory.
+    pub fn aof_dir(&self) -> PathBuf {
+        self.dir.join(&self.appenddirname)
     }
 
     /// Where the snapshot is.

@@ -18,6 +18,7 @@
 //! loads it with every key, value and TTL, and cstore loads what `redis-server` saves),
 //! and checks restarts, failed saves (previous file intact, MISCONF) and corrupt files.
 
+pub mod aof;
 pub mod config;
 pub mod file;
 pub mod rdb;

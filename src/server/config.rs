@@ -197,7 +197,7 @@ impl ServerConfig {
             format!("must be between 0 and 1, got {}", self.trace_sample_ratio)
         })?;
         ensure(self.active_expire_interval_ms >= 1, "activeExpireIntervalMs", || "must be at least 1".into())?;
-        self.persistence.validate().map_err(|reason| invalid("persistence.dbfilename", reason))
+        self.persistence.validate().map_err(|(field, reason)| invalid(field, reason))
     }
 
     fn check_password_source(&self) -> Result<(), ConfigError> {
@@ -409,6 +409,13 @@ mod tests {
                 stop_writes_on_bgsave_error: false,
                 rdb_skip_unsupported_types: true,
                 rdb_skip_other_dbs: true,
+                appendonly: true,
+                appendfsync: crate::persistence::config::AppendFsync::Always,
+                appenddirname: "aof".into(),
+                appendfilename: "store.aof".into(),
+                auto_aof_rewrite_percentage: 50,
+                auto_aof_rewrite_min_size: 1 << 20,
+                aof_use_rdb_preamble: false,
             },
         };
         let text = config.to_toml_string().unwrap();

@@ -139,11 +139,11 @@ async fn execute_buffered(
                 drop(args);
                 connection.input.advance(len);
                 if session.closing {
-                    connection.flush().await?;
+                    flush_acked(state, connection, session).await?;
                     return Ok(Some(Ending::Quit));
                 }
                 if connection.output.len() >= FLUSH_THRESHOLD {
-                    connection.flush().await?;
+                    flush_acked(state, connection, session).await?;
                     // Waiting for the client to read is not the next request's time.
                     clock = Instant::now();
                 }
@@ -152,8 +152,17 @@ async fn execute_buffered(
             Err(error) => return refuse(connection, session, &error).await.map(Some),
         }
     }
-    connection.flush().await?;
+    flush_acked(state, connection, session).await?;
     Ok(None)
+}
+
+/// Sends the replies once the AOF holds the writes they acknowledge (written, and under
+/// `appendfsync always` fsynced): a reply never promises more than the log keeps.
+async fn flush_acked(state: &ServerState, connection: &mut Connection, session: &Session) -> io::Result<()> {
+    if !connection.output.is_empty() {
+        state.aof.wait_acked(session.aof_wait).await;
+    }
+    connection.flush().await
 }
 
 /// How many rounds of already-received requests are answered after shutdown begins: enough

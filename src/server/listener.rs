@@ -15,6 +15,7 @@ use tracing::Instrument as _;
 use tracing::field::Empty;
 
 use super::admin::{self, AdminState, Readiness};
+use super::aof::Aof;
 use super::bind;
 use super::command::COMMANDS;
 use super::config::{RuntimeSettings, ServerConfig};
@@ -67,11 +68,13 @@ impl Server {
         let reconfigurer = Reconfigurer::start(Arc::clone(&store), Arc::clone(&settings), Arc::clone(&metrics))
             .context("cannot start the migration thread")?;
         let persistence = Arc::new(Persistence::new(Arc::clone(&store), Arc::clone(&settings), Arc::clone(&metrics)));
+        let aof = Aof::new(Arc::clone(&store), Arc::clone(&settings)).context("cannot start the AOF writer thread")?;
         // Before any client is accepted (the listeners are bound but not yet served).
         let loading = Arc::clone(&persistence);
-        tokio::task::spawn_blocking(move || loading.load_at_startup())
+        let appending = Arc::clone(&aof);
+        tokio::task::spawn_blocking(move || loading.load_at_startup().and_then(|manifest| appending.start(manifest)))
             .await
-            .context("the snapshot load panicked")??;
+            .context("the startup load panicked")??;
         let state = ServerState {
             store,
             settings,
@@ -84,6 +87,7 @@ impl Server {
             connections_received: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
             persistence,
+            aof,
             shutdown: ShutdownRequest::default(),
         };
         Ok(Server { state: Arc::new(state), listener, admin_listener })
@@ -132,7 +136,7 @@ impl Server {
 
         let (notify_shutdown, _) = broadcast::channel::<()>(1);
         let (connection_done, mut all_done) = mpsc::channel::<()>(1);
-        let cron = tokio::spawn(save_cron(Arc::clone(&state.persistence)));
+        let cron = tokio::spawn(save_cron(Arc::clone(&state.persistence), Arc::clone(&state.aof)));
         readiness.set_ready();
         tokio::select! {
             () = accept_loop(&state, &listener, &notify_shutdown, &connection_done) => {}
@@ -157,6 +161,9 @@ impl Server {
                 );
             }
             sweeper.stop();
+            // After the drain: everything logged is written and fsynced (SIGTERM, SHUTDOWN).
+            let aof = Arc::clone(&state.aof);
+            tokio::task::spawn_blocking(move || aof.shutdown()).await.context("the AOF flush panicked")?;
             // After the drain, so that every acknowledged write is in the file.
             let saved = final_save(&state).await;
             let _ = stop_admin.send(());
@@ -170,12 +177,13 @@ impl Server {
 }
 
 /// Checks the save rules at serverCron's pace for the server's life.
-async fn save_cron(persistence: Arc<Persistence>) {
+async fn save_cron(persistence: Arc<Persistence>, aof: Arc<Aof>) {
     let mut ticks = tokio::time::interval(CRON_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
         persistence.cron();
+        aof.cron();
     }
 }
 

@@ -4,6 +4,7 @@
 //! command table -> engine -> `reply` (RESP2 or RESP3) -> socket.
 
 pub mod admin; // admin HTTP: /healthz, /readyz, /metrics on their own port
+mod aof; // the append-only file: logging writes, fsync policies, BGREWRITEAOF
 pub mod bind; // listening sockets: `::` is IPv6 and IPv4 both, IPv4 only on a host without IPv6
 pub(crate) mod command; // the command table and one file per command family
 pub mod config; // ServerConfig (defaults < file < env/flags) and CONFIG GET/SET runtime settings

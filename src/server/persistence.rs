@@ -13,6 +13,7 @@ use super::command::server::{InfoSection, redis_version};
 use super::config::RuntimeSettings;
 use super::metrics::Metrics;
 use crate::engine::Store;
+use crate::persistence::aof::{self, manifest::Manifest};
 use crate::persistence::rdb::LoadReport;
 use crate::persistence::rules::SaveClock;
 use crate::persistence::snapshot::{self, SaveError, SaveReport};
@@ -85,9 +86,40 @@ impl Persistence {
         }
     }
 
-    /// Loads the snapshot file into the (empty) store, before clients are accepted.
-    pub(crate) fn load_at_startup(&self) -> anyhow::Result<()> {
+    /// Loads the data into the (empty) store, before clients are accepted: the AOF with
+    /// `appendonly yes` (its manifest is returned, for the AOF to continue), else, or when
+    /// there is no AOF yet, the snapshot file.
+    pub(crate) fn load_at_startup(&self) -> anyhow::Result<Option<Manifest>> {
         let config = self.settings.persistence();
+        if config.appendonly {
+            let dir = config.aof_dir();
+            let started = Instant::now();
+            let span = tracing::info_span!("aof load", dir = %dir.display());
+            let options = config.load_options(self.store.now_ms());
+            let manifest_name = aof::manifest_name(&config.appendfilename);
+            let loaded = span.in_scope(|| aof::load::load(&dir, &manifest_name, &self.store, options))?;
+            if let Some((manifest, report)) = loaded {
+                if let Some((path, dropped)) = &report.truncated {
+                    tracing::warn!(
+                        path = %path.display(),
+                        dropped_bytes = dropped,
+                        "!!! Warning: short read while loading the AOF file: the torn last command was \
+                         cut off (aof-load-truncated yes) !!!"
+                    );
+                }
+                tracing::info!(
+                    dir = %dir.display(),
+                    files = report.files,
+                    commands = report.commands,
+                    keys = report.keys,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "DB loaded from append only file"
+                );
+                self.status.lock().loaded = Some(LoadReport { keys_loaded: report.keys, ..LoadReport::default() });
+                return Ok(Some(manifest));
+            }
+            tracing::info!(dir = %dir.display(), "no AOF yet: loading the snapshot, if any, to start the AOF from");
+        }
         let started = Instant::now();
         let span = tracing::info_span!("rdb load", path = %config.path().display());
         let report = span.in_scope(|| snapshot::load(&self.store, &config))?;
@@ -104,7 +136,7 @@ impl Persistence {
             None => tracing::info!(path = %config.path().display(), "no snapshot file: starting empty"),
         }
         self.status.lock().loaded = report;
-        Ok(())
+        Ok(None)
     }
 
     /// Counts one executed write command.
@@ -226,13 +258,13 @@ impl Persistence {
         self.status.lock().last_success_unix
     }
 
-    /// INFO's `# Persistence` section, with Redis's field names.
-    pub(crate) fn info(&self) -> String {
+    /// INFO's `# Persistence` section, with Redis's field names; `aof` adds the AOF's.
+    pub(crate) fn info(&self, aof: impl FnOnce(InfoSection) -> InfoSection) -> String {
         let status = self.status.lock();
         let background = status.running.filter(|&(_, background)| background);
         let loaded = status.loaded.as_ref();
         let seconds = |value: Option<u64>| value.map_or(-1, |secs| i64::try_from(secs).unwrap_or(i64::MAX));
-        InfoSection::new("Persistence")
+        let section = InfoSection::new("Persistence")
             .field("loading", 0)
             .field("async_loading", 0)
             .field("rdb_changes_since_last_save", self.dirty.load(Relaxed))
@@ -243,8 +275,7 @@ impl Persistence {
             .field("rdb_current_bgsave_time_sec", seconds(background.map(|(started, _)| started.elapsed().as_secs())))
             .field("rdb_saves", status.saves)
             .field("rdb_last_load_keys_expired", loaded.map_or(0, |report| report.keys_expired))
-            .field("rdb_last_load_keys_loaded", loaded.map_or(0, |report| report.keys_loaded))
-            .field("aof_enabled", 0)
-            .finish()
+            .field("rdb_last_load_keys_loaded", loaded.map_or(0, |report| report.keys_loaded));
+        aof(section).finish()
     }
 }

@@ -73,11 +73,13 @@ pub(crate) struct Session {
     pub(crate) closing: bool,
     /// The trace context `CLIENT TRACEPARENT` gave for the next request, which takes it.
     pub(crate) trace_parent: Option<SpanContext>,
+    /// The AOF position of this client's last logged write: its replies wait for it.
+    pub(crate) aof_wait: u64,
 }
 
 impl Session {
     pub(crate) fn new(info: Arc<ClientInfo>, authenticated: bool) -> Self {
-        Session { info, protocol: Protocol::Resp2, authenticated, closing: false, trace_parent: None }
+        Session { info, protocol: Protocol::Resp2, authenticated, closing: false, trace_parent: None, aof_wait: 0 }
     }
 
     pub(crate) fn protocol(&self) -> Protocol {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use super::aof::Aof;
 use super::command::CommandError;
 use super::command::server::{InfoSection, redis_version};
 use super::config::{MaxMemoryPolicy, RuntimeSettings, ServerConfig};
@@ -34,6 +35,7 @@ pub(crate) struct ServerState {
     pub(crate) connections_received: AtomicU64,
     pub(crate) rejected_connections: AtomicU64,
     pub(crate) persistence: Arc<Persistence>,
+    pub(crate) aof: Arc<Aof>,
     /// SHUTDOWN's request to the server, with whether to save first.
     pub(crate) shutdown: ShutdownRequest,
 }
@@ -115,7 +117,7 @@ impl ServerState {
             );
         }
         if wanted("persistence") {
-            sections.push(self.persistence.info());
+            sections.push(self.persistence.info(|section| self.aof.info(section)));
         }
         if wanted("stats") {
             sections.push(

@@ -10,7 +10,13 @@ fn count_reply(ctx: &mut Ctx<'_, '_>, count: usize) {
 }
 
 pub(crate) fn del(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
-    let deleted = args.rest().iter().filter(|key| ctx.state.store.delete(key)).count();
+    let mut deleted = 0;
+    for key in args.rest() {
+        deleted += usize::from(ctx.logged(key, |store| {
+            let existed = store.delete(key);
+            (existed, existed)
+        }));
+    }
     count_reply(ctx, deleted);
     Ok(())
 }
@@ -66,7 +72,10 @@ fn expire_generic(
     let condition = expire_condition(&mut args)?;
     let value = crate::engine::parse_integer(raw_time).ok_or(CommandError::NotInteger)?;
     let deadline = ExpireArg { value, unit, base }.deadline(ctx.state.store.now_ms(), true, command)?;
-    let applied = ctx.state.store.expire_at(key, deadline, condition);
+    let applied = ctx.logged(key, |store| {
+        let applied = store.expire_at(key, deadline, condition);
+        (applied, applied)
+    });
     ctx.out.integer(i64::from(applied));
     Ok(())
 }
@@ -113,7 +122,11 @@ pub(crate) fn pttl(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), CommandE
 }
 
 pub(crate) fn persist(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
-    let removed = ctx.state.store.persist(args.bytes()?);
+    let key = args.bytes()?;
+    let removed = ctx.logged(key, |store| {
+        let removed = store.persist(key);
+        (removed, removed)
+    });
     ctx.out.integer(i64::from(removed));
     Ok(())
 }

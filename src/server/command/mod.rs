@@ -107,6 +107,15 @@ pub(crate) struct Ctx<'a, 'o> {
     pub(crate) out: &'a mut ReplyWriter<'o>,
 }
 
+impl Ctx<'_, '_> {
+    /// Runs a write to `key` (`op` returns its result and whether it changed the store),
+    /// logged to the AOF in the key's order; this client's replies wait for the log.
+    pub(crate) fn logged<R>(&mut self, key: &[u8], op: impl FnOnce(&crate::engine::Store) -> (R, bool)) -> R {
+        let store = &*self.state.store;
+        self.state.aof.write(&mut self.session.aof_wait, key, || op(store))
+    }
+}
+
 pub(crate) type Handler = fn(&mut Ctx<'_, '_>, Args<'_>) -> Result<(), CommandError>;
 
 /// One row of the command table.
@@ -243,6 +252,7 @@ fn run(
     let write = spec.flags.contains(Flags::WRITE);
     if write {
         state.persistence.check_writes_allowed()?;
+        state.aof.check_writes_allowed()?;
     }
     if spec.flags.contains(Flags::DENYOOM) {
         state.make_room()?;

@@ -34,6 +34,22 @@ pub(crate) fn bgsave(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
     Ok(())
 }
 
+/// BGREWRITEAOF, with Redis 7's replies. A BGSAVE under way does not refuse it: the rewrite
+/// takes its cut once the save's walk is done (Redis answers "scheduled" then; here the
+/// rewrite has started and waits).
+pub(crate) fn bgrewriteaof(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) -> Result<(), CommandError> {
+    match ctx.state.aof.background_rewrite() {
+        Ok(true) => ctx.out.simple("Background append only file rewriting started"),
+        Ok(false) => {
+            return Err(CommandError::Other(
+                "ERR Background append only file rewriting already in progress".to_owned(),
+            ));
+        }
+        Err(error) => return Err(CommandError::Other(error)),
+    }
+    Ok(())
+}
+
 pub(crate) fn lastsave(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) -> Result<(), CommandError> {
     ctx.out.integer(i64::try_from(ctx.state.persistence.last_save_unix()).unwrap_or(i64::MAX));
     Ok(())

@@ -174,6 +174,7 @@ pub(crate) fn config(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
             // +OK means accepted: a strategy or shard change migrates in the background, in a
             // span that links to this command's, when this one is traced.
             ctx.state.reconfigurer.settings_changed(telemetry::propagation::current_span_context());
+            ctx.state.aof.settings_changed();
             ctx.out.ok();
         }
         b"help" => help(
@@ -212,7 +213,8 @@ pub(crate) fn flush(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Com
         Some(mode) if matches!(mode.as_str(), "ASYNC" | "SYNC") => args.finish()?,
         Some(_) => return Err(CommandError::Syntax),
     }
-    ctx.state.store.clear();
+    let store = &ctx.state.store;
+    ctx.state.aof.flush_all(&mut ctx.session.aof_wait, || store.clear());
     ctx.out.ok();
     Ok(())
 }

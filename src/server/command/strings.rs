@@ -107,7 +107,11 @@ pub(crate) fn set(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Comma
         None => SetExpiry::Clear,
     };
     let options = SetOptions { condition: parsed.condition, expiry, return_previous: parsed.get };
-    let outcome = ctx.state.store.set(key, value, options);
+    let outcome = ctx.logged(key, |store| {
+        let outcome = store.set(key, value, options);
+        let written = outcome.written;
+        (outcome, written)
+    });
     if options.return_previous {
         reply_value(ctx, outcome.previous);
     } else if outcome.written {
@@ -121,7 +125,10 @@ pub(crate) fn set(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Comma
 pub(crate) fn setnx(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
     let (key, value) = (args.bytes()?, args.bytes()?);
     let options = SetOptions { condition: SetCondition::IfAbsent, ..SetOptions::default() };
-    let written = ctx.state.store.set(key, value, options).written;
+    let written = ctx.logged(key, |store| {
+        let written = store.set(key, value, options).written;
+        (written, written)
+    });
     ctx.out.integer(i64::from(written));
     Ok(())
 }
@@ -136,7 +143,7 @@ fn set_with_expiry(
     let payload = args.bytes()?;
     let deadline = ExpireArg { value, unit, base: Base::FromNow }.deadline(ctx.state.store.now_ms(), false, command)?;
     let options = SetOptions { expiry: SetExpiry::At(deadline), ..SetOptions::default() };
-    ctx.state.store.set(key, payload, options);
+    ctx.logged(key, |store| (store.set(key, payload, options), true));
     ctx.out.ok();
     Ok(())
 }
@@ -152,13 +159,18 @@ pub(crate) fn psetex(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), Comman
 pub(crate) fn getset(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
     let (key, value) = (args.bytes()?, args.bytes()?);
     let options = SetOptions { return_previous: true, ..SetOptions::default() };
-    let previous = ctx.state.store.set(key, value, options).previous;
+    let previous = ctx.logged(key, |store| (store.set(key, value, options).previous, true));
     reply_value(ctx, previous);
     Ok(())
 }
 
 pub(crate) fn getdel(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
-    let value = ctx.state.store.getdel(args.bytes()?);
+    let key = args.bytes()?;
+    let value = ctx.logged(key, |store| {
+        let value = store.getdel(key);
+        let deleted = value.is_some();
+        (value, deleted)
+    });
     reply_value(ctx, value);
     Ok(())
 }
@@ -171,7 +183,11 @@ pub(crate) fn getex(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Com
         None if parsed.persist => TtlUpdate::Persist,
         None => TtlUpdate::Keep,
     };
-    let value = ctx.state.store.getex(key, update);
+    let value = ctx.logged(key, |store| {
+        let value = store.getex(key, update);
+        let changed = value.is_some() && update != TtlUpdate::Keep;
+        (value, changed)
+    });
     reply_value(ctx, value);
     Ok(())
 }
@@ -191,14 +207,18 @@ pub(crate) fn mset(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Comm
         return Err(CommandError::WrongArity("mset"));
     }
     for pair in pairs.chunks_exact(2) {
-        ctx.state.store.set(pair[0], pair[1], SetOptions::default());
+        ctx.logged(pair[0], |store| (store.set(pair[0], pair[1], SetOptions::default()), true));
     }
     ctx.out.ok();
     Ok(())
 }
 
 fn increment(ctx: &mut Ctx<'_, '_>, key: &[u8], delta: i64) -> Result<(), CommandError> {
-    let value = ctx.state.store.incr_by(key, delta)?;
+    let value = ctx.logged(key, |store| {
+        let value = store.incr_by(key, delta);
+        let changed = value.is_ok();
+        (value, changed)
+    })?;
     ctx.out.integer(value);
     Ok(())
 }
@@ -227,14 +247,22 @@ pub(crate) fn decrby(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
 pub(crate) fn incrbyfloat(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
     let key = args.bytes()?;
     let delta = args.float()?;
-    let value = ctx.state.store.incr_by_float(key, delta)?;
+    let value = ctx.logged(key, |store| {
+        let value = store.incr_by_float(key, delta);
+        let changed = value.is_ok();
+        (value, changed)
+    })?;
     ctx.out.bulk(&value);
     Ok(())
 }
 
 pub(crate) fn append(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
     let (key, suffix) = (args.bytes()?, args.bytes()?);
-    let len = ctx.state.store.append(key, suffix)?;
+    let len = ctx.logged(key, |store| {
+        let len = store.append(key, suffix);
+        let changed = len.is_ok();
+        (len, changed)
+    })?;
     ctx.out.integer(i64::try_from(len).unwrap_or(i64::MAX));
     Ok(())
 }
@@ -258,7 +286,11 @@ pub(crate) fn setrange(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), 
     let offset = args.integer()?;
     let patch = args.bytes()?;
     let offset = usize::try_from(offset).map_err(|_| CommandError::Other("ERR offset is out of range".into()))?;
-    let len = ctx.state.store.setrange(key, offset, patch)?;
+    let len = ctx.logged(key, |store| {
+        let len = store.setrange(key, offset, patch);
+        let changed = len.is_ok() && !patch.is_empty();
+        (len, changed)
+    })?;
     ctx.out.integer(i64::try_from(len).unwrap_or(i64::MAX));
     Ok(())
 }

@@ -58,6 +58,29 @@ const fn row(
     }
 }
 
+/// SAVE, BGSAVE, BGREWRITEAOF: admin commands that walk the whole store.
+const fn walk_row(
+    name: &'static str,
+    syntax: &'static str,
+    arity: i32,
+    summary: &'static str,
+    handler: Handler,
+) -> CommandSpec {
+    let flags = Flags::ADMIN.with(Flags::NOSCRIPT);
+    row(
+        name,
+        syntax,
+        arity,
+        flags,
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        "O(N) where N is the total number of keys",
+        summary,
+        handler,
+    )
+}
+
 pub(crate) static COMMANDS: &[CommandSpec] = &[
     // connection
     row(
@@ -230,29 +253,26 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
         server::flush,
     ),
     row("time", "", 1, CONN, NO_KEYS, "server", "2.6.0", "O(1)", "Returns the server time.", server::time),
-    row(
+    walk_row(
         "save",
         "",
         1,
-        Flags::ADMIN.with(Flags::NOSCRIPT),
-        NO_KEYS,
-        "server",
-        "1.0.0",
-        "O(N) where N is the total number of keys",
         "Synchronously saves the store to disk (other clients are served meanwhile).",
         persistence::save,
     ),
-    row(
+    walk_row(
         "bgsave",
         "[SCHEDULE]",
         -1,
-        Flags::ADMIN.with(Flags::NOSCRIPT),
-        NO_KEYS,
-        "server",
-        "1.0.0",
-        "O(N) where N is the total number of keys",
         "Asynchronously saves a point-in-time snapshot of the store to disk.",
         persistence::bgsave,
+    ),
+    walk_row(
+        "bgrewriteaof",
+        "",
+        1,
+        "Rewrites the append-only file from a point-in-time cut of the store, without stopping writers.",
+        persistence::bgrewriteaof,
     ),
     row(
         "lastsave",

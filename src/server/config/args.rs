@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use super::byte_size::parse_byte_size;
 use super::{ConfigError, LogFormat, MaxMemoryPolicy, Password, ServerConfig};
 use crate::engine::Strategy;
+use crate::persistence::config::AppendFsync;
 use crate::persistence::rules::SaveRules;
 use crate::telemetry::{OtlpArgs, Sampling};
 
@@ -146,6 +147,36 @@ pub struct ServeArgs {
     #[arg(long, env = "CSTORE_RDB_SKIP_OTHER_DBS", value_name = "YES|NO", value_parser = parse_yes_no)]
     pub rdb_skip_other_dbs: Option<bool>,
 
+    /// Log every write to the append-only file and load it at startup: yes or no [default: no]
+    #[arg(long, env = "CSTORE_APPENDONLY", value_name = "YES|NO", value_parser = parse_yes_no)]
+    pub appendonly: Option<bool>,
+
+    /// When the append-only file is fsynced: always (before each reply, batched), everysec or
+    /// no [default: everysec]
+    #[arg(long, env = "CSTORE_APPENDFSYNC", value_name = "POLICY")]
+    pub appendfsync: Option<AppendFsync>,
+
+    /// The append-only file's directory inside --dir [default: appendonlydir]
+    #[arg(long, env = "CSTORE_APPENDDIRNAME", value_name = "NAME")]
+    pub appenddirname: Option<String>,
+
+    /// The prefix of the append-only file's names [default: appendonly.aof]
+    #[arg(long, env = "CSTORE_APPENDFILENAME", value_name = "NAME")]
+    pub appendfilename: Option<String>,
+
+    /// Rewrite the append-only file when it grew by this percentage since the last rewrite;
+    /// 0 never [default: 100]
+    #[arg(long, env = "CSTORE_AUTO_AOF_REWRITE_PERCENTAGE", value_name = "PERCENT")]
+    pub auto_aof_rewrite_percentage: Option<u64>,
+
+    /// ... once it is at least this large: bytes, or with a unit (64mb) [default: 64mb]
+    #[arg(long, env = "CSTORE_AUTO_AOF_REWRITE_MIN_SIZE", value_name = "SIZE", value_parser = parse_byte_size)]
+    pub auto_aof_rewrite_min_size: Option<u64>,
+
+    /// The append-only file's base is an RDB file rather than commands: yes or no [default: yes]
+    #[arg(long, env = "CSTORE_AOF_USE_RDB_PREAMBLE", value_name = "YES|NO", value_parser = parse_yes_no)]
+    pub aof_use_rdb_preamble: Option<bool>,
+
     #[command(flatten)]
     pub otlp: OtlpArgs,
 }
@@ -199,6 +230,13 @@ impl ServeArgs {
         override_with(&mut persistence.stop_writes_on_bgsave_error, self.stop_writes_on_bgsave_error);
         override_with(&mut persistence.rdb_skip_unsupported_types, self.rdb_skip_unsupported_types);
         override_with(&mut persistence.rdb_skip_other_dbs, self.rdb_skip_other_dbs);
+        override_with(&mut persistence.appendonly, self.appendonly);
+        override_with(&mut persistence.appendfsync, self.appendfsync);
+        override_with(&mut persistence.appenddirname, self.appenddirname.clone());
+        override_with(&mut persistence.appendfilename, self.appendfilename.clone());
+        override_with(&mut persistence.auto_aof_rewrite_percentage, self.auto_aof_rewrite_percentage);
+        override_with(&mut persistence.auto_aof_rewrite_min_size, self.auto_aof_rewrite_min_size);
+        override_with(&mut persistence.aof_use_rdb_preamble, self.aof_use_rdb_preamble);
         // The two password sources are exclusive: one given here replaces either from the file.
         if let Some(password) = &self.requirepass {
             config.require_pass = Some(password.clone());

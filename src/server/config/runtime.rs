@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use super::byte_size::parse_byte_size;
 use super::{ConfigError, MAX_CLIENT_IDLE_TIMEOUT_SECS, MaxMemoryPolicy, Password, ServerConfig};
 use crate::engine::{EngineConfig, Float, MAX_SHARDS, Strategy, glob_match, parse_float, parse_integer};
-use crate::persistence::config::PersistenceConfig;
+use crate::persistence::config::{AppendFsync, PersistenceConfig};
 use crate::persistence::rules::{InvalidSaveRules, SaveRules};
 
 /// Live values of the runtime-mutable settings. Every read is one atomic load (relaxed: each
@@ -40,6 +40,14 @@ pub struct RuntimeSettings {
     rdbcompression: AtomicBool,
     rdbchecksum: AtomicBool,
     stop_writes_on_bgsave_error: AtomicBool,
+    /// The AOF settings CONFIG SET may change; turning `appendonly` on or off takes effect
+    /// when the AOF catches up (`server/aof.rs`), as in Redis.
+    appendonly: AtomicBool,
+    /// `AppendFsync` as an index into [`AppendFsync::ALL`].
+    appendfsync: AtomicU8,
+    auto_aof_rewrite_percentage: AtomicU64,
+    auto_aof_rewrite_min_size: AtomicU64,
+    aof_use_rdb_preamble: AtomicBool,
     /// Fixed at startup: `dir` and `dbfilename` are protected in Redis 7 (CONFIG SET refuses
     /// them), since a client that can choose where the server writes can overwrite any file
     /// the server may write.
@@ -68,6 +76,11 @@ impl RuntimeSettings {
             rdbcompression: AtomicBool::new(config.persistence.rdbcompression),
             rdbchecksum: AtomicBool::new(config.persistence.rdbchecksum),
             stop_writes_on_bgsave_error: AtomicBool::new(config.persistence.stop_writes_on_bgsave_error),
+            appendonly: AtomicBool::new(config.persistence.appendonly),
+            appendfsync: AtomicU8::new(fsync_index(config.persistence.appendfsync)),
+            auto_aof_rewrite_percentage: AtomicU64::new(config.persistence.auto_aof_rewrite_percentage),
+            auto_aof_rewrite_min_size: AtomicU64::new(config.persistence.auto_aof_rewrite_min_size),
+            aof_use_rdb_preamble: AtomicBool::new(config.persistence.aof_use_rdb_preamble),
             persistence: config.persistence.clone(),
             config_command: Mutex::new(()),
         })
@@ -112,8 +125,22 @@ impl RuntimeSettings {
             rdbcompression: self.rdbcompression.load(Relaxed),
             rdbchecksum: self.rdbchecksum.load(Relaxed),
             stop_writes_on_bgsave_error: self.stop_writes_on_bgsave_error.load(Relaxed),
+            appendonly: self.appendonly(),
+            appendfsync: self.appendfsync(),
+            auto_aof_rewrite_percentage: self.auto_aof_rewrite_percentage.load(Relaxed),
+            auto_aof_rewrite_min_size: self.auto_aof_rewrite_min_size.load(Relaxed),
+            aof_use_rdb_preamble: self.aof_use_rdb_preamble.load(Relaxed),
             ..self.persistence.clone()
         }
+    }
+
+    /// `appendonly` as asked (the AOF may still be catching up with a change).
+    pub fn appendonly(&self) -> bool {
+        self.appendonly.load(Relaxed)
+    }
+
+    pub fn appendfsync(&self) -> AppendFsync {
+        AppendFsync::ALL.get(usize::from(self.appendfsync.load(Relaxed))).copied().unwrap_or_default()
     }
 
     /// Whether `save` has any rule: the condition, with `stop-writes-on-bgsave-error`, for
@@ -213,6 +240,11 @@ impl RuntimeSettings {
             Change::RdbCompression(on) => self.rdbcompression.store(on, Relaxed),
             Change::RdbChecksum(on) => self.rdbchecksum.store(on, Relaxed),
             Change::StopWritesOnBgsaveError(on) => self.stop_writes_on_bgsave_error.store(on, Relaxed),
+            Change::AppendOnly(on) => self.appendonly.store(on, Relaxed),
+            Change::AppendFsync(policy) => self.appendfsync.store(fsync_index(policy), Relaxed),
+            Change::AutoAofRewritePercentage(percent) => self.auto_aof_rewrite_percentage.store(percent, Relaxed),
+            Change::AutoAofRewriteMinSize(bytes) => self.auto_aof_rewrite_min_size.store(bytes, Relaxed),
+            Change::AofUseRdbPreamble(on) => self.aof_use_rdb_preamble.store(on, Relaxed),
         }
     }
 }
@@ -237,6 +269,15 @@ enum Change {
     RdbCompression(bool),
     RdbChecksum(bool),
     StopWritesOnBgsaveError(bool),
+    AppendOnly(bool),
+    AppendFsync(AppendFsync),
+    AutoAofRewritePercentage(u64),
+    AutoAofRewriteMinSize(u64),
+    AofUseRdbPreamble(bool),
+}
+
+fn fsync_index(policy: AppendFsync) -> u8 {
+    AppendFsync::ALL.iter().position(|p| *p == policy).map_or(1, |i| i as u8)
 }
 
 /// Turns a CONFIG SET argument into a [`Change`], or gives Redis's reason for refusing it.
@@ -365,9 +406,43 @@ const PARAMETERS: &[Parameter] = &[
         get: |settings| yes_no(settings.persistence.rdb_skip_other_dbs),
         parse: None,
     },
-    // One keyspace, no append-only file: what clients probing for these must be told.
+    Parameter {
+        name: "appendonly",
+        get: |settings| yes_no(settings.appendonly()),
+        parse: Some(|value| yes_or_no(value).map(Change::AppendOnly)),
+    },
+    Parameter {
+        name: "appendfsync",
+        get: |settings| settings.appendfsync().name().to_owned(),
+        parse: Some(|value| {
+            let policy = AppendFsync::ALL.into_iter().find(|p| p.name().as_bytes().eq_ignore_ascii_case(value));
+            policy
+                .map(Change::AppendFsync)
+                .ok_or_else(|| "argument(s) must be one of the following: always, everysec, no".to_owned())
+        }),
+    },
+    Parameter { name: "appenddirname", get: |settings| settings.persistence.appenddirname.clone(), parse: None },
+    Parameter { name: "appendfilename", get: |settings| settings.persistence.appendfilename.clone(), parse: None },
+    Parameter {
+        name: "auto-aof-rewrite-percentage",
+        get: |settings| settings.auto_aof_rewrite_percentage.load(Relaxed).to_string(),
+        parse: Some(|value| integer_in(value, 0, u64::from(u32::MAX)).map(Change::AutoAofRewritePercentage)),
+    },
+    Parameter {
+        name: "auto-aof-rewrite-min-size",
+        get: |settings| settings.auto_aof_rewrite_min_size.load(Relaxed).to_string(),
+        parse: Some(|value| {
+            let bytes = std::str::from_utf8(value).ok().and_then(|text| parse_byte_size(text).ok());
+            bytes.map(Change::AutoAofRewriteMinSize).ok_or_else(|| "argument must be a memory value".to_owned())
+        }),
+    },
+    Parameter {
+        name: "aof-use-rdb-preamble",
+        get: |settings| yes_no(settings.aof_use_rdb_preamble.load(Relaxed)),
+        parse: Some(|value| yes_or_no(value).map(Change::AofUseRdbPreamble)),
+    },
+    // One keyspace: what clients probing for it must be told.
     Parameter { name: "databases", get: |_| "1".to_owned(), parse: None },
-    Parameter { name: "appendonly", get: |_| "no".to_owned(), parse: None },
 ];
 
 fn yes_no(on: bool) -> String {

@@ -1,0 +1,594 @@
+//! The append-only file in the running server: every write that changed the store is logged,
+//! `appendfsync` decides when replies wait for the disk, BGREWRITEAOF compacts the log
+//! without stopping writers, and `appendonly` turns on and off live.
+//!
+//! # What is logged
+//! After a write to a key, the key's whole resulting state: `SET key value [PXAT deadline]`,
+//! or `DEL key` when it is gone (FLUSHALL and FLUSHDB log `FLUSHALL`). Redis logs the
+//! command instead (rewriting relative expiries to absolute ones); a state depends on no
+//! clock and no previous value, so replay is deterministic whatever expired in between, and
+//! a key evicted or expired by the time of the record is logged as deleted. The cost: APPEND
+//! and SETRANGE log the whole value.
+//!
+//! # Order and the rewrite's cut
+//! Writes of one key are logged in the order they happened: a write holds its key's stripe
+//! (a fixed hash of the key over [`STRIPES`] mutexes, independent of the engine's shards)
+//! from before it runs until its record is in the log buffer. Writes to different keys
+//! commute (each record is a key's whole state), so their order in the log does not matter.
+//! A rewrite holds every stripe around `Store::try_snapshot` and the switch to the new
+//! incremental file: every write that the cut contains was appended before the switch (old
+//! files), every write after the cut after it (new file). `try_snapshot` rather than
+//! `snapshot`: a BGSAVE or migration in progress must not keep writers waiting on the
+//! stripes; the rewrite lets go and retries.
+//!
+//! # When a reply goes out
+//! A write's record gets a position in the log; the connection sends its replies only once
+//! the writer thread has written (`everysec`, `no`) or written and fsynced (`always`) up to
+//! the position of its last write. The thread takes everything buffered at once, so the
+//! clients of one batch share one write and one fsync (group commit).
+//!
+//! # How it is tested
+//! `tests/persistence_aof.rs`: `kill -9` during writes with `appendfsync always` (every
+//! acknowledged write is there after restart), BGREWRITEAOF under writes (nothing lost,
+//! redis-check-aof accepts the result), redis-server 7 loading cstore's directory and the
+//! other way round, and CONFIG SET appendonly.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::CachePadded;
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use super::command::CommandError;
+use super::command::server::{InfoSection, redis_version};
+use super::config::RuntimeSettings;
+use crate::engine::Store;
+use crate::persistence::aof::manifest::{AofFile, FileKind, Manifest};
+use crate::persistence::aof::{self, resp};
+use crate::persistence::config::{AppendFsync, PersistenceConfig};
+use crate::persistence::file;
+use crate::persistence::rdb::RdbHeader;
+
+/// Stripes that order the writes of one key with its log record. A power of two.
+pub(crate) const STRIPES: usize = 1024;
+
+/// How long the writer sleeps with nothing to write: the everysec fsync's pace.
+const FSYNC_EVERY: Duration = Duration::from_secs(1);
+/// After a failed write to the log, the next try waits this long (Redis retries each second).
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// An incremental file being appended to.
+struct IncrFile {
+    file: File,
+}
+
+/// Records not yet handed to the writer thread, by the file they go to.
+#[derive(Default)]
+struct Log {
+    /// Where new records go; `None` while the AOF is off.
+    current: Option<Arc<IncrFile>>,
+    pending: Vec<(Arc<IncrFile>, Vec<u8>)>,
+    /// Bytes ever appended: the position of the last record's end.
+    appended: u64,
+    stop: bool,
+}
+
+/// What the manifest says now, and the rewrite's bookkeeping.
+struct Files {
+    manifest: Manifest,
+    /// The AOF's size after the last rewrite (or load): what auto-rewrite measures growth by.
+    rewrite_base_size: u64,
+    base_size: u64,
+}
+
+#[derive(Default)]
+struct Status {
+    rewrite_started: Option<Instant>,
+    rewrite_scheduled: bool,
+    last_rewrite_secs: Option<u64>,
+    last_rewrite_ok: bool,
+    rewrites: u64,
+    last_write_error: Option<String>,
+}
+
+pub(crate) struct Aof {
+    store: Arc<Store>,
+    settings: Arc<RuntimeSettings>,
+    stripes: Box<[CachePadded<Mutex<()>>]>,
+    /// Whether writes are logged; changed only with every stripe held.
+    logging: AtomicBool,
+    log: Mutex<Log>,
+    wake_writer: Condvar,
+    /// The log position written (and fsynced under `always`): replies up to it may go out.
+    acked: tokio::sync::watch::Sender<u64>,
+    /// Held by whoever changes the files (rewrite, on, off): one at a time.
+    files: Mutex<Files>,
+    status: Mutex<Status>,
+    write_failed: AtomicBool,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// FNV-1a: a fixed hash, so a key keeps its stripe whatever the engine's shard count.
+fn stripe_of(key: &[u8]) -> usize {
+    let hash = key.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    (hash as usize) & (STRIPES - 1)
+}
+
+impl Aof {
+    pub(crate) fn new(store: Arc<Store>, settings: Arc<RuntimeSettings>) -> io::Result<Arc<Self>> {
+        let aof = Arc::new(Aof {
+            store,
+            settings,
+            stripes: (0..STRIPES).map(|_| CachePadded::new(Mutex::new(()))).collect(),
+            logging: AtomicBool::new(false),
+            log: Mutex::new(Log::default()),
+            wake_writer: Condvar::new(),
+            acked: tokio::sync::watch::Sender::new(0),
+            files: Mutex::new(Files { manifest: Manifest::default(), rewrite_base_size: 0, base_size: 0 }),
+            status: Mutex::new(Status { last_rewrite_ok: true, ..Status::default() }),
+            write_failed: AtomicBool::new(false),
+            writer: Mutex::new(None),
+        });
+        let writer = Arc::clone(&aof);
+        let handle = std::thread::Builder::new().name("aof-writer".into()).spawn(move || writer.write_loop())?;
+        *aof.writer.lock() = Some(handle);
+        Ok(aof)
+    }
+
+    /// Runs `op` (a write to `key` returning its result and whether it changed the store) and
+    /// logs the key's resulting state. `wait` becomes the log position the reply waits for.
+    pub(crate) fn write<R>(&self, wait: &mut u64, key: &[u8], op: impl FnOnce() -> (R, bool)) -> R {
+        let _ordered = self.stripes[stripe_of(key)].lock();
+        let (result, changed) = op();
+        if changed && self.logging.load(Relaxed) {
+            let mut record = Vec::with_capacity(32 + key.len());
+            match self.store.get_with_deadline(key) {
+                Some((value, None)) => resp::encode(&mut record, &[b"SET", key, &value]),
+                Some((value, Some(at))) => {
+                    resp::encode(&mut record, &[b"SET", key, &value, b"PXAT", at.to_string().as_bytes()]);
+                }
+                None => resp::encode(&mut record, &[b"DEL", key]),
+            }
+            *wait = self.append(record);
+        }
+        result
+    }
+
+    /// FLUSHALL / FLUSHDB: runs `op` with every key's writes held back, and logs it.
+    pub(crate) fn flush_all<R>(&self, wait: &mut u64, op: impl FnOnce() -> R) -> R {
+        let _all = self.hold_all();
+        let result = op();
+        if self.logging.load(Relaxed) {
+            let mut record = Vec::new();
+            resp::encode(&mut record, &[b"FLUSHALL"]);
+            *wait = self.append(record);
+        }
+        result
+    }
+
+    fn hold_all(&self) -> Vec<MutexGuard<'_, ()>> {
+        self.stripes.iter().map(|stripe| stripe.lock()).collect()
+    }
+
+    fn append(&self, record: Vec<u8>) -> u64 {
+        let mut log = self.log.lock();
+        let Some(current) = log.current.clone() else { return 0 };
+        log.appended += record.len() as u64;
+        match log.pending.last_mut() {
+            Some((file, bytes)) if Arc::ptr_eq(file, &current) => bytes.extend_from_slice(&record),
+            _ => log.pending.push((current, record)),
+        }
+        let position = log.appended;
+        drop(log);
+        self.wake_writer.notify_one();
+        position
+    }
+
+    /// Waits until the log is written (and fsynced under `always`) up to `position`.
+    pub(crate) async fn wait_acked(&self, position: u64) {
+        if *self.acked.borrow() >= position {
+            return;
+        }
+        let mut acked = self.acked.subscribe();
+        // The sender lives as long as `self`: an error cannot happen while we wait.
+        let _ = acked.wait_for(|&done| done >= position).await;
+    }
+
+    /// The writer thread: takes whatever is buffered, writes it, fsyncs by the policy,
+    /// publishes how far replies may go.
+    fn write_loop(&self) {
+        let mut unsynced: Vec<Arc<IncrFile>> = Vec::new();
+        let mut last_fsync = Instant::now();
+        loop {
+            let (batch, end, stop) = {
+                let mut log = self.log.lock();
+                if log.pending.is_empty() && !log.stop {
+                    self.wake_writer.wait_for(&mut log, FSYNC_EVERY);
+                }
+                (std::mem::take(&mut log.pending), log.appended, log.stop)
+            };
+            let mut failed = None;
+            let mut batch = batch.into_iter();
+            for (file, bytes) in batch.by_ref() {
+                // The size before, so that a failed write's partial prefix can be cut off
+                // (Redis's ftruncate after a short write) and the retry logs nothing twice.
+                let before = file.file.metadata().map(|meta| meta.len());
+                if let Err(error) = (&file.file).write_all(&bytes) {
+                    if let Ok(len) = before {
+                        let _ = file.file.set_len(len);
+                    }
+                    failed = Some((file, bytes, error));
+                    break;
+                }
+                if !unsynced.iter().any(|seen| Arc::ptr_eq(seen, &file)) {
+                    unsynced.push(file);
+                }
+            }
+            if let Some((file, bytes, error)) = failed {
+                // Back to the front of the queue, in order.
+                let mut log = self.log.lock();
+                let rest: Vec<_> = std::iter::once((file, bytes)).chain(batch).collect();
+                log.pending.splice(0..0, rest);
+                drop(log);
+                self.write_failed(format!("{error}"));
+                std::thread::sleep(RETRY_DELAY);
+                continue;
+            }
+            let policy = self.settings.appendfsync();
+            let fsync_now = stop
+                || policy == AppendFsync::Always
+                || (policy == AppendFsync::Everysec && last_fsync.elapsed() >= FSYNC_EVERY);
+            if fsync_now && !unsynced.is_empty() {
+                if let Some(error) = unsynced.iter().find_map(|file| file.file.sync_data().err()) {
+                    self.write_failed(format!("fsync: {error}"));
+                    std::thread::sleep(RETRY_DELAY);
+                    continue;
+                }
+                unsynced.clear();
+                last_fsync = Instant::now();
+            }
+            if self.write_failed.swap(false, Relaxed) {
+                tracing::warn!("AOF write error looks solved, the server can write again");
+                self.status.lock().last_write_error = None;
+            }
+            self.acked.send_if_modified(|acked| {
+                let moved = end > *acked;
+                *acked = (*acked).max(end);
+                moved
+            });
+            if stop && self.log.lock().pending.is_empty() {
+                return;
+            }
+        }
+    }
+
+    fn write_failed(&self, error: String) {
+        if !self.write_failed.swap(true, Relaxed) {
+            tracing::error!(%error, "error writing the AOF: writes are refused until it succeeds");
+        }
+        self.status.lock().last_write_error = Some(error);
+    }
+
+    /// Refuses writes while the log cannot be written, as Redis does.
+    pub(crate) fn check_writes_allowed(&self) -> Result<(), CommandError> {
+        if !self.write_failed.load(Relaxed) {
+            return Ok(());
+        }
+        let reason = self.status.lock().last_write_error.clone().unwrap_or_default();
+        Err(CommandError::Other(format!("MISCONF Errors writing to the AOF file: {reason}")))
+    }
+
+    /// After the startup load: with `appendonly yes`, continue the loaded AOF (its last
+    /// incremental file, or a new one), or create one from the loaded data when none was.
+    pub(crate) fn start(self: &Arc<Self>, loaded: Option<Manifest>) -> anyhow::Result<()> {
+        let config = self.settings.persistence();
+        if !config.appendonly {
+            return Ok(());
+        }
+        let Some(manifest) = loaded else {
+            return self.rewrite(Mode::Enable).map_err(|error| anyhow::anyhow!("cannot create the AOF: {error}"));
+        };
+        let dir = config.aof_dir();
+        let mut files = self.files.lock();
+        let size = manifest_size(&dir, &manifest);
+        files.base_size = manifest.base.as_ref().map_or(0, |base| file_len(&dir.join(&base.name)));
+        files.rewrite_base_size = size;
+        files.manifest = manifest;
+        let incr = match files.manifest.incrs.last() {
+            Some(last) => Arc::new(IncrFile { file: open_append(&dir.join(&last.name))? }),
+            None => {
+                let (incr, entry) = new_incr(&dir, &config, files.manifest.next_incr_seq())?;
+                let mut next = files.manifest.clone();
+                next.incrs.push(entry);
+                write_manifest(&dir, &config, &next)?;
+                files.manifest = next;
+                incr
+            }
+        };
+        let _all = self.hold_all();
+        self.log.lock().current = Some(incr);
+        self.logging.store(true, Relaxed);
+        tracing::info!(dir = %dir.display(), "appending to the AOF");
+        Ok(())
+    }
+
+    /// CONFIG SET may have changed `appendonly`: turn the AOF on (a rewrite writes the base
+    /// first) or off, in the background as Redis does.
+    pub(crate) fn settings_changed(self: &Arc<Self>) {
+        let wanted = self.settings.appendonly();
+        if wanted == self.logging.load(Relaxed) {
+            return;
+        }
+        let aof = Arc::clone(self);
+        let spawned = std::thread::Builder::new().name("aof-switch".into()).spawn(move || {
+            if !wanted {
+                aof.turn_off();
+            } else if let Err(error) = aof.rewrite(Mode::Enable) {
+                tracing::error!(%error, on = wanted, "cannot switch the AOF");
+            }
+        });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "cannot start the thread that switches the AOF");
+        }
+    }
+
+    fn turn_off(&self) {
+        let _files = self.files.lock();
+        if !self.logging.load(Relaxed) {
+            return;
+        }
+        let end = {
+            let _all = self.hold_all();
+            self.logging.store(false, Relaxed);
+            let mut log = self.log.lock();
+            log.current = None;
+            log.appended
+        };
+        self.wait_written(end);
+        tracing::info!("AOF turned off");
+    }
+
+    /// Blocks until the writer has caught up with `end` (or stopped): a rare caller
+    /// (turning the AOF off) on its own thread, so polling is simplest.
+    fn wait_written(&self, end: u64) {
+        while *self.acked.borrow() < end && self.writer.lock().as_ref().is_some_and(|w| !w.is_finished()) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// BGREWRITEAOF: `Ok(false)` when a rewrite is already under way.
+    pub(crate) fn background_rewrite(self: &Arc<Self>) -> Result<bool, String> {
+        {
+            let mut status = self.status.lock();
+            if status.rewrite_started.is_some() {
+                return Ok(false);
+            }
+            status.rewrite_started = Some(Instant::now());
+        }
+        let aof = Arc::clone(self);
+        let mode = if self.logging.load(Relaxed) { Mode::Rewrite } else { Mode::Standalone };
+        std::thread::Builder::new()
+            .name("aof-rewrite".into())
+            .spawn(move || {
+                if let Err(error) = aof.rewrite(mode) {
+                    tracing::error!(%error, "background AOF rewrite failed");
+                }
+            })
+            .map_err(|error| {
+                self.status.lock().rewrite_started = None;
+                format!("ERR cannot start the rewrite: {error}")
+            })?;
+        Ok(true)
+    }
+
+    /// Writes a new base from a point-in-time cut and switches the manifest to it, with new
+    /// writes going to a new incremental file from the cut on (`Mode::Standalone`, AOF off:
+    /// a base alone).
+    fn rewrite(&self, mode: Mode) -> Result<(), String> {
+        let span = tracing::info_span!("aof rewrite", mode = ?mode);
+        let _entered = span.enter();
+        self.status.lock().rewrite_started.get_or_insert_with(Instant::now);
+        let started = Instant::now();
+        let result = self.rewrite_files(mode);
+        if result.is_err() && mode == Mode::Enable {
+            // The new incremental file is listed nowhere without its base: stop logging to it.
+            let _all = self.hold_all();
+            self.logging.store(false, Relaxed);
+            self.log.lock().current = None;
+        }
+        let mut status = self.status.lock();
+        status.rewrite_started = None;
+        status.last_rewrite_secs = Some(started.elapsed().as_secs());
+        status.last_rewrite_ok = result.is_ok();
+        match &result {
+            Ok(size) => {
+                status.rewrites += 1;
+                tracing::info!(base_bytes = size, seconds = started.elapsed().as_secs_f64(), "AOF rewrite done");
+            }
+            Err(error) => tracing::error!(%error, "AOF rewrite failed; the previous files stay in use"),
+        }
+        result.map(|_| ())
+    }
+
+    fn rewrite_files(&self, mode: Mode) -> Result<u64, String> {
+        let mut files = self.files.lock();
+        if mode == Mode::Enable && self.logging.load(Relaxed) {
+            return Ok(files.base_size);
+        }
+        let config = self.settings.persistence();
+        let dir = config.aof_dir();
+        std::fs::create_dir_all(&dir).map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
+        let previous = files.manifest.clone();
+        let next_incr_seq = previous.next_incr_seq().max(1);
+        // The new incremental file is listed before any write reaches it, so that whatever it
+        // receives is replayed even if this rewrite fails (Redis does the same).
+        let incr = match mode {
+            Mode::Standalone => None,
+            Mode::Rewrite | Mode::Enable => {
+                let (incr, entry) = new_incr(&dir, &config, next_incr_seq).map_err(|error| error.to_string())?;
+                if mode == Mode::Rewrite {
+                    let mut listed = previous.clone();
+                    listed.incrs.push(entry.clone());
+                    write_manifest(&dir, &config, &listed).map_err(|error| error.to_string())?;
+                    files.manifest = listed;
+                }
+                Some((incr, entry))
+            }
+        };
+        let cut = loop {
+            let all = self.hold_all();
+            if let Some(cut) = self.store.try_snapshot() {
+                if let Some((incr, _)) = &incr {
+                    self.log.lock().current = Some(Arc::clone(incr));
+                    self.logging.store(true, Relaxed);
+                }
+                drop(all);
+                break cut;
+            }
+            drop(all);
+            // A BGSAVE or a migration walks the store: wait for it without holding writers.
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let rdb = config.aof_use_rdb_preamble;
+        let base = AofFile {
+            name: aof::base_name(&config.appendfilename, previous.next_base_seq(), rdb),
+            seq: previous.next_base_seq(),
+            kind: FileKind::Base,
+        };
+        let header = RdbHeader {
+            redis_version: redis_version(),
+            ctime_secs: cut.cut_ms() / 1000,
+            used_mem: self.store.memory_bytes(),
+            keys: cut.keys(),
+            volatile_keys: cut.volatile_keys(),
+        };
+        let base_size = aof::write_base(cut, &dir, &base.name, rdb.then(|| (config.save_options(), header)))
+            .map_err(|error| error.to_string())?;
+        let next = Manifest {
+            base: Some(base),
+            history: Vec::new(),
+            incrs: incr.iter().map(|(_, entry)| entry.clone()).collect(),
+        };
+        write_manifest(&dir, &config, &next).map_err(|error| error.to_string())?;
+        // The old files are history now: nothing the new manifest lists depends on them.
+        for old in previous.base.iter().chain(&previous.history).chain(&previous.incrs) {
+            if !next.incrs.iter().any(|kept| kept.name == old.name) {
+                let _ = std::fs::remove_file(dir.join(&old.name));
+            }
+        }
+        files.base_size = base_size;
+        files.rewrite_base_size = manifest_size(&dir, &next);
+        files.manifest = next;
+        Ok(base_size)
+    }
+
+    /// The auto-rewrite rule (`auto-aof-rewrite-percentage`, `-min-size`), at cron's pace.
+    pub(crate) fn cron(self: &Arc<Self>) {
+        if !self.logging.load(Relaxed) || self.status.lock().rewrite_started.is_some() {
+            return;
+        }
+        let config = self.settings.persistence();
+        if config.auto_aof_rewrite_percentage == 0 {
+            return;
+        }
+        let (current, base) = {
+            let Some(files) = self.files.try_lock() else { return };
+            (manifest_size(&config.aof_dir(), &files.manifest), files.rewrite_base_size.max(1))
+        };
+        let growth = (current.saturating_mul(100) / base).saturating_sub(100);
+        if current >= config.auto_aof_rewrite_min_size && growth >= config.auto_aof_rewrite_percentage {
+            tracing::info!(growth_percent = growth, bytes = current, "starting an automatic AOF rewrite");
+            let _ = self.background_rewrite();
+        }
+    }
+
+    /// At shutdown, after the connections are drained: everything logged is written and
+    /// fsynced before this returns.
+    pub(crate) fn shutdown(&self) {
+        self.log.lock().stop = true;
+        self.wake_writer.notify_one();
+        if let Some(writer) = self.writer.lock().take() {
+            let _ = writer.join();
+        }
+    }
+
+    /// INFO persistence's AOF fields, with Redis's names.
+    pub(crate) fn info(&self, section: InfoSection) -> InfoSection {
+        let status = self.status.lock();
+        let enabled = self.logging.load(Relaxed);
+        let seconds = |value: Option<u64>| value.map_or(-1, |secs| i64::try_from(secs).unwrap_or(i64::MAX));
+        let mut section = section
+            .field("aof_enabled", u8::from(enabled))
+            .field("aof_rewrite_in_progress", u8::from(status.rewrite_started.is_some()))
+            .field("aof_rewrite_scheduled", u8::from(status.rewrite_scheduled))
+            .field("aof_last_rewrite_time_sec", seconds(status.last_rewrite_secs))
+            .field("aof_current_rewrite_time_sec", seconds(status.rewrite_started.map(|s| s.elapsed().as_secs())))
+            .field("aof_last_bgrewrite_status", if status.last_rewrite_ok { "ok" } else { "err" })
+            .field("aof_rewrites", status.rewrites)
+            .field("aof_last_write_status", if self.write_failed.load(Relaxed) { "err" } else { "ok" })
+            .field("aof_last_cow_size", 0);
+        drop(status);
+        if enabled {
+            let dir = self.settings.persistence().aof_dir();
+            let (current, base) = match self.files.try_lock() {
+                Some(files) => (manifest_size(&dir, &files.manifest), files.base_size),
+                None => (0, 0),
+            };
+            let log = self.log.lock();
+            let buffered: usize = log.pending.iter().map(|(_, bytes)| bytes.len()).sum();
+            section = section
+                .field("aof_current_size", current)
+                .field("aof_base_size", base)
+                .field("aof_pending_rewrite", 0)
+                .field("aof_buffer_length", buffered)
+                .field("aof_pending_bio_fsync", 0)
+                .field("aof_delayed_fsync", 0);
+        }
+        section
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// BGREWRITEAOF with the AOF on.
+    Rewrite,
+    /// `appendonly` turned on: the base and a first incremental file.
+    Enable,
+    /// BGREWRITEAOF with the AOF off: a base alone.
+    Standalone,
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().append(true).open(path)
+}
+
+/// Creates incremental file `seq`, starting with SELECT 0, on disk with its directory entry.
+fn new_incr(dir: &Path, config: &PersistenceConfig, seq: u64) -> io::Result<(Arc<IncrFile>, AofFile)> {
+    let name = aof::incr_name(&config.appendfilename, seq);
+    let path = dir.join(&name);
+    let mut file = OpenOptions::new().create(true).truncate(true).write(true).open(&path)?;
+    file.write_all(&aof::select_db0())?;
+    file.sync_all()?;
+    File::open(dir)?.sync_all()?;
+    let file = open_append(&path)?;
+    Ok((Arc::new(IncrFile { file }), AofFile { name, seq, kind: FileKind::Incr }))
+}
+
+/// Replaces the manifest atomically: temporary file, fsync, rename, directory fsync.
+fn write_manifest(dir: &Path, config: &PersistenceConfig, manifest: &Manifest) -> Result<(), file::SaveFileError> {
+    let text = manifest.to_text();
+    file::replace_atomically(dir, &aof::manifest_name(&config.appendfilename), |out| out.write_all(text.as_bytes()))
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |meta| meta.len())
+}
+
+fn manifest_size(dir: &Path, manifest: &Manifest) -> u64 {
+    manifest.base.iter().chain(&manifest.incrs).map(|file| file_len(&dir.join(&file.name))).sum()
+}

@@ -1,0 +1,350 @@
+//! The append-only file through a real `cstore serve`, with redis-server 7 and
+//! redis-check-aof as oracles: cstore's directory passes redis-check-aof and loads in
+//! redis-server with every key, value and TTL; cstore loads what redis-server writes;
+//! `kill -9` during writes with `appendfsync always` loses no acknowledged write; a torn
+//! tail is cut with a warning and other corruption stops startup; BGREWRITEAOF under writes
+//! loses nothing.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::server::{PATIENCE, RespClient, TestServer, bulk, int, ok, simple};
+use common::tools::{RedisServer, require};
+use cstore::server::resp_value::Value;
+
+fn serve_aof(dir: &Path, extra: &[&str]) -> TestServer {
+    let base = ["--dir", dir.to_str().unwrap(), "--appendonly", "yes", "--appendfsync", "always"];
+    TestServer::start(&[&base[..], extra].concat())
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+fn manifest(dir: &Path) -> std::path::PathBuf {
+    dir.join("appendonlydir/appendonly.aof.manifest")
+}
+
+/// redis-check-aof's verdict on the manifest: it must say the AOF is valid.
+fn check_aof(check: &Path, dir: &Path) {
+    let output = Command::new(check).arg(manifest(dir)).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && text.contains("is valid"), "redis-check-aof refused:\n{text}");
+}
+
+/// Writes of every kind; returns what the store must hold: key -> (value, deadline ms).
+fn write_mix(client: &mut RespClient) -> BTreeMap<Vec<u8>, (Vec<u8>, Option<i64>)> {
+    let deadline = unix_ms() + 3_600_000;
+    let at = deadline.to_string();
+    for command in [
+        vec![&b"SET"[..], b"\x00bin\xffary", b"\r\n\x00"],
+        vec![b"SET", b"empty", b""],
+        vec![b"SET", b"gone", b"x"],
+        vec![b"DEL", b"gone"],
+        vec![b"INCRBY", b"counter", b"41"],
+        vec![b"INCR", b"counter"],
+        vec![b"SET", b"ttl", b"v", b"EX", b"3600"],
+        vec![b"APPEND", b"ttl", b"w"],
+        vec![b"SET", b"abs", b"y"],
+        vec![b"PEXPIREAT", b"abs", at.as_bytes()],
+        vec![b"MSET", b"m1", b"1", b"m2", b"2"],
+        vec![b"SETRANGE", b"m2", b"3", b"!"],
+        vec![b"SET", b"big", &b"abc".repeat(40_000)],
+    ] {
+        let reply = client.send(&command);
+        assert!(!matches!(reply, Value::Error(_)), "{command:?}: {reply:?}");
+    }
+    // EX 3600 from about now: the deadline read back below.
+    let ttl_deadline = match client.send(&["PTTL", "ttl"]) {
+        Value::Integer(ms) => unix_ms() + ms,
+        other => panic!("PTTL gave {other:?}"),
+    };
+    BTreeMap::from([
+        (b"\x00bin\xffary".to_vec(), (b"\r\n\x00".to_vec(), None)),
+        (b"empty".to_vec(), (Vec::new(), None)),
+        (b"counter".to_vec(), (b"42".to_vec(), None)),
+        (b"ttl".to_vec(), (b"vw".to_vec(), Some(ttl_deadline))),
+        (b"abs".to_vec(), (b"y".to_vec(), Some(deadline))),
+        (b"m1".to_vec(), (b"1".to_vec(), None)),
+        (b"m2".to_vec(), (b"2\x00\x00!".to_vec(), None)),
+        (b"big".to_vec(), (b"abc".repeat(40_000), None)),
+    ])
+}
+
+fn assert_holds(client: &mut RespClient, expected: &BTreeMap<Vec<u8>, (Vec<u8>, Option<i64>)>) {
+    assert_eq!(client.send(&["DBSIZE"]), int(expected.len() as i64));
+    for (key, (value, deadline)) in expected {
+        let shown = String::from_utf8_lossy(key).into_owned();
+        assert_eq!(client.send(&[&b"GET"[..], key]), bulk(value), "{shown}");
+        match (client.send(&[&b"PTTL"[..], key]), deadline) {
+            (Value::Integer(-1), None) => {}
+            (Value::Integer(ms), Some(at)) => {
+                let left = at - unix_ms();
+                assert!((left - 2000..=left + 1000).contains(&ms), "{shown}: PTTL {ms}, expected about {left}");
+            }
+            (other, _) => panic!("{shown}: PTTL {other:?}, deadline {deadline:?}"),
+        }
+    }
+}
+
+fn wait_for_rewrite(client: &mut RespClient) {
+    let deadline = Instant::now() + PATIENCE;
+    while client.info_field("aof_rewrite_in_progress") != "0" {
+        assert!(Instant::now() < deadline, "BGREWRITEAOF did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(client.info_field("aof_last_bgrewrite_status"), "ok");
+}
+
+#[test]
+fn cstore_aof_passes_redis_check_aof_and_loads_in_redis_server_and_back() {
+    let (Some(check), Some(redis_server)) = (require("redis-check-aof"), require("redis-server")) else { return };
+    for preamble in ["yes", "no"] {
+        let dir = tempfile::tempdir().unwrap();
+        let expected = {
+            let server = serve_aof(dir.path(), &["--aof-use-rdb-preamble", preamble]);
+            let mut client = server.connect();
+            assert_eq!(client.info_field("aof_enabled"), "1");
+            let mut expected = write_mix(&mut client);
+            // Half before a rewrite, half after: base plus incremental file.
+            assert_eq!(client.send(&["BGREWRITEAOF"]), simple("Background append only file rewriting started"));
+            wait_for_rewrite(&mut client);
+            assert_eq!(client.send(&["SET", "after", "rewrite"]), ok());
+            assert_eq!(client.send(&["DEL", "m1"]), int(1));
+            expected.insert(b"after".to_vec(), (b"rewrite".to_vec(), None));
+            expected.remove(b"m1".as_slice());
+            assert_holds(&mut client, &expected);
+            expected
+        };
+        check_aof(&check, dir.path());
+        let base = std::fs::read_to_string(manifest(dir.path())).unwrap();
+        let base_kind = if preamble == "yes" { "base.rdb" } else { "base.aof" };
+        assert!(base.contains(base_kind) && base.contains("incr.aof"), "{base}");
+        {
+            let redis =
+                RedisServer::start(&redis_server, &["--dir", dir.path().to_str().unwrap(), "--appendonly", "yes"]);
+            let mut client = RespClient::connect(redis.addr);
+            assert_holds(&mut client, &expected);
+        }
+        // And back: cstore loads the directory redis-server has now continued.
+        let server = serve_aof(dir.path(), &[]);
+        assert_holds(&mut server.connect(), &expected);
+    }
+}
+
+#[test]
+fn cstore_loads_the_aof_redis_server_writes() {
+    let Some(redis_server) = require("redis-server") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let expected = {
+        let redis = RedisServer::start(
+            &redis_server,
+            &["--dir", dir.path().to_str().unwrap(), "--appendonly", "yes", "--appendfsync", "always"],
+        );
+        let mut client = RespClient::connect(redis.addr);
+        let expected = write_mix(&mut client);
+        assert_eq!(client.send(&["BGREWRITEAOF"]), simple("Background append only file rewriting started"));
+        let deadline = Instant::now() + PATIENCE;
+        while client.info_field("aof_rewrite_in_progress") != "0" || client.info_field("aof_rewrite_scheduled") != "0" {
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(client.send(&["INCR", "counter"]), int(43));
+        let mut expected = expected;
+        expected.insert(b"counter".to_vec(), (b"43".to_vec(), None));
+        expected
+        // Killed here (SIGKILL): redis-server wrote the log before replying.
+    };
+    let server = serve_aof(dir.path(), &[]);
+    assert_holds(&mut server.connect(), &expected);
+}
+
+/// One writer's SETs on a raw socket, each waiting for its reply, until the server dies:
+/// what was acknowledged, and the write in flight when it died.
+type Outcome = (Vec<(String, String)>, Option<(String, String)>);
+
+fn write_until_killed(addr: std::net::SocketAddr, writer: usize, round: usize) -> Outcome {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut acked = Vec::new();
+    for i in 0.. {
+        let (key, value) = (format!("k{writer}-{}", i % 50), format!("r{round}-{i}"));
+        let request = format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n", key.len(), value.len());
+        let mut reply = [0u8; 5];
+        if stream.write_all(request.as_bytes()).is_err() || stream.read_exact(&mut reply).is_err() {
+            return (acked, Some((key, value)));
+        }
+        assert_eq!(&reply, b"+OK\r\n");
+        acked.push((key, value));
+    }
+    unreachable!("the loop ends only when the server is gone")
+}
+
+#[test]
+fn kill_9_during_writes_with_appendfsync_always_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    // Per key: the last acknowledged value, and a later one in flight at the kill (which
+    // may or may not have reached the log).
+    let mut state: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let verify = |client: &mut RespClient, state: &mut BTreeMap<String, (String, Option<String>)>, round: usize| {
+        for (key, (acked, in_flight)) in state.iter_mut() {
+            let got = client.send(&["GET", key]);
+            if got == bulk(&*acked) {
+                *in_flight = None;
+            } else if in_flight.as_ref().is_some_and(|v| got == bulk(v)) {
+                *acked = in_flight.take().unwrap_or_default();
+            } else {
+                panic!("round {round}: {key} holds {got:?}, acknowledged {acked:?}, in flight {in_flight:?}");
+            }
+        }
+    };
+    for round in 0..20 {
+        let server = serve_aof(dir.path(), &[]);
+        verify(&mut server.connect(), &mut state, round);
+        let addr = server.resp_addr;
+        let writers: Vec<_> = (0..3).map(|w| std::thread::spawn(move || write_until_killed(addr, w, round))).collect();
+        // A random moment between 20 and 150 ms into the load.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(20 + seed % 130));
+        server.signal("KILL");
+        for writer in writers {
+            let (acked, in_flight) = writer.join().unwrap();
+            for (key, value) in acked {
+                state.insert(key, (value, None));
+            }
+            if let Some((key, value)) = in_flight {
+                state.entry(key).or_insert_with(|| (String::new(), None)).1 = Some(value);
+            }
+        }
+        drop(server);
+    }
+    // A key never acknowledged (only in flight) may be absent: GET gives null, not "".
+    state.retain(|_, (acked, _)| !acked.is_empty());
+    assert!(state.len() > 50, "the rounds wrote too little to mean anything: {}", state.len());
+    let server = serve_aof(dir.path(), &[]);
+    verify(&mut server.connect(), &mut state, 20);
+}
+
+#[test]
+fn a_torn_tail_is_cut_with_a_warning_and_corruption_stops_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut server = serve_aof(dir.path(), &[]);
+        let mut client = server.connect();
+        assert_eq!(client.send(&["SET", "kept", "1"]), ok());
+        server.signal("TERM");
+        assert!(server.wait_for_exit(PATIENCE).success());
+    }
+    let incr = dir.path().join("appendonlydir/appendonly.aof.1.incr.aof");
+    let good = std::fs::read(&incr).unwrap();
+    std::fs::write(&incr, [&good[..], b"*3\r\n$3\r\nSET\r\n$4\r\ntorn\r\n$5\r\nval"].concat()).unwrap();
+    {
+        let server = serve_aof(dir.path(), &[]);
+        let mut client = server.connect();
+        assert_eq!(client.send(&["GET", "kept"]), bulk("1"));
+        assert_eq!(client.send(&["EXISTS", "torn"]), int(0));
+        assert!(server.log().iter().any(|line| line.contains("torn last command was cut off")), "{:?}", server.log());
+    }
+    assert_eq!(std::fs::read(&incr).unwrap(), good, "the tail is cut back to the last whole command");
+
+    std::fs::write(&incr, [&good[..], b"+garbage\r\n*1\r\n$4\r\nPING\r\n"].concat()).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_cstore"))
+        .args(["serve", "--port", "0", "--admin-port", "0", "--bind", "127.0.0.1"])
+        .args(["--dir", dir.path().to_str().unwrap(), "--appendonly", "yes"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "started on a corrupt AOF: {stderr}");
+    assert!(stderr.contains("bad file format") && stderr.contains("redis-check-aof"), "{stderr}");
+    assert!(std::fs::read(&incr).unwrap().ends_with(b"PING\r\n"), "a corrupt file is left untouched");
+}
+
+#[test]
+fn bgrewriteaof_under_writes_loses_nothing_and_passes_redis_check_aof() {
+    let Some(check) = require("redis-check-aof") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let everysec = ["--dir", dir.path().to_str().unwrap(), "--appendonly", "yes", "--appendfsync", "everysec"];
+    let server = TestServer::start(&everysec);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..2)
+        .map(|writer| {
+            let mut client = server.connect();
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut model = BTreeMap::new();
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let key = format!("w{writer}-{}", i % 200);
+                    match client.send(&["INCR", &key]) {
+                        Value::Integer(n) => model.insert(key, n),
+                        other => panic!("INCR {key}: {other:?}"),
+                    };
+                    i += 1;
+                }
+                model
+            })
+        })
+        .collect();
+    let mut client = server.connect();
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(150));
+        assert_eq!(client.send(&["BGREWRITEAOF"]), simple("Background append only file rewriting started"));
+        wait_for_rewrite(&mut client);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    stop.store(true, Ordering::Relaxed);
+    let models: Vec<_> = writers.into_iter().map(|writer| writer.join().unwrap()).collect();
+    // Three BGREWRITEAOFs, and the rewrite that created the AOF at startup.
+    assert_eq!(client.info_field("aof_rewrites"), "4");
+    server.signal("KILL");
+    drop(server);
+    check_aof(&check, dir.path());
+    let files: Vec<String> = std::fs::read_dir(dir.path().join("appendonlydir"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(files.len(), 3, "the manifest, one base, one incremental file: {files:?}");
+    let server = serve_aof(dir.path(), &[]);
+    let mut client = server.connect();
+    for (key, n) in models.iter().flatten() {
+        assert_eq!(client.send(&["GET", key]), bulk(n.to_string()), "{key}");
+    }
+}
+
+#[test]
+fn appendonly_turns_on_and_off_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&["--dir", dir.path().to_str().unwrap()]);
+    let mut client = server.connect();
+    assert_eq!(client.send(&["SET", "before", "1"]), ok());
+    assert_eq!(client.send(&["CONFIG", "SET", "appendonly", "yes"]), ok());
+    let deadline = Instant::now() + PATIENCE;
+    while client.info_field("aof_enabled") != "1" {
+        assert!(Instant::now() < deadline, "the AOF did not turn on");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(client.send(&["SET", "after", "2"]), ok());
+    assert_eq!(client.send(&["CONFIG", "SET", "appendonly", "no"]), ok());
+    while client.info_field("aof_enabled") != "0" {
+        assert!(Instant::now() < deadline, "the AOF did not turn off");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(client.send(&["SET", "unlogged", "3"]), ok());
+    server.signal("KILL");
+    drop(server);
+    let server = serve_aof(dir.path(), &[]);
+    let mut client = server.connect();
+    assert_eq!(client.send(&["GET", "before"]), bulk("1"));
+    assert_eq!(client.send(&["GET", "after"]), bulk("2"));
+    assert_eq!(client.send(&["EXISTS", "unlogged"]), int(0));
+}
