@@ -202,14 +202,24 @@ else
 fi
 kubectl version
 
-# Free ports on 127.0.0.1, as many as asked.
+# Free ports on 127.0.0.1, as many as asked. Below the kernel's ephemeral range: a port the OS
+# gave out (bind to port 0) is released before our process binds it, and in between any
+# outgoing connection on this busy machine may take it as its local port (EADDRINUSE).
 free_ports() {
     python3 - "$1" <<'PY'
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))
+import random, socket, sys
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+ports = []
+while len(ports) < int(sys.argv[1]):
+    port = random.randrange(10000, low)
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+    if port not in ports:
+        ports.append(port)
+print(*ports)
 PY
 }
 
@@ -344,7 +354,9 @@ EOF
 # --- CRD -------------------------------------------------------------------------------------
 crd_apply() {
     kubectl apply --server-side -f crds/ || return 1
-    kubectl wait --for=condition=Established "crd/$CRD_NAME" --timeout=60s
+    # Retried: until the API server writes the CRD's first status, `kubectl wait` fails at once
+    # (".status.conditions accessor error: <nil>") instead of waiting.
+    until_true 60 kubectl wait --for=condition=Established "crd/$CRD_NAME" --timeout=10s
 }
 check "CRD: kubectl apply --server-side -f crds/, Established" crd_apply
 
