@@ -8,6 +8,7 @@
 
 mod args;
 mod byte_size;
+mod output_limits;
 mod runtime;
 
 use std::fmt;
@@ -23,6 +24,7 @@ use crate::persistence::config::PersistenceConfig;
 
 pub use args::ServeArgs;
 pub use byte_size::{ByteSizeError, parse_byte_size};
+pub use output_limits::{ClassLimit, LimitUpdate, OutputBufferLimits, OutputLimitError};
 pub use runtime::RuntimeSettings;
 
 /// The only file format version this build reads and writes.
@@ -64,6 +66,14 @@ pub struct ServerConfig {
     pub max_inline_len: u64,
     /// Seconds a client may stay idle before it is disconnected; 0 never disconnects.
     pub client_idle_timeout_secs: u64,
+    /// Seconds a client may leave its replies unread (the socket takes no byte of them) before
+    /// it is disconnected; 0 never disconnects.
+    pub client_write_timeout_secs: u64,
+    /// Limits on a client's unread replies, in Redis's `client-output-buffer-limit` syntax.
+    pub client_output_buffer_limit: OutputBufferLimits,
+    /// Seconds between TCP keepalive probes on client connections (Redis's `tcp-keepalive`);
+    /// 0 turns keepalive off.
+    pub tcp_keepalive: u64,
     /// Memory limit for keys and values, in bytes; 0 means unlimited.
     #[serde(deserialize_with = "byte_size::deserialize")]
     pub max_memory: u64,
@@ -102,6 +112,9 @@ impl Default for ServerConfig {
             max_args: 1 << 20,
             max_inline_len: 64 << 10,
             client_idle_timeout_secs: 0,
+            client_write_timeout_secs: 60,
+            client_output_buffer_limit: OutputBufferLimits::default(),
+            tcp_keepalive: 300,
             max_memory: 0,
             max_memory_policy: MaxMemoryPolicy::default(),
             require_pass: None,
@@ -189,6 +202,13 @@ impl ServerConfig {
         ensure(self.client_idle_timeout_secs <= MAX_CLIENT_IDLE_TIMEOUT_SECS, "clientIdleTimeoutSecs", || {
             format!("must be at most {MAX_CLIENT_IDLE_TIMEOUT_SECS} (0 never times out)")
         })?;
+        for (setting, secs) in
+            [("clientWriteTimeoutSecs", self.client_write_timeout_secs), ("tcpKeepalive", self.tcp_keepalive)]
+        {
+            ensure(secs <= MAX_CLIENT_IDLE_TIMEOUT_SECS, setting, || {
+                format!("must be at most {MAX_CLIENT_IDLE_TIMEOUT_SECS} (0 turns it off)")
+            })?;
+        }
         self.check_password_source()?;
         ensure(self.require_pass.as_ref().is_none_or(|p| !p.expose().is_empty()), "requirePass", || {
             "must not be empty; leave it out to disable authentication".into()
@@ -392,6 +412,9 @@ mod tests {
             max_args: 100,
             max_inline_len: 4096,
             client_idle_timeout_secs: 300,
+            client_write_timeout_secs: 15,
+            client_output_buffer_limit: "normal 64mb 16mb 30".parse().unwrap(),
+            tcp_keepalive: 60,
             max_memory: 100 << 20,
             max_memory_policy: MaxMemoryPolicy::AllkeysRandom,
             require_pass: None,

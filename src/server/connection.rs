@@ -1,8 +1,22 @@
 //! One client connection: read whatever bytes have arrived, execute every complete request
-//! among them, write all the replies at once (so pipelined requests cost one write), repeat.
-//! The socket is only ever touched here; everything between bytes in and bytes out is
-//! synchronous.
+//! among them, write the replies (so pipelined requests cost one write), repeat. The socket is
+//! only ever touched here; everything between bytes in and bytes out is synchronous.
+//!
+//! Memory and time per client are bounded the way Redis bounds them, plus backpressure:
+//! - the output is written as it grows: once 256 KiB of replies wait, the connection stops
+//!   executing the client's requests until the socket has taken them, and a command with a
+//!   long reply (MGET) stops midway and resumes after the write; large values are sent by
+//!   reference, never copied ([`Output`]);
+//! - `client-output-buffer-limit` (normal class): a client whose unread replies reach the
+//!   hard limit, or stay above the soft limit for longer than its seconds, is closed;
+//! - a client whose socket takes no byte for `client-write-timeout` (or `timeout`, Redis's
+//!   idle timeout, which counts writes as activity) is closed, and once the server drains
+//!   for shutdown a stuck write waits [`SHUTDOWN_LINGER`] at most;
+//! - before AUTH, requests are limited as Redis limits them ([`Limits::unauthenticated`]);
+//! - read and write buffers left large by one big request or reply are shrunk once they have
+//!   been mostly unused for a while, as Redis's clientsCron does.
 
+use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,16 +28,24 @@ use tokio::net::TcpStream;
 
 use super::command;
 use super::frame::{Limits, ProtocolError, RequestDecoder};
+use super::output::Output;
 use super::reply::ReplyWriter;
-use super::session::{Registration, Session};
+use super::session::{BufferUsage, ClientInfo, Registration, Session};
 use super::shutdown::Shutdown;
 use super::state::ServerState;
 
-/// Bytes asked of the socket per read.
+/// Bytes asked of the socket per read, and what an idle connection's buffers shrink back to.
 const READ_CHUNK: usize = 16 * 1024;
-/// Replies are written out once this much has accumulated, even mid-pipeline, so a long
-/// pipeline of large values never buffers without bound.
+/// Replies are written out once this much has accumulated, even mid-pipeline or mid-reply, and
+/// the client's next request waits until the socket has taken them: a client that does not
+/// read stops being served instead of growing its output.
 const FLUSH_THRESHOLD: usize = 256 * 1024;
+/// How often a connection considers shrinking its buffers, and how long they must have been
+/// mostly unused first (Redis's clientsCron looks at each client about once a second and
+/// shrinks a query buffer whose peak since the last look is under half its size).
+const TRIM_INTERVAL: Duration = Duration::from_secs(2);
+/// A read buffer is shrunk only above this capacity (Redis's `PROTO_MBULK_BIG_ARG`).
+const INPUT_TRIM_MIN: usize = 32 * 1024;
 
 /// Arguments of one request kept on the stack; GET takes 2, SET 3 to 7, MSET of three pairs 7.
 const REQUEST_ARGS_INLINE: usize = 8;
@@ -36,6 +58,10 @@ enum Ending {
     Quit,
     ProtocolError,
     IdleTimeout,
+    /// Its socket took no byte of its replies for `client-write-timeout`.
+    WriteTimeout,
+    /// Its replies reached `client-output-buffer-limit`.
+    OutputLimit,
     Shutdown,
 }
 
@@ -45,22 +71,67 @@ struct Connection {
     /// over many reads is not rescanned from its start each time.
     decoder: RequestDecoder,
     input: BytesMut,
-    output: BytesMut,
+    output: Output,
+    /// Since when the output has been at or above the soft limit.
+    over_soft_limit_since: Option<Instant>,
+    info: Arc<ClientInfo>,
+    /// The sizes last published to `info`, so unchanged sizes cost no shared write.
+    published: BufferUsage,
+    /// When the buffers were last considered for shrinking, and the most input buffered since.
+    last_trim: Instant,
+    input_peak: usize,
 }
 
 impl Connection {
-    async fn flush(&mut self) -> io::Result<()> {
-        if !self.output.is_empty() {
-            self.stream.write_all(&self.output).await?;
-            self.output.clear();
-        }
-        Ok(())
-    }
-
     /// Reads more bytes; 0 means the client closed its side.
     async fn read_more(&mut self) -> io::Result<usize> {
         self.input.reserve(READ_CHUNK);
-        self.stream.read_buf(&mut self.input).await
+        let read = self.stream.read_buf(&mut self.input).await;
+        self.input_peak = self.input_peak.max(self.input.len());
+        read
+    }
+
+    /// Makes the buffer sizes visible to CLIENT LIST, INFO and `maxmemory`.
+    fn publish(&mut self, argv_mem: usize) {
+        publish(&self.info, &mut self.published, &self.input, &self.output, argv_mem);
+    }
+
+    /// Whether a buffer is large enough to be worth shrinking once it has been idle.
+    fn trimmable(&self) -> bool {
+        self.input.capacity() > INPUT_TRIM_MIN || self.output.memory() > READ_CHUNK
+    }
+
+    /// Shrinks buffers that were mostly unused since the last look, as clientsCron does: the
+    /// read buffer when its peak used less than half of it, the reply buffer when it is empty.
+    fn trim(&mut self, now: Instant) {
+        if now.saturating_duration_since(self.last_trim) < TRIM_INTERVAL {
+            return;
+        }
+        self.last_trim = now;
+        if self.input.capacity() > INPUT_TRIM_MIN && self.input_peak < self.input.capacity() / 2 {
+            // Same bytes at the same offsets, so the decoder's progress stays valid.
+            let mut smaller = BytesMut::with_capacity(self.input.len().max(READ_CHUNK));
+            smaller.extend_from_slice(&self.input);
+            self.input = smaller;
+        }
+        self.input_peak = self.input.len();
+        self.output.trim(READ_CHUNK);
+        self.info.reset_recent_max();
+        self.publish(0);
+    }
+}
+
+fn publish(info: &ClientInfo, published: &mut BufferUsage, input: &BytesMut, output: &Output, argv_mem: usize) {
+    let usage = BufferUsage {
+        qbuf: input.len(),
+        qbuf_free: input.capacity() - input.len(),
+        argv_mem,
+        omem: output.pending(),
+        output_memory: output.memory(),
+    };
+    if usage != *published {
+        info.publish(usage);
+        *published = usage;
     }
 }
 
@@ -74,12 +145,23 @@ pub(crate) async fn serve(state: Arc<ServerState>, stream: TcpStream, registrati
         stream,
         decoder: RequestDecoder::new(),
         input: BytesMut::with_capacity(READ_CHUNK),
-        output: BytesMut::with_capacity(READ_CHUNK),
+        output: Output::default(),
+        over_soft_limit_since: None,
+        info: Arc::clone(&registration.info),
+        published: BufferUsage::default(),
+        last_trim: Instant::now(),
+        input_peak: 0,
     };
     state.metrics.client_connected();
     let ending = run(&state, &mut connection, &mut session, shutdown).await;
     state.metrics.client_disconnected();
     match ending {
+        Ok(Ending::OutputLimit) => {
+            // Redis logs this at warning level: it is a client misbehaving or a limit too low.
+            let client = registration.info.describe(Instant::now());
+            tracing::warn!(client = id, %client, "client closed for overcoming of output buffer limits");
+        }
+        Ok(Ending::WriteTimeout) => tracing::info!(client = id, "client closed: it left its replies unread"),
         Ok(ending) => tracing::debug!(client = id, ?ending, "connection closed"),
         Err(error) => tracing::debug!(client = id, %error, "connection failed"),
     }
@@ -92,29 +174,58 @@ async fn run(
     session: &mut Session,
     mut shutdown: Shutdown,
 ) -> io::Result<Ending> {
-    let limits = state.limits();
     // One wait for the shutdown broadcast for the connection's whole life: a fresh `recv()`
     // per read would join and leave the channel's waiter list (two mutex round trips) on
     // every request, which was 8% of an unpipelined GET's instructions.
     let shutdown_signal = shutdown.recv();
     tokio::pin!(shutdown_signal);
     loop {
-        if let Some(ending) = execute_buffered(state, connection, session, &limits).await? {
+        if let Some(ending) = execute_buffered(state, connection, session).await? {
             return Ok(ending);
         }
-        let read = tokio::select! {
-            // Shutdown first: a client that keeps sending must not keep the server up.
-            biased;
-            () = &mut shutdown_signal => return finish_for_shutdown(state, connection, session, &limits).await,
-            read = read_with_timeout(connection, state.settings.client_idle_timeout()) => read,
-        };
-        match read {
-            Some(Ok(0)) => return Ok(Ending::ClientClosed),
-            Some(Ok(_)) => {}
-            Some(Err(error)) => return Err(error),
-            None => return Ok(Ending::IdleTimeout),
+        connection.trim(Instant::now());
+        connection.publish(0);
+        // Redis's idle timeout: from the last read or write, which was just now.
+        let idle_deadline = state.settings.client_idle_timeout().map(|idle| tokio::time::Instant::now() + idle);
+        loop {
+            let trim_wait = connection.trimmable().then_some(TRIM_INTERVAL);
+            let read = tokio::select! {
+                // Shutdown first: a client that keeps sending must not keep the server up.
+                biased;
+                () = &mut shutdown_signal => return finish_for_shutdown(state, connection, session).await,
+                read = connection.read_more() => read,
+                () = sleep_until(idle_deadline) => return Ok(Ending::IdleTimeout),
+                () = sleep_for(trim_wait) => {
+                    connection.trim(Instant::now());
+                    continue;
+                }
+            };
+            match read {
+                Ok(0) => return Ok(Ending::ClientClosed),
+                Ok(_) => break,
+                Err(error) => return Err(error),
+            }
         }
+        connection.publish(0);
     }
+}
+
+/// Waits until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits for `wait`, or forever without one.
+fn sleep_for(wait: Option<Duration>) -> impl Future<Output = ()> {
+    sleep_until(wait.map(|wait| tokio::time::Instant::now() + wait))
+}
+
+/// The request limits for the client's next request: tighter before AUTH.
+fn request_limits(state: &ServerState, session: &Session) -> Limits {
+    Limits { unauthenticated: !session.is_authenticated(&state.settings), ..state.limits() }
 }
 
 /// Executes every complete request already buffered and writes the replies (in one write
@@ -123,53 +234,182 @@ async fn execute_buffered(
     state: &ServerState,
     connection: &mut Connection,
     session: &mut Session,
-    limits: &Limits,
 ) -> io::Result<Option<Ending>> {
     let mut clock = Instant::now();
     loop {
         // The decoder fails rather than buffer more than `max_request_len` of one request,
         // so memory per connection stays bounded by that plus one read.
-        match connection.decoder.decode_front(&mut connection.input, limits) {
+        let limits = request_limits(state, session);
+        match connection.decoder.decode_front(&mut connection.input, &limits) {
             Ok(Some(len)) => {
                 // The arguments are borrowed from the read buffer, on the stack for up to
                 // REQUEST_ARGS_INLINE of them: a request costs no allocation.
                 let args: RequestArgs<'_> = connection.decoder.args(&connection.input[..len]).collect();
+                let hard_limit = state.settings.output_buffer_limits().normal.hard;
+                connection.output.set_hard_limit(usize::try_from(hard_limit).unwrap_or(usize::MAX));
                 let mut writer = ReplyWriter::new(&mut connection.output, session.protocol());
                 clock = command::execute(state, session, &args, &mut writer, clock);
+                // A command that stopped midway continues once the client has read enough.
+                while session.resume_at.is_some() && !connection.output.overflowed() {
+                    let writing = Writing {
+                        stream: &mut connection.stream,
+                        output: &mut connection.output,
+                        over_soft_limit_since: &mut connection.over_soft_limit_since,
+                        info: &connection.info,
+                        published: &mut connection.published,
+                        input: &connection.input,
+                        argv_mem: args.iter().map(|arg| arg.len()).sum(),
+                        aof_wait: session.aof_wait,
+                    };
+                    if let Some(ending) = writing.drain(state, FLUSH_THRESHOLD).await? {
+                        return Ok(Some(ending));
+                    }
+                    let mut writer = ReplyWriter::new(&mut connection.output, session.protocol());
+                    command::resume(state, session, &args, &mut writer);
+                    clock = Instant::now();
+                }
+                session.resume_at = None;
                 drop(args);
                 connection.input.advance(len);
-                if session.closing {
-                    flush_acked(state, connection, session).await?;
-                    return Ok(Some(Ending::Quit));
+                if connection.output.overflowed() {
+                    return Ok(Some(Ending::OutputLimit));
                 }
-                if connection.output.len() >= FLUSH_THRESHOLD {
-                    flush_acked(state, connection, session).await?;
+                if session.closing {
+                    return Ok(Some(
+                        connection.writing(session.aof_wait).drain(state, 0).await?.unwrap_or(Ending::Quit),
+                    ));
+                }
+                if connection.output.pending() >= FLUSH_THRESHOLD {
+                    if let Some(ending) = connection.writing(session.aof_wait).drain(state, 0).await? {
+                        return Ok(Some(ending));
+                    }
                     // Waiting for the client to read is not the next request's time.
                     clock = Instant::now();
                 }
             }
             Ok(None) => break,
-            Err(error) => return refuse(connection, session, &error).await.map(Some),
+            Err(error) => return refuse(state, connection, session, &error).await.map(Some),
         }
     }
-    flush_acked(state, connection, session).await?;
-    Ok(None)
+    connection.writing(session.aof_wait).drain(state, 0).await
 }
 
-/// Sends the replies once the AOF holds the writes they acknowledge (written, and under
-/// `appendfsync always` fsynced): a reply never promises more than the log keeps.
-async fn flush_acked(state: &ServerState, connection: &mut Connection, session: &Session) -> io::Result<()> {
-    if !connection.output.is_empty() {
-        state.aof.wait_acked(session.aof_wait).await;
+impl Connection {
+    fn writing(&mut self, aof_wait: u64) -> Writing<'_> {
+        Writing {
+            stream: &mut self.stream,
+            output: &mut self.output,
+            over_soft_limit_since: &mut self.over_soft_limit_since,
+            info: &self.info,
+            published: &mut self.published,
+            input: &self.input,
+            argv_mem: 0,
+            aof_wait,
+        }
     }
-    connection.flush().await
+}
+
+/// The parts of a connection that writing replies needs, borrowed apart from the read buffer
+/// (whose arguments a command that stopped midway still uses).
+struct Writing<'a> {
+    stream: &'a mut TcpStream,
+    output: &'a mut Output,
+    over_soft_limit_since: &'a mut Option<Instant>,
+    /// For publishing the buffer sizes while the client is slow to read.
+    info: &'a ClientInfo,
+    published: &'a mut BufferUsage,
+    input: &'a BytesMut,
+    argv_mem: usize,
+    /// The AOF position of the client's last logged write: no reply is sent before the log
+    /// holds what it acknowledges (written, and under `appendfsync always` fsynced), so a
+    /// reply never promises more than the log keeps.
+    aof_wait: u64,
+}
+
+impl Writing<'_> {
+    /// Writes until at most `target` bytes are pending, enforcing the soft output limit and
+    /// the write deadlines. Returns how the connection ends if a limit ended it.
+    async fn drain(self, state: &ServerState, target: usize) -> io::Result<Option<Ending>> {
+        if self.output.pending() > target {
+            state.aof.wait_acked(self.aof_wait).await;
+        }
+        while self.output.pending() > target {
+            let limits = state.settings.output_buffer_limits().normal;
+            let now = Instant::now();
+            if soft_limit_exceeded(
+                self.output.pending(),
+                limits.soft,
+                limits.soft_duration(),
+                self.over_soft_limit_since,
+                now,
+            ) {
+                return Ok(Some(Ending::OutputLimit));
+            }
+            publish(self.info, self.published, self.input, self.output, self.argv_mem);
+            let draining = state.shutdown.is_draining();
+            let (wait, ending) = write_deadline(state, draining);
+            // Wake up when the soft limit's time runs out, to close the client then.
+            let soft_wait = self.over_soft_limit_since.map(|since| {
+                (since + limits.soft_duration()).saturating_duration_since(now) + Duration::from_millis(1)
+            });
+            tokio::select! {
+                written = self.output.write_some(self.stream) => {
+                    written?;
+                }
+                () = sleep_for(wait) => return Ok(Some(ending)),
+                () = sleep_for(soft_wait) => {}
+                // The wait shrinks to the shutdown linger once the server drains.
+                () = state.shutdown.drain_started(), if !draining => {}
+            }
+        }
+        if limits_reset_below_soft(self.output.pending()) {
+            *self.over_soft_limit_since = None;
+        }
+        Ok(None)
+    }
+}
+
+/// Below the soft limit the timer stops, as in Redis, whatever the limit is.
+fn limits_reset_below_soft(pending: usize) -> bool {
+    pending == 0
+}
+
+/// Redis's soft limit: true once the output has stayed at or above `soft` bytes for longer
+/// than `allowed` (0 bytes: no soft limit).
+fn soft_limit_exceeded(
+    pending: usize,
+    soft: u64,
+    allowed: Duration,
+    since: &mut Option<Instant>,
+    now: Instant,
+) -> bool {
+    if soft == 0 || (pending as u64) < soft {
+        *since = None;
+        return false;
+    }
+    let since = *since.get_or_insert(now);
+    now.saturating_duration_since(since) > allowed
+}
+
+/// How long a write may make no progress, and what ends the connection then: the shorter of
+/// `client-write-timeout` and Redis's idle `timeout`, or the shutdown linger while draining.
+fn write_deadline(state: &ServerState, draining: bool) -> (Option<Duration>, Ending) {
+    if draining {
+        return (Some(SHUTDOWN_LINGER), Ending::Shutdown);
+    }
+    match (state.settings.client_write_timeout(), state.settings.client_idle_timeout()) {
+        (Some(write), Some(idle)) if idle < write => (Some(idle), Ending::IdleTimeout),
+        (None, Some(idle)) => (Some(idle), Ending::IdleTimeout),
+        (write, _) => (write, Ending::WriteTimeout),
+    }
 }
 
 /// How many rounds of already-received requests are answered after shutdown begins: enough
 /// for any pipeline in flight, bounded so a client that keeps sending cannot delay shutdown.
 const SHUTDOWN_READ_ROUNDS: usize = 64;
 /// How long a closing connection waits for the client to close its side, so that replies
-/// already sent are not destroyed by a reset (closing a socket with unread input sends one).
+/// already sent are not destroyed by a reset (closing a socket with unread input sends one),
+/// and how long a write may stall once the server drains.
 const SHUTDOWN_LINGER: Duration = Duration::from_secs(2);
 
 /// Answers the requests that had reached the socket when shutdown began (they are in
@@ -179,14 +419,13 @@ async fn finish_for_shutdown(
     state: &ServerState,
     connection: &mut Connection,
     session: &mut Session,
-    limits: &Limits,
 ) -> io::Result<Ending> {
     for _ in 0..SHUTDOWN_READ_ROUNDS {
         connection.input.reserve(READ_CHUNK);
         match connection.stream.try_read_buf(&mut connection.input) {
             Ok(0) => break,
             Ok(_) => {
-                if let Some(ending) = execute_buffered(state, connection, session, limits).await? {
+                if let Some(ending) = execute_buffered(state, connection, session).await? {
                     return Ok(ending);
                 }
             }
@@ -203,20 +442,16 @@ async fn finish_for_shutdown(
     Ok(Ending::Shutdown)
 }
 
-/// Reads more bytes, or gives up after `idle` (None when idle timeouts are off).
-async fn read_with_timeout(connection: &mut Connection, idle: Option<Duration>) -> Option<io::Result<usize>> {
-    match idle {
-        Some(idle) => tokio::time::timeout(idle, connection.read_more()).await.ok(),
-        None => Some(connection.read_more().await),
-    }
-}
-
 /// Answers a protocol error the way Redis does, then closes the connection.
-async fn refuse(connection: &mut Connection, session: &Session, error: &ProtocolError) -> io::Result<Ending> {
+async fn refuse(
+    state: &ServerState,
+    connection: &mut Connection,
+    session: &Session,
+    error: &ProtocolError,
+) -> io::Result<Ending> {
     let mut writer = ReplyWriter::new(&mut connection.output, session.protocol());
     writer.error(&format!("ERR {error}"));
-    connection.flush().await?;
-    Ok(Ending::ProtocolError)
+    Ok(connection.writing(session.aof_wait).drain(state, 0).await?.unwrap_or(Ending::ProtocolError))
 }
 
 impl ServerState {
@@ -229,6 +464,7 @@ impl ServerState {
             max_args: size(self.config.max_args),
             max_inline_len: size(self.config.max_inline_len),
             max_request_len: size(self.config.max_request_len),
+            unauthenticated: false,
         }
     }
 }

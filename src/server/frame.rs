@@ -38,8 +38,9 @@
 //!   `client-query-buffer-limit` counts all buffered bytes, closes the connection silently;
 //! - in "expected '$', got 'X'" a byte above 0x7f is sent as UTF-8 (see
 //!   [`ProtocolError::ExpectedBulk`]);
-//! - there is no "unauthenticated multibulk/bulk length" check: Redis refuses more than 10
-//!   arguments or a bulk over 16 KiB from a client that has yet to authenticate.
+//! - before AUTH (with [`Limits::unauthenticated`]), a multibulk request of more than 10
+//!   arguments or with a bulk over 16 KiB is refused as in Redis, but an inline line is bounded
+//!   only by `max_inline_len`, as in Redis.
 //!
 //! # Bounded memory
 //! Nothing is reserved from an announced length: a bulk header longer than `max_bulk_len` or a
@@ -68,7 +69,16 @@ pub struct Limits {
     pub max_inline_len: usize,
     /// Largest request, in bytes as sent (in the role of Redis `client-query-buffer-limit`).
     pub max_request_len: usize,
+    /// The client has yet to authenticate while a password is required: Redis then allows at
+    /// most [`UNAUTHENTICATED_MAX_ARGS`] arguments and bulks of [`UNAUTHENTICATED_MAX_BULK`]
+    /// bytes, so a stranger cannot make the server buffer `max_request_len` per connection.
+    pub unauthenticated: bool,
 }
+
+/// Most arguments of one request before AUTH, as in Redis (`processMultibulkBuffer`).
+pub const UNAUTHENTICATED_MAX_ARGS: usize = 10;
+/// Longest bulk before AUTH, as in Redis.
+pub const UNAUTHENTICATED_MAX_BULK: usize = 16 * 1024;
 
 impl Default for Limits {
     /// Redis's defaults, except `max_args`: Redis 7 allows up to `i32::MAX` arguments, Redis 6
@@ -79,6 +89,7 @@ impl Default for Limits {
             max_args: 1024 * 1024,
             max_inline_len: 64 * 1024,
             max_request_len: 1024 * 1024 * 1024,
+            unauthenticated: false,
         }
     }
 }
@@ -100,6 +111,12 @@ pub enum ProtocolError {
         /// The first byte of the line where a `$` header was expected.
         found: u8,
     },
+    /// More than [`UNAUTHENTICATED_MAX_ARGS`] arguments before AUTH.
+    #[error("Protocol error: unauthenticated multibulk length")]
+    UnauthenticatedMultibulkLength,
+    /// A bulk longer than [`UNAUTHENTICATED_MAX_BULK`] before AUTH.
+    #[error("Protocol error: unauthenticated bulk length")]
+    UnauthenticatedBulkLength,
     /// An inline line longer than `max_inline_len`.
     #[error("Protocol error: too big inline request")]
     InlineTooBig,
@@ -294,6 +311,9 @@ fn read_count_line(bytes: &[u8], limits: &Limits) -> Result<CountLine, ProtocolE
         // Zero and negative counts are requests without arguments.
         Err(_) | Ok(0) => Ok(CountLine::Empty { len: first_arg }),
         Ok(args) if args > limits.max_args => Err(ProtocolError::InvalidMultibulkLength),
+        Ok(args) if limits.unauthenticated && args > UNAUTHENTICATED_MAX_ARGS => {
+            Err(ProtocolError::UnauthenticatedMultibulkLength)
+        }
         Ok(args) => Ok(CountLine::Args { first_arg, args }),
     }
 }
@@ -333,6 +353,9 @@ fn walk_bulks(
             .and_then(|len| usize::try_from(len).ok())
             .filter(|&len| len <= limits.max_bulk_len)
             .ok_or(ProtocolError::InvalidBulkLength)?;
+        if limits.unauthenticated && len > UNAUTHENTICATED_MAX_BULK {
+            return Err(ProtocolError::UnauthenticatedBulkLength);
+        }
         let payload_end = payload_start.saturating_add(len);
         let arg_end = payload_end.saturating_add(2);
         // Refuse now rather than after buffering bytes that could never make a valid request.

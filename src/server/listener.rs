@@ -47,8 +47,9 @@ impl Server {
         cstore.shards = config.engine.shards,
         port = config.port,
     ))]
-    pub async fn bind(config: ServerConfig) -> anyhow::Result<Server> {
+    pub async fn bind(mut config: ServerConfig) -> anyhow::Result<Server> {
         config.validate()?;
+        config.max_clients = fit_max_clients_to_file_limit(config.max_clients);
         let settings = RuntimeSettings::from_config(&config)?;
         let store = Store::builder()
             .config(config.engine)
@@ -151,6 +152,7 @@ impl Server {
             readiness.set_draining();
             drop(listener);
             tracing::info!(open_connections = open, "shutting down: draining connections");
+            state.shutdown.begin_drain();
             let _ = notify_shutdown.send(());
             drop(connection_done);
             let grace = Duration::from_secs(config.shutdown_grace_secs);
@@ -224,20 +226,88 @@ fn traced_sweep(state: &ServerState, store: &Store) -> SweepReport {
     report
 }
 
+/// Descriptors Redis keeps for itself beyond `maxclients` (listening sockets, files, logs):
+/// `CONFIG_MIN_RESERVED_FDS`.
+const RESERVED_FDS: u64 = 32;
+
+/// Makes room for `maxclients` connections under RLIMIT_NOFILE, as Redis's
+/// `adjustOpenFilesLimit` does: raises the soft limit toward `maxclients` + 32 (up to the hard
+/// limit), and if that is not enough lowers `maxclients` to what fits, with a warning.
+/// Returns the `maxclients` to run with.
+fn fit_max_clients_to_file_limit(max_clients: u32) -> u32 {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let needed = u64::from(max_clients) + RESERVED_FDS;
+    let limit = getrlimit(Resource::Nofile);
+    // `None` is RLIM_INFINITY.
+    let current = limit.current.unwrap_or(u64::MAX);
+    if current >= needed {
+        return max_clients;
+    }
+    let ceiling = limit.maximum.unwrap_or(u64::MAX);
+    let wanted = needed.min(ceiling);
+    let raised = if wanted > current {
+        match setrlimit(Resource::Nofile, rustix::process::Rlimit { current: Some(wanted), maximum: limit.maximum }) {
+            Ok(()) => wanted,
+            Err(error) => {
+                tracing::warn!(%error, wanted, "cannot raise the open files limit (RLIMIT_NOFILE)");
+                current
+            }
+        }
+    } else {
+        current
+    };
+    if raised >= needed {
+        tracing::info!(open_files_limit = raised, "raised the open files limit (RLIMIT_NOFILE) for maxclients");
+        return max_clients;
+    }
+    let fitting = u32::try_from(raised.saturating_sub(RESERVED_FDS).max(1)).unwrap_or(max_clients);
+    tracing::warn!(
+        maxclients = max_clients,
+        open_files_limit = raised,
+        lowered_to = fitting,
+        "the open files limit (RLIMIT_NOFILE) is too low for maxclients: maxclients lowered; raise it with ulimit -n"
+    );
+    fitting
+}
+
+/// Applies `tcp-keepalive` to an accepted socket as Redis's `anetKeepAlive` does: the first
+/// probe after `interval` of silence, then probes every third of it, three unanswered probes
+/// closing the connection, so a dead peer frees its slot after about twice the interval.
+fn set_keepalive(stream: &TcpStream, interval: Option<Duration>) -> std::io::Result<()> {
+    let socket = socket2::SockRef::from(stream);
+    let Some(interval) = interval else { return socket.set_keepalive(false) };
+    let probes = (interval / 3).max(Duration::from_secs(1));
+    let keepalive = socket2::TcpKeepalive::new().with_time(interval).with_interval(probes).with_retries(3);
+    socket.set_tcp_keepalive(&keepalive)
+}
+
+/// Pause after a failed accept, so that running out of descriptors does not spin a core.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// At most one warning per this long for failed accepts: under EMFILE every attempt fails.
+const ACCEPT_WARNING_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Accepts clients forever. Accept errors (such as running out of file descriptors) are
-/// logged and retried after a pause rather than ending the server.
+/// logged (at most once a second, with how many failed since) and retried after a pause
+/// rather than ending the server.
 async fn accept_loop(
     state: &Arc<ServerState>,
     listener: &TcpListener,
     notify_shutdown: &broadcast::Sender<()>,
     connection_done: &mpsc::Sender<()>,
 ) {
+    let mut failed_since_warning: u64 = 0;
+    let mut last_warning: Option<Instant> = None;
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
-                tracing::warn!(%error, "accept failed; retrying");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                failed_since_warning += 1;
+                if last_warning.is_none_or(|at| at.elapsed() >= ACCEPT_WARNING_INTERVAL) {
+                    tracing::warn!(%error, failed_accepts = failed_since_warning, "accept failed; retrying");
+                    last_warning = Some(Instant::now());
+                    failed_since_warning = 0;
+                }
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
         };
@@ -250,6 +320,9 @@ async fn accept_loop(
         }
         // Low latency matters more than packet count for request/reply traffic.
         let _ = stream.set_nodelay(true);
+        if let Err(error) = set_keepalive(&stream, state.settings.tcp_keepalive()) {
+            tracing::debug!(%error, "cannot set TCP keepalive on a client socket");
+        }
         let local = stream.local_addr().unwrap_or(state.resp_addr);
         let registration = state.clients.register(bind::canonical(peer), bind::canonical(local));
         let shutdown = Shutdown::new(notify_shutdown.subscribe());

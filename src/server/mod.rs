@@ -12,6 +12,7 @@ mod connection; // one client: read, execute every buffered request, write once
 pub mod frame; // request decoder: complete requests from the read buffer, zero-copy arguments
 mod listener; // bind, accept within maxclients, drain on shutdown
 pub mod metrics; // Prometheus metrics, lock-free on the command path
+pub mod output; // a client's pending replies: encoded bytes and values by reference, hard limit
 mod persistence; // SAVE/BGSAVE, save rules, MISCONF, the startup load and the final save
 mod reconfigure; // CONFIG SET strategy|shards: a thread that migrates the store live
 pub mod reply; // reply encoder into the output buffer, RESP2 or RESP3 as negotiated by HELLO

@@ -3,13 +3,17 @@
 //! A command writes its reply through a [`ReplyWriter`], which knows the protocol the client
 //! negotiated with HELLO and picks the encoding: RESP3 has its own types for null, maps, sets,
 //! doubles, booleans and verbatim strings, RESP2 falls back to the types Redis uses there.
-//! Numbers are formatted on the stack and nothing is allocated per call; the output buffer grows
-//! as it needs to. The decoder for these replies, the client side, is
+//! Numbers are formatted on the stack and nothing is allocated per call; the output grows as it
+//! needs to, up to the client's hard output limit, and large values join it by reference
+//! ([`Output`]). The decoder for these replies, the client side, is
 //! [`resp_value`](super::resp_value).
 
 use std::fmt::{self, Write as _};
 
 use bytes::{BufMut, BytesMut};
+
+use super::output::{BY_REFERENCE_MIN, Output};
+use crate::engine::CompactBytes;
 
 /// The protocol version a client speaks: RESP2 until it sends `HELLO 3`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,12 +24,12 @@ pub enum Protocol {
 
 /// Writes replies into an output buffer in the client's protocol.
 pub struct ReplyWriter<'a> {
-    out: &'a mut BytesMut,
+    out: &'a mut Output,
     protocol: Protocol,
 }
 
 impl<'a> ReplyWriter<'a> {
-    pub fn new(out: &'a mut BytesMut, protocol: Protocol) -> Self {
+    pub fn new(out: &'a mut Output, protocol: Protocol) -> Self {
         ReplyWriter { out, protocol }
     }
 
@@ -33,9 +37,9 @@ impl<'a> ReplyWriter<'a> {
         self.protocol
     }
 
-    /// Bytes in the output buffer so far (replies not yet sent included).
+    /// Bytes of output not yet sent, this reply's included.
     pub fn buffered(&self) -> usize {
-        self.out.len()
+        self.out.pending()
     }
 
     /// Switches protocol for the replies that follow, as HELLO does in the middle of a pipeline.
@@ -45,7 +49,7 @@ impl<'a> ReplyWriter<'a> {
 
     /// `+OK`.
     pub fn ok(&mut self) {
-        self.out.extend_from_slice(b"+OK\r\n");
+        self.out.extend(b"+OK\r\n");
     }
 
     /// A simple string; CR and LF in `text` become spaces so the reply stays one line.
@@ -60,20 +64,30 @@ impl<'a> ReplyWriter<'a> {
     }
 
     pub fn integer(&mut self, n: i64) {
-        put_header(self.out, b':', n);
+        header(self.out, b':', n);
     }
 
     /// A bulk string.
     pub fn bulk(&mut self, bytes: &[u8]) {
-        self.out.reserve(bytes.len() + 32);
-        put_header(self.out, b'$', bytes.len());
-        self.out.extend_from_slice(bytes);
-        self.out.extend_from_slice(b"\r\n");
+        header(self.out, b'$', bytes.len());
+        self.out.extend(bytes);
+        self.out.extend(b"\r\n");
+    }
+
+    /// A stored value as a bulk string: a large one by reference, so that it is never copied
+    /// and a reply naming it many times costs a reference each.
+    pub fn value(&mut self, value: &CompactBytes) {
+        if value.len() < BY_REFERENCE_MIN {
+            return self.bulk(value);
+        }
+        header(self.out, b'$', value.len());
+        self.out.push_value(value);
+        self.out.extend(b"\r\n");
     }
 
     /// The null reply for a missing value: `$-1` in RESP2, `_` in RESP3.
     pub fn null(&mut self) {
-        self.out.extend_from_slice(match self.protocol {
+        self.out.extend(match self.protocol {
             Protocol::Resp2 => b"$-1\r\n",
             Protocol::Resp3 => b"_\r\n",
         });
@@ -81,7 +95,7 @@ impl<'a> ReplyWriter<'a> {
 
     /// The null reply for a missing array: `*-1` in RESP2, `_` in RESP3.
     pub fn null_array(&mut self) {
-        self.out.extend_from_slice(match self.protocol {
+        self.out.extend(match self.protocol {
             Protocol::Resp2 => b"*-1\r\n",
             Protocol::Resp3 => b"_\r\n",
         });
@@ -89,7 +103,7 @@ impl<'a> ReplyWriter<'a> {
 
     /// The header of an array of `len` replies, which the caller writes next.
     pub fn array(&mut self, len: usize) {
-        put_header(self.out, b'*', len);
+        header(self.out, b'*', len);
     }
 
     /// The header of a map of `pairs` key-value pairs, which the caller writes next, key first.
@@ -97,8 +111,8 @@ impl<'a> ReplyWriter<'a> {
     pub fn map(&mut self, pairs: usize) {
         match self.protocol {
             // Widened so that doubling cannot overflow.
-            Protocol::Resp2 => put_header(self.out, b'*', pairs as u128 * 2),
-            Protocol::Resp3 => put_header(self.out, b'%', pairs),
+            Protocol::Resp2 => header(self.out, b'*', pairs as u128 * 2),
+            Protocol::Resp3 => header(self.out, b'%', pairs),
         }
     }
 
@@ -108,7 +122,7 @@ impl<'a> ReplyWriter<'a> {
             Protocol::Resp2 => b'*',
             Protocol::Resp3 => b'~',
         };
-        put_header(self.out, prefix, len);
+        header(self.out, prefix, len);
     }
 
     /// A double, formatted as Redis 7.2+ formats it (see [`format_double`]); a bulk string in
@@ -119,8 +133,8 @@ impl<'a> ReplyWriter<'a> {
             Protocol::Resp2 => self.bulk(text.as_bytes()),
             Protocol::Resp3 => {
                 self.out.put_u8(b',');
-                self.out.extend_from_slice(text.as_bytes());
-                self.out.extend_from_slice(b"\r\n");
+                self.out.extend(text.as_bytes());
+                self.out.extend(b"\r\n");
             }
         }
     }
@@ -129,7 +143,7 @@ impl<'a> ReplyWriter<'a> {
     pub fn boolean(&mut self, value: bool) {
         match self.protocol {
             Protocol::Resp2 => self.integer(i64::from(value)),
-            Protocol::Resp3 => self.out.extend_from_slice(if value { b"#t\r\n" } else { b"#f\r\n" }),
+            Protocol::Resp3 => self.out.extend(if value { b"#t\r\n" } else { b"#f\r\n" }),
         }
     }
 
@@ -139,12 +153,11 @@ impl<'a> ReplyWriter<'a> {
         match self.protocol {
             Protocol::Resp2 => self.bulk(text),
             Protocol::Resp3 => {
-                self.out.reserve(format.len() + text.len() + 32);
-                put_header(self.out, b'=', format.len() + 1 + text.len());
-                self.out.extend_from_slice(format.as_bytes());
+                header(self.out, b'=', format.len() + 1 + text.len());
+                self.out.extend(format.as_bytes());
                 self.out.put_u8(b':');
-                self.out.extend_from_slice(text);
-                self.out.extend_from_slice(b"\r\n");
+                self.out.extend(text);
+                self.out.extend(b"\r\n");
             }
         }
     }
@@ -152,15 +165,15 @@ impl<'a> ReplyWriter<'a> {
     /// A `prefix`ed line of `text`, with CR and LF replaced so it cannot end early and leave the
     /// client reading the rest as another reply.
     fn line(&mut self, prefix: u8, text: &[u8]) {
-        self.out.reserve(text.len() + 3);
         self.out.put_u8(prefix);
         match memchr::memchr2(b'\r', b'\n', text) {
-            None => self.out.extend_from_slice(text),
-            Some(_) => {
-                self.out.extend(text.iter().map(|&byte| if matches!(byte, b'\r' | b'\n') { b' ' } else { byte }))
-            }
+            None => self.out.extend(text),
+            Some(_) => self.out.extend_exact(
+                text.len(),
+                text.iter().map(|&byte| if matches!(byte, b'\r' | b'\n') { b' ' } else { byte }),
+            ),
         }
-        self.out.extend_from_slice(b"\r\n");
+        self.out.extend(b"\r\n");
     }
 }
 
@@ -172,6 +185,19 @@ pub(crate) fn put_header(out: &mut BytesMut, prefix: u8, number: impl itoa::Inte
     out.put_u8(prefix);
     out.extend_from_slice(digits);
     out.extend_from_slice(b"\r\n");
+}
+
+/// [`put_header`] into a client's output, in one append so the hard limit sees the whole line.
+fn header(out: &mut Output, prefix: u8, number: impl itoa::Integer) {
+    // The longest number itoa writes, a negative 128-bit one, has 40 characters.
+    let mut line = [0u8; 48];
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(number).as_bytes();
+    let len = digits.len() + 3;
+    line[0] = prefix;
+    line[1..=digits.len()].copy_from_slice(digits);
+    line[len - 2..len].copy_from_slice(b"\r\n");
+    out.extend(&line[..len]);
 }
 
 /// Formats a double as Redis 7.2+ does (`d2string` in util.c): `nan`, `inf`, `-inf`, `0`, `-0`;

@@ -12,6 +12,7 @@ use opentelemetry::trace::SpanContext;
 use parking_lot::Mutex;
 
 use super::command::COMMANDS;
+use super::config::RuntimeSettings;
 use super::reply::Protocol;
 
 /// What other clients may read about a connection. Fields the owning connection changes on
@@ -29,6 +30,40 @@ pub(crate) struct ClientInfo {
     /// Milliseconds after `connected_at` of the last command.
     last_active_ms: AtomicU64,
     resp: AtomicU8,
+    /// Buffer sizes, published by the connection after each batch of requests and each
+    /// write, for CLIENT LIST, INFO and `maxmemory`.
+    memory: MemoryGauges,
+    /// The sum of every client's `tot-mem`, shared by all clients.
+    all_clients_memory: Arc<AtomicU64>,
+}
+
+/// What a connection's buffers hold, as CLIENT LIST names it.
+#[derive(Default)]
+struct MemoryGauges {
+    qbuf: AtomicUsize,
+    qbuf_free: AtomicUsize,
+    argv_mem: AtomicUsize,
+    omem: AtomicUsize,
+    tot_mem: AtomicUsize,
+    /// The largest `qbuf` and `omem` since the connection last trimmed its buffers (INFO's
+    /// `client_recent_max_input_buffer` and `client_recent_max_output_buffer`).
+    recent_max_qbuf: AtomicUsize,
+    recent_max_omem: AtomicUsize,
+}
+
+/// A connection's buffer sizes at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct BufferUsage {
+    /// Bytes read and not yet executed.
+    pub(crate) qbuf: usize,
+    /// Free capacity of the read buffer.
+    pub(crate) qbuf_free: usize,
+    /// Bytes of the arguments of the command being executed.
+    pub(crate) argv_mem: usize,
+    /// Reply bytes the client has yet to receive.
+    pub(crate) omem: usize,
+    /// Memory the output holds (its encoding buffer's capacity and what is queued).
+    pub(crate) output_memory: usize,
 }
 
 impl ClientInfo {
@@ -46,9 +81,11 @@ impl ClientInfo {
             0 => "NULL",
             n => COMMANDS.get(n - 1).map_or("NULL", |spec| spec.name),
         };
+        let gauge = |value: &AtomicUsize| value.load(Ordering::Relaxed);
+        let memory = &self.memory;
         format!(
             "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 \
-             qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r \
+             qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r \
              cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.peer,
@@ -56,11 +93,52 @@ impl ClientInfo {
             text(&self.name),
             age.as_secs(),
             idle_ms / 1000,
+            gauge(&memory.qbuf),
+            gauge(&memory.qbuf_free),
+            gauge(&memory.argv_mem),
+            gauge(&memory.omem),
+            gauge(&memory.tot_mem),
             cmd,
             self.resp.load(Ordering::Relaxed),
             text(&self.lib_name),
             text(&self.lib_ver),
         )
+    }
+}
+
+impl ClientInfo {
+    /// Publishes the connection's buffer sizes; `tot-mem` is what its buffers hold, as in
+    /// Redis without the fixed size of the client structure.
+    pub(crate) fn publish(&self, usage: BufferUsage) {
+        let memory = &self.memory;
+        memory.qbuf.store(usage.qbuf, Ordering::Relaxed);
+        memory.qbuf_free.store(usage.qbuf_free, Ordering::Relaxed);
+        memory.argv_mem.store(usage.argv_mem, Ordering::Relaxed);
+        memory.omem.store(usage.omem, Ordering::Relaxed);
+        memory.recent_max_qbuf.fetch_max(usage.qbuf, Ordering::Relaxed);
+        memory.recent_max_omem.fetch_max(usage.omem, Ordering::Relaxed);
+        let total = usage.qbuf + usage.qbuf_free + usage.argv_mem + usage.output_memory;
+        let before = memory.tot_mem.swap(total, Ordering::Relaxed);
+        self.add_to_all(total as i64 - before as i64);
+    }
+
+    /// Starts a new window for the recent maxima (the connection trims its buffers then).
+    pub(crate) fn reset_recent_max(&self) {
+        self.memory.recent_max_qbuf.store(self.memory.qbuf.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.memory.recent_max_omem.store(self.memory.omem.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// The largest input and output buffer since the last trim.
+    pub(crate) fn recent_max(&self) -> (usize, usize) {
+        (self.memory.recent_max_qbuf.load(Ordering::Relaxed), self.memory.recent_max_omem.load(Ordering::Relaxed))
+    }
+
+    fn add_to_all(&self, delta: i64) {
+        if delta >= 0 {
+            self.all_clients_memory.fetch_add(delta.unsigned_abs(), Ordering::Relaxed);
+        } else {
+            self.all_clients_memory.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+        }
     }
 }
 
@@ -75,11 +153,28 @@ pub(crate) struct Session {
     pub(crate) trace_parent: Option<SpanContext>,
     /// The AOF position of this client's last logged write: its replies wait for it.
     pub(crate) aof_wait: u64,
+    /// Set by a command that stopped with its reply partly written, to be called again with
+    /// this position once the client has read the output so far (MGET of many large values).
+    pub(crate) resume_at: Option<usize>,
 }
 
 impl Session {
     pub(crate) fn new(info: Arc<ClientInfo>, authenticated: bool) -> Self {
-        Session { info, protocol: Protocol::Resp2, authenticated, closing: false, trace_parent: None, aof_wait: 0 }
+        Session {
+            info,
+            protocol: Protocol::Resp2,
+            authenticated,
+            closing: false,
+            trace_parent: None,
+            aof_wait: 0,
+            resume_at: None,
+        }
+    }
+
+    /// Whether the client may run commands that need authentication, under the password in
+    /// force now (Redis's `authRequired`).
+    pub(crate) fn is_authenticated(&self, settings: &RuntimeSettings) -> bool {
+        self.authenticated || !settings.auth_required()
     }
 
     pub(crate) fn protocol(&self) -> Protocol {
@@ -108,6 +203,8 @@ impl Session {
 pub(crate) struct Clients {
     by_id: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
     next_id: AtomicU64,
+    /// Bytes held by every client's buffers (INFO's `mem_clients_normal`).
+    memory: Arc<AtomicU64>,
 }
 
 impl Clients {
@@ -125,6 +222,8 @@ impl Clients {
             last_command: AtomicUsize::new(0),
             last_active_ms: AtomicU64::new(0),
             resp: AtomicU8::new(2),
+            memory: MemoryGauges::default(),
+            all_clients_memory: Arc::clone(&self.memory),
         });
         self.by_id.lock().insert(id, Arc::clone(&info));
         Registration { clients: Arc::clone(self), info }
@@ -132,6 +231,11 @@ impl Clients {
 
     pub(crate) fn len(&self) -> usize {
         self.by_id.lock().len()
+    }
+
+    /// Bytes held by every client's buffers.
+    pub(crate) fn memory(&self) -> u64 {
+        self.memory.load(Ordering::Relaxed)
     }
 
     /// A snapshot of every client, in id order.
@@ -149,5 +253,7 @@ pub(crate) struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.clients.by_id.lock().remove(&self.info.id);
+        let held = self.info.memory.tot_mem.swap(0, Ordering::Relaxed);
+        self.info.add_to_all(-(held as i64));
     }
 }

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::aof::Aof;
@@ -46,14 +46,42 @@ pub(crate) struct ShutdownRequest {
     pub(crate) requested: tokio::sync::Notify,
     /// `None` (no SAVE/NOSAVE): save if save rules are set; `Some(save)`: as told.
     pub(crate) save: parking_lot::Mutex<Option<bool>>,
+    /// Set once the server drains its connections: a connection waiting for a client to read
+    /// its replies then waits a short linger, not its write timeout.
+    draining: AtomicBool,
+    drain_started: tokio::sync::Notify,
+}
+
+impl ShutdownRequest {
+    pub(crate) fn begin_drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        self.drain_started.notify_waiters();
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Returns once the server drains its connections (at once if it already does).
+    pub(crate) async fn drain_started(&self) {
+        let notified = self.drain_started.notified();
+        tokio::pin!(notified);
+        // Registered before the flag is read, so a drain beginning in between is not missed.
+        notified.as_mut().enable();
+        if !self.is_draining() {
+            notified.await;
+        }
+    }
 }
 
 impl ServerState {
     /// Enforces `maxmemory` before a command that may grow the data set: refuses it under
     /// `noeviction`, evicts random keys under `allkeys-random`.
+    /// Client buffers count toward the limit, as in Redis (whose `used_memory` includes them),
+    /// so that keys make way for them rather than the process outgrowing `maxmemory`.
     pub(crate) fn make_room(&self) -> Result<(), CommandError> {
         let limit = self.settings.max_memory();
-        if limit == 0 || self.store.memory_bytes() <= limit {
+        if limit == 0 || self.used_memory() <= limit {
             return Ok(());
         }
         if self.settings.max_memory_policy() == MaxMemoryPolicy::Noeviction {
@@ -63,13 +91,18 @@ impl ServerState {
         for _ in 0..EVICTION_ROUNDS {
             let evicted = self.store.evict_random(EVICTION_BATCH);
             evicted_any |= evicted > 0;
-            if evicted == 0 || self.store.memory_bytes() <= limit {
+            if evicted == 0 || self.used_memory() <= limit {
                 break;
             }
         }
         // Like Redis, a command is let through while eviction makes progress; only a store
         // with nothing left to evict refuses it.
-        if self.store.memory_bytes() <= limit || evicted_any { Ok(()) } else { Err(CommandError::OutOfMemory) }
+        if self.used_memory() <= limit || evicted_any { Ok(()) } else { Err(CommandError::OutOfMemory) }
+    }
+
+    /// The memory `maxmemory` limits: keys and values, and every client's buffers.
+    pub(crate) fn used_memory(&self) -> u64 {
+        self.store.memory_bytes() + self.clients.memory()
     }
 
     /// INFO's text for the requested sections (none, "default", "all" or "everything"
@@ -97,19 +130,34 @@ impl ServerState {
             );
         }
         if wanted("clients") {
+            // Redis's "recent" maxima: the largest buffers of connected clients over their last
+            // few seconds (each connection starts a new window when it considers trimming).
+            let (recent_input, recent_output) = self
+                .clients
+                .all()
+                .iter()
+                .map(|client| client.recent_max())
+                .fold((0, 0), |(input, output), (i, o)| (input.max(i), output.max(o)));
             sections.push(
                 InfoSection::new("Clients")
                     .field("connected_clients", self.clients.len())
                     .field("maxclients", self.settings.max_clients())
+                    .field("client_recent_max_input_buffer", recent_input)
+                    .field("client_recent_max_output_buffer", recent_output)
                     .finish(),
             );
         }
         if wanted("memory") {
             let limit = self.settings.max_memory();
+            let clients = self.clients.memory();
+            let used = stats.memory_bytes + clients;
             sections.push(
                 InfoSection::new("Memory")
-                    .field("used_memory", stats.memory_bytes)
-                    .field("used_memory_human", human_bytes(stats.memory_bytes))
+                    .field("used_memory", used)
+                    .field("used_memory_human", human_bytes(used))
+                    .field("used_memory_dataset", stats.memory_bytes)
+                    .field("mem_clients_slaves", 0)
+                    .field("mem_clients_normal", clients)
                     .field("maxmemory", limit)
                     .field("maxmemory_human", human_bytes(limit))
                     .field("maxmemory_policy", self.settings.max_memory_policy().name())

@@ -45,17 +45,30 @@ impl TestServer {
 
     /// Starts a server with `extra` flags and environment variables `env`.
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> TestServer {
-        Self::spawn(&[&["--bind", "127.0.0.1"], extra].concat(), env)
+        Self::start_wrapped(&[], extra, env)
     }
 
     /// Starts a server on the default bind address (every address, IPv6 and IPv4) rather than
     /// on 127.0.0.1 only, with `extra` flags.
     pub fn start_on_default_bind(extra: &[&str]) -> TestServer {
-        Self::spawn(extra, &[])
+        Self::spawn(&[], extra, &[])
     }
 
-    fn spawn(extra: &[&str], env: &[(&str, &str)]) -> TestServer {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_cstore"));
+    /// Starts a server on 127.0.0.1 through `wrapper`, a command that execs the rest of its
+    /// arguments (such as `prlimit --nofile=64`), so the process is still the server itself.
+    pub fn start_wrapped(wrapper: &[&str], extra: &[&str], env: &[(&str, &str)]) -> TestServer {
+        Self::spawn(wrapper, &[&["--bind", "127.0.0.1"], extra].concat(), env)
+    }
+
+    fn spawn(wrapper: &[&str], extra: &[&str], env: &[(&str, &str)]) -> TestServer {
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(env!("CARGO_BIN_EXE_cstore"));
+                command
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_cstore")),
+        };
         command
             .args(["serve", "--port", "0", "--admin-port", "0", "--log-format", "json"])
             .args(extra)
@@ -166,12 +179,21 @@ impl TestServer {
 
     /// The server's resident memory, from /proc.
     pub fn rss_bytes(&self) -> u64 {
+        self.proc_status_bytes("VmRSS:")
+    }
+
+    /// The most resident memory the server ever had (its high-water mark), from /proc.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        self.proc_status_bytes("VmHWM:")
+    }
+
+    fn proc_status_bytes(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).expect("cannot read /proc status");
         let kib = status
             .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .find_map(|line| line.strip_prefix(field))
             .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .expect("VmRSS in /proc status");
+            .unwrap_or_else(|| panic!("{field} in /proc status"));
         kib * 1024
     }
 

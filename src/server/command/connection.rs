@@ -51,7 +51,7 @@ pub(crate) fn hello(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Com
     }
     match credentials {
         Some((user, password)) => authenticate(ctx, Some(user), password)?,
-        None if !ctx.session.authenticated => {
+        None if !ctx.session.is_authenticated(&ctx.state.settings) => {
             return Err(CommandError::Other(
                 "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> \
                  AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol \

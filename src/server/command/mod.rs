@@ -236,6 +236,17 @@ pub(crate) fn execute(
     finished
 }
 
+/// Continues a command that stopped with its reply partly written (it set
+/// [`Session::resume_at`]); its checks, metrics and trace belong to its first part.
+pub(crate) fn resume(state: &ServerState, session: &mut Session, request: &[&[u8]], out: &mut ReplyWriter<'_>) {
+    if let Some((_, spec)) = request.first().and_then(|name| lookup(name)) {
+        let mut ctx = Ctx { state, session, out };
+        if let Err(error) = (spec.handler)(&mut ctx, Args::new(&request[1..])) {
+            out.error(&error.to_string());
+        }
+    }
+}
+
 fn run(
     state: &ServerState,
     session: &mut Session,
@@ -246,7 +257,10 @@ fn run(
     if !spec.arity_allows(request.len()) {
         return Err(CommandError::WrongArity(spec.name));
     }
-    if !session.authenticated && !spec.flags.contains(Flags::NOAUTH) {
+    // Against the password in force now, as Redis 7 decides per command: clearing the
+    // password releases clients that had not authenticated. A client admitted while no
+    // password was set stays authenticated when one is set later, as in Redis.
+    if !spec.flags.contains(Flags::NOAUTH) && !session.is_authenticated(&state.settings) {
         return Err(CommandError::NoAuth);
     }
     let write = spec.flags.contains(Flags::WRITE);

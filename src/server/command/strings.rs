@@ -6,7 +6,7 @@ use crate::engine::{CompactBytes, SetCondition, SetExpiry, SetOptions, TtlUpdate
 
 fn reply_value(ctx: &mut Ctx<'_, '_>, value: Option<CompactBytes>) {
     match value {
-        Some(value) => ctx.out.bulk(&value),
+        Some(value) => ctx.out.value(&value),
         None => ctx.out.null(),
     }
 }
@@ -30,7 +30,7 @@ fn reply_get(ctx: &mut Ctx<'_, '_>, key: &[u8]) {
         }
     });
     if let Some(value) = large {
-        out.bulk(&value);
+        out.value(&value);
     }
 }
 
@@ -192,10 +192,22 @@ pub(crate) fn getex(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Com
     Ok(())
 }
 
+/// Output a command may leave unsent before it stops and lets the connection write: MGET
+/// names up to max-args keys of up to 512 MiB each, far more than memory holds.
+const STREAM_CHUNK: usize = 256 * 1024;
+
 pub(crate) fn mget(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
     let keys = args.rest();
-    ctx.out.array(keys.len());
-    for key in keys {
+    let start = ctx.session.resume_at.take().unwrap_or(0);
+    if start == 0 {
+        ctx.out.array(keys.len());
+    }
+    for (index, key) in keys.iter().enumerate().skip(start) {
+        // At least one key per call, so every call makes progress.
+        if index > start && ctx.out.buffered() >= STREAM_CHUNK {
+            ctx.session.resume_at = Some(index);
+            return Ok(());
+        }
         reply_get(ctx, key);
     }
     Ok(())

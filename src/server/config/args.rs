@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use super::byte_size::parse_byte_size;
-use super::{ConfigError, LogFormat, MaxMemoryPolicy, Password, ServerConfig};
+use super::{ConfigError, LimitUpdate, LogFormat, MaxMemoryPolicy, Password, ServerConfig};
 use crate::engine::Strategy;
 use crate::persistence::config::AppendFsync;
 use crate::persistence::rules::SaveRules;
@@ -68,6 +68,23 @@ pub struct ServeArgs {
     /// (CONFIG SET timeout changes it at runtime) [default: 0]
     #[arg(long, env = "CSTORE_CLIENT_IDLE_TIMEOUT_SECS", value_name = "SECONDS")]
     pub client_idle_timeout_secs: Option<u64>,
+
+    /// Seconds a client may leave its replies unread (its socket takes none of them) before
+    /// it is disconnected; 0 never disconnects (CONFIG SET client-write-timeout) [default: 60]
+    #[arg(long, env = "CSTORE_CLIENT_WRITE_TIMEOUT_SECS", value_name = "SECONDS")]
+    pub client_write_timeout_secs: Option<u64>,
+
+    /// Limits on a client's unread replies, as Redis writes them: "normal <hard> <soft>
+    /// <seconds>"; a client reaching the hard limit, or above the soft one for longer than the
+    /// seconds, is disconnected; 0 disables a limit; classes not named keep the file's limits
+    /// [default: normal 256mb 64mb 60]
+    #[arg(long, env = "CSTORE_CLIENT_OUTPUT_BUFFER_LIMIT", value_name = "LIMITS", value_parser = parse_output_limits)]
+    pub client_output_buffer_limit: Option<LimitUpdate>,
+
+    /// Seconds between TCP keepalive probes on client connections, so that dead peers free
+    /// their slot; 0 turns keepalive off [default: 300]
+    #[arg(long, env = "CSTORE_TCP_KEEPALIVE", value_name = "SECONDS")]
+    pub tcp_keepalive: Option<u64>,
 
     /// Memory limit for keys and values, in bytes or with a unit (100mb, 1gb, 2GiB); 0 means
     /// unlimited [default: 0]
@@ -181,6 +198,10 @@ pub struct ServeArgs {
     pub otlp: OtlpArgs,
 }
 
+fn parse_output_limits(text: &str) -> Result<LimitUpdate, String> {
+    text.parse().map_err(|error: super::OutputLimitError| error.to_string())
+}
+
 /// Redis's boolean values.
 fn parse_yes_no(text: &str) -> Result<bool, String> {
     match text.to_ascii_lowercase().as_str() {
@@ -209,6 +230,11 @@ impl ServeArgs {
         override_with(&mut config.max_args, self.max_args);
         override_with(&mut config.max_inline_len, self.max_inline_len);
         override_with(&mut config.client_idle_timeout_secs, self.client_idle_timeout_secs);
+        override_with(&mut config.client_write_timeout_secs, self.client_write_timeout_secs);
+        if let Some(update) = &self.client_output_buffer_limit {
+            config.client_output_buffer_limit = config.client_output_buffer_limit.updated(update);
+        }
+        override_with(&mut config.tcp_keepalive, self.tcp_keepalive);
         override_with(&mut config.max_memory, self.maxmemory);
         override_with(&mut config.max_memory_policy, self.maxmemory_policy);
         // OTEL_TRACES_SAMPLER is the standard way to say how much to trace; traceSampleRatio,

@@ -6,11 +6,15 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
 
 use super::byte_size::parse_byte_size;
-use super::{ConfigError, MAX_CLIENT_IDLE_TIMEOUT_SECS, MaxMemoryPolicy, Password, ServerConfig};
+use super::{
+    ConfigError, LimitUpdate, MAX_CLIENT_IDLE_TIMEOUT_SECS, MaxMemoryPolicy, OutputBufferLimits, OutputLimitError,
+    Password, ServerConfig,
+};
 use crate::engine::{EngineConfig, Float, MAX_SHARDS, Strategy, glob_match, parse_float, parse_integer};
 use crate::persistence::config::{AppendFsync, PersistenceConfig};
 use crate::persistence::rules::{InvalidSaveRules, SaveRules};
@@ -24,6 +28,10 @@ pub struct RuntimeSettings {
     max_memory_policy: AtomicU8,
     max_clients: AtomicU32,
     client_idle_timeout_secs: AtomicU64,
+    client_write_timeout_secs: AtomicU64,
+    /// Read by every connection once per batch of requests: one uncontended load.
+    output_buffer_limits: ArcSwap<OutputBufferLimits>,
+    tcp_keepalive_secs: AtomicU64,
     /// The `f64` ratio's bits.
     trace_sample_ratio: AtomicU64,
     require_pass: ArcSwapOption<Password>,
@@ -65,6 +73,9 @@ impl RuntimeSettings {
             max_memory_policy: AtomicU8::new(config.max_memory_policy as u8),
             max_clients: AtomicU32::new(config.max_clients),
             client_idle_timeout_secs: AtomicU64::new(config.client_idle_timeout_secs),
+            client_write_timeout_secs: AtomicU64::new(config.client_write_timeout_secs),
+            output_buffer_limits: ArcSwap::from_pointee(config.client_output_buffer_limit),
+            tcp_keepalive_secs: AtomicU64::new(config.tcp_keepalive),
             trace_sample_ratio: AtomicU64::new(config.trace_sample_ratio.to_bits()),
             require_pass: ArcSwapOption::from_pointee(config.resolve_password()?),
             engine: Mutex::new(config.engine),
@@ -103,6 +114,27 @@ impl RuntimeSettings {
     /// How long a client may stay idle; `None` never disconnects it.
     pub fn client_idle_timeout(&self) -> Option<Duration> {
         match self.client_idle_timeout_secs.load(Relaxed) {
+            0 => None,
+            secs => Some(Duration::from_secs(secs)),
+        }
+    }
+
+    /// How long a client may leave its replies unread; `None` never disconnects it.
+    pub fn client_write_timeout(&self) -> Option<Duration> {
+        match self.client_write_timeout_secs.load(Relaxed) {
+            0 => None,
+            secs => Some(Duration::from_secs(secs)),
+        }
+    }
+
+    /// `client-output-buffer-limit` as it is now.
+    pub fn output_buffer_limits(&self) -> OutputBufferLimits {
+        **self.output_buffer_limits.load()
+    }
+
+    /// The TCP keepalive interval for new connections; `None` turns keepalive off.
+    pub fn tcp_keepalive(&self) -> Option<Duration> {
+        match self.tcp_keepalive_secs.load(Relaxed) {
             0 => None,
             secs => Some(Duration::from_secs(secs)),
         }
@@ -158,13 +190,18 @@ impl RuntimeSettings {
         self.require_pass.load().is_some()
     }
 
-    /// Whether `candidate` is the password; false when none is set. The comparison takes the
-    /// same time wherever the first difference is, so timing does not reveal the password.
+    /// Whether `candidate` is the password; false when none is set. The SHA-256 digests are
+    /// compared, not the passwords: the comparison then always covers 32 bytes, so its time
+    /// reveals neither the password's length nor, through where the first difference is, its
+    /// bytes (a matching digest prefix says nothing usable about the password).
     pub fn password_matches(&self, candidate: &[u8]) -> bool {
         self.require_pass.load().as_deref().is_some_and(|password| {
-            let expected = password.expose().as_bytes();
-            expected.len() == candidate.len()
-                && expected.iter().zip(candidate).fold(0, |diff, (a, b)| diff | (a ^ b)) == 0
+            let expected = Sha256::digest(password.expose().as_bytes());
+            let given = Sha256::digest(candidate);
+            // Every byte is looked at whatever the differences; black_box keeps the optimizer
+            // from turning the fold into an early exit.
+            let difference = expected.iter().zip(given.iter()).fold(0u8, |diff, (a, b)| diff | (a ^ b));
+            std::hint::black_box(difference) == 0
         })
     }
 
@@ -229,6 +266,12 @@ impl RuntimeSettings {
             Change::MaxMemoryPolicy(policy) => self.max_memory_policy.store(policy as u8, Relaxed),
             Change::MaxClients(count) => self.max_clients.store(count, Relaxed),
             Change::ClientIdleTimeoutSecs(secs) => self.client_idle_timeout_secs.store(secs, Relaxed),
+            Change::ClientWriteTimeoutSecs(secs) => self.client_write_timeout_secs.store(secs, Relaxed),
+            Change::OutputBufferLimit(update) => {
+                let limits = self.output_buffer_limits().updated(&update);
+                self.output_buffer_limits.store(limits.into());
+            }
+            Change::TcpKeepalive(secs) => self.tcp_keepalive_secs.store(secs, Relaxed),
             Change::TraceSampleRatio(ratio) => self.trace_sample_ratio.store(ratio.to_bits(), Relaxed),
             Change::RequirePass(password) => self.require_pass.store(password.map(Into::into)),
             Change::Strategy(strategy) => self.engine.lock().strategy = strategy,
@@ -260,6 +303,9 @@ enum Change {
     MaxMemoryPolicy(MaxMemoryPolicy),
     MaxClients(u32),
     ClientIdleTimeoutSecs(u64),
+    ClientWriteTimeoutSecs(u64),
+    OutputBufferLimit(LimitUpdate),
+    TcpKeepalive(u64),
     TraceSampleRatio(f64),
     /// `None` (set to "") turns authentication off, as in Redis.
     RequirePass(Option<Password>),
@@ -326,6 +372,24 @@ const PARAMETERS: &[Parameter] = &[
         name: "timeout",
         get: |settings| settings.client_idle_timeout().map_or(0, |timeout| timeout.as_secs()).to_string(),
         parse: Some(|value| integer_in(value, 0, MAX_CLIENT_IDLE_TIMEOUT_SECS).map(Change::ClientIdleTimeoutSecs)),
+    },
+    Parameter {
+        name: "client-write-timeout",
+        get: |settings| settings.client_write_timeout().map_or(0, |timeout| timeout.as_secs()).to_string(),
+        parse: Some(|value| integer_in(value, 0, MAX_CLIENT_IDLE_TIMEOUT_SECS).map(Change::ClientWriteTimeoutSecs)),
+    },
+    Parameter {
+        name: "client-output-buffer-limit",
+        get: |settings| settings.output_buffer_limits().to_string(),
+        parse: Some(|value| {
+            let update = std::str::from_utf8(value).map_err(|_| OutputLimitError::WrongArity.to_string())?;
+            update.parse().map(Change::OutputBufferLimit).map_err(|error: OutputLimitError| error.to_string())
+        }),
+    },
+    Parameter {
+        name: "tcp-keepalive",
+        get: |settings| settings.tcp_keepalive().map_or(0, |interval| interval.as_secs()).to_string(),
+        parse: Some(|value| integer_in(value, 0, MAX_CLIENT_IDLE_TIMEOUT_SECS).map(Change::TcpKeepalive)),
     },
     Parameter {
         name: "requirepass",

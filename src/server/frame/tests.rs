@@ -12,10 +12,12 @@ const REDIS: Limits = Limits {
     max_args: 1024 * 1024,
     max_inline_len: 64 * 1024,
     max_request_len: 1024 * 1024 * 1024,
+    unauthenticated: false,
 };
 
 /// Limits small enough for property tests to cross every one of them.
-const SMALL: Limits = Limits { max_bulk_len: 12, max_args: 4, max_inline_len: 16, max_request_len: 48 };
+const SMALL: Limits =
+    Limits { max_bulk_len: 12, max_args: 4, max_inline_len: 16, max_request_len: 48, unauthenticated: false };
 
 fn decode_one(input: &[u8], limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
     parse_request(&mut BytesMut::from(input), limits)
@@ -410,12 +412,13 @@ fn any_limits() -> impl Strategy<Value = Limits> {
     prop_oneof![
         Just(REDIS),
         Just(SMALL),
-        (0usize..20, 0usize..6, 0usize..24, 0usize..64).prop_map(
-            |(max_bulk_len, max_args, max_inline_len, max_request_len)| Limits {
+        (0usize..20, 0usize..6, 0usize..24, 0usize..64, any::<bool>()).prop_map(
+            |(max_bulk_len, max_args, max_inline_len, max_request_len, unauthenticated)| Limits {
                 max_bulk_len,
                 max_args,
                 max_inline_len,
-                max_request_len
+                max_request_len,
+                unauthenticated,
             }
         ),
     ]
@@ -461,4 +464,21 @@ proptest! {
         prop_assert_eq!(decoded, commands);
         prop_assert_eq!((outcome.error, outcome.left.len()), (None, 0));
     }
+}
+
+/// Redis 7.0.15's answers to a client that has not authenticated while a password is set.
+#[test]
+fn before_auth_ten_arguments_and_16_kib_bulks_at_most() {
+    let before_auth = Limits { unauthenticated: true, ..REDIS };
+    let decode = |bytes: &[u8], limits: &Limits| parse_request(&mut BytesMut::from(bytes), limits);
+    assert_eq!(decode(b"*11\r\n", &before_auth), Err(ProtocolError::UnauthenticatedMultibulkLength));
+    assert_eq!(decode(b"*11\r\n", &REDIS), Ok(None));
+    assert_eq!(decode(b"*10\r\n", &before_auth), Ok(None));
+    assert_eq!(decode(b"*2\r\n$16385\r\n", &before_auth), Err(ProtocolError::UnauthenticatedBulkLength));
+    assert_eq!(decode(b"*2\r\n$16384\r\n", &before_auth), Ok(None));
+    assert_eq!(
+        ProtocolError::UnauthenticatedMultibulkLength.to_string(),
+        "Protocol error: unauthenticated multibulk length"
+    );
+    assert_eq!(ProtocolError::UnauthenticatedBulkLength.to_string(), "Protocol error: unauthenticated bulk length");
 }

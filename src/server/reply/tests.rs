@@ -1,15 +1,16 @@
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use proptest::prelude::*;
 
 use super::*;
+use crate::server::output::Output;
 use crate::server::resp_value::{Value, parse_value};
 
 /// What `write` puts in a fresh buffer, in each protocol.
 fn encoded(write: impl Fn(&mut ReplyWriter)) -> [Bytes; 2] {
     [Protocol::Resp2, Protocol::Resp3].map(|protocol| {
-        let mut out = BytesMut::new();
+        let mut out = Output::default();
         write(&mut ReplyWriter::new(&mut out, protocol));
-        out.freeze()
+        Bytes::from(out.to_vec())
     })
 }
 
@@ -57,13 +58,13 @@ fn line_breaks_in_simple_strings_and_errors_become_spaces() {
 
 #[test]
 fn the_protocol_can_change_between_replies() {
-    let mut out = BytesMut::new();
+    let mut out = Output::default();
     let mut writer = ReplyWriter::new(&mut out, Protocol::Resp2);
     writer.null();
     writer.set_protocol(Protocol::Resp3);
     assert_eq!(writer.protocol(), Protocol::Resp3);
     writer.null();
-    assert_eq!(&out[..], b"$-1\r\n_\r\n");
+    assert_eq!(out.to_vec(), b"$-1\r\n_\r\n");
 }
 
 #[test]
@@ -189,10 +190,11 @@ proptest! {
     #[test]
     fn what_the_writer_encodes_a_client_decodes(values in prop::collection::vec(writable_value(), 1..4)) {
         for protocol in [Protocol::Resp2, Protocol::Resp3] {
-            let mut out = BytesMut::new();
+            let mut out = Output::default();
             let mut writer = ReplyWriter::new(&mut out, protocol);
             values.iter().for_each(|value| write_value(&mut writer, value));
-            let mut rest = &out[..];
+            let all = out.to_vec();
+            let mut rest = &all[..];
             for value in &values {
                 let (decoded, used) = parse_value(rest).expect("valid reply").expect("complete reply");
                 prop_assert_eq!(decoded, as_received(value, protocol));
