@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use super::compact::CompactBytes;
 use super::entry::{Entry, Footprint, Write};
 use super::scan::reverse_window;
-use super::shard::{KeyHasher, Shard, acquire};
+use super::shard::{KeyHasher, Router, Shard, acquire};
 use rand::RngExt;
 
 #[derive(Clone, Debug)]
@@ -114,13 +114,7 @@ impl Shard for CowShard {
         reply
     }
 
-    fn scan(
-        &self,
-        position: u64,
-        count: usize,
-        _order: &KeyHasher,
-        mut visit: impl FnMut(&CompactBytes, &Entry),
-    ) -> u64 {
+    fn scan(&self, position: u64, count: usize, _order: &Router, mut visit: impl FnMut(&CompactBytes, &Entry)) -> u64 {
         let snapshot = self.current.load();
         let (window, next) = reverse_window(position, snapshot.order.len(), count);
         for index in window.rev() {

@@ -1,6 +1,6 @@
 //! What the engine stores per key, and what a read-modify-write decides to do with it.
 
-use super::clock::LazyNow;
+use super::clock::Now;
 use super::compact::CompactBytes;
 
 /// Expiry deadline meaning "never expires". Deadlines are milliseconds since the Unix epoch.
@@ -33,8 +33,8 @@ impl Entry {
     }
 
     /// [`Entry::is_expired`] that reads the clock only for an entry with a deadline.
-    pub(crate) fn has_expired(&self, now: &LazyNow<'_>) -> bool {
-        self.expires_at != NEVER && self.is_expired(now.get())
+    pub(crate) fn has_expired(&self, now: &Now) -> bool {
+        self.expires_at != NEVER && self.is_expired(now.0)
     }
 
     pub(crate) fn is_volatile(&self) -> bool {

@@ -9,14 +9,15 @@
 
 use std::sync::atomic::Ordering;
 
-use super::clock::LazyNow;
+use super::clock::Now;
 use super::compact::CompactBytes;
 use super::config::{EngineConfig, Strategy};
 use super::cow::CowShard;
 use super::entry::{Decide, Entry, Footprint, Write};
 use super::locked::{MutexShard, RwLockShard};
 use super::lockfree::LockFreeShard;
-use super::shard::{KeyHasher, Shard, Shards, Slot, Totals, totals};
+use super::scan::reverse_window;
+use super::shard::{Router, Shard, Shards, Slot, Totals, totals};
 
 enum Kind {
     Mutex(Shards<MutexShard>),
@@ -60,7 +61,7 @@ impl Engine {
     /// `shards` must already be validated (a power of two within the limit). `expected_keys`
     /// sizes the maps up front, so that a migration's target does not grow (and rehash a
     /// whole shard under its lock) while keys move in.
-    pub(crate) fn new(id: u64, config: EngineConfig, router: &KeyHasher, expected_keys: u64) -> Engine {
+    pub(crate) fn new(id: u64, config: EngineConfig, router: &Router, expected_keys: u64) -> Engine {
         let shards = config.shards as usize;
         let router = router.clone();
         let per_shard = usize::try_from(expected_keys).unwrap_or(usize::MAX).div_ceil(shards);
@@ -90,7 +91,7 @@ impl Engine {
     }
 
     /// Calls `f` with the live entry under `key`, or says that a dead one must be reclaimed.
-    pub(crate) fn read<R, F: FnOnce(Option<&Entry>) -> R>(&self, key: &[u8], now: &LazyNow<'_>, f: F) -> Found<R, F> {
+    pub(crate) fn read<R, F: FnOnce(Option<&Entry>) -> R>(&self, key: &[u8], now: &Now, f: F) -> Found<R, F> {
         match self.read_if_present(key, now, f) {
             Found::Absent(f) => Found::Answered(f(None)),
             found => found,
@@ -101,7 +102,7 @@ impl Engine {
     pub(crate) fn read_if_present<R, F: FnOnce(Option<&Entry>) -> R>(
         &self,
         key: &[u8],
-        now: &LazyNow<'_>,
+        now: &Now,
         f: F,
     ) -> Found<R, F> {
         with_shards!(&self.kind, shards => shards.slot_for(key).map.read(key, |entry| match entry {
@@ -112,7 +113,7 @@ impl Engine {
     }
 
     /// Atomically applies `f` to the live entry under `key` (see [`transition`]).
-    pub(crate) fn update<R>(&self, key: &[u8], now: &LazyNow<'_>, f: impl Decide<R>) -> Updated<R> {
+    pub(crate) fn update<R>(&self, key: &[u8], now: &Now, f: impl Decide<R>) -> Updated<R> {
         self.update_observed(key, now, |_| {}, f)
     }
 
@@ -122,17 +123,17 @@ impl Engine {
     pub(crate) fn update_observed<R>(
         &self,
         key: &[u8],
-        now: &LazyNow<'_>,
+        now: &Now,
         mut observe: impl FnMut(Option<&Entry>),
         mut f: impl FnMut(Option<&Entry>) -> (Write, R),
     ) -> Updated<R> {
         with_shards!(&self.kind, shards => {
             let slot = shards.slot_for(key);
-            let (reply, delta, reclaimed) = slot.map.update(key, |current| {
+            let (reply, change) = slot.map.update(key, |current| {
                 observe(current);
                 transition(key, current, now, &mut f)
             });
-            Updated::record(slot, reply, delta, reclaimed)
+            Updated::record(slot, key, reply, change)
         })
     }
 
@@ -141,7 +142,7 @@ impl Engine {
     pub(crate) fn update_if_present<R>(
         &self,
         key: &[u8],
-        now: &LazyNow<'_>,
+        now: &Now,
         mut f: impl FnMut(Option<&Entry>) -> (Write, R),
     ) -> Option<Updated<R>> {
         with_shards!(&self.kind, shards => {
@@ -153,7 +154,7 @@ impl Engine {
                     (write, Some(outcome))
                 }
             });
-            outcome.map(|(reply, delta, reclaimed)| Updated::record(slot, reply, delta, reclaimed))
+            outcome.map(|(reply, change)| Updated::record(slot, key, reply, change))
         })
     }
 
@@ -166,7 +167,13 @@ impl Engine {
     /// without touching the counters: the migration moves their footprint itself (see
     /// [`Engine::transfer`]).
     pub(crate) fn insert_moved(&self, index: usize, entries: &[(CompactBytes, Entry)]) {
-        with_shards!(&self.kind, shards => shards.slot(index).map.insert_moved(entries))
+        with_shards!(&self.kind, shards => {
+            let slot = shards.slot(index);
+            slot.map.insert_moved(entries);
+            for (key, _) in entries.iter().filter(|(_, entry)| entry.is_volatile()) {
+                slot.expires.insert(key);
+            }
+        })
     }
 
     /// Removes the keys, which all belong to shard `index`, without touching the counters.
@@ -199,26 +206,37 @@ impl Engine {
         with_shards!(&self.kind, shards => shards.slot(index).map.scan(position, count, shards.router(), visit))
     }
 
-    /// One bounded step of active expiry in shard `index`: the expired keys among the next
-    /// `chunk` entries from where the last step stopped. `None` when the shard holds no key
-    /// with a TTL.
+    /// One bounded step of active expiry in shard `index`: looks at the next `chunk` keys of
+    /// its expires index from where the last step stopped, drops from the index the keys
+    /// that no longer carry a deadline, and returns those that have expired (dropped too: the
+    /// caller reclaims them). `None` when the index is empty.
+    ///
+    /// The entries are read with the index locked (see [`Expires`](super::shard::Expires) for
+    /// why that keeps every key with a deadline indexed); writers take the index's lock only
+    /// after their shard's, never inside it, so the two never wait for each other in a cycle.
     pub(crate) fn expired_in_shard(&self, index: usize, now: u64, chunk: usize) -> Option<SweepStep> {
         with_shards!(&self.kind, shards => {
             let slot = shards.slot(index);
-            if slot.stats.volatile() <= 0 {
+            let mut keys = slot.expires.lock();
+            if keys.is_empty() {
                 return None;
             }
+            let (window, next) = reverse_window(slot.sweep_position.load(Ordering::Relaxed), keys.len(), chunk);
             let mut due = Vec::new();
-            let mut seen = 0u64;
-            let position = slot.sweep_position.load(Ordering::Relaxed);
-            let next = slot.map.scan(position, chunk, shards.router(), |key, entry| {
-                seen += 1;
-                if entry.is_expired(now) {
-                    due.push(key.clone());
+            let examined = window.len() as u64;
+            // Downwards, so that a swap-remove only moves a key already looked at.
+            for position in window.rev() {
+                let Some(key) = keys.get_index(position) else { continue };
+                let (drop_key, expired) = slot.map.read(key, |entry| match entry {
+                    Some(entry) if entry.is_volatile() => (entry.is_expired(now), entry.is_expired(now)),
+                    _ => (true, false),
+                });
+                if drop_key && let Some(key) = keys.swap_remove_index(position) && expired {
+                    due.push(key);
                 }
-            });
+            }
             slot.sweep_position.store(next, Ordering::Relaxed);
-            Some(SweepStep { due, examined: seen, shard_done: next == 0 })
+            Some(SweepStep { due, examined, shard_done: next == 0 })
         })
     }
 
@@ -241,6 +259,8 @@ impl Engine {
         with_shards!(&self.kind, shards => {
             let mut removed = 0;
             for slot in shards.slots() {
+                // The index first: a write that lands after it was cleared adds its key again.
+                slot.expires.clear();
                 let gone = slot.map.clear();
                 slot.stats.apply(Footprint::default() - gone);
                 removed += gone.keys;
@@ -279,27 +299,41 @@ pub(crate) struct Updated<R> {
 }
 
 impl<R> Updated<R> {
-    fn record<S: Shard>(slot: &Slot<S>, reply: R, delta: Footprint, reclaimed: bool) -> Self {
-        slot.stats.apply(delta);
-        if reclaimed {
+    fn record<S: Shard>(slot: &Slot<S>, key: &[u8], reply: R, change: Change) -> Self {
+        slot.stats.apply(change.delta);
+        if change.reclaimed {
             slot.stats.count_expired();
         }
-        Updated { reply, reclaimed }
+        if change.new_deadline {
+            slot.expires.insert(key);
+        }
+        Updated { reply, reclaimed: change.reclaimed }
     }
+}
+
+/// What a transition did besides its reply, computed inside the shard's atomic step.
+struct Change {
+    /// The change of the shard's counters.
+    delta: Footprint,
+    /// Whether an expired entry was removed.
+    reclaimed: bool,
+    /// Whether the stored entry now carries a deadline the replaced one did not: the key goes
+    /// into the shard's expires index.
+    new_deadline: bool,
 }
 
 /// The one write rule: applies `f` to the live entry, turns "keep an expired entry" into its
 /// removal, refuses to store an entry that is already expired, and computes the counters'
-/// change. Returns the write with `f`'s reply, the change, and whether a dead entry went.
+/// change. Returns the write with `f`'s reply and the [`Change`].
 ///
-/// The counter change is computed inside the shard's closure and returned with the reply, so
-/// it always belongs to the transition that took effect (see [`Shard::update`]).
+/// The change is computed inside the shard's closure and returned with the reply, so it
+/// always belongs to the transition that took effect (see [`Shard::update`]).
 fn transition<R>(
     key: &[u8],
     current: Option<&Entry>,
-    now: &LazyNow<'_>,
+    now: &Now,
     f: &mut impl FnMut(Option<&Entry>) -> (Write, R),
-) -> (Write, (R, Footprint, bool)) {
+) -> (Write, (R, Change)) {
     let live = current.filter(|entry| !entry.has_expired(now));
     let dead = current.is_some() && live.is_none();
     let (write, reply) = f(live);
@@ -308,10 +342,14 @@ fn transition<R>(
         Write::Put(entry) if entry.has_expired(now) => Write::Remove,
         other => other,
     };
-    let after = match &write {
-        Write::Keep => Footprint::of_slot(key, current),
-        Write::Put(entry) => Footprint::of(key, entry),
-        Write::Remove => Footprint::default(),
+    let (after, new_deadline) = match &write {
+        Write::Keep => (Footprint::of_slot(key, current), false),
+        Write::Put(entry) => {
+            let kept = current.is_some_and(|old| old.expires_at == entry.expires_at);
+            (Footprint::of(key, entry), entry.is_volatile() && !kept)
+        }
+        Write::Remove => (Footprint::default(), false),
     };
-    (write, (reply, after - Footprint::of_slot(key, current), dead))
+    let delta = after - Footprint::of_slot(key, current);
+    (write, (reply, Change { delta, reclaimed: dead, new_deadline }))
 }

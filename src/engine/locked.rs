@@ -16,7 +16,7 @@ use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use super::compact::CompactBytes;
 use super::entry::{Entry, Footprint, Write};
 use super::scan::reverse_window;
-use super::shard::{KeyHasher, Shard, acquire};
+use super::shard::{KeyHasher, Router, Shard, acquire};
 use rand::RngExt;
 
 pub(crate) type Map = IndexMap<CompactBytes, Entry, KeyHasher>;
@@ -139,13 +139,7 @@ impl<L: MapLock> Shard for Locked<L> {
         reply
     }
 
-    fn scan(
-        &self,
-        position: u64,
-        count: usize,
-        _order: &KeyHasher,
-        mut visit: impl FnMut(&CompactBytes, &Entry),
-    ) -> u64 {
+    fn scan(&self, position: u64, count: usize, _order: &Router, mut visit: impl FnMut(&CompactBytes, &Entry)) -> u64 {
         let map = self.read_guard();
         let (window, next) = reverse_window(position, map.len(), count);
         for index in window.rev() {

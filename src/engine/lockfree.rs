@@ -7,7 +7,7 @@ use papaya::{Compute, Operation};
 use super::compact::CompactBytes;
 use super::entry::{Entry, Footprint, Write};
 use super::scan::{OFFSET_BITS, scan_order};
-use super::shard::{KeyHasher, Shard};
+use super::shard::{KeyHasher, Router, Shard};
 use rand::RngExt;
 
 pub(crate) struct LockFreeShard {
@@ -60,17 +60,11 @@ impl Shard for LockFreeShard {
     }
 
     /// Papaya has no stable position to resume from, so a walk is ordered by the high bits
-    /// of each key's hash instead: one call selects the `count` smallest hash values at or
+    /// of each key's order hash instead (keyed, and used for nothing else: see `scan.rs`): one call selects the `count` smallest hash values at or
     /// above `position` (one lock-free pass), then visits every key up to that boundary
     /// (a second pass) and resumes after it. A key present throughout has a fixed hash, so
     /// the call whose window holds it sees it. Cost: O(shard size) per call, no lock ever.
-    fn scan(
-        &self,
-        position: u64,
-        count: usize,
-        order: &KeyHasher,
-        mut visit: impl FnMut(&CompactBytes, &Entry),
-    ) -> u64 {
+    fn scan(&self, position: u64, count: usize, order: &Router, mut visit: impl FnMut(&CompactBytes, &Entry)) -> u64 {
         let map = self.map.pin();
         let count = count.max(1);
         // A client chooses COUNT: never reserve more than the shard holds.

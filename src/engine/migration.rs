@@ -46,7 +46,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::clock::LazyNow;
+use super::clock::Now;
 use super::compact::CompactBytes;
 use super::config::{ConfigError, EngineConfig, validate_shards};
 use super::entry::{Decide, Entry, Footprint};
@@ -83,7 +83,7 @@ impl Migration {
     }
 
     /// The source answers while it has an entry for the key; after that, the target.
-    pub(crate) fn read<R, F: FnOnce(Option<&Entry>) -> R>(&self, key: &[u8], now: &LazyNow<'_>, f: F) -> Found<R, F> {
+    pub(crate) fn read<R, F: FnOnce(Option<&Entry>) -> R>(&self, key: &[u8], now: &Now, f: F) -> Found<R, F> {
         match self.source.read_if_present(key, now, f) {
             Found::Absent(f) => self.target.read(key, now, f),
             found => found,
@@ -92,7 +92,7 @@ impl Migration {
 
     /// A write where the key lives, with the source shard's gate held so that the mover
     /// cannot move the key meanwhile.
-    pub(crate) fn update<R>(&self, key: &[u8], now: &LazyNow<'_>, mut f: impl Decide<R>) -> Updated<R> {
+    pub(crate) fn update<R>(&self, key: &[u8], now: &Now, mut f: impl Decide<R>) -> Updated<R> {
         let _gate = self.gates.pass(self.source.shard_of(key));
         match self.source.update_if_present(key, now, &mut f) {
             Some(updated) => updated,

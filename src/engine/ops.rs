@@ -2,6 +2,7 @@
 //! here is a pure function of the entry it is shown, which is what makes the same code
 //! correct under a lock, a snapshot publication, or a lock-free retry loop.
 
+use super::clock::Now;
 use super::compact::CompactBytes;
 use super::entry::{Entry, NEVER, Write};
 use super::float::{self, Float, parse_float};
@@ -162,11 +163,11 @@ impl Store {
     }
 
     pub fn ttl(&self, key: &[u8]) -> Ttl {
-        let now = self.now_ms();
-        self.read(key, |entry| match entry {
+        let now = self.now();
+        self.read_at(key, &now, |entry| match entry {
             None => Ttl::Missing,
             Some(e) if e.expires_at == NEVER => Ttl::Persistent,
-            Some(e) => Ttl::ExpiresIn(e.expires_at.saturating_sub(now)),
+            Some(e) => Ttl::ExpiresIn(e.expires_at.saturating_sub(now.0)),
         })
     }
 
@@ -221,8 +222,9 @@ impl Store {
 
     /// GETEX: the value, after changing its expiry as asked.
     pub fn getex(&self, key: &[u8], ttl: TtlUpdate) -> Option<CompactBytes> {
-        let now = self.now_ms();
-        self.update(key, |current| {
+        let at = self.now();
+        let now = at.0;
+        self.update_with(key, &at, |current| {
             let Some(entry) = current else { return (Write::Keep, None) };
             let value = Some(entry.value.clone());
             let write = match ttl {
@@ -325,8 +327,9 @@ impl Store {
     /// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT with an absolute deadline (ms since the Unix
     /// epoch): whether the expiry was set. A deadline already past deletes the key.
     pub fn expire_at(&self, key: &[u8], deadline: u64, condition: ExpireCondition) -> bool {
-        let now = self.now_ms();
-        self.update(key, |current| {
+        let at = self.now();
+        let now = at.0;
+        self.update_with(key, &at, |current| {
             let Some(entry) = current else { return (Write::Keep, false) };
             if !condition.allows(entry.expires_at, deadline) {
                 return (Write::Keep, false);
@@ -337,6 +340,10 @@ impl Store {
             }
             (Write::Put(Entry::new(entry.value.clone(), deadline)), true)
         })
+    }
+
+    fn update_with<R>(&self, key: &[u8], now: &Now, f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R {
+        self.update_at(key, now, f).reply
     }
 
     /// PERSIST: whether an expiry was removed.

@@ -22,6 +22,16 @@
 //! `tests/scan.rs` checks walks across every kind of migration, and that a walk which skips
 //! a migration's target part is caught.
 //!
+//! **What a cursor reveals.** Its slot position says which shard a walk is in, so a client
+//! that scans with COUNT 1 can learn which of its keys share a shard, as Redis's cursor
+//! reveals which keys share a bucket. The routing hash is SipHash under a per-process random
+//! key (`Router` in `shard.rs`), so that knowledge predicts nothing about any other key: to
+//! crowd one shard a client must insert and probe about one key per shard for every key it
+//! lands there, no better than chance. A lock-free shard's offset carries the high bits of a
+//! second, independent keyed hash ([`Router::order`]) that nothing but this walk uses: not the
+//! routing, and not the map inside the shard (foldhash, seeded per map), so those bits are
+//! of no use to an attacker either.
+//!
 //! **The cursor**, opaque to clients: slot position (12 bits), log2 of the issuing layout's
 //! unit (4 bits), engine tag (6 bits), offset (30 bits). 0 starts and ends a walk. Cursors
 //! stay below 2^52 so that clients which parse them as IEEE doubles (JavaScript's numbers)
@@ -29,10 +39,9 @@
 //! across 63 or more engines (32 migrations) may resume at a wrong offset; a shard holds fewer
 //! than 2^30 keys (memory bounds it far lower).
 
-use std::hash::BuildHasher;
 use std::ops::Range;
 
-use super::shard::KeyHasher;
+use super::shard::Router;
 
 /// Bits of the slot space: one slot per shard at the 4096-shard maximum.
 const SPACE_BITS: u32 = 12;
@@ -52,9 +61,10 @@ pub(crate) fn engine_tag(id: u64) -> u8 {
     (id % ((1 << TAG_BITS) - 1) + 1) as u8
 }
 
-/// The rank that orders a lock-free shard's walk: the high bits of the key's hash.
-pub(crate) fn scan_order(order: &KeyHasher, key: &[u8]) -> u64 {
-    order.hash_one(key) >> (64 - OFFSET_BITS)
+/// The rank that orders a lock-free shard's walk: the high bits of the key's order hash
+/// ([`Router::order`], independent of the routing hash).
+pub(crate) fn scan_order(router: &Router, key: &[u8]) -> u64 {
+    router.order(key) >> (64 - OFFSET_BITS)
 }
 
 /// Slots each shard of an engine with `shards` shards owns.

@@ -6,7 +6,7 @@
 //! strategies cannot drift apart.
 
 use std::cell::Cell;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -15,9 +15,45 @@ use crossbeam_utils::CachePadded;
 use super::compact::CompactBytes;
 use super::entry::{Entry, Footprint, Write};
 
-/// The hasher used by every map in the engine. foldhash is fast on short keys and randomly
-/// seeded per map, which keeps an attacker from choosing colliding keys.
+/// The hasher inside each map of the engine. foldhash is fast on short keys and randomly
+/// seeded per map; a map's own layout never leaves the process (no reply depends on it), so
+/// nothing lets a client learn that seed.
 pub(crate) type KeyHasher = foldhash::fast::RandomState;
+
+/// Routes keys to shards and orders SCAN, for every engine a store runs: SipHash-1-3 (std's
+/// `RandomState`) under a random key from the operating system (std draws it once per thread
+/// and steps it for every `RandomState`, so each store has its own), as Redis keys its dictionaries with SipHash and a random
+/// seed. Unlike foldhash, SipHash is a pseudo-random function of its key: a client that
+/// learns where some keys went (SCAN reveals which keys share a shard, as Redis's reveals
+/// which share a bucket) learns nothing about where any other key goes, so crowding one
+/// shard costs it a trial insert per shard for every key it lands there, not a computation.
+/// The router only picks a shard (once per operation); the maps keep foldhash.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Router(std::hash::RandomState);
+
+impl Router {
+    /// The shard-routing hash: its low bits pick the shard and place the key in SCAN's slot
+    /// order (`scan.rs`).
+    pub(crate) fn route(&self, key: &[u8]) -> u64 {
+        self.0.hash_one(key)
+    }
+
+    /// The hash that orders keys inside a lock-free shard's SCAN walk: the same keyed
+    /// function over a different input (a tag byte first), so it is independent of
+    /// [`Router::route`] and of each map's hasher, and a cursor that carries its high bits
+    /// (`scan.rs`) tells a client nothing about where keys are routed or stored.
+    pub(crate) fn order(&self, key: &[u8]) -> u64 {
+        let mut hasher = self.0.build_hasher();
+        hasher.write_u8(ORDER_TAG);
+        key.hash(&mut hasher);
+        hasher.finish()
+    }
+}
+
+/// The first byte [`Router::order`] hashes. A `route` input is a key's 8-byte length, then
+/// the key; an `order` input is this tag, then the same: for keys shorter than 2^56 bytes no
+/// input of one is an input of the other, so their outputs are independent.
+const ORDER_TAG: u8 = 0xa5;
 
 /// One shard's map behind its synchronization.
 pub(crate) trait Shard: Send + Sync + Sized {
@@ -42,7 +78,7 @@ pub(crate) trait Shard: Send + Sync + Sized {
     /// Guarantee: a key present in the shard from the first call to the last of one walk is
     /// visited at least once. No lock is held across calls, and at most one bounded chunk
     /// of work is done under a lock.
-    fn scan(&self, position: u64, count: usize, order: &KeyHasher, visit: impl FnMut(&CompactBytes, &Entry)) -> u64;
+    fn scan(&self, position: u64, count: usize, order: &Router, visit: impl FnMut(&CompactBytes, &Entry)) -> u64;
 
     /// Calls `each` with batches of at most `size` keys until the shard is empty. `each` must
     /// remove every key it is given (through [`Shard::update`]) and nothing else may insert
@@ -115,37 +151,73 @@ impl ShardStats {
     pub(crate) fn bytes(&self) -> i64 {
         self.bytes.load(Ordering::Relaxed)
     }
-
-    pub(crate) fn volatile(&self) -> i64 {
-        self.volatile.load(Ordering::Relaxed)
-    }
 }
 
 pub(crate) struct Slot<S> {
     pub(crate) map: S,
     pub(crate) stats: ShardStats,
-    /// Where the active expiry sweeper resumes in this shard.
+    /// The keys of this shard that may carry a deadline: what active expiry walks.
+    pub(crate) expires: Expires,
+    /// Where the active expiry sweeper resumes in [`Slot::expires`].
     pub(crate) sweep_position: AtomicU64,
+}
+
+/// A shard's expires index, as Redis keeps its `expires` dictionary beside the keys: active
+/// expiry walks it, so its cost follows the keys that carry a deadline, never all keys.
+///
+/// It holds every key whose stored entry carries a deadline (and possibly keys that no longer
+/// do: only the sweeper removes keys, after looking at their entry). A write adds its key
+/// after its change took effect, when it stored a deadline that the entry it replaced did not
+/// already carry (`transition` in kinds.rs); a write of a key without a deadline, the common
+/// case, never touches the index. The sweeper looks at an entry and drops its key with the
+/// index locked, and a writer adds its key after its own change, so a key whose entry gains a
+/// deadline after the sweeper looked is added again after the sweeper dropped it. A write that
+/// keeps the replaced entry's deadline (INCR, APPEND, SET KEEPTTL) adds nothing: the key was
+/// indexed by the write that stored that deadline, unless the sweeper dropped it because it
+/// had expired, and then the new entry, with the same deadline, has expired too and the
+/// sweeper reclaims it.
+///
+/// A dense set with swap-remove: the sweeper walks it downwards from a stored position, like
+/// SCAN over a locked shard (`locked.rs`), and each step is bounded by its chunk.
+#[derive(Default)]
+pub(crate) struct Expires(parking_lot::Mutex<indexmap::IndexSet<CompactBytes, KeyHasher>>);
+
+impl Expires {
+    pub(crate) fn insert(&self, key: &[u8]) {
+        let mut keys = self.0.lock();
+        if !keys.contains(key) {
+            keys.insert(CompactBytes::from(key));
+        }
+    }
+
+    pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, indexmap::IndexSet<CompactBytes, KeyHasher>> {
+        self.0.lock()
+    }
+
+    pub(crate) fn clear(&self) {
+        // Swapped out and dropped after the lock is released.
+        drop(std::mem::take(&mut *self.0.lock()));
+    }
 }
 
 /// The key space hashed into a power-of-two number of shards.
 pub(crate) struct Shards<S> {
     slots: Box<[CachePadded<Slot<S>>]>,
-    /// The store's hasher: picks the shard (low bits), places keys in SCAN's order (`scan.rs`)
-    /// and orders keys inside lock-free shards (high bits).
-    router: KeyHasher,
+    /// The store's router: picks the shard and places keys in SCAN's order (`scan.rs`).
+    router: Router,
     mask: u64,
 }
 
 impl<S: Shard> Shards<S> {
     /// `count` shards, each with room for `capacity_per_shard` keys.
-    pub(crate) fn new(count: usize, router: KeyHasher, capacity_per_shard: usize) -> Self {
+    pub(crate) fn new(count: usize, router: Router, capacity_per_shard: usize) -> Self {
         debug_assert!(count.is_power_of_two());
         let slots = (0..count)
             .map(|_| {
                 CachePadded::new(Slot {
                     map: S::with_capacity(capacity_per_shard),
                     stats: ShardStats::default(),
+                    expires: Expires::default(),
                     sweep_position: AtomicU64::new(0),
                 })
             })
@@ -158,7 +230,11 @@ impl<S: Shard> Shards<S> {
     }
 
     pub(crate) fn index_of(&self, key: &[u8]) -> usize {
-        (self.router.hash_one(key) & self.mask) as usize
+        // One shard needs no hash: the coarse single-lock configuration routes for free.
+        if self.mask == 0 {
+            return 0;
+        }
+        (self.router.route(key) & self.mask) as usize
     }
 
     pub(crate) fn slot_for(&self, key: &[u8]) -> &Slot<S> {
@@ -173,7 +249,7 @@ impl<S: Shard> Shards<S> {
         self.slots.iter().map(|s| &**s)
     }
 
-    pub(crate) fn router(&self) -> &KeyHasher {
+    pub(crate) fn router(&self) -> &Router {
         &self.router
     }
 }
@@ -235,4 +311,33 @@ thread_local! {
 /// Nanoseconds this thread has spent waiting for shard locks since it started.
 pub fn thread_lock_wait_ns() -> u64 {
     THREAD_LOCK_WAIT_NS.with(Cell::get)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::scan::{OFFSET_BITS, scan_order};
+
+    /// A lock-free shard's SCAN cursor carries the high bits of a key's order hash; were it
+    /// the routing hash (as it once was), a client would read routing bits off its cursors.
+    #[test]
+    fn scan_order_bits_are_not_routing_bits() {
+        let router = Router::default();
+        let shared = (0..10_000)
+            .map(|i| format!("key:{i}"))
+            .filter(|key| scan_order(&router, key.as_bytes()) == router.route(key.as_bytes()) >> (64 - OFFSET_BITS))
+            .count();
+        assert_eq!(shared, 0, "order and routing agree on {shared} of 10,000 keys");
+    }
+
+    /// Each store draws its own routing key: the same keys land in different shards of two
+    /// stores, so what a client learns about one store's placement says nothing about another's.
+    #[test]
+    fn each_router_has_its_own_key() {
+        let (a, b) = (Router::default(), Router::default());
+        let same = (0..1_000)
+            .filter(|i| a.route(format!("key:{i}").as_bytes()) == b.route(format!("key:{i}").as_bytes()))
+            .count();
+        assert_eq!(same, 0);
+    }
 }

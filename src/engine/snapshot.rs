@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
 
-use super::clock::LazyNow;
+use super::clock::Now;
 use super::compact::CompactBytes;
 use super::entry::{Decide, Entry};
 use super::gates::Gates;
@@ -79,7 +79,7 @@ impl Cut {
 
     /// A write during the snapshot: it keeps the version at the cut of a key that the walk
     /// has not taken yet.
-    pub(crate) fn update<R>(&self, key: &[u8], now: &LazyNow<'_>, f: impl Decide<R>) -> Updated<R> {
+    pub(crate) fn update<R>(&self, key: &[u8], now: &Now, f: impl Decide<R>) -> Updated<R> {
         let index = self.engine.shard_of(key);
         let _gate = self.gates.pass(index);
         let shard = &self.shards[index];

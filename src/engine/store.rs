@@ -8,18 +8,19 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-use super::clock::{Clock, LazyNow};
+use super::clock::{Clock, Now};
 use super::compact::{CompactBytes, MAX_STRING_LEN};
 use super::config::{ConfigError, EngineConfig, Strategy, validate_shards};
 use super::entry::{Entry, Write};
 use super::kinds::{Engine, Found, Updated};
 use super::migration::{Migration, MigrationHistory};
 use super::scan::{Geometry, Part, glob_match};
-use super::shard::{KeyHasher, Totals};
+use super::shard::{Router, Totals};
 use super::snapshot::Cut;
 
 /// Largest value a command may create, as Redis's default `proto-max-bulk-len` (512 MiB).
@@ -78,7 +79,7 @@ pub struct Store {
     pub(crate) layout: ArcSwap<Layout>,
     /// Every engine of this store routes with this hasher, so a key keeps its SCAN slot
     /// across migrations.
-    pub(crate) router: KeyHasher,
+    pub(crate) router: Router,
     /// Numbers the engines (SCAN cursors name theirs).
     pub(crate) next_engine_id: AtomicU64,
     /// Held for the whole of a migration or snapshot: store-wide walks run one at a time.
@@ -86,6 +87,8 @@ pub struct Store {
     pub(crate) migration_history: parking_lot::Mutex<MigrationHistory>,
     /// Monotonic counters of engines a migration retired, so that they never go backwards.
     pub(crate) retired: RetiredCounters,
+    /// The shard where the next active-expiry pass starts (`sweep_pass`).
+    sweep_next: AtomicUsize,
     clock: Clock,
     max_value_len: usize,
 }
@@ -161,7 +164,7 @@ impl StoreBuilder {
         if self.max_value_len == 0 || self.max_value_len > MAX_STRING_LEN {
             return Err(ConfigError::InvalidMaxValueLen(self.max_value_len));
         }
-        let router = KeyHasher::default();
+        let router = Router::default();
         let config = EngineConfig { strategy: self.strategy, shards: shards as u32 };
         let engine = Engine::new(0, config, &router, 0);
         Ok(Store {
@@ -171,6 +174,7 @@ impl StoreBuilder {
             walking: parking_lot::Mutex::new(()),
             migration_history: parking_lot::Mutex::default(),
             retired: RetiredCounters::default(),
+            sweep_next: AtomicUsize::new(0),
             clock: self.clock,
             max_value_len: self.max_value_len,
         })
@@ -230,19 +234,31 @@ impl Store {
         self.clock.now_ms()
     }
 
+    /// "Now" for one operation, read before it looks at any entry (see [`Now`]).
+    pub(crate) fn now(&self) -> Now {
+        Now(self.clock.now_ms())
+    }
+
     /// Reads the live entry under `key` (an expired entry reads as absent and is reclaimed).
     pub(crate) fn read<R>(&self, key: &[u8], f: impl FnOnce(Option<&Entry>) -> R) -> R {
-        let now = LazyNow::new(&self.clock);
+        self.read_at(key, &self.now(), f)
+    }
+
+    /// [`Store::read`] at a "now" the caller already read.
+    pub(crate) fn read_at<R>(&self, key: &[u8], now: &Now, f: impl FnOnce(Option<&Entry>) -> R) -> R {
         let found = match &**self.layout.load() {
-            Layout::Stable(engine) => engine.read(key, &now, f),
-            Layout::Saving(cut) => cut.engine().read(key, &now, f),
-            Layout::Migrating(migration) => migration.read(key, &now, f),
+            Layout::Stable(engine) => engine.read(key, now, f),
+            Layout::Saving(cut) => cut.engine().read(key, now, f),
+            Layout::Migrating(migration) => migration.read(key, now, f),
         };
         match found {
             Found::Answered(reply) => reply,
+            // The loaded entry had expired, but a write may have replaced it since: answer
+            // from what the reclaiming update saw, which is the key's state at that instant
+            // (answering "absent" outright could deny a key that never was absent).
             Found::Expired(f) | Found::Absent(f) => {
-                self.reclaim_if_expired(key, &now);
-                f(None)
+                let live = self.update_at(key, now, |live| (Write::Keep, live.cloned())).reply;
+                f(live.as_ref())
             }
         }
     }
@@ -250,11 +266,17 @@ impl Store {
     /// Atomically applies `f` to the live entry under `key`. `f` must be pure: the
     /// lock-free strategy may run it more than once.
     pub(crate) fn update<R>(&self, key: &[u8], f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R {
-        let now = LazyNow::new(&self.clock);
-        self.update_at(key, &now, f).reply
+        self.update_at(key, &self.now(), f).reply
     }
 
-    fn update_at<R>(&self, key: &[u8], now: &LazyNow<'_>, f: impl FnMut(Option<&Entry>) -> (Write, R)) -> Updated<R> {
+    /// [`Store::update`] at a "now" the caller already read: a command whose reply or write
+    /// depends on the time (GETEX, EXPIRE, TTL) uses the same instant as the expiry check.
+    pub(crate) fn update_at<R>(
+        &self,
+        key: &[u8],
+        now: &Now,
+        f: impl FnMut(Option<&Entry>) -> (Write, R),
+    ) -> Updated<R> {
         match &**self.layout.load() {
             Layout::Stable(engine) => engine.update(key, now, f),
             Layout::Saving(cut) => cut.update(key, now, f),
@@ -263,11 +285,20 @@ impl Store {
     }
 
     /// Removes `key` if its entry has expired; returns whether it did.
-    fn reclaim_if_expired(&self, key: &[u8], now: &LazyNow<'_>) -> bool {
+    fn reclaim_if_expired(&self, key: &[u8], now: &Now) -> bool {
         self.update_at(key, now, |_| (Write::Keep, ())).reclaimed
     }
 
     /// Number of keys (DBSIZE). Expired keys not yet reclaimed are counted, as in Redis.
+    ///
+    /// Exact when no write is in flight. Otherwise each write's change of the count lands in
+    /// its shard's counter just after the write itself (the counters are per shard, so that
+    /// writers never contend on one), and the shards are summed one by one: the answer counts
+    /// every write that completed before the call began and none that began after it returned,
+    /// so it is off from the number of keys at any instant of the call by at most the number
+    /// of writes in flight meanwhile (during a live migration, by at most one more
+    /// `MIGRATION_CHUNK` of keys being handed from one engine's counters to the other's).
+    /// `tests/engine.rs` checks these bounds under concurrent writers.
     pub fn len(&self) -> usize {
         usize::try_from(self.totals().keys).unwrap_or(0)
     }
@@ -405,8 +436,7 @@ impl Store {
         let mut evicted = 0;
         for _ in 0..n {
             let Some(key) = self.random_key() else { break };
-            let now = LazyNow::new(&self.clock);
-            let removed = self.update_at(&key, &now, |live| (Write::Remove, live.is_some())).reply;
+            let removed = self.update_at(&key, &self.now(), |live| (Write::Remove, live.is_some())).reply;
             if removed {
                 // Counted in the running engine; a retired engine's counts are carried over.
                 self.layout.load().running().count_evicted(&key);
@@ -416,39 +446,49 @@ impl Store {
         evicted
     }
 
-    /// One active-expiry pass over the shards that hold keys with a TTL: examines up to
-    /// `chunk` keys per step, repeats on a shard while more than a quarter of what it
-    /// examined had expired (Redis's adaptive rule), and stops after `max_steps` steps.
-    /// Each step reads one bounded chunk; each removal is its own short update.
-    pub(crate) fn sweep_pass(&self, chunk: usize, max_steps: usize) -> (u64, u64) {
+    /// One active-expiry pass, Redis's `activeExpireCycle` over shards: starting at the shard
+    /// after the one the last pass stopped at (so that every shard gets its turn, however
+    /// many there are), each shard's expires index is sampled `chunk` keys at a time, again
+    /// while more than a tenth of a sample had expired, and the pass stops once it has been
+    /// round every shard or has run for `budget`. Each step reads one bounded chunk; each
+    /// removal is its own short update.
+    pub(crate) fn sweep_pass(&self, chunk: usize, budget: Duration) -> (u64, u64) {
+        let started = Instant::now();
         let now = self.now_ms();
-        let (mut examined, mut expired, mut steps) = (0u64, 0u64, 0usize);
-        // (engine, shard): the layout may change between steps, and the pass follows it.
-        let (mut engine_index, mut shard) = (0, 0);
-        while steps < max_steps {
+        let (mut examined, mut expired) = (0u64, 0u64);
+        // Shards are numbered over the layout's engines, source first; the layout may change
+        // between steps, and the pass follows it.
+        let shards = |layout: &Layout| layout.engines().map(Engine::shard_count).sum::<usize>();
+        let total = shards(&self.layout.load());
+        let first = self.sweep_next.load(Ordering::Relaxed) % total;
+        let mut next = first;
+        let mut visited = 0;
+        while visited < total && started.elapsed() < budget {
             // Look under the layout, reclaim after letting go of it: a reclaim loads it again.
             let step = {
                 let layout = self.layout.load();
-                let Some(engine) = layout.engines().nth(engine_index) else { break };
-                if shard >= engine.shard_count() {
-                    (engine_index, shard) = (engine_index + 1, 0);
-                    continue;
-                }
-                engine.expired_in_shard(shard, now, chunk)
+                let mut shard = next % shards(&layout).max(1);
+                layout.engines().find_map(|engine| match engine.shard_count() {
+                    count if shard < count => Some(engine.expired_in_shard(shard, now, chunk)),
+                    count => {
+                        shard -= count;
+                        None
+                    }
+                })
             };
-            let Some(step) = step else {
-                shard += 1;
+            let Some(Some(step)) = step else {
+                (next, visited) = (next + 1, visited + 1);
                 continue;
             };
-            steps += 1;
-            let reclaimed =
-                step.due.iter().filter(|key| self.reclaim_if_expired(key, &LazyNow::fixed(now))).count() as u64;
+            let reclaimed = step.due.iter().filter(|key| self.reclaim_if_expired(key, &Now(now))).count() as u64;
             examined += step.examined;
             expired += reclaimed;
-            if step.shard_done || reclaimed * 4 <= step.examined {
-                shard += 1;
+            // Stay on a shard while much of what it holds has expired, as Redis does.
+            if step.shard_done || reclaimed * 10 <= step.examined {
+                (next, visited) = (next + 1, visited + 1);
             }
         }
+        self.sweep_next.store(next, Ordering::Relaxed);
         (examined, expired)
     }
 }

@@ -18,15 +18,19 @@ pub struct SweepReport {
     pub expired: u64,
 }
 
-/// Keys examined per step: the most any shard is held for by the sweeper at once.
-pub const SWEEP_CHUNK: usize = 64;
-/// Steps per pass, which bounds one pass's work however many keys have expired.
-pub const SWEEP_MAX_STEPS: usize = 256;
+/// Keys of a shard's expires index examined per step, as Redis samples 20 keys of a
+/// database's expires per iteration: the most any shard's index is held by the sweeper at once.
+pub const SWEEP_CHUNK: usize = 20;
+/// The most one pass runs: Redis's active expiry takes at most 25% of each 100 ms cycle
+/// (`ACTIVE_EXPIRE_CYCLE_SLOW_TIME_PERC` at the default `hz` 10), and the server runs a pass
+/// every 100 ms by default (`active_expire_interval_ms`).
+pub const SWEEP_BUDGET: Duration = Duration::from_millis(25);
 
 impl Store {
-    /// Runs one active-expiry pass now (the sweeper thread calls this periodically).
+    /// Runs one active-expiry pass now (the sweeper thread calls this periodically): at most
+    /// one round of every shard, and at most [`SWEEP_BUDGET`].
     pub fn sweep_expired(&self) -> SweepReport {
-        let (examined, expired) = self.sweep_pass(SWEEP_CHUNK, SWEEP_MAX_STEPS);
+        let (examined, expired) = self.sweep_pass(SWEEP_CHUNK, SWEEP_BUDGET);
         SweepReport { examined, expired }
     }
 }
