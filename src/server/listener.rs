@@ -110,16 +110,7 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let Server { state, listener, admin_listener } = self;
         let config = &state.config;
-        tracing::info!(
-            version = env!("CARGO_PKG_VERSION"),
-            strategy = %state.store.strategy(),
-            shards = state.store.shard_count(),
-            port = state.resp_addr.port(),
-            admin_port = admin_listener.local_addr()?.port(),
-            maxmemory = state.settings.max_memory(),
-            maxmemory_policy = state.settings.max_memory_policy().name(),
-            "cstore serve started"
-        );
+        let admin_port = admin_listener.local_addr()?.port();
         let store = Arc::clone(&state.store);
         let sweep_state = Arc::clone(&state);
         let sweeper = Sweeper::start(
@@ -139,6 +130,17 @@ impl Server {
         let (connection_done, mut all_done) = mpsc::channel::<()>(1);
         let cron = tokio::spawn(save_cron(Arc::clone(&state.persistence), Arc::clone(&state.aof)));
         readiness.set_ready();
+        // Logged once ready: tests and operators take this line to mean /readyz answers ready.
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            strategy = %state.store.strategy(),
+            shards = state.store.shard_count(),
+            port = state.resp_addr.port(),
+            admin_port,
+            maxmemory = state.settings.max_memory(),
+            maxmemory_policy = state.settings.max_memory_policy().name(),
+            "cstore serve started"
+        );
         tokio::select! {
             () = accept_loop(&state, &listener, &notify_shutdown, &connection_done) => {}
             () = shutdown => {}

@@ -73,7 +73,26 @@ impl RedisServer {
             assert!(Instant::now() < deadline, "redis-server {extra:?} did not start on port {port}");
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        // redis-server accepts while it loads its files and answers -LOADING until done.
+        while server.ping().starts_with(b"-LOADING") {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server {extra:?} still loading after {:?}",
+                super::server::PATIENCE
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         server
+    }
+
+    /// The first line of the reply to an inline PING.
+    fn ping(&self) -> Vec<u8> {
+        use std::io::{BufRead, Write};
+        let mut stream = std::net::TcpStream::connect(self.addr).expect("redis-server accepts");
+        stream.write_all(b"PING\r\n").expect("send PING");
+        let mut line = Vec::new();
+        std::io::BufReader::new(stream).read_until(b'\n', &mut line).expect("read the PING reply");
+        line
     }
 }
 
