@@ -240,6 +240,8 @@ fn a_snapshot_cstore_cannot_load_stops_startup_naming_the_problem_and_stays_unto
         stderr.contains(&format!("cannot load the snapshot {}: the RDB file is truncated", file.display())),
         "{stderr}"
     );
+    // The operator tells a load failure from other crashes by this line's beginning.
+    assert!(stderr.contains(&format!("error: {}: ", cstore::server::LOAD_FAILED)), "{stderr}");
 
     let Some(redis_server) = require("redis-server") else { return };
     std::fs::remove_file(&file).unwrap();

@@ -40,6 +40,11 @@ pub struct Server {
     admin_listener: TcpListener,
 }
 
+/// How the error that stops a store unable to load its data at startup begins (`cstore serve`
+/// prints it as `error: <this>: <cause>`): the operator reads it in a crashed pod's
+/// termination message to report the load failure.
+pub const LOAD_FAILED: &str = "cannot load the data at startup";
+
 impl Server {
     /// Validates the configuration, builds the store and binds both ports.
     #[tracing::instrument(name = "startup", skip_all, fields(
@@ -73,9 +78,11 @@ impl Server {
         // Before any client is accepted (the listeners are bound but not yet served).
         let loading = Arc::clone(&persistence);
         let appending = Arc::clone(&aof);
-        tokio::task::spawn_blocking(move || loading.load_at_startup().and_then(|manifest| appending.start(manifest)))
-            .await
-            .context("the startup load panicked")??;
+        tokio::task::spawn_blocking(move || {
+            loading.load_at_startup().context(LOAD_FAILED).and_then(|manifest| appending.start(manifest))
+        })
+        .await
+        .context("the startup load panicked")??;
         let state = ServerState {
             store,
             settings,

@@ -21,4 +21,4 @@ mod session; // per-client state and the client list
 mod shutdown; // broadcast-plus-drop graceful shutdown
 mod state; // what connections share
 
-pub use listener::Server;
+pub use listener::{LOAD_FAILED, Server};
