@@ -8,7 +8,10 @@
 //!
 //! An object under a child's name that the store does not own (no controller reference to
 //! it) is left alone: a forced apply would take its fields over and add an owner reference,
-//! so the garbage collector would delete the user's object with the store.
+//! so the garbage collector would delete the user's object with the store. The store's data
+//! claim is the exception that proves the rule: retained, it has no owner reference (it must
+//! outlive the store), so it is known by its `cstore.dev/data-of` label instead, which a
+//! user's own claim under that name does not carry.
 
 use std::fmt::Debug;
 
@@ -19,7 +22,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::api_call::traced;
-use super::resources::sha256_hex;
+use super::resources::{DATA_OF_LABEL, sha256_hex};
 
 /// The one field manager every apply of the operator uses.
 pub const FIELD_MANAGER: &str = "cstore-operator";
@@ -47,8 +50,9 @@ pub enum ApplyError {
 
 /// Makes the child named like `desired` match it: applies it (forcing ownership of the fields
 /// it sets, as a controller must) unless the child is already in sync. Returns the child as
-/// the API server holds it afterwards. `desired` carries its controller owner reference; an
-/// existing object without the same one is refused ([`ApplyError::NotOwned`]).
+/// the API server holds it afterwards. `desired` carries its controller owner reference, or
+/// the data-of label; an existing object without the same one is refused
+/// ([`ApplyError::NotOwned`]).
 pub async fn apply<K>(api: &Api<K>, desired: K) -> Result<(K, Change), ApplyError>
 where
     K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
@@ -58,7 +62,7 @@ where
     let kind = K::kind(&());
     let existing = traced("get", &kind, &name, api.get_opt(&name)).await?;
     if let Some(current) = &existing
-        && controller_uid(current) != controller_uid(&desired)
+        && !is_ours(current, &desired)
     {
         return Err(ApplyError::NotOwned);
     }
@@ -77,6 +81,17 @@ where
         Some(_) => Change::Updated,
     };
     Ok((applied, change))
+}
+
+/// Whether `current` is the object `desired` describes, not someone else's under its name:
+/// the same data-of label when `desired` has one (whatever the owner references say, so that
+/// a retained claim is used again by a store created anew under its name, and whenDeleted can
+/// change either way), else the same controller.
+fn is_ours<K: Resource>(current: &K, desired: &K) -> bool {
+    match desired.labels().get(DATA_OF_LABEL) {
+        Some(store) => current.labels().get(DATA_OF_LABEL) == Some(store),
+        None => controller_uid(current) == controller_uid(desired),
+    }
 }
 
 /// The UID of the object's controller (the owner reference marked `controller: true`).
@@ -136,6 +151,38 @@ mod tests {
         ] {
             assert!(!contains(&drifted, &wanted), "{drifted}");
         }
+    }
+
+    #[test]
+    fn an_object_is_ours_by_its_controller_or_by_its_data_of_label() {
+        let claim = |labels: &[(&str, &str)], controller: Option<&str>| ConfigMap {
+            metadata: ObjectMeta {
+                name: Some("cache-data".into()),
+                labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+                owner_references: controller.map(|uid| {
+                    vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                        uid: uid.into(),
+                        controller: Some(true),
+                        ..k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference::default()
+                    }]
+                }),
+                ..ObjectMeta::default()
+            },
+            ..ConfigMap::default()
+        };
+        let ours = [(DATA_OF_LABEL, "cache")];
+        // Retained (no owner) and deleted with the store (owned), in every combination.
+        for current in [None, Some("store-uid")] {
+            for desired in [None, Some("store-uid"), Some("new-store-uid")] {
+                assert!(is_ours(&claim(&ours, current), &claim(&ours, desired)), "{current:?} {desired:?}");
+            }
+        }
+        assert!(!is_ours(&claim(&[], None), &claim(&ours, None)), "a user's claim under the name");
+        assert!(!is_ours(&claim(&[(DATA_OF_LABEL, "other")], None), &claim(&ours, None)), "another store's data");
+        // Without the label, the controller decides, as for every other child.
+        assert!(is_ours(&claim(&[], Some("a")), &claim(&[], Some("a"))));
+        assert!(!is_ours(&claim(&[], None), &claim(&[], Some("a"))), "a user's object");
+        assert!(!is_ours(&claim(&[], Some("b")), &claim(&[], Some("a"))), "another owner's object");
     }
 
     #[test]

@@ -17,6 +17,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{MAX_SHARDS, Strategy};
+use crate::persistence::config::AppendFsync;
+use crate::persistence::rules::SaveRules;
 use crate::server::config::MaxMemoryPolicy;
 
 /// The API group of every cstore resource.
@@ -46,12 +48,20 @@ pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
     derive = "PartialEq",
     doc = "A Redis-protocol key-value store whose locking strategy and shard count are chosen here. The cstore \
            operator runs it as a Deployment behind a Service, configured through a ConfigMap. strategy, shards, \
-           maxMemory, evictionPolicy and tracing.sampleRatio are applied live to the running pods, keeping their \
-           data; any other change replaces the pods, which start empty (data is in memory only).",
+           maxMemory, evictionPolicy, tracing.sampleRatio and the persistence rules are applied live to the \
+           running pods, keeping their data; any other change replaces the pods, which load their data from \
+           their volume with persistence and start empty without it.",
     validation = kube::core::Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$')").message(
         "metadata.name must be at most 63 lowercase letters, digits and '-', starting with a letter and not \
          ending with '-': it names the store's Service"
     ),
+    // At the root, where both fields are in sight. Absent fields read as their defaults, so
+    // the rule holds whether or not defaulting has run.
+    validation = kube::core::Rule::new(
+        "!has(self.spec) || !has(self.spec.persistence) || !has(self.spec.persistence.mode) || \
+         self.spec.persistence.mode == 'None' || !has(self.spec.replicas) || self.spec.replicas == 1"
+    )
+    .message(PERSISTENCE_NEEDS_ONE_REPLICA),
     printcolumn(
         name = "Strategy",
         type_ = "string",
@@ -63,6 +73,12 @@ pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
         type_ = "integer",
         json_path = ".status.shards",
         description = "The shard count every pod runs; empty while they differ (see status.pods)"
+    ),
+    printcolumn(
+        name = "Persistence",
+        type_ = "string",
+        json_path = ".spec.persistence.mode",
+        description = "How the store keeps its data across restarts (empty: None, in memory only)"
     ),
     printcolumn(
         name = "Ready",
@@ -90,22 +106,22 @@ pub struct ConcurrentStoreSpec {
     /// Number of store pods. Until cstore has a clustered mode, each replica is an independent
     /// store with its own keys: the Service spreads connections over them, so a client may
     /// not read what it wrote through another connection. Use 1 unless that is what you want.
-    /// A pod added by scaling up starts empty.
+    /// A pod added by scaling up starts empty. Must be 1 with persistence (see persistence).
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 1))]
     pub replicas: i32,
 
     /// Container image of the store. Defaults to the image the operator itself runs. Changing it
-    /// replaces the pods, and the new pods start with an EMPTY store: cstore keeps its data in
-    /// memory only (until persistence lands). The old pods stop before the new ones start, so
-    /// clients never reach old and new data at once.
+    /// replaces the pods: with persistence the new pod loads the data the old one saved when it
+    /// stopped; without it (mode None) the new pods start with an EMPTY store. The old pods
+    /// stop before the new ones start, so clients never reach old and new data at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub image: Option<String>,
 
     /// CPU and memory requests and limits of the store container. Defaults to requests of
     /// 100m CPU and 128Mi memory and a limit of 1Gi memory. Changing them replaces the pods,
-    /// which start with an EMPTY store (data is in memory only until persistence lands).
+    /// which load their data with persistence and start with an EMPTY store without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
 
@@ -136,9 +152,15 @@ pub struct ConcurrentStoreSpec {
     pub tracing: Option<TracingSpec>,
 
     /// Scheduling and metadata of the store's pods. Changing any of it replaces the pods, which
-    /// start with an EMPTY store (data is in memory only until persistence lands).
+    /// load their data with persistence and start with an EMPTY store without it.
     #[serde(default, skip_serializing_if = "PodSpecOverrides::is_empty")]
     pub pod: PodSpecOverrides,
+
+    /// Whether and how the store keeps its data across restarts, on a PersistentVolumeClaim
+    /// named <store name>-data. Without it (mode None, the default) the data is in memory only
+    /// and every new pod starts empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<PersistenceSpec>,
 }
 
 /// The defaults the schema gives a spec that sets nothing.
@@ -155,6 +177,122 @@ impl Default for ConcurrentStoreSpec {
             auth: None,
             tracing: None,
             pod: PodSpecOverrides::default(),
+            persistence: None,
+        }
+    }
+}
+
+impl ConcurrentStoreSpec {
+    /// The persistence settings when the store keeps its data (a mode other than None).
+    pub fn persistent(&self) -> Option<&PersistenceSpec> {
+        self.persistence.as_ref().filter(|persistence| persistence.mode != PersistenceMode::None)
+    }
+}
+
+/// The message of the CEL rule that keeps persistence to one replica.
+pub const PERSISTENCE_NEEDS_ONE_REPLICA: &str = "persistence needs replicas: 1: each replica is an independent \
+     store, and two pods must never write the same files";
+
+/// How the store keeps its data, with the settings of its volume.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.mode) || self.mode != 'Snapshot' || !has(self.snapshotRules) || \
+             !self.snapshotRules.matches('^\\\\s*$')",
+    "message": "persistence.snapshotRules may not be empty with mode Snapshot: nothing would ever be saved \
+                (use mode None for no persistence)",
+}]))]
+pub struct PersistenceSpec {
+    /// None: in memory only, every new pod starts empty. Snapshot: the store writes a
+    /// Redis-format snapshot (dump.rdb) as snapshotRules say and when it stops, and loads it
+    /// when it starts; a crash loses the writes since the last snapshot. AppendOnly: every write
+    /// is also logged to an append-only file (Redis's format) that the store replays when it
+    /// starts; appendFsync says how much a power loss can cost. Needs replicas: 1: each replica
+    /// is an independent store and two pods must never write the same files (one claim per
+    /// replica, a StatefulSet, is future work). Switching between Snapshot and AppendOnly is
+    /// applied live. Turning persistence on for a running store adds a volume, so it replaces
+    /// the pod once: the store restarts EMPTY (what it held in memory is lost) and keeps its data
+    /// from then on. Turning it off replaces the pod too, which then starts empty; the claim is
+    /// kept (see whenDeleted) and used again if persistence is turned back on.
+    #[serde(default)]
+    pub mode: PersistenceMode,
+
+    /// When the store writes a snapshot, in Redis's save syntax: "seconds changes" pairs, a
+    /// snapshot being written when at least that many writes happened within that many seconds.
+    /// The default is Redis's, "3600 1 300 100 60 10000". The store also writes one when it stops.
+    /// As in Redis, snapshots and the append-only file are independent: with AppendOnly these
+    /// rules still write snapshots (the append-only file is what is loaded); "" turns them off
+    /// there. Mode Snapshot needs at least one rule. Applied live, without a restart.
+    #[serde(default = "default_snapshot_rules")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": SNAPSHOT_RULES_CEL,
+        "message": "persistence.snapshotRules must be pairs of whole numbers \"seconds changes\" as Redis's \
+                    save setting, such as \"3600 1 300 100 60 10000\", or \"\" for none",
+    }]))]
+    pub snapshot_rules: String,
+
+    /// With AppendOnly: when the log reaches the disk. always: a write is acknowledged once it
+    /// is on disk. everysec: once a second, so a power loss costs about a second of writes (a
+    /// crash of the store alone costs none). no: the kernel decides. Applied live.
+    #[serde(default)]
+    pub append_fsync: AppendFsync,
+
+    /// Size of the volume, as a quantity (1Gi, 20Gi). It must hold the snapshot twice while one
+    /// is written (the new file replaces the old one only once complete), or the append-only
+    /// file and its rewrite. Growing it later needs a StorageClass that allows expansion; a
+    /// claim cannot shrink.
+    #[serde(default = "default_volume_size")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "isQuantity(string(self)) && sign(quantity(string(self))) > 0",
+        "message": "persistence.size must be a positive quantity such as 1Gi or 20Gi",
+    }]))]
+    pub size: Quantity,
+
+    /// StorageClass of the claim; the cluster's default class when unset. Fixed once the claim
+    /// exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub storage_class_name: Option<String>,
+
+    /// What happens to the claim, and so the data, when the store is deleted, as a StatefulSet's
+    /// persistentVolumeClaimRetentionPolicy. Retain (the default): the claim stays, and a store
+    /// created again under the same name uses it, with its data; delete it yourself to free
+    /// the volume. Delete: the claim is deleted with the store.
+    #[serde(default)]
+    pub when_deleted: WhenDeleted,
+}
+
+/// The CEL rule for Redis's `save` syntax: whitespace-separated pairs of whole numbers (at
+/// most 19 digits, so that each fits the store's 64-bit parser), or nothing.
+const SNAPSHOT_RULES_CEL: &str =
+    "self.matches('^\\\\s*([0-9]{1,19}\\\\s+[0-9]{1,19}(\\\\s+[0-9]{1,19}\\\\s+[0-9]{1,19})*)?\\\\s*$')";
+
+/// How the store keeps its data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum PersistenceMode {
+    #[default]
+    None,
+    Snapshot,
+    AppendOnly,
+}
+
+/// What deleting the store does to its claim.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum WhenDeleted {
+    #[default]
+    Retain,
+    Delete,
+}
+
+impl Default for PersistenceSpec {
+    fn default() -> Self {
+        PersistenceSpec {
+            mode: PersistenceMode::default(),
+            snapshot_rules: default_snapshot_rules(),
+            append_fsync: AppendFsync::default(),
+            size: default_volume_size(),
+            storage_class_name: None,
+            when_deleted: WhenDeleted::default(),
         }
     }
 }
@@ -342,6 +480,14 @@ fn default_replicas() -> i32 {
     1
 }
 
+fn default_snapshot_rules() -> String {
+    SaveRules::redis_default().to_string()
+}
+
+fn default_volume_size() -> Quantity {
+    Quantity("1Gi".to_owned())
+}
+
 fn default_secret_key() -> String {
     "password".to_owned()
 }
@@ -371,6 +517,17 @@ impl JsonSchema for Strategy {
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({ "type": "string", "enum": Strategy::ALL.map(Strategy::name) })
+    }
+}
+
+/// appendfsync is a string enum with Redis's names.
+impl JsonSchema for AppendFsync {
+    fn schema_name() -> Cow<'static, str> {
+        "AppendFsync".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string", "enum": AppendFsync::ALL.map(AppendFsync::name) })
     }
 }
 
@@ -461,6 +618,7 @@ mod tests {
             [
                 ("Strategy", ".status.strategy"),
                 ("Shards", ".status.shards"),
+                ("Persistence", ".spec.persistence.mode"),
                 ("Ready", ".status.ready"),
                 ("Age", ".metadata.creationTimestamp")
             ]
@@ -573,6 +731,80 @@ mod tests {
             let errors = cel_errors(name, json!({}));
             assert_eq!(errors.len(), 1, "{name}: {errors:?}");
             assert!(errors[0].starts_with("metadata.name must be at most 63 lowercase letters"), "{name}");
+        }
+    }
+
+    #[test]
+    fn persistence_defaults_to_none_and_redis_s_rules() {
+        let persistence = &schema()["properties"]["spec"]["properties"]["persistence"]["properties"];
+        assert_eq!(persistence["mode"]["default"], "None");
+        assert_eq!(persistence["mode"]["enum"], json!(["None", "Snapshot", "AppendOnly"]));
+        assert_eq!(persistence["snapshotRules"]["default"], "3600 1 300 100 60 10000");
+        assert_eq!(persistence["appendFsync"]["default"], "everysec");
+        assert_eq!(persistence["appendFsync"]["enum"], json!(["always", "everysec", "no"]));
+        assert_eq!(persistence["size"]["default"], "1Gi");
+        assert_eq!(persistence["whenDeleted"]["default"], "Retain");
+        assert_eq!(persistence["whenDeleted"]["enum"], json!(["Retain", "Delete"]));
+
+        let parsed: PersistenceSpec = serde_json::from_value(json!({"mode": "Snapshot"})).unwrap();
+        assert_eq!(parsed, PersistenceSpec { mode: PersistenceMode::Snapshot, ..PersistenceSpec::default() });
+        assert_eq!(parsed.snapshot_rules.parse::<SaveRules>(), Ok(SaveRules::redis_default()));
+        let spec = |persistence| ConcurrentStoreSpec { persistence, ..ConcurrentStoreSpec::default() };
+        assert!(spec(None).persistent().is_none());
+        assert!(spec(Some(PersistenceSpec::default())).persistent().is_none(), "mode None");
+        assert!(spec(Some(parsed)).persistent().is_some());
+    }
+
+    #[test]
+    fn persistence_needs_one_replica() {
+        let persistence = |mode: &str, replicas: i32| json!({"replicas": replicas, "persistence": {"mode": mode}});
+        for (mode, replicas) in [("None", 3), ("Snapshot", 1), ("AppendOnly", 1)] {
+            assert_eq!(cel_errors("a", persistence(mode, replicas)), Vec::<String>::new(), "{mode} {replicas}");
+        }
+        for (mode, replicas) in [("Snapshot", 2), ("AppendOnly", 5)] {
+            assert_eq!(cel_errors("a", persistence(mode, replicas)), [PERSISTENCE_NEEDS_ONE_REPLICA], "{mode}");
+        }
+        assert_eq!(cel_errors("a", json!({"replicas": 2, "persistence": {}})), Vec::<String>::new(), "mode None");
+    }
+
+    #[test]
+    fn persistence_size_must_be_a_positive_quantity() {
+        let size = |size: Value| json!({"persistence": {"mode": "Snapshot", "size": size}});
+        for good in [json!("1Gi"), json!("500M"), json!(1073741824)] {
+            assert_eq!(cel_errors("a", size(good.clone())), Vec::<String>::new(), "{good}");
+        }
+        for bad in [json!("0"), json!("-1Gi"), json!("lots")] {
+            assert_eq!(
+                cel_errors("a", size(bad.clone())),
+                ["persistence.size must be a positive quantity such as 1Gi or 20Gi"],
+                "{bad}"
+            );
+        }
+    }
+
+    /// The CEL rule refuses exactly what the store's own parser refuses, for rules of
+    /// numbers that fit its 64 bits.
+    #[test]
+    fn snapshot_rules_are_redis_save_syntax_as_the_store_parses_it() {
+        const SYNTAX: &str = "persistence.snapshotRules must be pairs of whole numbers \"seconds changes\" as \
+                              Redis's save setting, such as \"3600 1 300 100 60 10000\", or \"\" for none";
+        let rules = |mode: &str, rules: &str| json!({"persistence": {"mode": mode, "snapshotRules": rules}});
+        for text in ["3600 1 300 100 60 10000", "900 1", "  900   1 ", "1\t2", "", "0 0", "3600", "a 1", "-1 1"]
+            .into_iter()
+            .chain(["1.5 2", "3600 1 300", "1 2 3 4 5", "60,10"])
+        {
+            let store_accepts = text.parse::<SaveRules>().is_ok();
+            let errors = cel_errors("a", rules("AppendOnly", text));
+            assert_eq!(errors.is_empty(), store_accepts, "{text:?}: {errors:?}");
+            if !store_accepts {
+                assert_eq!(errors, [SYNTAX], "{text:?}");
+            }
+        }
+        let empty = "persistence.snapshotRules may not be empty with mode Snapshot: nothing would ever be saved \
+                     (use mode None for no persistence)";
+        for blank in ["", "  "] {
+            assert_eq!(cel_errors("a", rules("Snapshot", blank)), [empty], "{blank:?}");
+            assert_eq!(cel_errors("a", rules("AppendOnly", blank)), Vec::<String>::new(), "the AOF alone");
         }
     }
 

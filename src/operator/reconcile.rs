@@ -4,7 +4,9 @@
 //!
 //! No finalizer: everything a store owns lives in the cluster and carries an owner reference,
 //! so the garbage collector deletes it with the store; there is nothing outside the cluster to
-//! clean up, and a finalizer would only let a stopped operator block namespace deletion.
+//! clean up, and a finalizer would only let a stopped operator block namespace deletion. The
+//! one child without an owner reference, a data claim the store retains (whenDeleted: Retain),
+//! is meant to outlive it.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
@@ -31,11 +33,11 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use super::api_call::traced;
 use super::apply::{ApplyError, Change, FIELD_MANAGER, apply};
 use super::crd::{ConcurrentStore, ConcurrentStoreStatus};
-use super::live::{Convergence, LiveSettings, PodReport};
+use super::live::{Convergence, Crash, LiveSettings, PodReport, crashes};
 use super::metrics::Metrics;
 use super::reconfigure::{PasswordError, PodAddress, Target, pod_ip_address, read_password, reconfigure_pods};
 use super::resources::{Desired, ROLLOUT_STRATEGY, RenderError, Settings, pod_selector};
-use super::status::{Observation, next_status};
+use super::status::{Observation, PERSISTENCE_HEALTHY, next_status};
 use super::store_client::Timeouts;
 
 /// How often a healthy store is reconciled even when nothing changes: a safety net, since
@@ -268,6 +270,13 @@ async fn reconcile_store(store: &ConcurrentStore, context: &Context) -> Result<A
     let client = &context.client;
     let config_maps = Api::<ConfigMap>::namespaced(client.clone(), &namespace);
     ensure(store, context, &config_maps, desired.config_map).await?;
+    // Before the Deployment, so that its pod finds the claim. Without persistence a claim
+    // is left as it is: turning persistence off must not delete data (whenDeleted decides
+    // when the claim goes), and turning it on again uses the claim again.
+    if let Some(claim) = desired.persistent_volume_claim {
+        let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &namespace);
+        ensure(store, context, &claims, claim).await?;
+    }
     let deployments = Api::<Deployment>::namespaced(client.clone(), &namespace);
     drop_rolling_update(&deployments, &store.name_any()).await?;
     let deployment = ensure(store, context, &deployments, desired.deployment).await?;
@@ -281,9 +290,10 @@ async fn reconcile_store(store: &ConcurrentStore, context: &Context) -> Result<A
         None => remove_owned(store, context, &budgets).await?,
     }
 
-    let pods = reconfigure(store, context, &namespace, desired.live_settings, desired.resp_port).await?;
-    let observation = Observation::Applied { deployment: &deployment, pods: &pods };
+    let (pods, crashed) = reconfigure(store, context, &namespace, desired.live_settings, desired.resp_port).await?;
+    let observation = Observation::Applied { deployment: &deployment, pods: &pods, crashes: &crashed };
     let status = next_status(store, observation, Timestamp::now());
+    warn_of_persistence_failure(store, context, &status).await;
     write_status(store, context, status).await?;
     // Rollout progress needs no polling: the Deployment's status changes trigger reconciles.
     // A live migration changes no object, so its progress is polled.
@@ -294,23 +304,23 @@ async fn reconcile_store(store: &ConcurrentStore, context: &Context) -> Result<A
     }))
 }
 
-/// Tells every running pod of the store the spec's live settings and reports what each runs.
-/// A pod that cannot be reached is reported, not an error: the reconcile goes on and the status
-/// says why.
+/// Tells every running pod of the store the spec's live settings and reports what each runs,
+/// and which store containers crashed. A pod that cannot be reached is reported, not an
+/// error: the reconcile goes on and the status says why.
 async fn reconfigure(
     store: &ConcurrentStore,
     context: &Context,
     namespace: &str,
     settings: LiveSettings,
     port: u16,
-) -> Result<Vec<PodReport>, Error> {
+) -> Result<(Vec<PodReport>, Vec<Crash>), Error> {
     let name = store.name_any();
     let pods = Api::<Pod>::namespaced(context.client.clone(), namespace);
     let listed = traced("list", "Pod", &name, pods.list(&ListParams::default().labels(&pod_selector(&name))))
         .await
         .map_err(|source| api_error("list the pods of", "ConcurrentStore", &name, source))?;
     if listed.items.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let password = match &store.spec.auth {
         Some(auth) => {
@@ -327,7 +337,23 @@ async fn reconfigure(
         timeouts: context.store_timeouts,
         metrics: &context.metrics,
     };
-    Ok(reconfigure_pods(&listed.items, &target).await)
+    Ok((reconfigure_pods(&listed.items, &target).await, crashes(&listed.items)))
+}
+
+/// A Warning Event when PersistenceHealthy turns False, or False for another reason: once per
+/// failure, not once per reconcile.
+async fn warn_of_persistence_failure(store: &ConcurrentStore, context: &Context, next: &ConcurrentStoreStatus) {
+    let find = |status: Option<&ConcurrentStoreStatus>| {
+        status?.conditions.iter().find(|condition| condition.type_ == PERSISTENCE_HEALTHY).cloned()
+    };
+    let Some(now) = find(Some(next)).filter(|condition| condition.status == "False") else {
+        return;
+    };
+    let before = find(store.status.as_ref());
+    if before.is_some_and(|before| before.status == now.status && before.reason == now.reason) {
+        return;
+    }
+    publish(store, context, EventType::Warning, &now.reason, now.message, None).await;
 }
 
 /// Switches a Deployment made before stores used the Recreate strategy. It carries the API

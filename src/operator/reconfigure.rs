@@ -20,7 +20,9 @@ use tracing::field::Empty;
 use tracing::{Instrument as _, Span, debug, info, warn};
 
 use super::api_call::traced;
-use super::live::{EngineInfo, InfoError, LiveSettings, PodFailure, PodReport, needs_config_set, pods_to_reach};
+use super::live::{
+    EngineInfo, InfoError, LiveSettings, PersistenceInfo, PodFailure, PodReport, needs_config_set, pods_to_reach,
+};
 use super::metrics::Metrics;
 use super::store_client::{StoreClient, StoreError, StoreFailure, Timeouts};
 use crate::telemetry;
@@ -85,7 +87,11 @@ async fn report(pod: &Pod, target: &Target<'_>) -> PodReport {
         span.record("otel.status_code", "ERROR");
         span.record("otel.status_description", failure.message.as_str());
     }
-    PodReport { name: pod.name_any(), outcome }
+    let (outcome, persistence) = match outcome {
+        Ok((engine, persistence)) => (Ok(engine), persistence),
+        Err(failure) => (Err(failure), None),
+    };
+    PodReport { name: pod.name_any(), outcome, persistence }
 }
 
 /// Why a pod could not be configured or read.
@@ -106,9 +112,22 @@ impl PodError {
     }
 }
 
-async fn reconfigure_pod(address: SocketAddr, target: &Target<'_>) -> Result<EngineInfo, PodError> {
+/// Configures one pod, and reads its engine and, with persistence, how its saves went.
+async fn reconfigure_pod(
+    address: SocketAddr,
+    target: &Target<'_>,
+) -> Result<(EngineInfo, Option<PersistenceInfo>), PodError> {
     let mut client = StoreClient::connect(address, target.password, target.timeouts).await?;
-    let configured = LiveSettings::from_config_get(&client.config_get(&LiveSettings::PARAMETERS).await?);
+    let engine = configure_engine(&mut client, target).await?;
+    let persistence = match target.settings.persistence {
+        Some(_) => Some(PersistenceInfo::parse(&client.info("persistence").await?)?),
+        None => None,
+    };
+    Ok((engine, persistence))
+}
+
+async fn configure_engine(client: &mut StoreClient, target: &Target<'_>) -> Result<EngineInfo, PodError> {
+    let configured = LiveSettings::from_config_get(&client.config_get(&target.settings.parameters()).await?);
     let running = EngineInfo::parse(&client.info("cstore").await?)?;
     if !needs_config_set(&target.settings, configured.as_ref(), &running) {
         return Ok(running);

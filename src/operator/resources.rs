@@ -1,11 +1,12 @@
 //! Desired state: a pure function from a `ConcurrentStore` to the objects that run it (the
-//! store's config file in a ConfigMap, a Deployment, a Service, and a PodDisruptionBudget when
-//! there is more than one replica), and the live settings the running pods are told. No API
-//! calls here, so every field is unit-tested.
+//! store's config file in a ConfigMap, a Deployment, a Service, a PodDisruptionBudget when
+//! there is more than one replica, and a PersistentVolumeClaim with persistence), and the live
+//! settings the running pods are told. No API calls here, so every field is unit-tested.
 //!
 //! What needs new pods and what does not: the pod template changes only with what a running
 //! store cannot apply (image, resources, placement, the rest of the config file). strategy,
-//! shards, maxMemory, evictionPolicy and tracing.sampleRatio are left out of it; the operator
+//! shards, maxMemory, evictionPolicy, tracing.sampleRatio and the persistence rules (save,
+//! appendonly, appendfsync) are left out of it; the operator
 //! sends them to the running pods with CONFIG SET (`reconfigure`). New pods replace old ones
 //! with the Deployment strategy Recreate: see [`deployment`].
 
@@ -14,9 +15,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    KeyToPath, Lifecycle, LifecycleHandler, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec,
-    SleepAction, Volume, VolumeMount,
+    KeyToPath, Lifecycle, LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    SeccompProfile, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, SleepAction, Volume,
+    VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -25,10 +27,12 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
-use super::crd::{ConcurrentStore, INSTANCE_LABEL, NAME_LABEL};
+use super::crd::{ConcurrentStore, INSTANCE_LABEL, NAME_LABEL, PersistenceMode, PersistenceSpec, WhenDeleted};
 use super::live::LiveSettings;
 use super::quantity::{QuantityError, quantity_to_bytes};
 use crate::engine::EngineConfig;
+use crate::persistence::config::PersistenceConfig;
+use crate::persistence::rules::{InvalidSaveRules, SaveRules};
 use crate::server::config::{ConfigError, LogFormat, ServerConfig};
 
 /// Pod template annotation holding the SHA-256 of the part of the config file that only new
@@ -52,6 +56,14 @@ pub const PASSWORD_DIR: &str = "/var/run/secrets/cstore";
 /// The file name of the password inside PASSWORD_DIR, whatever the Secret's key is called.
 pub const PASSWORD_FILE_NAME: &str = "password";
 
+/// Where the store's PersistentVolumeClaim is mounted, and the store's `dir`.
+pub const DATA_DIR: &str = "/data";
+
+/// Label on a store's PersistentVolumeClaim naming the store it holds the data of. A claim
+/// the store retains (whenDeleted: Retain) has no owner reference: this label is how the
+/// operator knows it as its own, and a store created again under that name uses it again.
+pub const DATA_OF_LABEL: &str = "cstore.dev/data-of";
+
 /// The store container's name.
 pub const CONTAINER_NAME: &str = "cstore";
 
@@ -67,6 +79,17 @@ const STORE_UID: i64 = 65532;
 
 /// Seconds the kubelet waits past the store's own drain before it kills the container.
 const TERMINATION_MARGIN_SECS: u64 = 5;
+
+/// Seconds a persistent store gets, after its drain, for the snapshot it writes when it stops
+/// (or the append-only file's last fsync): a minute writes several GB on ordinary disks.
+/// Killed before it finishes, the store keeps its previous snapshot, whole (the new file only
+/// replaces it once complete), and loses the writes since.
+pub const FINAL_SAVE_SECS: u64 = 60;
+
+/// How long a persistent store may take to load its data before the kubelet's liveness
+/// probe may restart it: the admin port answers only once the data is loaded, and a restart
+/// mid-load would begin the load again, forever. Ten minutes loads tens of GB.
+const LOAD_ALLOWANCE_SECS: i32 = 600;
 
 /// How long a terminating pod keeps serving before it is sent SIGTERM: Endpoints and the
 /// kube-proxies take a moment to stop routing new connections to it, and the store closes its
@@ -88,6 +111,8 @@ pub struct Desired {
     pub service: Service,
     /// Present only with more than one replica: with one, a budget would block node drains.
     pub pod_disruption_budget: Option<PodDisruptionBudget>,
+    /// Present only with persistence: the volume of the store's data.
+    pub persistent_volume_claim: Option<PersistentVolumeClaim>,
     /// What the running pods are told with CONFIG SET, so a change needs no new pods.
     pub live_settings: LiveSettings,
     /// The store's RESP port, where the operator reaches each pod.
@@ -103,6 +128,12 @@ pub enum RenderError {
     MaxMemory(QuantityError),
     #[error("spec.resources.limits.memory: {0}")]
     MemoryLimit(QuantityError),
+    #[error("spec.persistence.snapshotRules: {0}")]
+    SnapshotRules(InvalidSaveRules),
+    #[error("spec.persistence.snapshotRules may not be empty with mode Snapshot: nothing would ever be saved")]
+    NoSnapshotRules,
+    #[error("spec.persistence needs replicas: 1")]
+    PersistentReplicas,
     #[error("the store would refuse its config file: {0}")]
     Config(#[from] ConfigError),
 }
@@ -120,7 +151,11 @@ impl Desired {
             deployment: deployment(store, &names, settings, &config, &restart_config_hash),
             service: service(&names),
             pod_disruption_budget: (store.spec.replicas > 1).then(|| pod_disruption_budget(&names)),
-            live_settings: LiveSettings::of(&config),
+            persistent_volume_claim: store
+                .spec
+                .persistent()
+                .map(|persistence| persistent_volume_claim(&names, persistence)),
+            live_settings: LiveSettings::of(&config, store.spec.persistent().is_some()),
             resp_port: config.port,
         })
     }
@@ -137,10 +172,40 @@ pub fn server_config(store: &ConcurrentStore) -> Result<ServerConfig, RenderErro
         trace_sample_ratio: spec.tracing.as_ref().map_or(0.0, |tracing| tracing.sample_ratio),
         // Log collectors in a cluster parse JSON lines; people read `kubectl logs | jq`.
         log_format: LogFormat::Json,
+        persistence: persistence_config(store)?,
         ..ServerConfig::default()
     };
     config.validate()?;
     Ok(config)
+}
+
+/// The store's persistence settings: the defaults (nothing written) without persistence;
+/// otherwise the volume as `dir`, the spec's rules, and the append-only file with AppendOnly.
+/// The rules are read with the store's own parser, so what the operator accepts the store does.
+fn persistence_config(store: &ConcurrentStore) -> Result<PersistenceConfig, RenderError> {
+    let Some(persistence) = store.spec.persistent() else {
+        return Ok(PersistenceConfig::default());
+    };
+    // The API server's CEL rules refuse both; a store created before they existed may not.
+    if store.spec.replicas != 1 {
+        return Err(RenderError::PersistentReplicas);
+    }
+    let save: SaveRules = persistence.snapshot_rules.parse().map_err(RenderError::SnapshotRules)?;
+    if persistence.mode == PersistenceMode::Snapshot && save.is_empty() {
+        return Err(RenderError::NoSnapshotRules);
+    }
+    Ok(PersistenceConfig {
+        dir: DATA_DIR.into(),
+        save,
+        appendonly: persistence.mode == PersistenceMode::AppendOnly,
+        appendfsync: persistence.append_fsync,
+        ..PersistenceConfig::default()
+    })
+}
+
+/// The name of the PersistentVolumeClaim holding a store's data.
+pub fn data_claim_name(store_name: &str) -> String {
+    format!("{store_name}-data")
 }
 
 /// The address clients use: the Service's cluster DNS name and the Redis port.
@@ -216,6 +281,23 @@ impl Names {
         }
     }
 
+    /// Metadata of the data claim: labelled as this store's data whatever `when_deleted`
+    /// says, and owned by the store (so deleted with it) only with Delete.
+    fn claim_metadata(&self, when_deleted: WhenDeleted) -> ObjectMeta {
+        let mut labels = self.labels();
+        labels.insert(DATA_OF_LABEL.to_owned(), self.name.clone());
+        ObjectMeta {
+            name: Some(data_claim_name(&self.name)),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(labels),
+            owner_references: match when_deleted {
+                WhenDeleted::Retain => None,
+                WhenDeleted::Delete => Some(vec![self.owner.clone()]),
+            },
+            ..ObjectMeta::default()
+        }
+    }
+
     fn selector(&self) -> LabelSelector {
         LabelSelector { match_labels: Some(self.selector_labels()), ..LabelSelector::default() }
     }
@@ -230,12 +312,16 @@ fn config_map(names: &Names, config_file: &str) -> ConfigMap {
 }
 
 /// The store's Deployment, with the strategy Recreate: a change that needs new pods stops
-/// every old pod before the first new one starts. Each pod holds its data in memory, so a new
-/// pod starts empty; with RollingUpdate (maxSurge) the Service would send some clients to the
-/// new empty pod and others to an old one while both run, and the writes that reach the old
-/// pod are lost with it. A readiness gate does not help: the new pod is truly ready (it serves
-/// correctly, just without the data), and an old pod stays in the Service until it is deleted.
-/// Recreate costs a short outage instead, and never shows two data sets at once.
+/// every old pod before the first new one starts. Without persistence each pod holds its data
+/// in memory, so a new pod starts empty; with RollingUpdate (maxSurge) the Service would send
+/// some clients to the new empty pod and others to an old one while both run, and the writes
+/// that reach the old pod are lost with it. A readiness gate does not help: the new pod is
+/// truly ready (it serves correctly, just without the data), and an old pod stays in the
+/// Service until it is deleted. Recreate costs a short outage instead, and never shows two
+/// data sets at once. With persistence it is what makes the data survive: the old pod saves
+/// as it stops, and only then does the new one start and load that file; the claim is
+/// ReadWriteOnce, so a surge pod could not even mount it on another node, and two stores on
+/// one node would write the same files.
 fn deployment(
     store: &ConcurrentStore,
     names: &Names,
@@ -267,6 +353,16 @@ fn deployment(
         }),
         ..Volume::default()
     }];
+    if store.spec.persistent().is_some() {
+        volumes.push(Volume {
+            name: "data".to_owned(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: data_claim_name(&names.name),
+                read_only: None,
+            }),
+            ..Volume::default()
+        });
+    }
     if let Some(auth) = &store.spec.auth {
         volumes.push(Volume {
             name: "password".to_owned(),
@@ -288,12 +384,9 @@ fn deployment(
     let pod = PodSpec {
         containers: vec![store_container(store, settings, config)],
         volumes: Some(volumes),
-        // The preStop delay, then SIGTERM: the store drains for shutdownGraceSecs and exits.
-        termination_grace_period_seconds: Some(
-            i64::try_from(config.shutdown_grace_secs.saturating_add(TERMINATION_MARGIN_SECS))
-                .unwrap_or(i64::MAX)
-                .saturating_add(PRE_STOP_DELAY_SECS),
-        ),
+        // The preStop delay, then SIGTERM: the store drains for shutdownGraceSecs, saves its
+        // data when it has persistence, and exits.
+        termination_grace_period_seconds: Some(termination_grace_secs(store, config)),
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),
             run_as_user: Some(STORE_UID),
@@ -335,6 +428,15 @@ fn deployment(
     }
 }
 
+/// How long the kubelet lets a stopping pod run: the preStop delay, the store's drain, the
+/// final save with persistence, and a margin.
+fn termination_grace_secs(store: &ConcurrentStore, config: &ServerConfig) -> i64 {
+    let save = if store.spec.persistent().is_some() { FINAL_SAVE_SECS } else { 0 };
+    i64::try_from(config.shutdown_grace_secs.saturating_add(save).saturating_add(TERMINATION_MARGIN_SECS))
+        .unwrap_or(i64::MAX)
+        .saturating_add(PRE_STOP_DELAY_SECS)
+}
+
 fn store_container(store: &ConcurrentStore, settings: &Settings, config: &ServerConfig) -> Container {
     let mut volume_mounts = vec![VolumeMount {
         name: "config".to_owned(),
@@ -342,6 +444,14 @@ fn store_container(store: &ConcurrentStore, settings: &Settings, config: &Server
         read_only: Some(true),
         ..VolumeMount::default()
     }];
+    let persistent = store.spec.persistent().is_some();
+    if persistent {
+        volume_mounts.push(VolumeMount {
+            name: "data".to_owned(),
+            mount_path: DATA_DIR.to_owned(),
+            ..VolumeMount::default()
+        });
+    }
     if store.spec.auth.is_some() {
         volume_mounts.push(VolumeMount {
             name: "password".to_owned(),
@@ -373,6 +483,14 @@ fn store_container(store: &ConcurrentStore, settings: &Settings, config: &Server
         // within one period; /healthz only fails if the process is wedged.
         readiness_probe: Some(http_probe("/readyz", 5, 1)),
         liveness_probe: Some(http_probe("/healthz", 10, 3)),
+        // Only persistent stores load at startup; a probe added to every store would change
+        // every pod template, and so restart (and empty) every store, on an operator upgrade.
+        startup_probe: persistent.then(|| http_probe("/healthz", 5, LOAD_ALLOWANCE_SECS / 5)),
+        // A store that cannot load its data exits with the reason on stderr, before it writes
+        // a termination log: the kubelet then keeps the log's tail as the container's
+        // termination message, which the operator reports (status.rs). Persistent stores
+        // only, for the same reason as the startup probe.
+        termination_message_policy: persistent.then(|| "FallbackToLogsOnError".to_owned()),
         lifecycle: Some(Lifecycle {
             pre_stop: Some(LifecycleHandler {
                 sleep: Some(SleepAction { seconds: PRE_STOP_DELAY_SECS }),
@@ -472,6 +590,23 @@ fn service(names: &Names) -> Service {
             ..ServiceSpec::default()
         }),
         ..Service::default()
+    }
+}
+
+/// The claim of the store's data: one ReadWriteOnce volume, mounted by the one pod.
+fn persistent_volume_claim(names: &Names, persistence: &PersistenceSpec) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: names.claim_metadata(persistence.when_deleted),
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".to_owned(), persistence.size.clone())])),
+                ..VolumeResourceRequirements::default()
+            }),
+            storage_class_name: persistence.storage_class_name.clone(),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
     }
 }
 

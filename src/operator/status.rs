@@ -6,9 +6,15 @@
 //! - `Progressing`: a rollout is under way (reason `RollingOut`: a scale, or pods being
 //!   replaced), or a live reconfiguration (reason `Reconfiguring`: some pod still migrates,
 //!   was just told, or cannot be asked yet; the message says how many pods run the spec).
-//! - `Degraded`: the reconcile failed, the rollout stalled past its progress deadline or cannot
-//!   create its pods (the Deployment's ReplicaFailure, e.g. a ResourceQuota), or a pod
-//!   refused the spec's settings or the password (reason `ReconfigurationFailed`).
+//! - `Degraded`: the reconcile failed, a store container exited with an error at startup
+//!   (reason `LoadFailed` when it could not load its data, `StartFailed` otherwise, with the
+//!   container's own message), the rollout stalled past its progress deadline or cannot
+//!   create its pods (the Deployment's ReplicaFailure, e.g. a ResourceQuota), a pod refused
+//!   the spec's settings or the password (reason `ReconfigurationFailed`), or a pod's last
+//!   save failed (`SaveFailed`, `AofWriteFailed`).
+//! - `PersistenceHealthy`, only with persistence: every pod's last snapshot and append-only
+//!   write succeeded, as `INFO persistence` reports them; False with reason `SaveFailed`,
+//!   `AofWriteFailed` or `LoadFailed`; Unknown while no pod could be asked.
 //!
 //! Each condition keeps its `lastTransitionTime` until its status changes, and carries the
 //! generation it was computed for.
@@ -18,7 +24,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use super::crd::{ConcurrentStore, ConcurrentStoreSpec, ConcurrentStoreStatus, PodEngineStatus};
-use super::live::{Convergence, EngineInfo, Migration, PodReport};
+use super::live::{Convergence, Crash, EngineInfo, Migration, PodReport};
 use super::resources::endpoint;
 use crate::engine::Strategy;
 
@@ -35,12 +41,28 @@ pub const RECONFIGURING: &str = "Reconfiguring";
 /// The reason of a reconfiguration some pod refused.
 pub const RECONFIGURATION_FAILED: &str = "ReconfigurationFailed";
 
+/// Whether the pods of a store with persistence save and log their data.
+pub const PERSISTENCE_HEALTHY: &str = "PersistenceHealthy";
+
+/// A pod's last snapshot failed (`rdb_last_bgsave_status:err`).
+pub const SAVE_FAILED: &str = "SaveFailed";
+
+/// A pod's last write to its append-only file failed (`aof_last_write_status:err`).
+pub const AOF_WRITE_FAILED: &str = "AofWriteFailed";
+
+/// A store container exited at startup because it could not load its data.
+pub const LOAD_FAILED: &str = "LoadFailed";
+
+/// A store container exited with an error at startup, for another reason.
+pub const START_FAILED: &str = "StartFailed";
+
 /// What one reconcile found.
 #[derive(Clone, Copy, Debug)]
 pub enum Observation<'a> {
-    /// Every child matches the spec: the store's Deployment as the API server holds it, and
-    /// what each running pod reported of its engine after it was told the spec's settings.
-    Applied { deployment: &'a Deployment, pods: &'a [PodReport] },
+    /// Every child matches the spec: the store's Deployment as the API server holds it, what
+    /// each running pod reported of its engine after it was told the spec's settings, and the
+    /// store containers that crashed and are not running again.
+    Applied { deployment: &'a Deployment, pods: &'a [PodReport], crashes: &'a [Crash] },
     /// The reconcile failed; `reason` is a CamelCase word, `message` says what failed.
     Failed { reason: &'a str, message: &'a str },
 }
@@ -51,7 +73,7 @@ pub fn next_status(store: &ConcurrentStore, observation: Observation<'_>, now: T
     let generation = store.metadata.generation;
     let conditions = Conditions { previous: &previous.conditions, generation, now };
     match observation {
-        Observation::Applied { deployment, pods } => {
+        Observation::Applied { deployment, pods, crashes } => {
             let rollout = Rollout::of(deployment);
             let engines = Engines { pods, spec: &store.spec };
             let convergence = Convergence::of(pods, store.spec.strategy, store.spec.shards);
@@ -59,7 +81,13 @@ pub fn next_status(store: &ConcurrentStore, observation: Observation<'_>, now: T
             let complete = rollout.is_complete();
             let replicas_ready = complete && rollout.ready == desired;
             let counts = format!("{}/{desired} replicas ready", rollout.ready);
-            ConcurrentStoreStatus {
+            let crash = crashes.first().map(|crash| {
+                let reason = if crash.is_load_failure() { LOAD_FAILED } else { START_FAILED };
+                (reason, describe_crash(crash))
+            });
+            let persistence =
+                store.spec.persistent().map(|_| persistence_health(pods, crashes.iter().find(|c| c.is_load_failure())));
+            let mut next = ConcurrentStoreStatus {
                 observed_generation: generation,
                 replicas: rollout.replicas,
                 ready_replicas: rollout.ready,
@@ -93,26 +121,92 @@ pub fn next_status(store: &ConcurrentStore, observation: Observation<'_>, now: T
                             conditions.set(PROGRESSING, "False", RECONFIGURATION_FAILED, engines.describe())
                         }
                     },
-                    match (&rollout.stalled, convergence) {
-                        (Some(stall), _) => conditions.set(DEGRADED, "True", &stall.reason, stall.message.clone()),
-                        (None, Convergence::Blocked) => {
+                    match (&crash, &rollout.stalled, convergence, &persistence) {
+                        (Some((reason, message)), ..) => conditions.set(DEGRADED, "True", reason, message.clone()),
+                        (None, Some(stall), ..) => {
+                            conditions.set(DEGRADED, "True", &stall.reason, stall.message.clone())
+                        }
+                        (None, None, Convergence::Blocked, _) => {
                             conditions.set(DEGRADED, "True", RECONFIGURATION_FAILED, engines.describe())
                         }
-                        (None, _) => conditions.set(DEGRADED, "False", "ReconcileSucceeded", String::new()),
+                        (None, None, _, Some(Health { status: "False", reason, message })) => {
+                            conditions.set(DEGRADED, "True", reason, message.clone())
+                        }
+                        _ => conditions.set(DEGRADED, "False", "ReconcileSucceeded", String::new()),
                     },
                 ],
+            };
+            if let Some(health) = persistence {
+                next.conditions.push(conditions.set(PERSISTENCE_HEALTHY, health.status, health.reason, health.message));
             }
+            next
         }
-        Observation::Failed { reason, message } => ConcurrentStoreStatus {
-            observed_generation: generation,
-            conditions: vec![
+        Observation::Failed { reason, message } => {
+            let mut conditions_now = vec![
                 conditions.keep_current_or_unknown(READY, reason, message),
                 conditions.keep_current_or_unknown(PROGRESSING, reason, message),
                 conditions.set(DEGRADED, "True", reason, message.to_owned()),
-            ],
-            ..previous.clone()
+            ];
+            if store.spec.persistent().is_some() {
+                conditions_now.push(conditions.keep_current_or_unknown(PERSISTENCE_HEALTHY, reason, message));
+            }
+            ConcurrentStoreStatus { observed_generation: generation, conditions: conditions_now, ..previous.clone() }
+        }
+    }
+}
+
+/// One condition's status, reason and message.
+struct Health {
+    status: &'static str,
+    reason: &'static str,
+    message: String,
+}
+
+/// PersistenceHealthy from what the pods reported: the first failure found (a load that
+/// failed, then a failed save, then a failed append-only write, pod by pod), else True when
+/// some pod could be asked, else Unknown.
+fn persistence_health(pods: &[PodReport], load_failure: Option<&Crash>) -> Health {
+    if let Some(crash) = load_failure {
+        return Health { status: "False", reason: LOAD_FAILED, message: describe_crash(crash) };
+    }
+    let reported = || pods.iter().filter_map(|pod| Some((pod.name.as_str(), pod.persistence?)));
+    if let Some((name, _)) = reported().find(|(_, info)| info.save_failed) {
+        let message = format!(
+            "pod {name}: the last snapshot failed (rdb_last_bgsave_status:err; its log says why, a full or \
+             read-only volume most often); the previous snapshot is intact, and while snapshotRules are set \
+             the store refuses writes (MISCONF) until a save succeeds"
+        );
+        return Health { status: "False", reason: SAVE_FAILED, message };
+    }
+    if let Some((name, _)) = reported().find(|(_, info)| info.aof_write_failed) {
+        let message = format!(
+            "pod {name}: the last write to the append-only file failed (aof_last_write_status:err; its log says \
+             why, a full volume most often)"
+        );
+        return Health { status: "False", reason: AOF_WRITE_FAILED, message };
+    }
+    match reported().count() {
+        0 => Health {
+            status: "Unknown",
+            reason: "NotReported",
+            message: "no pod could be asked how its saves went yet".to_owned(),
+        },
+        count => Health {
+            status: "True",
+            reason: "SavesSucceeding",
+            message: format!("the last save of {count} pod(s) succeeded"),
         },
     }
+}
+
+/// `pod cache-x exited with code 1: error: cannot load the data at startup: ...`.
+fn describe_crash(crash: &Crash) -> String {
+    let mut text = format!("pod {} exited with code {}", crash.pod, crash.exit_code);
+    if !crash.message.is_empty() {
+        text.push_str(": ");
+        text.push_str(&crash.message);
+    }
+    text
 }
 
 /// What the store's pods reported of their engines, against the spec.
@@ -337,7 +431,11 @@ mod tests {
     }
 
     fn running(name: &str, strategy: Strategy, shards: u32) -> PodReport {
-        PodReport { name: name.into(), outcome: Ok(EngineInfo { strategy, shards, migration: None }) }
+        PodReport {
+            name: name.into(),
+            outcome: Ok(EngineInfo { strategy, shards, migration: None }),
+            persistence: None,
+        }
     }
 
     fn migrating(name: &str, keys_moved: u64, keys_total: u64) -> PodReport {
@@ -345,11 +443,16 @@ mod tests {
         PodReport {
             name: name.into(),
             outcome: Ok(EngineInfo { strategy: Strategy::Mutex, shards: 1, migration: Some(migration) }),
+            persistence: None,
         }
     }
 
     fn failed(name: &str, failure: StoreFailure, message: &str) -> PodReport {
-        PodReport { name: name.into(), outcome: Err(PodFailure { failure, message: message.into() }) }
+        PodReport {
+            name: name.into(),
+            outcome: Err(PodFailure { failure, message: message.into() }),
+            persistence: None,
+        }
     }
 
     fn condition<'a>(status: &'a ConcurrentStoreStatus, type_: &str) -> &'a Condition {
@@ -368,8 +471,11 @@ mod tests {
     fn a_complete_rollout_with_every_replica_ready_is_ready() {
         let store = store(3, 2);
         let pods = [running("cache-a", Strategy::LockFree, 64), running("cache-b", Strategy::LockFree, 64)];
-        let status =
-            next_status(&store, Observation::Applied { deployment: &deployment(5, 5, 2, 2, 2), pods: &pods }, at(0));
+        let status = next_status(
+            &store,
+            Observation::Applied { deployment: &deployment(5, 5, 2, 2, 2), pods: &pods, crashes: &[] },
+            at(0),
+        );
         assert_eq!(
             summary(&status),
             owned(&[
@@ -398,7 +504,11 @@ mod tests {
             (deployment(6, 6, 2, 1, 2), "1 of 2 replicas updated, 2 available, 1 old replica(s) still running"),
             (deployment(6, 6, 2, 2, 1), "2 of 2 replicas updated, 1 available"),
         ] {
-            let status = next_status(&store, Observation::Applied { deployment: &deployment, pods: &old_pods }, at(0));
+            let status = next_status(
+                &store,
+                Observation::Applied { deployment: &deployment, pods: &old_pods, crashes: &[] },
+                at(0),
+            );
             assert_eq!(
                 summary(&status),
                 owned(&[
@@ -422,7 +532,8 @@ mod tests {
             message: Some("ReplicaSet \"cache-1\" has timed out progressing.".into()),
             ..DeploymentCondition::default()
         }]);
-        let status = next_status(&store(1, 1), Observation::Applied { deployment: &stalled, pods: &[] }, at(0));
+        let status =
+            next_status(&store(1, 1), Observation::Applied { deployment: &stalled, pods: &[], crashes: &[] }, at(0));
         assert_eq!(
             summary(&status),
             owned(&[
@@ -453,7 +564,8 @@ mod tests {
                 ..DeploymentCondition::default()
             },
         ]);
-        let status = next_status(&store(1, 1), Observation::Applied { deployment: &blocked, pods: &[] }, at(0));
+        let status =
+            next_status(&store(1, 1), Observation::Applied { deployment: &blocked, pods: &[], crashes: &[] }, at(0));
         assert_eq!(
             summary(&status),
             owned(&[
@@ -468,15 +580,24 @@ mod tests {
     #[test]
     fn transition_times_change_only_with_the_status() {
         let mut store = store(1, 1);
-        let first =
-            next_status(&store, Observation::Applied { deployment: &deployment(1, 1, 1, 1, 0), pods: &[] }, at(0));
+        let first = next_status(
+            &store,
+            Observation::Applied { deployment: &deployment(1, 1, 1, 1, 0), pods: &[], crashes: &[] },
+            at(0),
+        );
         store.status = Some(first.clone());
-        let second =
-            next_status(&store, Observation::Applied { deployment: &deployment(1, 1, 1, 1, 0), pods: &[] }, at(10));
+        let second = next_status(
+            &store,
+            Observation::Applied { deployment: &deployment(1, 1, 1, 1, 0), pods: &[], crashes: &[] },
+            at(10),
+        );
         assert_eq!(first, second, "nothing changed, so the status is equal and need not be written");
 
-        let ready =
-            next_status(&store, Observation::Applied { deployment: &deployment(1, 1, 1, 1, 1), pods: &[] }, at(20));
+        let ready = next_status(
+            &store,
+            Observation::Applied { deployment: &deployment(1, 1, 1, 1, 1), pods: &[], crashes: &[] },
+            at(20),
+        );
         assert_eq!(condition(&ready, READY).last_transition_time, Time(at(20)));
         assert_eq!(condition(&ready, DEGRADED).last_transition_time, Time(at(0)));
     }
@@ -486,7 +607,7 @@ mod tests {
         let mut store = store(2, 1);
         store.status = Some(next_status(
             &store,
-            Observation::Applied { deployment: &deployment(1, 1, 1, 1, 1), pods: &[] },
+            Observation::Applied { deployment: &deployment(1, 1, 1, 1, 1), pods: &[], crashes: &[] },
             at(0),
         ));
         let failed = Observation::Failed { reason: "Forbidden", message: "cannot apply Deployment cache: forbidden" };
@@ -522,8 +643,11 @@ mod tests {
     fn recovery_clears_degraded() {
         let mut store = store(1, 1);
         store.status = Some(next_status(&store, Observation::Failed { reason: "ApiError", message: "boom" }, at(0)));
-        let status =
-            next_status(&store, Observation::Applied { deployment: &deployment(1, 1, 1, 1, 1), pods: &[] }, at(30));
+        let status = next_status(
+            &store,
+            Observation::Applied { deployment: &deployment(1, 1, 1, 1, 1), pods: &[], crashes: &[] },
+            at(30),
+        );
         assert_eq!(condition(&status, DEGRADED).status, "False");
         assert_eq!(condition(&status, DEGRADED).last_transition_time, Time(at(30)));
         assert_eq!(condition(&status, READY).status, "True");
@@ -533,8 +657,9 @@ mod tests {
     fn a_live_reconfiguration_is_progressing_until_every_pod_runs_the_spec() {
         let store = store(2, 2);
         let rolled_out = deployment(1, 1, 2, 2, 2);
-        let status_with =
-            |pods: &[PodReport]| next_status(&store, Observation::Applied { deployment: &rolled_out, pods }, at(0));
+        let status_with = |pods: &[PodReport]| {
+            next_status(&store, Observation::Applied { deployment: &rolled_out, pods, crashes: &[] }, at(0))
+        };
 
         let status = status_with(&[running("cache-a", Strategy::LockFree, 64), migrating("cache-b", 10, 40)]);
         assert_eq!(
@@ -580,7 +705,7 @@ mod tests {
         ];
         let status = next_status(
             &store(2, 2),
-            Observation::Applied { deployment: &deployment(1, 1, 2, 2, 2), pods: &pods },
+            Observation::Applied { deployment: &deployment(1, 1, 2, 2, 2), pods: &pods, crashes: &[] },
             at(0),
         );
         assert_eq!(condition(&status, PROGRESSING).reason, "Reconfiguring");
@@ -604,7 +729,7 @@ mod tests {
         let pods = [failed("cache-a", StoreFailure::Refused, refusal)];
         let status = next_status(
             &store(2, 1),
-            Observation::Applied { deployment: &deployment(1, 1, 1, 1, 1), pods: &pods },
+            Observation::Applied { deployment: &deployment(1, 1, 1, 1, 1), pods: &pods, crashes: &[] },
             at(0),
         );
         assert_eq!(
@@ -618,6 +743,84 @@ mod tests {
         assert_eq!(
             condition(&status, DEGRADED).message,
             format!("0 of 1 pods run the spec (LockFree with 64 shards); cache-a: Refused: {refusal}")
+        );
+    }
+
+    fn persistent_store() -> ConcurrentStore {
+        let mut store = store(1, 1);
+        store.spec.persistence = Some(crate::operator::crd::PersistenceSpec {
+            mode: crate::operator::crd::PersistenceMode::Snapshot,
+            ..Default::default()
+        });
+        store
+    }
+
+    fn saving(name: &str, save_failed: bool, aof_write_failed: bool) -> PodReport {
+        let persistence = Some(crate::operator::live::PersistenceInfo { save_failed, aof_write_failed });
+        PodReport { persistence, ..running(name, Strategy::LockFree, 64) }
+    }
+
+    fn observe(store: &ConcurrentStore, pods: &[PodReport], crashes: &[Crash]) -> ConcurrentStoreStatus {
+        let deployment = deployment(1, 1, 1, 1, 1);
+        next_status(store, Observation::Applied { deployment: &deployment, pods, crashes }, at(0))
+    }
+
+    #[test]
+    fn a_failed_save_or_append_turns_persistence_unhealthy_and_the_store_degraded() {
+        let persistent = persistent_store();
+        let healthy = observe(&persistent, &[saving("cache-a", false, false)], &[]);
+        assert_eq!(
+            summary(&healthy),
+            owned(&[
+                ("Ready", "True", "AllReplicasReady"),
+                ("Progressing", "False", "RolloutComplete"),
+                ("Degraded", "False", "ReconcileSucceeded"),
+                ("PersistenceHealthy", "True", "SavesSucceeding"),
+            ])
+        );
+        for (pod, reason, says) in [
+            (saving("cache-a", true, true), SAVE_FAILED, "pod cache-a: the last snapshot failed"),
+            (saving("cache-a", false, true), AOF_WRITE_FAILED, "pod cache-a: the last write to the append-only file"),
+        ] {
+            let status = observe(&persistent, &[pod], &[]);
+            for type_ in [PERSISTENCE_HEALTHY, DEGRADED] {
+                let condition = condition(&status, type_);
+                assert_eq!(condition.reason, reason, "{type_}");
+                assert!(condition.message.starts_with(says), "{type_}: {}", condition.message);
+            }
+            assert_eq!(condition(&status, PERSISTENCE_HEALTHY).status, "False");
+            assert_eq!(condition(&status, DEGRADED).status, "True");
+        }
+        let unasked = observe(&persistent, &[failed("cache-a", StoreFailure::Unreachable, "connection refused")], &[]);
+        assert_eq!(
+            (condition(&unasked, PERSISTENCE_HEALTHY).status.as_str(), condition(&unasked, DEGRADED).status.as_str()),
+            ("Unknown", "False")
+        );
+        let plain = observe(&store(1, 1), &[saving("cache-a", true, false)], &[]);
+        assert!(plain.conditions.iter().all(|c| c.type_ != PERSISTENCE_HEALTHY), "no persistence, no condition");
+    }
+
+    #[test]
+    fn a_store_that_cannot_load_its_data_is_degraded_with_its_own_words() {
+        let load = Crash {
+            pod: "cache-a".into(),
+            exit_code: 1,
+            message: format!("error: {}: bad RDB file", crate::server::LOAD_FAILED),
+        };
+        let status = observe(&persistent_store(), &[failed("cache-a", StoreFailure::Unreachable, "refused")], &[load]);
+        let expected = format!("pod cache-a exited with code 1: error: {}: bad RDB file", crate::server::LOAD_FAILED);
+        for (type_, status_) in [(DEGRADED, "True"), (PERSISTENCE_HEALTHY, "False")] {
+            let condition = condition(&status, type_);
+            assert_eq!((condition.status.as_str(), condition.reason.as_str()), (status_, LOAD_FAILED), "{type_}");
+            assert_eq!(condition.message, expected, "{type_}");
+        }
+
+        let other = Crash { pod: "cache-a".into(), exit_code: 2, message: String::new() };
+        let status = observe(&store(1, 1), &[], &[other]);
+        let degraded = condition(&status, DEGRADED);
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str(), degraded.message.as_str()),
+            ("True", START_FAILED, "pod cache-a exited with code 2")
         );
     }
 }

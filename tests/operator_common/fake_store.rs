@@ -1,8 +1,8 @@
 //! A scripted stand-in for one store pod's RESP port, for reconcile tests that need a
 //! migration to stay under way until the test says it finished (a real store migrates a small
 //! key space faster than a test can look). It answers what the operator asks: AUTH, CONFIG GET,
-//! CLIENT TRACEPARENT, CONFIG SET (which starts a migration when the engine changes) and INFO
-//! cstore, with the field names of the server contract. Requests are decoded and replies encoded with
+//! CLIENT TRACEPARENT, CONFIG SET (which starts a migration when the engine changes), INFO
+//! cstore and INFO persistence, with the field names of the server contract. Requests are decoded and replies encoded with
 //! `cstore::server::resp_value`.
 
 use std::net::SocketAddr;
@@ -36,6 +36,10 @@ pub struct FakeState {
     pub trace_parents: Vec<String>,
     /// When set, CLIENT TRACEPARENT is refused, as a store from before the command refuses it.
     pub refuse_trace_parent: bool,
+    /// INFO persistence's `rdb_last_bgsave_status` and `aof_last_write_status`: whether each
+    /// says `err`.
+    pub save_failed: bool,
+    pub aof_write_failed: bool,
 }
 
 /// A fake store pod listening on 127.0.0.1; it stops when dropped.
@@ -66,6 +70,8 @@ impl FakeStore {
             password: None,
             trace_parents: Vec::new(),
             refuse_trace_parent: false,
+            save_failed: false,
+            aof_write_failed: false,
         }));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -102,6 +108,13 @@ impl FakeStore {
 
     pub fn refuse_trace_parent(&self, refuse: bool) {
         self.state.lock().refuse_trace_parent = refuse;
+    }
+
+    /// What INFO persistence says of the last snapshot and the last append-only write.
+    pub fn fail_saves(&self, save_failed: bool, aof_write_failed: bool) {
+        let mut state = self.state.lock();
+        state.save_failed = save_failed;
+        state.aof_write_failed = aof_write_failed;
     }
 
     pub fn require_password(&self, password: &str) {
@@ -193,6 +206,14 @@ fn answer(args: &[String], state: &mut FakeState, authenticated: &mut bool) -> V
         ["CLIENT", "TRACEPARENT"] => {
             state.trace_parents.push(args[2].clone());
             simple("OK")
+        }
+        ["INFO", "PERSISTENCE"] => {
+            let status = |failed| if failed { "err" } else { "ok" };
+            bulk(&format!(
+                "# Persistence\r\nloading:0\r\nrdb_last_bgsave_status:{}\r\naof_last_write_status:{}\r\n",
+                status(state.save_failed),
+                status(state.aof_write_failed),
+            ))
         }
         ["INFO", ..] => {
             let (target_strategy, target_shards) = state.migrating_to.unwrap_or((state.strategy, state.shards));

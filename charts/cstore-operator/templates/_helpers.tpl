@@ -60,6 +60,11 @@ The rules the operator needs where its stores live, exactly what it calls (src/o
 - configmaps, services, deployments, poddisruptionbudgets: list and watch (owned objects),
   get (drift check), create and patch (server-side apply: creating through apply is
   authorized as create); delete for poddisruptionbudgets only (removed on a scale to one).
+- persistentvolumeclaims: get (drift check), create and patch (server-side apply of a store's
+  data claim). No list or watch: a retained claim has no owner reference for a watch to map
+  back to its store, and a periodic reconcile repairs it. No delete: the operator never
+  deletes data; with whenDeleted: Delete the garbage collector removes the claim with the
+  store, through its owner reference.
 - events.k8s.io events: create, and patch for a repeated event's series.
 - pods: list only, by the store's selector, to find each pod's IP and send it the live settings
   (CONFIG SET); no watch (a reconfiguration is polled) and no get.
@@ -80,6 +85,9 @@ The rules the operator needs where its stores live, exactly what it calls (src/o
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["get", "create", "patch"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]

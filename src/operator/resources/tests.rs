@@ -7,6 +7,8 @@ use k8s_openapi::api::core::v1::{Toleration, TopologySpreadConstraint};
 use super::*;
 use crate::engine::Strategy;
 use crate::operator::crd::{AuthSpec, ConcurrentStoreSpec, PodSpecOverrides, SecretKeyRef, TracingSpec};
+use crate::operator::live::LivePersistence;
+use crate::persistence::config::AppendFsync;
 use crate::server::config::MaxMemoryPolicy;
 
 const OPERATOR_IMAGE: &str = "ghcr.io/example/cstore:1.2.3";
@@ -84,6 +86,7 @@ fn defaults_render_one_hardened_replica_of_the_default_engine() {
             max_memory: 768 << 20,
             max_memory_policy: MaxMemoryPolicy::Noeviction,
             trace_sample_ratio: 0.0,
+            persistence: None,
         }
     );
     assert_eq!(desired.resp_port, 6379);
@@ -242,6 +245,7 @@ fn every_spec_field_lands_where_it_should() {
             topology_spread_constraints: vec![spread.clone()],
             priority_class_name: Some("critical-cache".into()),
         },
+        persistence: None,
     };
     let desired = render(spec);
 
@@ -259,6 +263,7 @@ fn every_spec_field_lands_where_it_should() {
             max_memory: 3 << 30,
             max_memory_policy: MaxMemoryPolicy::AllkeysRandom,
             trace_sample_ratio: 0.25,
+            persistence: None,
         }
     );
 
@@ -399,4 +404,163 @@ fn a_store_that_cannot_run_is_refused_with_the_field_at_fault() {
         Desired::render(&unsaved, &settings()).unwrap_err().to_string(),
         "the ConcurrentStore has no name or uid (it must come from the API server)"
     );
+}
+
+fn persistent(mode: PersistenceMode) -> ConcurrentStoreSpec {
+    ConcurrentStoreSpec {
+        persistence: Some(PersistenceSpec { mode, ..PersistenceSpec::default() }),
+        ..ConcurrentStoreSpec::default()
+    }
+}
+
+fn claim_spec(desired: &Desired) -> &PersistentVolumeClaimSpec {
+    desired.persistent_volume_claim.as_ref().unwrap().spec.as_ref().unwrap()
+}
+
+#[test]
+fn a_persistent_store_gets_a_claim_mounted_at_its_dir_and_time_to_save() {
+    let desired = render(persistent(PersistenceMode::Snapshot));
+
+    let claim = desired.persistent_volume_claim.as_ref().unwrap();
+    assert_eq!(claim.metadata.name.as_deref(), Some("cache-data"));
+    assert_eq!(claim.metadata.namespace.as_deref(), Some("apps"));
+    assert_eq!(claim.metadata.labels.as_ref().unwrap()[DATA_OF_LABEL], "cache");
+    assert_eq!(claim.metadata.labels.as_ref().unwrap()[INSTANCE_LABEL], "cache");
+    assert_eq!(claim.metadata.owner_references, None, "retained by default: the data outlives the store");
+    let spec = claim_spec(&desired);
+    assert_eq!(spec.access_modes, Some(vec!["ReadWriteOnce".to_owned()]));
+    assert_eq!(spec.resources.as_ref().unwrap().requests, quantities(&[("storage", "1Gi")]));
+    assert_eq!(spec.storage_class_name, None, "the cluster's default class");
+
+    let pod = pod_spec(&desired);
+    let volume = pod.volumes.iter().flatten().find(|v| v.name == "data").unwrap();
+    assert_eq!(volume.persistent_volume_claim.as_ref().unwrap().claim_name, "cache-data");
+    let container = container(&desired);
+    let mount = container.volume_mounts.iter().flatten().find(|m| m.name == "data").unwrap();
+    assert_eq!((mount.mount_path.as_str(), mount.read_only), ("/data", None));
+    assert_eq!(
+        desired.deployment.spec.as_ref().unwrap().strategy.as_ref().unwrap().type_.as_deref(),
+        Some("Recreate"),
+        "the old pod releases the ReadWriteOnce volume, saved, before the new one starts"
+    );
+    // preStop 5 s + drain 30 s + final save 60 s + margin 5 s.
+    assert_eq!(pod.termination_grace_period_seconds, Some(100));
+    assert_eq!(container.termination_message_policy.as_deref(), Some("FallbackToLogsOnError"));
+    let startup = container.startup_probe.as_ref().unwrap();
+    assert_eq!(startup.http_get.as_ref().unwrap().path.as_deref(), Some("/healthz"));
+    assert_eq!(startup.period_seconds.unwrap() * startup.failure_threshold.unwrap(), 600, "ten minutes to load");
+
+    let config = config_of(&desired);
+    assert_eq!(config.persistence.dir, std::path::PathBuf::from("/data"));
+    assert_eq!(config.persistence.save.to_string(), "3600 1 300 100 60 10000");
+    assert!(!config.persistence.appendonly);
+    assert_eq!(
+        desired.live_settings.persistence,
+        Some(LivePersistence {
+            save: SaveRules::redis_default(),
+            appendonly: false,
+            appendfsync: AppendFsync::Everysec
+        })
+    );
+}
+
+#[test]
+fn append_only_logs_with_its_fsync_policy_and_keeps_the_snapshot_rules_as_redis_does() {
+    let spec = ConcurrentStoreSpec {
+        persistence: Some(PersistenceSpec {
+            mode: PersistenceMode::AppendOnly,
+            append_fsync: AppendFsync::Always,
+            snapshot_rules: "900 1".into(),
+            size: Quantity("20Gi".into()),
+            storage_class_name: Some("fast-ssd".into()),
+            when_deleted: WhenDeleted::Delete,
+        }),
+        ..ConcurrentStoreSpec::default()
+    };
+    let desired = render(spec);
+    let config = config_of(&desired);
+    assert!(config.persistence.appendonly);
+    assert_eq!(config.persistence.appendfsync, AppendFsync::Always);
+    assert_eq!(config.persistence.save.to_string(), "900 1");
+    let spec = claim_spec(&desired);
+    assert_eq!(spec.resources.as_ref().unwrap().requests, quantities(&[("storage", "20Gi")]));
+    assert_eq!(spec.storage_class_name.as_deref(), Some("fast-ssd"));
+    let owners = desired.persistent_volume_claim.as_ref().unwrap().metadata.owner_references.clone().unwrap();
+    assert_eq!(owners.len(), 1, "Delete: garbage-collected with the store");
+    assert_eq!((owners[0].kind.as_str(), owners[0].name.as_str()), ("ConcurrentStore", "cache"));
+    assert_eq!(owners[0].uid, "0b9a2f9e-1111-2222-3333-444455556666");
+
+    let aof_only = render(ConcurrentStoreSpec {
+        persistence: Some(PersistenceSpec {
+            mode: PersistenceMode::AppendOnly,
+            snapshot_rules: String::new(),
+            ..PersistenceSpec::default()
+        }),
+        ..ConcurrentStoreSpec::default()
+    });
+    assert!(config_of(&aof_only).persistence.save.is_empty(), "\"\": the append-only file alone");
+}
+
+#[test]
+fn without_persistence_the_store_renders_as_before_it_existed() {
+    let plain = render(ConcurrentStoreSpec::default());
+    assert_eq!(render(persistent(PersistenceMode::None)), plain, "mode None is no persistence");
+    assert_eq!(plain.persistent_volume_claim, None);
+    assert_eq!(config_of(&plain).persistence, PersistenceConfig::default(), "nothing written anywhere");
+    assert_eq!(plain.live_settings.persistence, None, "never asked: an older store image still takes the rest");
+    let pod = pod_spec(&plain);
+    assert!(pod.volumes.iter().flatten().all(|v| v.name != "data"));
+    assert_eq!(pod.termination_grace_period_seconds, Some(40));
+    // An operator upgrade must not change (and so restart, emptying) a store's pod template.
+    let container = container(&plain);
+    assert_eq!((container.startup_probe.as_ref(), container.termination_message_policy.as_ref()), (None, None));
+}
+
+#[test]
+fn persistence_rules_change_live_and_only_a_new_volume_needs_a_new_pod() {
+    let snapshot = render(persistent(PersistenceMode::Snapshot));
+    let with = |change: &dyn Fn(&mut PersistenceSpec)| {
+        let mut spec = persistent(PersistenceMode::Snapshot);
+        change(spec.persistence.as_mut().unwrap());
+        render(spec)
+    };
+    for live in [
+        with(&|p| p.mode = PersistenceMode::AppendOnly),
+        with(&|p| p.snapshot_rules = "60 1".into()),
+        with(&|p| {
+            p.mode = PersistenceMode::AppendOnly;
+            p.append_fsync = AppendFsync::No;
+        }),
+    ] {
+        assert_eq!(live.deployment, snapshot.deployment);
+        assert_ne!(live.config_map, snapshot.config_map, "a restarted pod starts with the new rules");
+        assert_ne!(live.live_settings, snapshot.live_settings);
+    }
+    let plain = render(ConcurrentStoreSpec::default());
+    assert_ne!(pod_template(&snapshot), pod_template(&plain), "turning persistence on adds the volume: a new pod");
+    let bigger = with(&|p| p.size = Quantity("5Gi".into()));
+    assert_eq!(bigger.deployment, snapshot.deployment, "the claim grows; the pod stays");
+    assert_ne!(bigger.persistent_volume_claim, snapshot.persistent_volume_claim);
+}
+
+#[test]
+fn persistence_the_store_would_refuse_is_refused_with_the_field_at_fault() {
+    let error = |spec: ConcurrentStoreSpec| Desired::render(&store(spec), &settings()).unwrap_err().to_string();
+    let rules = |mode, rules: &str| ConcurrentStoreSpec {
+        persistence: Some(PersistenceSpec { mode, snapshot_rules: rules.into(), ..PersistenceSpec::default() }),
+        ..ConcurrentStoreSpec::default()
+    };
+    assert_eq!(
+        error(rules(PersistenceMode::Snapshot, "3600")),
+        "spec.persistence.snapshotRules: Invalid save parameters"
+    );
+    assert_eq!(
+        error(rules(PersistenceMode::Snapshot, "  ")),
+        "spec.persistence.snapshotRules may not be empty with mode Snapshot: nothing would ever be saved"
+    );
+    assert_eq!(
+        error(ConcurrentStoreSpec { replicas: 2, ..persistent(PersistenceMode::AppendOnly) }),
+        "spec.persistence needs replicas: 1"
+    );
+    assert!(Desired::render(&store(rules(PersistenceMode::None, "nonsense")), &settings()).is_ok(), "unused");
 }
