@@ -312,8 +312,10 @@ EOF
 # So every operator applies live settings to one local `cstore serve` that stands in for every
 # pod (--store-address), and never dials a pod IP. It exports its spans to Jaeger, as a pod would.
 read -r STANDIN_PORT STANDIN_ADMIN < <(free_ports 2)
+# Its --dir is the run's scratch directory: a persistent store's rules, which it is told too,
+# make it save there as it stops, not in the work tree.
 spawn standin env NO_COLOR=1 OTEL_SERVICE_NAME=cstore-e2e-standin \
-    "$CSTORE" serve --bind 127.0.0.1 --port "$STANDIN_PORT" --admin-port "$STANDIN_ADMIN"
+    "$CSTORE" serve --bind 127.0.0.1 --port "$STANDIN_PORT" --admin-port "$STANDIN_ADMIN" --dir "$WORK"
 until_true 30 curl -fsS "http://127.0.0.1:$STANDIN_ADMIN/readyz" || fail "the stand-in cstore serve did not start"
 # standin COMMAND...: one command to the stand-in store, its reply on stdout.
 standin() { redis-cli -p "$STANDIN_PORT" "$@" | tr -d '\r'; }
@@ -396,6 +398,12 @@ check "CRD refuses: tracing endpoint without http(s) scheme" refused bad-endpoin
 check "CRD refuses: sampleRatio above 1" refused bad-ratio \
     "$(printf '  tracing:\n    sampleRatio: 2')" 'should be less than or equal to 1'
 check "CRD refuses: unknown eviction policy" refused bad-eviction '  evictionPolicy: allkeys-lru' 'Unsupported value: "allkeys-lru"'
+check "CRD refuses: persistence with two replicas (CEL)" refused persistent-pair \
+    $'  replicas: 2\n  persistence:\n    mode: Snapshot' 'persistence needs replicas: 1: each replica is an independent store'
+check "CRD refuses: snapshot rules that are no Redis save syntax (CEL)" refused bad-rules \
+    $'  persistence:\n    mode: Snapshot\n    snapshotRules: "3600"' 'persistence.snapshotRules must be pairs of whole numbers'
+check "CRD refuses: a volume size of zero (CEL)" refused no-volume \
+    $'  persistence:\n    mode: AppendOnly\n    size: "0"' 'persistence.size must be a positive quantity'
 
 # --- the chart, cluster-wide ----------------------------------------------------------------
 helm_install() {
@@ -701,6 +709,85 @@ garbage_collected() {
         "poddisruptionbudget/$STORE" --timeout=60s || no "the store's children outlived it"
 }
 check "store: deleting the store lets the garbage collector remove its children" garbage_collected
+
+# --- persistence ----------------------------------------------------------------------------
+# persistent_yaml NAME WHEN_DELETED: a store with snapshots on a claim.
+persistent_yaml() {
+    store_yaml "$1"
+    printf '  persistence:\n    mode: Snapshot\n    size: 1Gi\n    whenDeleted: %s\n' "$2"
+}
+claim_owners() { kubectl -n "$NS" get pvc "$1" -o jsonpath='{.metadata.ownerReferences[*].kind}' 2>/dev/null; }
+# jsonpath_is KIND NAME JSONPATH WANT: the object's field is WANT.
+jsonpath_is() {
+    local got
+    got=$(kubectl -n "$NS" get "$1" "$2" -o jsonpath="$3") || return 1
+    [ "$got" = "$4" ] || no "$1 $2 $3 is '$got', not '$4'"
+}
+persistent_claim() {
+    persistent_yaml durable Retain | kubectl -n "$NS" apply -f - || return 1
+    until_true 60 kubectl -n "$NS" get pvc durable-data || no "no claim durable-data" || return 1
+    jsonpath_is pvc durable-data '{.spec.accessModes[0]} {.spec.resources.requests.storage}' 'ReadWriteOnce 1Gi' || return 1
+    jsonpath_is pvc durable-data '{.metadata.labels.cstore\.dev/data-of}' durable || return 1
+    [ -z "$(claim_owners durable-data)" ] || no "a retained claim has an owner: $(claim_owners durable-data)" || return 1
+    until_true 60 kubectl -n "$NS" get deployment durable || no "no Deployment durable" || return 1
+    jsonpath_is deployment durable '{.spec.strategy.type}' Recreate || return 1
+    jsonpath_is deployment durable '{.spec.template.spec.volumes[?(@.name=="data")].persistentVolumeClaim.claimName}' durable-data || return 1
+    jsonpath_is deployment durable '{.spec.template.spec.containers[0].volumeMounts[?(@.name=="data")].mountPath}' /data || return 1
+    jsonpath_is deployment durable '{.spec.template.spec.terminationGracePeriodSeconds}' 100 || return 1
+    kubectl -n "$NS" get configmap durable-config -o jsonpath='{.data.cstore\.toml}' | grep -q '^dir = "/data"' ||
+        no "the config file does not put the data on the volume" || return 1
+    # KWOK's pods have no volumes, but the scheduler places a pod only once its claim is bound,
+    # and this cluster has no provisioner: a PersistentVolume made for the claim binds it.
+    printf '%s\n' "apiVersion: v1" "kind: PersistentVolume" "metadata: {name: $NS-durable-data}" "spec:" \
+        "  capacity: {storage: 1Gi}" "  accessModes: [ReadWriteOnce]" "  persistentVolumeReclaimPolicy: Retain" \
+        '  storageClassName: ""' "  hostPath: {path: /var/lib/cstore-e2e/durable}" \
+        "  claimRef: {namespace: $NS, name: durable-data}" | kubectl apply -f - || return 1
+    until_true 60 jsonpath_is pvc durable-data '{.status.phase}' Bound || no "the claim was never bound" || return 1
+    kubectl -n "$NS" wait --for=condition=Ready cstore/durable --timeout=120s || no "the persistent store never became Ready" || return 1
+    kubectl -n "$NS" get cstore durable | tee "$WORK/persistent-columns.out"
+    { grep -q 'PERSISTENCE' "$WORK/persistent-columns.out" && grep -q 'Snapshot' "$WORK/persistent-columns.out"; } ||
+        no "the printer columns do not show the persistence mode"
+}
+check "persistence: a claim (ReadWriteOnce, labelled, no owner with Retain) mounted at /data by a Recreate Deployment; Ready once bound" persistent_claim
+
+retained_claim() {
+    kubectl -n "$NS" patch cstore durable --type merge -p '{"spec":{"persistence":{"whenDeleted":"Delete"}}}' || return 1
+    until_true 30 test "$(claim_owners durable-data)" = ConcurrentStore || no "Delete did not give the claim an owner" || return 1
+    kubectl -n "$NS" patch cstore durable --type merge -p '{"spec":{"persistence":{"whenDeleted":"Retain"}}}' || return 1
+    until_true 30 test -z "$(claim_owners durable-data)" || no "back to Retain, the claim still has an owner" || return 1
+    local uid
+    uid=$(kubectl -n "$NS" get pvc durable-data -o jsonpath='{.metadata.uid}')
+    kubectl -n "$NS" delete cstore durable --wait=true --timeout=60s || return 1
+    kubectl -n "$NS" wait --for=delete deployment/durable configmap/durable-config --timeout=60s ||
+        no "the store's other children outlived it" || return 1
+    sleep 3 # the garbage collector had its chance
+    [ "$(kubectl -n "$NS" get pvc durable-data -o jsonpath='{.metadata.uid}' 2>/dev/null)" = "$uid" ] ||
+        no "the retained claim is gone" || return 1
+    echo "claim durable-data ($uid) kept after the store was deleted"
+    # Created again under the name, the store uses its claim, the same one.
+    persistent_yaml durable Retain | kubectl -n "$NS" apply -f - || return 1
+    until_true 60 cond_is "$NS" durable Degraded False ||
+        no "the new store did not take its retained claim: $(cond "$NS" durable Degraded)" || return 1
+    [ "$(kubectl -n "$NS" get pvc durable-data -o jsonpath='{.metadata.uid}')" = "$uid" ] || no "the claim was replaced"
+}
+check "persistence: deleting a store with Retain keeps its claim (after Delete and back), and the store created again uses it" retained_claim
+
+deleted_claim() {
+    persistent_yaml scratch Delete | kubectl -n "$NS" apply -f - || return 1
+    until_true 60 test "$(claim_owners scratch-data)" = ConcurrentStore || no "the claim has no owner with Delete" || return 1
+    kubectl -n "$NS" delete cstore scratch --wait=true --timeout=60s || return 1
+    kubectl -n "$NS" wait --for=delete pvc/scratch-data --timeout=90s || no "the claim outlived its store with Delete"
+}
+check "persistence: deleting a store with Delete lets the garbage collector remove its claim" deleted_claim
+
+# Leftovers removed, and the stand-in, which was told the persistent stores' rules, back to
+# saving nothing.
+{
+    kubectl -n "$NS" delete cstore durable --wait=true --timeout=60s &&
+        kubectl -n "$NS" delete pvc durable-data --wait=true --timeout=60s &&
+        kubectl delete pv "$NS-durable-data" --wait=false &&
+        [ "$(standin CONFIG SET save '')" = OK ]
+} >/dev/null 2>&1 || echo "note: the persistence checks' leftovers could not all be removed" >&2
 
 # --- traces --------------------------------------------------------------------------------
 # Jaeger's query API (the HTTP API of its UI): traces of a service, as JSON.
