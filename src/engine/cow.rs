@@ -87,7 +87,7 @@ impl CowShard {
 }
 
 impl Shard for CowShard {
-    fn with_capacity(_capacity: usize) -> Self {
+    fn with_capacity(_capacity: usize, _slots: usize) -> Self {
         CowShard {
             current: ArcSwap::from_pointee(Snapshot::empty(0)),
             writer: Mutex::new(()),
@@ -95,12 +95,12 @@ impl Shard for CowShard {
         }
     }
 
-    fn read<R>(&self, key: &[u8], f: impl FnOnce(Option<&Entry>) -> R) -> R {
+    fn read<R>(&self, key: &[u8], _route: u64, f: impl FnOnce(Option<&Entry>) -> R) -> R {
         let snapshot = self.current.load();
         f(snapshot.entries.get(key).map(|slot| &slot.entry))
     }
 
-    fn update<R>(&self, key: &[u8], mut f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R {
+    fn update<R>(&self, key: &[u8], _route: u64, mut f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R {
         let _writer = self.lock_writer();
         let current = self.current.load_full();
         let existing = current.entries.get(key).map(|slot| &slot.entry);
@@ -144,7 +144,7 @@ impl Shard for CowShard {
 
     /// One new version for the whole chunk: after the first change copies a path, the
     /// others change the new version's own nodes in place.
-    fn insert_moved(&self, entries: &[(CompactBytes, Entry)]) {
+    fn insert_moved(&self, entries: &[(CompactBytes, Entry)], _router: &Router) {
         let _writer = self.lock_writer();
         self.publish(&self.current.load_full(), |next| {
             for (key, entry) in entries {
@@ -153,7 +153,7 @@ impl Shard for CowShard {
         });
     }
 
-    fn remove_moved(&self, keys: &[CompactBytes]) {
+    fn remove_moved(&self, keys: &[CompactBytes], _router: &Router) {
         let _writer = self.lock_writer();
         self.publish(&self.current.load_full(), |next| {
             for key in keys {

@@ -105,11 +105,14 @@ impl Engine {
         now: &Now,
         f: F,
     ) -> Found<R, F> {
-        with_shards!(&self.kind, shards => shards.slot_for(key).map.read(key, |entry| match entry {
+        with_shards!(&self.kind, shards => {
+            let (slot, route) = shards.locate(key);
+            slot.map.read(key, route, |entry| match entry {
             None => Found::Absent(f),
             Some(entry) if entry.has_expired(now) => Found::Expired(f),
             live => Found::Answered(f(live)),
-        }))
+        })
+        })
     }
 
     /// Atomically applies `f` to the live entry under `key` (see [`transition`]).
@@ -128,8 +131,8 @@ impl Engine {
         mut f: impl FnMut(Option<&Entry>) -> (Write, R),
     ) -> Updated<R> {
         with_shards!(&self.kind, shards => {
-            let slot = shards.slot_for(key);
-            let (reply, change) = slot.map.update(key, |current| {
+            let (slot, route) = shards.locate(key);
+            let (reply, change) = slot.map.update(key, route, |current| {
                 observe(current);
                 transition(key, current, now, &mut f)
             });
@@ -146,8 +149,8 @@ impl Engine {
         mut f: impl FnMut(Option<&Entry>) -> (Write, R),
     ) -> Option<Updated<R>> {
         with_shards!(&self.kind, shards => {
-            let slot = shards.slot_for(key);
-            let outcome = slot.map.update(key, |current| match current {
+            let (slot, route) = shards.locate(key);
+            let outcome = slot.map.update(key, route, |current| match current {
                 None => (Write::Keep, None),
                 Some(_) => {
                     let (write, outcome) = transition(key, current, now, &mut f);
@@ -160,7 +163,10 @@ impl Engine {
 
     /// The entry under `key` as stored, expired or not.
     pub(crate) fn entry(&self, key: &[u8]) -> Option<Entry> {
-        with_shards!(&self.kind, shards => shards.slot_for(key).map.read(key, |entry| entry.cloned()))
+        with_shards!(&self.kind, shards => {
+            let (slot, route) = shards.locate(key);
+            slot.map.read(key, route, |entry| entry.cloned())
+        })
     }
 
     /// Stores the entries, whose keys all belong to shard `index` and have no entry here,
@@ -169,7 +175,7 @@ impl Engine {
     pub(crate) fn insert_moved(&self, index: usize, entries: &[(CompactBytes, Entry)]) {
         with_shards!(&self.kind, shards => {
             let slot = shards.slot(index);
-            slot.map.insert_moved(entries);
+            slot.map.insert_moved(entries, shards.router());
             for (key, _) in entries.iter().filter(|(_, entry)| entry.is_volatile()) {
                 slot.expires.insert(key);
             }
@@ -178,7 +184,7 @@ impl Engine {
 
     /// Removes the keys, which all belong to shard `index`, without touching the counters.
     pub(crate) fn remove_moved(&self, index: usize, keys: &[CompactBytes]) {
-        with_shards!(&self.kind, shards => shards.slot(index).map.remove_moved(keys))
+        with_shards!(&self.kind, shards => shards.slot(index).map.remove_moved(keys, shards.router()))
     }
 
     /// Moves `footprint` from `from`'s shard `from_index` to this engine's shard `index`.
@@ -227,7 +233,7 @@ impl Engine {
             // Downwards, so that a swap-remove only moves a key already looked at.
             for position in window.rev() {
                 let Some(key) = keys.get_index(position) else { continue };
-                let (drop_key, expired) = slot.map.read(key, |entry| match entry {
+                let (drop_key, expired) = slot.map.read(key, shards.route(key), |entry| match entry {
                     Some(entry) if entry.is_volatile() => (entry.is_expired(now), entry.is_expired(now)),
                     _ => (true, false),
                 });

@@ -100,16 +100,16 @@ impl<L: MapLock> Locked<L> {
 }
 
 impl<L: MapLock> Shard for Locked<L> {
-    fn with_capacity(capacity: usize) -> Self {
+    fn with_capacity(capacity: usize, _slots: usize) -> Self {
         let map = IndexMap::with_capacity_and_hasher(capacity, KeyHasher::default());
         Locked { lock: L::wrap(map), waited_ns: AtomicU64::new(0) }
     }
 
-    fn read<R>(&self, key: &[u8], f: impl FnOnce(Option<&Entry>) -> R) -> R {
+    fn read<R>(&self, key: &[u8], _route: u64, f: impl FnOnce(Option<&Entry>) -> R) -> R {
         f(self.read_guard().get(key))
     }
 
-    fn update<R>(&self, key: &[u8], mut f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R {
+    fn update<R>(&self, key: &[u8], _route: u64, mut f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R {
         let mut map = self.write_guard();
         // Whatever is replaced or removed is dropped after the lock is released, so freeing
         // a large value never lengthens the critical section.
@@ -167,14 +167,14 @@ impl<L: MapLock> Shard for Locked<L> {
         }
     }
 
-    fn insert_moved(&self, entries: &[(CompactBytes, Entry)]) {
+    fn insert_moved(&self, entries: &[(CompactBytes, Entry)], _router: &Router) {
         let mut map = self.write_guard();
         for (key, entry) in entries {
             map.insert(key.clone(), entry.clone());
         }
     }
 
-    fn remove_moved(&self, keys: &[CompactBytes]) {
+    fn remove_moved(&self, keys: &[CompactBytes], _router: &Router) {
         let mut map = self.write_guard();
         // Dropped after the lock is released, as in `update`.
         let removed: Vec<Entry> = keys.iter().filter_map(|key| map.swap_remove(&**key)).collect();

@@ -7,8 +7,9 @@
 //! shards one after the other in slot order. Every engine a store ever runs uses the store's
 //! hash, so a key keeps its slot across a migration: a cursor's slot position means the same
 //! thing after the strategy or the shard count changed. Inside a shard the walk goes on at a
-//! shard-local *offset* (a dense index for the locked and copy-on-write shards, a rank of the
-//! hash's high bits for the lock-free one), which only the engine that issued it understands,
+//! shard-local *offset* (a dense index for the locked and copy-on-write shards; for the
+//! lock-free one, which keeps one map per slot, the slot inside the shard and a rank of a
+//! hash's high bits inside it, see `lockfree.rs`), which only the engine that issued it understands,
 //! so a cursor also names its engine (a tag).
 //!
 //! **During a migration** keys only move, from the source engine to the target. The slot
@@ -49,7 +50,10 @@ const SPACE: u32 = 1 << SPACE_BITS;
 const UNIT_BITS: u32 = 4;
 const TAG_BITS: u32 = 6;
 /// Bits of the shard-local offset.
-pub(crate) const OFFSET_BITS: u32 = 30;
+const OFFSET_BITS: u32 = 30;
+/// Bits of a lock-free shard's rank inside one slot's map: the offset names the slot's map
+/// (up to [`SPACE_BITS`] bits, one shard owning every slot) above the rank.
+pub(crate) const RANK_BITS: u32 = OFFSET_BITS - SPACE_BITS;
 const OFFSET_MASK: u64 = (1 << OFFSET_BITS) - 1;
 // Every cursor must be exact as a double (see the module documentation).
 const _: () = assert!(SPACE_BITS + UNIT_BITS + TAG_BITS + OFFSET_BITS <= 52);
@@ -61,10 +65,16 @@ pub(crate) fn engine_tag(id: u64) -> u8 {
     (id % ((1 << TAG_BITS) - 1) + 1) as u8
 }
 
-/// The rank that orders a lock-free shard's walk: the high bits of the key's order hash
-/// ([`Router::order`], independent of the routing hash).
+/// The rank that orders a lock-free shard's walk inside one slot: the high bits of the key's
+/// order hash ([`Router::order`], independent of the routing hash).
 pub(crate) fn scan_order(router: &Router, key: &[u8]) -> u64 {
-    router.order(key) >> (64 - OFFSET_BITS)
+    router.order(key) >> (64 - RANK_BITS)
+}
+
+/// The slot of a key whose routing hash is `route` ([`Router::route`]): its low bits,
+/// bit-reversed, so that the shard that owns it ([`shard_at`]) is the one `route` picks.
+pub(crate) fn slot_of(route: u64) -> u32 {
+    ((route as u32) & (SPACE - 1)).reverse_bits() >> (32 - SPACE_BITS)
 }
 
 /// Slots each shard of an engine with `shards` shards owns.
@@ -316,5 +326,20 @@ mod tests {
         assert_eq!(reverse_window(8, 3, 4), (0..3, 0));
         assert_eq!(reverse_window(0, 0, 4), (0..0, 0));
         assert_eq!(reverse_window(0, 5, 0), (4..5, 4));
+    }
+
+    /// A key's slot belongs to the shard its routing hash picks, in every shard count.
+    #[test]
+    fn a_keys_slot_is_in_its_shard() {
+        for route in [0u64, 1, 0x5a5, 0xfff, 0x1234_5678_9abc_def0, u64::MAX] {
+            for bits in 0..=SPACE_BITS {
+                let shards = 1usize << bits;
+                assert_eq!(
+                    shard_at(slot_of(route), shards),
+                    (route & (shards as u64 - 1)) as usize,
+                    "{route:#x}, {shards}"
+                );
+            }
+        }
     }
 }

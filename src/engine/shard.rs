@@ -13,6 +13,7 @@ use std::time::Instant;
 use crossbeam_utils::CachePadded;
 
 use super::compact::CompactBytes;
+use super::config::MAX_SHARDS;
 use super::entry::{Entry, Footprint, Write};
 
 /// The hasher inside each map of the engine. foldhash is fast on short keys and randomly
@@ -57,20 +58,27 @@ const ORDER_TAG: u8 = 0xa5;
 
 /// One shard's map behind its synchronization.
 pub(crate) trait Shard: Send + Sync + Sized {
+    /// Whether the shard needs each key's routing hash ([`Router::route`]) to find it: the
+    /// lock-free shard keeps one map per slot, and the slot comes from that hash.
+    const BY_SLOT: bool = false;
+
     /// An empty shard with room for `capacity` keys before its map first grows (a hint: the
-    /// copy-on-write shard's persistent map has nothing to reserve).
-    fn with_capacity(capacity: usize) -> Self;
+    /// copy-on-write shard's persistent map has nothing to reserve), owning `slots` slots of
+    /// SCAN's order (`scan.rs`).
+    fn with_capacity(capacity: usize, slots: usize) -> Self;
 
-    /// Calls `f` with the entry stored under `key`, expired or not.
-    fn read<R>(&self, key: &[u8], f: impl FnOnce(Option<&Entry>) -> R) -> R;
+    /// Calls `f` with the entry stored under `key`, expired or not. `route` is the key's
+    /// routing hash where [`Shard::BY_SLOT`] says the shard needs it, else anything.
+    fn read<R>(&self, key: &[u8], route: u64, f: impl FnOnce(Option<&Entry>) -> R) -> R;
 
-    /// Atomically replaces the entry under `key` with what `f` decides.
+    /// Atomically replaces the entry under `key` (`route` as in [`Shard::read`]) with what
+    /// `f` decides.
     ///
     /// `f` may run more than once (a lock-free shard retries when it loses a race) and a
     /// transition it computed may be applied after later runs, so `f` must be pure and
     /// everything a caller needs from it must travel in `R`: the returned `R` is the one
     /// computed together with the write that took effect.
-    fn update<R>(&self, key: &[u8], f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R;
+    fn update<R>(&self, key: &[u8], route: u64, f: impl FnMut(Option<&Entry>) -> (Write, R)) -> R;
 
     /// Visits up to about `count` entries starting at the shard-local scan `position`
     /// (0 = start) and returns the next position, 0 when the shard is done.
@@ -88,20 +96,21 @@ pub(crate) trait Shard: Send + Sync + Sized {
 
     /// Stores each entry under its key, which has none here, in one step where the kind can
     /// (one lock, one published version): a migration moves a chunk of keys at once.
-    fn insert_moved(&self, entries: &[(CompactBytes, Entry)]) {
+    fn insert_moved(&self, entries: &[(CompactBytes, Entry)], router: &Router) {
         for (key, entry) in entries {
-            self.update(key, |_| (Write::Put(entry.clone()), ()));
+            self.update(key, router.route(key), |_| (Write::Put(entry.clone()), ()));
         }
     }
 
     /// Removes every key of `keys`, in one step where the kind can.
-    fn remove_moved(&self, keys: &[CompactBytes]) {
+    fn remove_moved(&self, keys: &[CompactBytes], router: &Router) {
         for key in keys {
-            self.update(key, |_| (Write::Remove, ()));
+            self.update(key, router.route(key), |_| (Write::Remove, ()));
         }
     }
 
-    /// A uniformly chosen key of this shard (expired or not), if any.
+    /// A random key of this shard (expired or not), if any: uniformly chosen, except where a
+    /// kind says otherwise (`lockfree.rs`).
     fn random_key(&self, rng: &mut impl rand::Rng) -> Option<CompactBytes>;
 
     /// Removes every entry and returns the footprint of what was removed.
@@ -215,7 +224,7 @@ impl<S: Shard> Shards<S> {
         let slots = (0..count)
             .map(|_| {
                 CachePadded::new(Slot {
-                    map: S::with_capacity(capacity_per_shard),
+                    map: S::with_capacity(capacity_per_shard, MAX_SHARDS as usize / count),
                     stats: ShardStats::default(),
                     expires: Expires::default(),
                     sweep_position: AtomicU64::new(0),
@@ -229,16 +238,26 @@ impl<S: Shard> Shards<S> {
         self.slots.len()
     }
 
+    /// The routing hash of `key` where anything needs it (0 where nothing does): one shard
+    /// of a kind that is not [`Shard::BY_SLOT`] needs no hash, so the coarse single-lock
+    /// configuration routes for free.
+    pub(crate) fn route(&self, key: &[u8]) -> u64 {
+        if self.mask == 0 && !S::BY_SLOT { 0 } else { self.router.route(key) }
+    }
+
     pub(crate) fn index_of(&self, key: &[u8]) -> usize {
-        // One shard needs no hash: the coarse single-lock configuration routes for free.
-        if self.mask == 0 {
-            return 0;
-        }
-        (self.router.route(key) & self.mask) as usize
+        (self.route(key) & self.mask) as usize
+    }
+
+    /// The slot that holds `key`, and the key's hash for [`Shard::read`] and
+    /// [`Shard::update`]: computed once per operation.
+    pub(crate) fn locate(&self, key: &[u8]) -> (&Slot<S>, u64) {
+        let route = self.route(key);
+        (&self.slots[(route & self.mask) as usize], route)
     }
 
     pub(crate) fn slot_for(&self, key: &[u8]) -> &Slot<S> {
-        &self.slots[self.index_of(key)]
+        self.locate(key).0
     }
 
     pub(crate) fn slot(&self, index: usize) -> &Slot<S> {
@@ -316,16 +335,16 @@ pub fn thread_lock_wait_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::scan::{OFFSET_BITS, scan_order};
 
     /// A lock-free shard's SCAN cursor carries the high bits of a key's order hash; were it
     /// the routing hash (as it once was), a client would read routing bits off its cursors.
     #[test]
     fn scan_order_bits_are_not_routing_bits() {
         let router = Router::default();
+        // 32 bits each: agreement by chance on one of 10,000 keys is a 1-in-400,000 event.
         let shared = (0..10_000)
             .map(|i| format!("key:{i}"))
-            .filter(|key| scan_order(&router, key.as_bytes()) == router.route(key.as_bytes()) >> (64 - OFFSET_BITS))
+            .filter(|key| router.order(key.as_bytes()) >> 32 == router.route(key.as_bytes()) >> 32)
             .count();
         assert_eq!(shared, 0, "order and routing agree on {shared} of 10,000 keys");
     }
