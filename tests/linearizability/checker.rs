@@ -23,8 +23,10 @@ pub trait SequentialSpec {
     type Op: Debug;
     type Output: PartialEq + Debug;
 
-    /// The state after applying `op` to `state`, and what `op` returns.
-    fn apply(state: &Self::State, op: &Self::Op) -> (Self::State, Self::Output);
+    /// Every way `op` may take effect on `state`: the state after it and what it returns
+    /// (one, for a deterministic operation; an operation that reads a clock may have one per
+    /// reading it could have taken, and none when no reading fits).
+    fn apply(state: &Self::State, op: &Self::Op) -> Vec<(Self::State, Self::Output)>;
 }
 
 /// One completed operation of a concurrent history.
@@ -100,10 +102,11 @@ struct Search<'h, S: SequentialSpec> {
     history: &'h [Operation<S::Op, S::Output>],
     /// Configurations already shown to have no completion.
     dead_ends: HashSet<(PlacedSet, S::State)>,
-    /// The partial linearization being extended, as indices into `history`.
-    path: Vec<usize>,
+    /// The partial linearization being extended, as indices into `history` and the states
+    /// they reached.
+    path: Vec<(usize, S::State)>,
     /// The longest partial linearization seen, reported when the search fails.
-    longest_path: Vec<usize>,
+    longest_path: Vec<(usize, S::State)>,
 }
 
 impl<S: SequentialSpec> Search<'_, S> {
@@ -119,17 +122,19 @@ impl<S: SequentialSpec> Search<'_, S> {
         let earliest_response = pending().map(|index| self.history[index].responded).min().unwrap_or(u64::MAX);
         let candidates: Vec<usize> =
             pending().filter(|&index| self.history[index].invoked < earliest_response).collect();
-        for index in candidates {
+        let outcomes = candidates.into_iter().flat_map(|index| {
             let operation = &self.history[index];
-            let (next_state, output) = S::apply(state, &operation.op);
-            if output != operation.output {
-                continue;
-            }
+            S::apply(state, &operation.op)
+                .into_iter()
+                .filter(|(_, output)| *output == operation.output)
+                .map(move |(next_state, _)| (index, next_state))
+        });
+        for (index, next_state) in outcomes.collect::<Vec<_>>() {
             let configuration = (placed.with(index), next_state);
             if self.dead_ends.contains(&configuration) {
                 continue;
             }
-            self.path.push(index);
+            self.path.push((index, configuration.1.clone()));
             if self.path.len() > self.longest_path.len() {
                 self.longest_path.clone_from(&self.path);
             }
@@ -146,7 +151,7 @@ impl<S: SequentialSpec> Search<'_, S> {
 fn describe_failure<S: SequentialSpec>(
     initial: &S::State,
     history: &[Operation<S::Op, S::Output>],
-    longest_path: &[usize],
+    longest_path: &[(usize, S::State)],
 ) -> String {
     let mut by_invocation: Vec<usize> = (0..history.len()).collect();
     by_invocation.sort_by_key(|&index| history[index].invoked);
@@ -160,10 +165,8 @@ fn describe_failure<S: SequentialSpec>(
         );
     }
     let _ = writeln!(report, "longest linearizable prefix ({} of {} operations):", longest_path.len(), history.len());
-    let mut state = initial.clone();
-    for &index in longest_path {
-        state = S::apply(&state, &history[index].op).0;
-        let _ = writeln!(report, "  #{index:<3} {:?}  => state {state:?}", history[index].op);
+    for (index, state) in longest_path {
+        let _ = writeln!(report, "  #{index:<3} {:?}  => state {state:?}", history[*index].op);
     }
     report.push_str("  and no pending operation can take effect next with the result it observed\n");
     report
