@@ -182,29 +182,31 @@ impl Shard for LockFreeShard {
         if slot < self.slots.len() { (slot as u64) << RANK_BITS } else { 0 }
     }
 
-    /// One pass of one iterator over the table, batch by batch: papaya leaves a tombstone for
-    /// each removal, so restarting the iteration per batch would rescan them all (quadratic).
-    /// With no inserts the table never resizes, so the pass sees every key; the pinned guard
-    /// delays freeing the removed entries until the pass ends. A pass that yields nothing
-    /// means the shard is empty (papaya's `len` is only a hint under concurrency).
+    /// Walks the slots' maps, pinning each only while its keys are collected, and hands the
+    /// keys over in batches of `size`. Holding guards across a whole pass of removals (a
+    /// million keys in a one-shard store) kept every removed entry alive until the pass
+    /// ended, and then one thread freed them all at once: a client request stalled for over
+    /// 100 ms (docs/BENCHMARKS.md, "Live migration"). Now removed entries are reclaimed a few
+    /// at a time. Nothing inserts into a drained shard, so a pass that finds no key means the
+    /// shard is empty (papaya's `len` is only a hint under concurrency).
     fn drain_keys(&self, size: usize, mut each: impl FnMut(&[CompactBytes])) {
         let size = size.max(1);
         loop {
-            let maps: Vec<_> = self.slots.iter().map(SlotMap::pin).collect();
+            let mut found = false;
             let mut batch = Vec::with_capacity(size);
-            let mut yielded = false;
-            for (key, _) in maps.iter().flat_map(|map| map.iter()) {
-                yielded = true;
-                batch.push(key.clone());
-                if batch.len() == size {
-                    each(&batch);
+            for map in &self.slots {
+                batch.extend(map.pin().keys().cloned());
+                if batch.len() >= size {
+                    found = true;
+                    batch.chunks(size).for_each(&mut each);
                     batch.clear();
                 }
             }
             if !batch.is_empty() {
+                found = true;
                 each(&batch);
             }
-            if !yielded {
+            if !found {
                 return;
             }
         }

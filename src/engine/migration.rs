@@ -162,9 +162,12 @@ impl Migration {
 const MAX_SPREAD: usize = 256;
 
 /// How long the mover works before it rests as long again: it takes at most half of one
-/// core, so that on a small machine the clients' requests keep most of the CPU (and their
-/// latency) during a migration, at the price of a migration taking twice as long.
-const MOVER_SLICE: Duration = Duration::from_millis(1);
+/// core, so that on a small machine the clients' requests keep most of the CPU during a
+/// migration, at the price of a migration taking up to twice as long. The slice is short
+/// because a thread that has just slept is favoured by the scheduler and runs its whole
+/// slice before a client's worker gets the core back: with 1 ms slices the GET p99 during a
+/// migration sat at 1.1 ms (docs/BENCHMARKS.md, "Live migration").
+const MOVER_SLICE: Duration = Duration::from_micros(100);
 
 /// The mover's rhythm: work for [`MOVER_SLICE`], then rest as long as that took.
 struct Pace {
