@@ -6,12 +6,14 @@
 
 mod common;
 
+use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::server::{PATIENCE, RespClient, TestServer, bulk, error, int, ok, simple};
 use common::tools::{RedisServer, require};
+use cstore::persistence::rdb::{RdbHeader, RdbWriter, SaveOptions};
 use cstore::server::resp_value::Value;
 
 fn serve_in(dir: &Path, extra: &[&str]) -> TestServer {
@@ -259,4 +261,89 @@ fn a_snapshot_cstore_cannot_load_stops_startup_naming_the_problem_and_stays_unto
     let server = serve_in(dir.path(), &["--rdb-skip-unsupported-types", "yes"]);
     assert_eq!(server.send(&["GET", "plain"]), bulk("string"));
     assert_eq!(server.send(&["DBSIZE"]), int(1));
+}
+
+/// Clients that connect while the data loads get Redis's -LOADING for everything but what
+/// Redis serves then (INFO, CONFIG, CLIENT, ...), INFO says `loading:1` with the progress,
+/// `/readyz` is 503; once the data is in, all of it is served. The snapshot is a FIFO, so the
+/// test decides when the load may end.
+#[test]
+fn clients_during_the_load_get_loading_until_the_data_is_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("dump.rdb");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("cannot run mkfifo");
+    assert!(made.success());
+    let mut rdb = Vec::new();
+    let header = RdbHeader { redis_version: "7.0.0", ctime_secs: 0, used_mem: 0, keys: 200, volatile_keys: 0 };
+    let mut writer = RdbWriter::new(&mut rdb, SaveOptions::default(), &header).unwrap();
+    for i in 0..200 {
+        writer.entry(format!("key:{i}").as_bytes(), format!("value {i}").as_bytes(), None).unwrap();
+    }
+    writer.finish().unwrap();
+
+    let mut server = TestServer::start_loading(&["--dir", dir.path().to_str().unwrap()]);
+    // Blocks until the server opens the FIFO to read it.
+    let mut feed = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    let half = rdb.len() / 2;
+    feed.write_all(&rdb[..half]).unwrap();
+    feed.flush().unwrap();
+
+    let loading = error("LOADING Redis is loading the dataset in memory");
+    let mut client = server.connect();
+    for command in [&["PING"][..], &["GET", "key:1"], &["SET", "k", "v"], &["DBSIZE"], &["BGSAVE"], &["SAVE"]] {
+        assert_eq!(client.send(command), loading, "{command:?}");
+    }
+    assert_eq!(client.info_field("loading"), "1");
+    // The half written is what the server has read by now (or is about to).
+    let deadline = Instant::now() + PATIENCE;
+    while client.info_field("loading_loaded_bytes").parse::<usize>().unwrap() < half {
+        assert!(Instant::now() < deadline, "the load never read the first half");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(client.info_field("loading_start_time").parse::<i64>().unwrap() >= unix_now() - 60);
+    assert_eq!(client.send(&["ECHO", "hi"]), bulk("hi"));
+    assert_eq!(client.send(&["CONFIG", "GET", "dbfilename"]), Value::Array(vec![bulk("dbfilename"), bulk("dump.rdb")]));
+    assert!(matches!(client.send(&["CLIENT", "ID"]), Value::Integer(_)));
+    assert!(matches!(client.send(&["LASTSAVE"]), Value::Integer(_)));
+    assert_eq!(server.admin_get("/readyz").status, 503);
+
+    feed.write_all(&rdb[half..]).unwrap();
+    drop(feed);
+    let deadline = Instant::now() + PATIENCE;
+    while client.info_field("loading") != "0" {
+        assert!(Instant::now() < deadline, "the load did not finish");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(client.send(&["PING"]), simple("PONG"));
+    assert_eq!(client.send(&["DBSIZE"]), int(200));
+    assert_eq!(client.send(&["GET", "key:199"]), bulk("value 199"));
+    assert_eq!(client.info_field("rdb_last_load_keys_loaded"), "200");
+    let deadline = Instant::now() + PATIENCE;
+    while server.admin_get("/readyz").status != 200 {
+        assert!(Instant::now() < deadline, "/readyz never turned ready");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(client);
+    server.signal("TERM");
+    assert!(server.wait_for_exit(PATIENCE).success());
+}
+
+/// SHUTDOWN during the load stops the server without saving the part it has loaded (Redis
+/// turns SHUTDOWN SAVE into NOSAVE while loading): the snapshot stays as it was.
+#[test]
+fn shutdown_during_the_load_does_not_save_a_partial_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("dump.rdb");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let mut server = TestServer::start_loading(&["--dir", dir.path().to_str().unwrap(), "--save", "3600 1"]);
+    let mut feed = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    feed.write_all(b"REDIS0010").unwrap();
+    let mut client = server.connect();
+    assert_eq!(client.send(&["GET", "k"]), error("LOADING Redis is loading the dataset in memory"));
+    client.write_command(&["SHUTDOWN", "SAVE"]);
+    assert!(server.wait_for_exit(PATIENCE).success());
+    // Still the FIFO: no save replaced it.
+    use std::os::unix::fs::FileTypeExt as _;
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    assert!(server.log().iter().any(|line| line.contains("shutdown asked during the startup load")));
 }

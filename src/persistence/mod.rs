@@ -4,6 +4,7 @@
 //! config.rs the settings (dir, dbfilename, save, rdbcompression, ...), Redis names
 //! rdb/     the RDB codec: encode.rs (writer), decode.rs (reader), skip.rs (types cstore skips)
 //! file.rs  crash-safe replacement of the snapshot file
+//! progress.rs how far a startup load has read (INFO's loading_* fields)
 //! snapshot.rs the store to its file (the engine's point-in-time cut) and back at startup
 //! rules.rs `save` rules ("3600 1 300 100 60 10000") and when they call for a save
 //! ```
@@ -21,6 +22,7 @@
 pub mod aof;
 pub mod config;
 pub mod file;
+pub mod progress;
 pub mod rdb;
 pub mod rules;
 pub mod snapshot;

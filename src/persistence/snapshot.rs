@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::config::PersistenceConfig;
 use super::file::{self, SaveFileError};
+use super::progress::LoadProgress;
 use super::rdb::{self, LoadReport, RdbError, RdbHeader, RdbWriter};
 use crate::engine::{MAX_STRING_LEN, SetExpiry, SetOptions, SnapshotError, Store};
 
@@ -70,7 +71,12 @@ pub enum LoadError {
 
 /// Fills `store` from `dir/dbfilename`; `None` when there is no such file (a first start).
 /// The file is only read.
-pub fn load(store: &Store, config: &PersistenceConfig) -> Result<Option<LoadReport>, LoadError> {
+/// What was read goes to `progress`.
+pub fn load(
+    store: &Store,
+    config: &PersistenceConfig,
+    progress: &LoadProgress,
+) -> Result<Option<LoadReport>, LoadError> {
     let path = config.path();
     let shown = || path.display().to_string();
     let file = match std::fs::File::open(&path) {
@@ -78,8 +84,9 @@ pub fn load(store: &Store, config: &PersistenceConfig) -> Result<Option<LoadRepo
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(LoadError::Open { path: shown(), source }),
     };
+    progress.add_total(file.metadata().map_or(0, |meta| meta.len()));
     let options = config.load_options(store.now_ms());
-    let report = rdb::load(file, &options, |key| {
+    let report = rdb::load(progress.reader(file), &options, |key| {
         if key.value.len() > MAX_STRING_LEN {
             return Err(format!("its value of {} bytes exceeds the longest string cstore stores", key.value.len()));
         }

@@ -75,14 +75,6 @@ impl Server {
             .context("cannot start the migration thread")?;
         let persistence = Arc::new(Persistence::new(Arc::clone(&store), Arc::clone(&settings), Arc::clone(&metrics)));
         let aof = Aof::new(Arc::clone(&store), Arc::clone(&settings)).context("cannot start the AOF writer thread")?;
-        // Before any client is accepted (the listeners are bound but not yet served).
-        let loading = Arc::clone(&persistence);
-        let appending = Arc::clone(&aof);
-        tokio::task::spawn_blocking(move || {
-            loading.load_at_startup().context(LOAD_FAILED).and_then(|manifest| appending.start(manifest))
-        })
-        .await
-        .context("the startup load panicked")??;
         let state = ServerState {
             store,
             settings,
@@ -119,13 +111,8 @@ impl Server {
         let config = &state.config;
         let admin_port = admin_listener.local_addr()?.port();
         let store = Arc::clone(&state.store);
-        let sweep_state = Arc::clone(&state);
-        let sweeper = Sweeper::start(
-            Arc::clone(&store),
-            Duration::from_millis(config.active_expire_interval_ms),
-            move |store| traced_sweep(&sweep_state, store),
-        )?;
 
+        // Not ready (503) until the data is loaded.
         let readiness = Readiness::default();
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let admin_state = AdminState { metrics: Arc::clone(&state.metrics), readiness: readiness.clone(), store };
@@ -133,27 +120,66 @@ impl Server {
             let _ = admin_stopped.await;
         }));
 
+        // Clients are accepted while the data loads and answered -LOADING, as Redis does; the
+        // load runs on a thread of its own (not tokio's blocking pool, whose shutdown would
+        // wait for a load that a SIGTERM cut short).
         let (notify_shutdown, _) = broadcast::channel::<()>(1);
         let (connection_done, mut all_done) = mpsc::channel::<()>(1);
-        let cron = tokio::spawn(save_cron(Arc::clone(&state.persistence), Arc::clone(&state.aof)));
-        readiness.set_ready();
-        // Logged once ready: tests and operators take this line to mean /readyz answers ready.
+        let loaded = start_loading(&state)?;
         tracing::info!(
-            version = env!("CARGO_PKG_VERSION"),
-            strategy = %state.store.strategy(),
-            shards = state.store.shard_count(),
             port = state.resp_addr.port(),
             admin_port,
-            maxmemory = state.settings.max_memory(),
-            maxmemory_policy = state.settings.max_memory_policy().name(),
-            "cstore serve started"
+            "accepting clients while the data loads (-LOADING until it is in)"
         );
-        tokio::select! {
-            () = accept_loop(&state, &listener, &notify_shutdown, &connection_done) => {}
-            () = shutdown => {}
-            () = state.shutdown.requested.notified() => {}
-        }
-        cron.abort();
+        tokio::pin!(shutdown);
+        // In a block: the accept loop borrows the listener, which the drain below drops.
+        let background = {
+            let accept = accept_loop(&state, &listener, &notify_shutdown, &connection_done);
+            tokio::pin!(accept);
+            let load_result = tokio::select! {
+                () = &mut accept => None,
+                () = &mut shutdown => None,
+                () = state.shutdown.requested.notified() => None,
+                result = loaded => Some(result.unwrap_or_else(|_| Err(anyhow::anyhow!("the startup load thread died")))),
+            };
+            if let Some(result) = load_result {
+                // A load that fails ends the server, with the files untouched.
+                result?;
+                state.persistence.finish_loading();
+                let sweep_state = Arc::clone(&state);
+                let sweeper = Sweeper::start(
+                    Arc::clone(&state.store),
+                    Duration::from_millis(config.active_expire_interval_ms),
+                    move |store| traced_sweep(&sweep_state, store),
+                )?;
+                let cron = tokio::spawn(save_cron(Arc::clone(&state.persistence), Arc::clone(&state.aof)));
+                readiness.set_ready();
+                // Logged once ready: tests and operators take this line to mean /readyz answers ready.
+                tracing::info!(
+                    version = env!("CARGO_PKG_VERSION"),
+                    strategy = %state.store.strategy(),
+                    shards = state.store.shard_count(),
+                    port = state.resp_addr.port(),
+                    admin_port,
+                    maxmemory = state.settings.max_memory(),
+                    maxmemory_policy = state.settings.max_memory_policy().name(),
+                    "cstore serve started"
+                );
+                tokio::select! {
+                    () = &mut accept => {}
+                    () = &mut shutdown => {}
+                    () = state.shutdown.requested.notified() => {}
+                }
+                Some((sweeper, cron))
+            } else {
+                tracing::info!("shutdown asked during the startup load: stopping without saving, as Redis does");
+                None
+            }
+        };
+        let sweeper = background.map(|(sweeper, cron)| {
+            cron.abort();
+            sweeper
+        });
 
         // Drain: not ready, no new clients, answer what was sent, close.
         let open = state.clients.len();
@@ -171,7 +197,9 @@ impl Server {
                     "grace period ended with connections still open"
                 );
             }
-            sweeper.stop();
+            if let Some(sweeper) = sweeper {
+                sweeper.stop();
+            }
             // After the drain: everything logged is written and fsynced (SIGTERM, SHUTDOWN).
             let aof = Arc::clone(&state.aof);
             tokio::task::spawn_blocking(move || aof.shutdown()).await.context("the AOF flush panicked")?;
@@ -185,6 +213,24 @@ impl Server {
         };
         drain.instrument(tracing::info_span!("shutdown", open_connections = open)).await
     }
+}
+
+/// Starts the startup load (then the AOF, which continues from what was loaded) on its own
+/// thread; the receiver gets its result.
+fn start_loading(state: &Arc<ServerState>) -> anyhow::Result<tokio::sync::oneshot::Receiver<anyhow::Result<()>>> {
+    let (done, loaded) = tokio::sync::oneshot::channel();
+    let state = Arc::clone(state);
+    std::thread::Builder::new()
+        .name("startup-load".into())
+        .spawn(move || {
+            let result = state.persistence.load_at_startup().context(LOAD_FAILED).and_then(|manifest| {
+                // A server stopping during the load must not start (or create) the AOF from it.
+                if state.shutdown.is_draining() { Ok(()) } else { state.aof.start(manifest) }
+            });
+            let _ = done.send(result);
+        })
+        .context("cannot start the startup load thread")?;
+    Ok(loaded)
 }
 
 /// Checks the save rules at serverCron's pace for the server's life.
@@ -202,6 +248,11 @@ async fn save_cron(persistence: Arc<Persistence>, aof: Arc<Aof>) {
 /// SHUTDOWN SAVE, never with SHUTDOWN NOSAVE. A save already running is waited for first.
 async fn final_save(state: &Arc<ServerState>) -> anyhow::Result<()> {
     let asked = *state.shutdown.save.lock();
+    // Never during the startup load: the store holds part of the data (Redis likewise turns
+    // SHUTDOWN SAVE into NOSAVE while loading).
+    if state.persistence.is_loading() {
+        return Ok(());
+    }
     if !asked.unwrap_or_else(|| state.settings.saves_configured()) {
         return Ok(());
     }

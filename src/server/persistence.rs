@@ -14,12 +14,16 @@ use super::config::RuntimeSettings;
 use super::metrics::Metrics;
 use crate::engine::Store;
 use crate::persistence::aof::{self, manifest::Manifest};
+use crate::persistence::progress::LoadProgress;
 use crate::persistence::rdb::LoadReport;
 use crate::persistence::rules::SaveClock;
 use crate::persistence::snapshot::{self, SaveError, SaveReport};
 
 /// How often the save rules are checked (Redis's serverCron runs at 10 Hz too).
 pub(crate) const CRON_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Redis's exact `-LOADING` error, for commands without the `loading` flag during the load.
+pub(crate) const LOADING: &str = "LOADING Redis is loading the dataset in memory";
 
 /// Redis's exact `-MISCONF` error, so clients and operators recognise it.
 pub(crate) const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to \
@@ -38,6 +42,12 @@ pub(crate) struct Persistence {
     dirty: AtomicU64,
     /// Whether the last save failed: the one thing a write reads before running.
     last_failed: AtomicBool,
+    /// True from startup until the data is loaded: commands without Redis's `loading` flag
+    /// are answered `-LOADING` meanwhile (read by every command: one relaxed load).
+    loading: AtomicBool,
+    /// How far the startup load has read, and when it began (unix seconds).
+    progress: LoadProgress,
+    loading_started_unix: AtomicU64,
     status: Mutex<Status>,
 }
 
@@ -72,6 +82,9 @@ impl Persistence {
             metrics,
             dirty: AtomicU64::new(0),
             last_failed: AtomicBool::new(false),
+            loading: AtomicBool::new(true),
+            progress: LoadProgress::default(),
+            loading_started_unix: AtomicU64::new(now),
             status: Mutex::new(Status {
                 running: None,
                 scheduled: false,
@@ -86,10 +99,11 @@ impl Persistence {
         }
     }
 
-    /// Loads the data into the (empty) store, before clients are accepted: the AOF with
-    /// `appendonly yes` (its manifest is returned, for the AOF to continue), else, or when
-    /// there is no AOF yet, the snapshot file.
+    /// Loads the data into the (empty) store while clients are answered `-LOADING`: the AOF
+    /// with `appendonly yes` (its manifest is returned, for the AOF to continue), else, or
+    /// when there is no AOF yet, the snapshot file.
     pub(crate) fn load_at_startup(&self) -> anyhow::Result<Option<Manifest>> {
+        self.loading_started_unix.store(unix_now(), Relaxed);
         let config = self.settings.persistence();
         if config.appendonly {
             let dir = config.aof_dir();
@@ -97,7 +111,8 @@ impl Persistence {
             let span = tracing::info_span!("aof load", dir = %dir.display());
             let options = config.load_options(self.store.now_ms());
             let manifest_name = aof::manifest_name(&config.appendfilename);
-            let loaded = span.in_scope(|| aof::load::load(&dir, &manifest_name, &self.store, options))?;
+            let loaded =
+                span.in_scope(|| aof::load::load(&dir, &manifest_name, &self.store, options, &self.progress))?;
             if let Some((manifest, report)) = loaded {
                 if let Some((path, dropped)) = &report.truncated {
                     tracing::warn!(
@@ -122,7 +137,7 @@ impl Persistence {
         }
         let started = Instant::now();
         let span = tracing::info_span!("rdb load", path = %config.path().display());
-        let report = span.in_scope(|| snapshot::load(&self.store, &config))?;
+        let report = span.in_scope(|| snapshot::load(&self.store, &config, &self.progress))?;
         match &report {
             Some(report) => tracing::info!(
                 path = %config.path().display(),
@@ -137,6 +152,15 @@ impl Persistence {
         }
         self.status.lock().loaded = report;
         Ok(None)
+    }
+
+    /// The data is in: commands are served from now on.
+    pub(crate) fn finish_loading(&self) {
+        self.loading.store(false, Relaxed);
+    }
+
+    pub(crate) fn is_loading(&self) -> bool {
+        self.loading.load(Relaxed)
     }
 
     /// Counts one executed write command.
@@ -264,9 +288,23 @@ impl Persistence {
         let background = status.running.filter(|&(_, background)| background);
         let loaded = status.loaded.as_ref();
         let seconds = |value: Option<u64>| value.map_or(-1, |secs| i64::try_from(secs).unwrap_or(i64::MAX));
-        let section = InfoSection::new("Persistence")
-            .field("loading", 0)
-            .field("async_loading", 0)
+        let loading = self.is_loading();
+        let mut section = InfoSection::new("Persistence").field("loading", u8::from(loading)).field("async_loading", 0);
+        if loading {
+            // Redis's progress fields, shown only while loading as Redis does.
+            let started = self.loading_started_unix.load(Relaxed);
+            let (total, loaded) = (self.progress.total_bytes(), self.progress.loaded_bytes());
+            let elapsed = unix_now().saturating_sub(started);
+            let eta = if loaded == 0 { 1 } else { elapsed.saturating_mul(total.saturating_sub(loaded)) / loaded };
+            let percent = if total == 0 { 0.0 } else { loaded as f64 * 100.0 / total as f64 };
+            section = section
+                .field("loading_start_time", started)
+                .field("loading_total_bytes", total)
+                .field("loading_loaded_bytes", loaded)
+                .field("loading_loaded_perc", format!("{percent:.2}"))
+                .field("loading_eta_seconds", eta);
+        }
+        let section = section
             .field("rdb_changes_since_last_save", self.dirty.load(Relaxed))
             .field("rdb_bgsave_in_progress", u8::from(background.is_some()))
             .field("rdb_last_save_time", status.last_success_unix)

@@ -60,7 +60,18 @@ impl TestServer {
         Self::spawn(wrapper, &[&["--bind", "127.0.0.1"], extra].concat(), env)
     }
 
+    /// Starts a server on 127.0.0.1 with `extra` flags and returns as soon as it accepts
+    /// clients, before its data is loaded (they are answered -LOADING until then).
+    pub fn start_loading(extra: &[&str]) -> TestServer {
+        Self::spawn_until(&[], &[&["--bind", "127.0.0.1"], extra].concat(), &[], ACCEPTING)
+    }
+
     fn spawn(wrapper: &[&str], extra: &[&str], env: &[(&str, &str)]) -> TestServer {
+        Self::spawn_until(wrapper, extra, env, STARTED)
+    }
+
+    /// Spawns the server and waits for the log line `message`, which carries the ports.
+    fn spawn_until(wrapper: &[&str], extra: &[&str], env: &[(&str, &str)], message: &'static str) -> TestServer {
         let mut command = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut command = Command::new(program);
@@ -93,7 +104,7 @@ impl TestServer {
         // Keeps draining stderr for the server's whole life, so logging never blocks it.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(ports) = startup_ports(&line) {
+                if let Some(ports) = startup_ports(&line, message) {
                     let _ = started_tx.send(ports);
                 }
                 lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(line);
@@ -219,10 +230,15 @@ impl Drop for TestServer {
     }
 }
 
-/// The ports in the "cstore serve started" line, if this is it.
-fn startup_ports(line: &str) -> Option<(u16, u16)> {
+/// The line a server logs once it has loaded its data and is ready.
+const STARTED: &str = "cstore serve started";
+/// The line a server logs once it accepts clients, before loading its data.
+const ACCEPTING: &str = "accepting clients while the data loads (-LOADING until it is in)";
+
+/// The ports in the `message` line, if this is it.
+fn startup_ports(line: &str, message: &str) -> Option<(u16, u16)> {
     let event: serde_json::Value = serde_json::from_str(line).ok()?;
-    if event.get("message")?.as_str()? != "cstore serve started" {
+    if event.get("message")?.as_str()? != message {
         return None;
     }
     let port = |field: &str| event.get(field)?.as_u64().and_then(|port| u16::try_from(port).ok());

@@ -17,6 +17,7 @@ use crate::engine::{
     Clock, ExpireCondition, ManualClock, SetCondition, SetExpiry, SetOptions, SnapshotError, Store, TtlUpdate,
     parse_float, parse_integer,
 };
+use crate::persistence::progress::LoadProgress;
 use crate::persistence::rdb::{self, LoadOptions, RdbError};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +45,8 @@ pub struct AofLoadReport {
     pub truncated: Option<(PathBuf, u64)>,
 }
 
-/// Loads `dir` (whose manifest is `manifest_name`) into `store`. `None` when there is no
+/// Loads `dir` (whose manifest is `manifest_name`) into `store`, counting what it reads in
+/// `progress`. `None` when there is no
 /// manifest. A torn tail of the last incremental file is cut off (with the caller's warning,
 /// from the report); anything else wrong stops the load with the files untouched.
 pub fn load(
@@ -52,6 +54,7 @@ pub fn load(
     manifest_name: &str,
     store: &Store,
     rdb_options: LoadOptions,
+    progress: &LoadProgress,
 ) -> Result<Option<(Manifest, AofLoadReport)>, AofLoadError> {
     let manifest_path = dir.join(manifest_name);
     let text = match std::fs::read_to_string(&manifest_path) {
@@ -67,11 +70,14 @@ pub fn load(
     let mut report = AofLoadReport::default();
     let now_ms = store.now_ms();
     let files: Vec<&AofFile> = manifest.base.iter().chain(&manifest.incrs).collect();
+    for file in &files {
+        progress.add_total(std::fs::metadata(dir.join(&file.name)).map_or(0, |meta| meta.len()));
+    }
     for (index, file) in files.iter().enumerate() {
         let path = dir.join(&file.name);
         let last = index + 1 == files.len();
         let opened = File::open(&path).map_err(|source| AofLoadError::Io { path: path.clone(), source })?;
-        let mut input = BufReader::with_capacity(1 << 16, opened);
+        let mut input = BufReader::with_capacity(1 << 16, progress.reader(opened));
         let is_rdb =
             input.fill_buf().map_err(|source| AofLoadError::Io { path: path.clone(), source })?.starts_with(b"REDIS");
         if is_rdb {
@@ -367,7 +373,14 @@ mod tests {
             &[&[b"INCR", b"n"], &[b"MULTI"], &[b"SET", b"t", b"x"], &[b"EXEC"], &[b"APPEND", b"t", b"y"]],
         );
         let store = Store::builder().build().unwrap();
-        let (_, report) = load(dir.path(), "a.manifest", &store, options()).unwrap().unwrap();
+        let progress = LoadProgress::default();
+        let (_, report) = load(dir.path(), "a.manifest", &store, options(), &progress).unwrap().unwrap();
+        // INFO's loading_* fields: every byte of both files counted, read to the end.
+        let sizes: u64 = ["a.1.base.aof", "a.1.incr.aof"]
+            .iter()
+            .map(|name| std::fs::metadata(dir.path().join(name)).unwrap().len())
+            .sum();
+        assert_eq!((progress.total_bytes(), progress.loaded_bytes()), (sizes, sizes));
         // Both keys are handed over; `n`'s deadline has passed, so the store no longer shows it.
         assert_eq!((report.files, report.commands, report.keys), (2, 6, 2));
         assert_eq!(store.get(b"n"), None);
@@ -389,16 +402,20 @@ mod tests {
         second.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$1\r\nc");
         std::fs::write(dir.path().join("a.2.incr.aof"), &second).unwrap();
         let store = Store::builder().build().unwrap();
-        let (_, report) = load(dir.path(), "a.manifest", &store, options()).unwrap().unwrap();
+        let (_, report) = load(dir.path(), "a.manifest", &store, options(), &LoadProgress::default()).unwrap().unwrap();
         assert_eq!(report.truncated.as_ref().map(|(_, dropped)| *dropped), Some(second.len() as u64 - good));
         assert_eq!(std::fs::metadata(dir.path().join("a.2.incr.aof")).unwrap().len(), good);
         assert_eq!(store.len(), 2);
 
         std::fs::write(dir.path().join("a.1.incr.aof"), &first[..first.len() - 3]).unwrap();
-        let error = load(dir.path(), "a.manifest", &Store::builder().build().unwrap(), options()).unwrap_err();
+        let error =
+            load(dir.path(), "a.manifest", &Store::builder().build().unwrap(), options(), &LoadProgress::default())
+                .unwrap_err();
         assert!(error.to_string().contains("not the last"), "{error}");
         std::fs::write(dir.path().join("a.1.incr.aof"), b"garbage\r\n").unwrap();
-        let error = load(dir.path(), "a.manifest", &Store::builder().build().unwrap(), options()).unwrap_err();
+        let error =
+            load(dir.path(), "a.manifest", &Store::builder().build().unwrap(), options(), &LoadProgress::default())
+                .unwrap_err();
         assert!(error.to_string().contains("bad file format"), "{error}");
         assert_eq!(head(&dir.path().join("a.1.incr.aof"), 100), b"garbage\r\n", "left untouched");
     }
@@ -408,9 +425,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.manifest"), "file a.1.incr.aof seq 1 type i\n").unwrap();
         write(dir.path(), "a.1.incr.aof", &[&[b"HSET", b"h", b"f", b"v"]]);
-        let error = load(dir.path(), "a.manifest", &Store::builder().build().unwrap(), options()).unwrap_err();
+        let error =
+            load(dir.path(), "a.manifest", &Store::builder().build().unwrap(), options(), &LoadProgress::default())
+                .unwrap_err();
         assert!(error.to_string().contains("HSET"), "{error}");
-        let missing = load(&dir.path().join("none"), "a.manifest", &Store::builder().build().unwrap(), options());
+        let missing = load(
+            &dir.path().join("none"),
+            "a.manifest",
+            &Store::builder().build().unwrap(),
+            options(),
+            &LoadProgress::default(),
+        );
         assert!(missing.unwrap().is_none());
     }
 }

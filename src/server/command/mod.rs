@@ -18,6 +18,7 @@ use std::time::Instant;
 pub(crate) use args::Args;
 pub(crate) use table::COMMANDS;
 
+use super::persistence::LOADING;
 use super::reply::ReplyWriter;
 use super::session::Session;
 use super::state::ServerState;
@@ -262,6 +263,10 @@ fn run(
     // password was set stays authenticated when one is set later, as in Redis.
     if !spec.flags.contains(Flags::NOAUTH) && !session.is_authenticated(&state.settings) {
         return Err(CommandError::NoAuth);
+    }
+    // While the startup load runs, only what Redis allows then (the `loading` flag) is served.
+    if !spec.flags.contains(Flags::LOADING) && state.persistence.is_loading() {
+        return Err(CommandError::Other(LOADING.to_owned()));
     }
     let write = spec.flags.contains(Flags::WRITE);
     if write {

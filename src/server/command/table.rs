@@ -87,7 +87,9 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
         "ping",
         "[message]",
         -1,
-        CONN,
+        // Redis 7's flags: no `loading`, so a PING during the startup load gets -LOADING
+        // (what health checks built on redis-cli ping expect).
+        Flags::FAST.with(Flags::STALE),
         NO_KEYS,
         "connection",
         "1.0.0",
