@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::server::{PATIENCE, RespClient, TestServer, bulk, error, int, ok, simple};
 use common::tools::{RedisServer, require};
-use cstore::persistence::rdb::{RdbHeader, RdbWriter, SaveOptions};
+use cstore::persistence::rdb::{LoadOptions, RdbHeader, RdbWriter, SaveOptions, load};
 use cstore::server::resp_value::Value;
 
 fn serve_in(dir: &Path, extra: &[&str]) -> TestServer {
@@ -346,4 +346,56 @@ fn shutdown_during_the_load_does_not_save_a_partial_store() {
     use std::os::unix::fs::FileTypeExt as _;
     assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
     assert!(server.log().iter().any(|line| line.contains("shutdown asked during the startup load")));
+}
+
+/// The keys in an RDB file, read with cstore's codec.
+fn keys_in(file: &Path) -> Vec<Vec<u8>> {
+    let options =
+        LoadOptions { skip_unsupported_types: false, skip_other_dbs: false, verify_checksum: true, now_ms: 0 };
+    let mut keys = Vec::new();
+    load(std::fs::File::open(file).unwrap(), &options, |key| {
+        keys.push(key.key.clone());
+        Ok(())
+    })
+    .unwrap();
+    keys
+}
+
+/// FLUSHALL with save rules saves the empty store before answering, as Redis 7 does (a
+/// kill -9 right after it must not bring the keys back from the last snapshot); the changes
+/// counter reads 1 after it. Without save rules the file stays and the removed keys count as
+/// changes, plus one for the command. FLUSHDB never saves.
+#[test]
+fn flushall_saves_the_empty_store_when_save_rules_are_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dump.rdb");
+    let mut server = serve_in(dir.path(), &["--save", "3600 1"]);
+    let mut client = server.connect();
+    for key in ["a", "b", "c"] {
+        assert_eq!(client.send(&["SET", key, "v"]), ok());
+    }
+    assert_eq!(client.send(&["SAVE"]), ok());
+    assert_eq!(keys_in(&file).len(), 3);
+    assert_eq!(client.send(&["SET", "d", "v"]), ok());
+    assert_eq!(client.send(&["FLUSHDB"]), ok());
+    assert_eq!(keys_in(&file).len(), 3, "FLUSHDB saved");
+    assert_eq!(client.send(&["SET", "e", "v"]), ok());
+    assert_eq!(client.send(&["FLUSHALL"]), ok());
+    assert_eq!(keys_in(&file), Vec::<Vec<u8>>::new());
+    assert_eq!(client.info_field("rdb_changes_since_last_save"), "1");
+    assert_eq!(client.info_field("rdb_saves"), "2");
+    server.signal("KILL");
+    server.wait_for_exit(PATIENCE);
+    let server = serve_in(dir.path(), &["--save", "3600 1"]);
+    assert_eq!(server.send(&["DBSIZE"]), int(0));
+
+    let other = tempfile::tempdir().unwrap();
+    let server = serve_in(other.path(), &["--save", ""]);
+    let mut client = server.connect();
+    for key in ["a", "b", "c"] {
+        assert_eq!(client.send(&["SET", key, "v"]), ok());
+    }
+    assert_eq!(client.send(&["FLUSHALL"]), ok());
+    assert_eq!(client.info_field("rdb_changes_since_last_save"), "7");
+    assert!(!other.path().join("dump.rdb").exists());
 }

@@ -31,6 +31,10 @@ pub(crate) const MISCONF: &str = "MISCONF Redis is configured to save RDB snapsh
      report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the \
      Redis logs for details about the RDB error.";
 
+/// How long FLUSHALL waits for a save under way (which the flush cuts short) before leaving
+/// its own save to the cron.
+const FLUSH_SAVE_PATIENCE: Duration = Duration::from_secs(5);
+
 pub(crate) const ALREADY_IN_PROGRESS: &str = "ERR Background save already in progress";
 
 /// What everything that saves shares. Writes touch only the two atomics.
@@ -166,6 +170,32 @@ impl Persistence {
     /// Counts one executed write command.
     pub(crate) fn record_write(&self) {
         self.dirty.fetch_add(1, Relaxed);
+    }
+
+    /// After FLUSHALL removed `removed` keys, as Redis's `flushAllDataAndResetRDB`: they
+    /// count as changes, and with save rules set the empty store is saved before the reply
+    /// (a save under way is abandoned by the flush and waited for). The command's own change
+    /// is counted after this, so `rdb_changes_since_last_save` reads 1 after a saved FLUSHALL,
+    /// as in Redis.
+    pub(crate) fn flushed_all(&self, removed: usize) {
+        self.dirty.fetch_add(removed as u64, Relaxed);
+        if !self.settings.saves_configured() {
+            return;
+        }
+        let deadline = Instant::now() + FLUSH_SAVE_PATIENCE;
+        loop {
+            match self.save() {
+                // A failure is logged and reported (MISCONF) as for any save; Redis too
+                // answers FLUSHALL OK whatever its save gave.
+                Ok(_) => return,
+                Err(AlreadySaving) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+                Err(AlreadySaving) => {
+                    tracing::warn!("a save still runs after FLUSHALL: the empty store is saved after it");
+                    self.schedule();
+                    return;
+                }
+            }
+        }
     }
 
     /// Refuses a write after a failed save, as Redis's `stop-writes-on-bgsave-error`.

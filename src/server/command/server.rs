@@ -206,7 +206,20 @@ pub(crate) fn dbsize(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) -> Result<(), Comma
     Ok(())
 }
 
-pub(crate) fn flush(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+pub(crate) fn flushdb(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), CommandError> {
+    flush(ctx, args).map(drop)
+}
+
+/// FLUSHALL also saves the empty store when save rules are set, as Redis 7 does, so that a
+/// restart does not bring the flushed keys back from the last snapshot.
+pub(crate) fn flushall(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), CommandError> {
+    let removed = flush(ctx, args)?;
+    ctx.state.persistence.flushed_all(removed);
+    Ok(())
+}
+
+/// Empties the store; returns how many keys went.
+fn flush(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<usize, CommandError> {
     // ASYNC and SYNC are accepted; values held by readers are freed when released either way.
     match args.option() {
         None => {}
@@ -214,9 +227,9 @@ pub(crate) fn flush(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Com
         Some(_) => return Err(CommandError::Syntax),
     }
     let store = &ctx.state.store;
-    ctx.state.aof.flush_all(&mut ctx.session.aof_wait, || store.clear());
+    let removed = ctx.state.aof.flush_all(&mut ctx.session.aof_wait, || store.clear());
     ctx.out.ok();
-    Ok(())
+    Ok(removed)
 }
 
 pub(crate) fn time(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) -> Result<(), CommandError> {

@@ -240,7 +240,7 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
         "1.0.0",
         "O(N) where N is the number of keys",
         "Removes every key.",
-        server::flush,
+        server::flushdb,
     ),
     row(
         "flushall",
@@ -252,7 +252,7 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
         "1.0.0",
         "O(N) where N is the number of keys",
         "Removes every key.",
-        server::flush,
+        server::flushall,
     ),
     row("time", "", 1, CONN, NO_KEYS, "server", "2.6.0", "O(1)", "Returns the server time.", server::time),
     walk_row(
