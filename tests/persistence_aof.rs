@@ -352,3 +352,71 @@ fn appendonly_turns_on_and_off_live() {
     assert_eq!(client.send(&["GET", "after"]), bulk("2"));
     assert_eq!(client.send(&["EXISTS", "unlogged"]), int(0));
 }
+
+/// Every key in the store, sorted.
+fn all_keys(client: &mut RespClient) -> Vec<Vec<u8>> {
+    let Value::Array(keys) = client.send(&["KEYS", "*"]) else { panic!("KEYS did not answer an array") };
+    let mut keys: Vec<Vec<u8>> = keys
+        .into_iter()
+        .map(|key| match key {
+            Value::Bulk(bytes) => bytes.to_vec(),
+            other => panic!("KEYS gave {other:?}"),
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// The bytes of every file in the AOF directory, concatenated.
+fn aof_bytes(dir: &Path) -> Vec<u8> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("appendonlydir")).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files.iter().flat_map(|file| std::fs::read(file).unwrap()).collect()
+}
+
+/// Keys evicted under `allkeys-random` and keys expired by active expiry reach the AOF as
+/// DEL, as Redis propagates them: after `kill -9` the store holds exactly the keys it held
+/// (an evicted key logged only by its SET would come back), and expired keys are deleted
+/// in the log, not only past their deadline.
+#[test]
+fn evicted_and_expired_keys_reach_the_aof_as_del_and_do_not_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits =
+        ["--maxmemory", "300000", "--maxmemory-policy", "allkeys-random", "--auto-aof-rewrite-percentage", "0"];
+    let mut server = serve_aof(dir.path(), &limits);
+    let mut client = server.connect();
+    let value = "v".repeat(1000);
+    let sets: Vec<Vec<String>> = (0..1000).map(|i| vec!["SET".into(), format!("key:{i}"), value.clone()]).collect();
+    for chunk in sets.chunks(100) {
+        assert!(client.pipeline(chunk).iter().all(|reply| *reply == ok()));
+    }
+    let evicted: u64 = client.info_field("evicted_keys").parse().unwrap();
+    assert!(evicted > 100, "only {evicted} keys were evicted");
+    let held = all_keys(&mut client);
+    assert_eq!(held.len() as u64 + evicted, 1000);
+    server.signal("KILL");
+    server.wait_for_exit(PATIENCE);
+
+    let mut server = serve_aof(dir.path(), &["--auto-aof-rewrite-percentage", "0"]);
+    let mut client = server.connect();
+    assert_eq!(all_keys(&mut client), held, "evicted keys came back after the restart");
+
+    for i in 0..20 {
+        assert_eq!(client.send(&["SET", &format!("short:{i}"), "v", "PX", "50"]), ok());
+    }
+    let deadline = Instant::now() + PATIENCE;
+    while client.info_field("expired_keys") != "20" {
+        assert!(Instant::now() < deadline, "active expiry did not remove the keys");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.signal("TERM");
+    assert!(server.wait_for_exit(PATIENCE).success());
+    let log = aof_bytes(dir.path());
+    for i in 0..20 {
+        let del = format!("*2\r\n$3\r\nDEL\r\n${}\r\nshort:{i}\r\n", format!("short:{i}").len());
+        assert!(log.windows(del.len()).any(|window| window == del.as_bytes()), "no DEL of short:{i} in the AOF");
+    }
+    let server = serve_aof(dir.path(), &[]);
+    let mut client = server.connect();
+    assert_eq!(all_keys(&mut client), held);
+}

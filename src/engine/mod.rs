@@ -49,5 +49,5 @@ pub use ops::{
 pub use scan::glob_match;
 pub use shard::thread_lock_wait_ns;
 pub use snapshot::{PointInTime, SNAPSHOT_CHUNK, SnapshotEntry, SnapshotError, SnapshotReport};
-pub use store::{Store, StoreBuilder, StoreStats};
+pub use store::{RemovalHook, Store, StoreBuilder, StoreStats};
 pub use sweeper::{SweepReport, Sweeper};

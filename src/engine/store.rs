@@ -7,8 +7,8 @@
 //! few nanoseconds and no shared write, so the steady state costs what a fixed engine did.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -91,7 +91,13 @@ pub struct Store {
     sweep_next: AtomicUsize,
     clock: Clock,
     max_value_len: usize,
+    /// Told of every key the store removes by itself (eviction, active and lazy expiry), after
+    /// the engine has let go of its locks: the server logs them to the AOF.
+    removal_hook: OnceLock<RemovalHook>,
 }
+
+/// See [`Store::set_removal_hook`].
+pub type RemovalHook = Box<dyn Fn(&[u8]) + Send + Sync>;
 
 /// Expired and evicted keys and lock waits of engines that are gone.
 #[derive(Default)]
@@ -177,6 +183,7 @@ impl StoreBuilder {
             sweep_next: AtomicUsize::new(0),
             clock: self.clock,
             max_value_len: self.max_value_len,
+            removal_hook: OnceLock::new(),
         })
     }
 }
@@ -277,10 +284,29 @@ impl Store {
         now: &Now,
         f: impl FnMut(Option<&Entry>) -> (Write, R),
     ) -> Updated<R> {
-        match &**self.layout.load() {
+        let updated = match &**self.layout.load() {
             Layout::Stable(engine) => engine.update(key, now, f),
             Layout::Saving(cut) => cut.update(key, now, f),
             Layout::Migrating(migration) => migration.update(key, now, f),
+        };
+        if updated.reclaimed {
+            self.removed(key);
+        }
+        updated
+    }
+
+    /// Sets what is called with every key the store removes by itself: evicted
+    /// ([`Store::evict_random`]) or expired (active or lazy reclaim; also when a write finds
+    /// its key expired). It is called on the removing thread once the engine's locks are
+    /// released, possibly while the caller of a write holds its own locks, so it should only
+    /// note the key. Set once; later calls return the hook back.
+    pub fn set_removal_hook(&self, hook: RemovalHook) -> Result<(), RemovalHook> {
+        self.removal_hook.set(hook)
+    }
+
+    fn removed(&self, key: &[u8]) {
+        if let Some(hook) = self.removal_hook.get() {
+            hook(key);
         }
     }
 
@@ -440,6 +466,7 @@ impl Store {
             if removed {
                 // Counted in the running engine; a retired engine's counts are carried over.
                 self.layout.load().running().count_evicted(&key);
+                self.removed(&key);
                 evicted += 1;
             }
         }

@@ -8,7 +8,10 @@
 //! command instead (rewriting relative expiries to absolute ones); a state depends on no
 //! clock and no previous value, so replay is deterministic whatever expired in between, and
 //! a key evicted or expired by the time of the record is logged as deleted. The cost: APPEND
-//! and SETRANGE log the whole value.
+//! and SETRANGE log the whole value. Keys the store removes by itself (eviction, active and
+//! lazy expiry) reach the log through the store's removal hook as their state (a DEL), as
+//! Redis propagates them: eviction's before the reply of the command that evicted, expiry's
+//! after each active-expiry pass and at cron's pace.
 //!
 //! # Order and the rewrite's cut
 //! Writes of one key are logged in the order they happened: a write holds its key's stripe
@@ -111,6 +114,8 @@ pub(crate) struct Aof {
     status: Mutex<Status>,
     write_failed: AtomicBool,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Keys the store removed by itself (evicted, expired) whose state is still to be logged.
+    removed: Mutex<Vec<Vec<u8>>>,
 }
 
 /// FNV-1a: a fixed hash, so a key keeps its stripe whatever the engine's shard count.
@@ -133,7 +138,20 @@ impl Aof {
             status: Mutex::new(Status { last_rewrite_ok: true, ..Status::default() }),
             write_failed: AtomicBool::new(false),
             writer: Mutex::new(None),
+            removed: Mutex::new(Vec::new()),
         });
+        // Evicted and expired keys reach the log as DEL, as Redis propagates them: else an
+        // evicted key would come back at the next start. Noted here, logged by
+        // `log_removals` (the hook may run under a stripe, which logging takes).
+        let noted = Arc::downgrade(&aof);
+        let hook = Box::new(move |key: &[u8]| {
+            if let Some(aof) = noted.upgrade() {
+                aof.note_removal(key);
+            }
+        });
+        if aof.store.set_removal_hook(hook).is_err() {
+            return Err(io::Error::other("the store already reports its removals elsewhere"));
+        }
         let writer = Arc::clone(&aof);
         let handle = std::thread::Builder::new().name("aof-writer".into()).spawn(move || writer.write_loop())?;
         *aof.writer.lock() = Some(handle);
@@ -146,17 +164,45 @@ impl Aof {
         let _ordered = self.stripes[stripe_of(key)].lock();
         let (result, changed) = op();
         if changed && self.logging.load(Relaxed) {
-            let mut record = Vec::with_capacity(32 + key.len());
-            match self.store.get_with_deadline(key) {
-                Some((value, None)) => resp::encode(&mut record, &[b"SET", key, &value]),
-                Some((value, Some(at))) => {
-                    resp::encode(&mut record, &[b"SET", key, &value, b"PXAT", at.to_string().as_bytes()]);
-                }
-                None => resp::encode(&mut record, &[b"DEL", key]),
-            }
-            *wait = self.append(record);
+            *wait = self.append(self.state_record(key));
         }
         result
+    }
+
+    /// The record of `key`'s state now; the caller holds its stripe.
+    fn state_record(&self, key: &[u8]) -> Vec<u8> {
+        let mut record = Vec::with_capacity(32 + key.len());
+        match self.store.get_with_deadline(key) {
+            Some((value, None)) => resp::encode(&mut record, &[b"SET", key, &value]),
+            Some((value, Some(at))) => {
+                resp::encode(&mut record, &[b"SET", key, &value, b"PXAT", at.to_string().as_bytes()]);
+            }
+            None => resp::encode(&mut record, &[b"DEL", key]),
+        }
+        record
+    }
+
+    fn note_removal(&self, key: &[u8]) {
+        if self.logging.load(Relaxed) {
+            self.removed.lock().push(key.to_vec());
+        }
+    }
+
+    /// Logs the state of every key the store removed by itself since the last call (a DEL,
+    /// unless a write has set it again since, whose state is logged then: any record of a
+    /// key's state taken under its stripe is a correct last word). Returns the log position
+    /// to wait for before a reply may depend on these removals (0: nothing logged). The
+    /// caller holds no stripe.
+    pub(crate) fn log_removals(&self) -> u64 {
+        let removed = std::mem::take(&mut *self.removed.lock());
+        let mut position = 0;
+        for key in removed {
+            let _ordered = self.stripes[stripe_of(&key)].lock();
+            if self.logging.load(Relaxed) {
+                position = self.append(self.state_record(&key));
+            }
+        }
+        position
     }
 
     /// FLUSHALL / FLUSHDB: runs `op` with every key's writes held back, and logs it.
@@ -489,6 +535,8 @@ impl Aof {
 
     /// The auto-rewrite rule (`auto-aof-rewrite-percentage`, `-min-size`), at cron's pace.
     pub(crate) fn cron(self: &Arc<Self>) {
+        // Keys that reads found expired: at cron's pace, as nothing waits for them.
+        self.log_removals();
         if !self.logging.load(Relaxed) || self.status.lock().rewrite_started.is_some() {
             return;
         }

@@ -277,10 +277,14 @@ async fn final_save(state: &Arc<ServerState>) -> anyhow::Result<()> {
 /// expiry to look at (a pass over none would only add empty spans).
 fn traced_sweep(state: &ServerState, store: &Store) -> SweepReport {
     if !telemetry::sampler::sample(state.settings.trace_sample_ratio()) || store.stats().volatile_keys == 0 {
-        return store.sweep_expired();
+        let report = store.sweep_expired();
+        state.aof.log_removals();
+        return report;
     }
     let span = tracing::info_span!("expiry sweep", examined = Empty, expired = Empty);
     let report = span.in_scope(|| store.sweep_expired());
+    // The expired keys go to the AOF as DEL, as Redis propagates them.
+    span.in_scope(|| state.aof.log_removals());
     span.record("examined", report.examined);
     span.record("expired", report.expired);
     report

@@ -274,7 +274,10 @@ fn run(
         state.aof.check_writes_allowed()?;
     }
     if spec.flags.contains(Flags::DENYOOM) {
-        state.make_room()?;
+        let made_room = state.make_room();
+        // Keys evicted to make room are in the AOF before this command's reply goes out.
+        session.aof_wait = session.aof_wait.max(state.aof.log_removals());
+        made_room?;
     }
     let mut ctx = Ctx { state, session, out };
     (spec.handler)(&mut ctx, Args::new(&request[1..]))?;
