@@ -420,3 +420,68 @@ fn evicted_and_expired_keys_reach_the_aof_as_del_and_do_not_come_back() {
     let mut client = server.connect();
     assert_eq!(all_keys(&mut client), held);
 }
+
+/// The automatic rewrite follows `auto-aof-rewrite-percentage` and `-min-size` as Redis's:
+/// none while the AOF is under the minimum size, one once it is over it and has grown by
+/// the percentage since the last rewrite; the rewrite compacts, keeps every key and shows in
+/// /metrics.
+#[test]
+fn the_aof_is_rewritten_automatically_by_the_growth_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = ["--auto-aof-rewrite-percentage", "100", "--auto-aof-rewrite-min-size", "100000"];
+    let mut server = serve_aof(dir.path(), &rule);
+    let mut client = server.connect();
+    let before: u64 = client.info_field("aof_rewrites").parse().unwrap();
+    let value = "x".repeat(1000);
+    let overwrite = |client: &mut RespClient, times: usize| {
+        let sets: Vec<Vec<&str>> = (0..times).map(|_| vec!["SET", "k", value.as_str()]).collect();
+        assert!(client.pipeline(&sets).iter().all(|reply| *reply == ok()));
+    };
+    // About 50 kB: over twice the base, under the minimum size.
+    overwrite(&mut client, 50);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(client.info_field("aof_rewrites").parse::<u64>().unwrap(), before, "rewrote under min-size");
+    overwrite(&mut client, 100);
+    let deadline = Instant::now() + PATIENCE;
+    while client.info_field("aof_rewrites").parse::<u64>().unwrap() == before {
+        assert!(Instant::now() < deadline, "no automatic rewrite");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_for_rewrite(&mut client);
+    let size: u64 = client.info_field("aof_current_size").parse().unwrap();
+    assert!(size < 20_000, "the rewritten AOF holds {size} bytes");
+    assert!(server.metric("cstore_aof_rewrites_total").is_some_and(|count| count >= 1.0));
+    assert!(server.metric("cstore_aof_fsync_duration_seconds_count").is_some_and(|count| count >= 1.0));
+    assert_eq!(server.metric("cstore_aof_write_failures_total"), Some(0.0));
+    assert_eq!(client.send(&["SET", "after", "rewrite"]), ok());
+    server.signal("TERM");
+    assert!(server.wait_for_exit(PATIENCE).success());
+    let server = serve_aof(dir.path(), &[]);
+    assert_eq!(server.send(&["GET", "k"]), bulk(&value));
+    assert_eq!(server.send(&["GET", "after"]), bulk("rewrite"));
+    if let Some(check) = require("redis-check-aof") {
+        check_aof(&check, dir.path());
+    }
+}
+
+/// SHUTDOWN (NOSAVE: no snapshot to hide behind) answers the writes sent before it, and the
+/// AOF holds every one acknowledged when the server is back.
+#[test]
+fn shutdown_flushes_the_aof_with_every_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let everysec = ["--dir", dir.path().to_str().unwrap(), "--appendonly", "yes", "--appendfsync", "everysec"];
+    let mut server = TestServer::start(&everysec);
+    let mut client = server.connect();
+    let mut batch: Vec<Vec<String>> = (0..2000).map(|i| vec!["SET".into(), format!("k{i}"), format!("v{i}")]).collect();
+    batch.push(vec!["SHUTDOWN".into(), "NOSAVE".into()]);
+    client.write_commands(&batch);
+    let replies = client.replies_until_closed();
+    let acknowledged = replies.iter().take_while(|reply| **reply == ok()).count();
+    assert!(acknowledged > 0, "no write was answered: {:?}", replies.first());
+    assert!(server.wait_for_exit(PATIENCE).success());
+    let server = serve_aof(dir.path(), &[]);
+    let mut client = server.connect();
+    for i in 0..acknowledged {
+        assert_eq!(client.send(&["GET", &format!("k{i}")]), bulk(format!("v{i}")), "k{i} was acknowledged");
+    }
+}

@@ -50,6 +50,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use super::command::CommandError;
 use super::command::server::{InfoSection, redis_version};
 use super::config::RuntimeSettings;
+use super::metrics::Metrics;
 use crate::engine::Store;
 use crate::persistence::aof::manifest::{AofFile, FileKind, Manifest};
 use crate::persistence::aof::{self, resp};
@@ -102,6 +103,7 @@ struct Status {
 pub(crate) struct Aof {
     store: Arc<Store>,
     settings: Arc<RuntimeSettings>,
+    metrics: Arc<Metrics>,
     stripes: Box<[CachePadded<Mutex<()>>]>,
     /// Whether writes are logged; changed only with every stripe held.
     logging: AtomicBool,
@@ -125,10 +127,15 @@ fn stripe_of(key: &[u8]) -> usize {
 }
 
 impl Aof {
-    pub(crate) fn new(store: Arc<Store>, settings: Arc<RuntimeSettings>) -> io::Result<Arc<Self>> {
+    pub(crate) fn new(
+        store: Arc<Store>,
+        settings: Arc<RuntimeSettings>,
+        metrics: Arc<Metrics>,
+    ) -> io::Result<Arc<Self>> {
         let aof = Arc::new(Aof {
             store,
             settings,
+            metrics,
             stripes: (0..STRIPES).map(|_| CachePadded::new(Mutex::new(()))).collect(),
             logging: AtomicBool::new(false),
             log: Mutex::new(Log::default()),
@@ -290,7 +297,10 @@ impl Aof {
                 || policy == AppendFsync::Always
                 || (policy == AppendFsync::Everysec && last_fsync.elapsed() >= FSYNC_EVERY);
             if fsync_now && !unsynced.is_empty() {
-                if let Some(error) = unsynced.iter().find_map(|file| file.file.sync_data().err()) {
+                let fsync_started = Instant::now();
+                let synced = unsynced.iter().find_map(|file| file.file.sync_data().err());
+                self.metrics.aof_fsynced(fsync_started.elapsed());
+                if let Some(error) = synced {
                     self.write_failed(format!("fsync: {error}"));
                     std::thread::sleep(RETRY_DELAY);
                     continue;
@@ -314,6 +324,7 @@ impl Aof {
     }
 
     fn write_failed(&self, error: String) {
+        self.metrics.aof_write_failed();
         if !self.write_failed.swap(true, Relaxed) {
             tracing::error!(%error, "error writing the AOF: writes are refused until it succeeds");
         }
@@ -454,9 +465,13 @@ impl Aof {
         match &result {
             Ok(size) => {
                 status.rewrites += 1;
+                self.metrics.aof_rewrite_finished(Some(started.elapsed()));
                 tracing::info!(base_bytes = size, seconds = started.elapsed().as_secs_f64(), "AOF rewrite done");
             }
-            Err(error) => tracing::error!(%error, "AOF rewrite failed; the previous files stay in use"),
+            Err(error) => {
+                self.metrics.aof_rewrite_finished(None);
+                tracing::error!(%error, "AOF rewrite failed; the previous files stay in use");
+            }
         }
         result.map(|_| ())
     }

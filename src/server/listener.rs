@@ -74,7 +74,8 @@ impl Server {
         let reconfigurer = Reconfigurer::start(Arc::clone(&store), Arc::clone(&settings), Arc::clone(&metrics))
             .context("cannot start the migration thread")?;
         let persistence = Arc::new(Persistence::new(Arc::clone(&store), Arc::clone(&settings), Arc::clone(&metrics)));
-        let aof = Aof::new(Arc::clone(&store), Arc::clone(&settings)).context("cannot start the AOF writer thread")?;
+        let aof = Aof::new(Arc::clone(&store), Arc::clone(&settings), Arc::clone(&metrics))
+            .context("cannot start the AOF writer thread")?;
         let state = ServerState {
             store,
             settings,

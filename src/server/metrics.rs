@@ -91,6 +91,11 @@ pub struct Metrics {
     rdb_saves: Counter,
     rdb_save_failures: Counter,
     rdb_save_duration: Histogram,
+    aof_rewrites: Counter,
+    aof_rewrite_failures: Counter,
+    aof_rewrite_duration: Histogram,
+    aof_write_failures: Counter,
+    aof_fsync_duration: Histogram,
 }
 
 impl Metrics {
@@ -115,6 +120,12 @@ impl Metrics {
             rdb_save_failures: Counter::default(),
             // 1 ms to about 9 minutes: an empty store to many gigabytes.
             rdb_save_duration: Histogram::new(exponential_buckets(0.001, 2.0, 20)),
+            aof_rewrites: Counter::default(),
+            aof_rewrite_failures: Counter::default(),
+            aof_rewrite_duration: Histogram::new(exponential_buckets(0.001, 2.0, 20)),
+            aof_write_failures: Counter::default(),
+            // 10 µs (a page-cache-only device) to about 10 s (a stalled disk).
+            aof_fsync_duration: Histogram::new(exponential_buckets(0.000_01, 2.0, 20)),
         };
         metrics.registered()
     }
@@ -160,7 +171,51 @@ impl Metrics {
             Unit::Seconds,
             self.rdb_save_duration.clone(),
         );
+        registry.register("aof_rewrites", "AOF rewrites (BGREWRITEAOF, automatic, appendonly turned on) done", {
+            self.aof_rewrites.clone()
+        });
+        registry.register("aof_rewrite_failures", "AOF rewrites that failed; the previous files stayed in use", {
+            self.aof_rewrite_failures.clone()
+        });
+        registry.register_with_unit(
+            "aof_rewrite_duration",
+            "How long each successful AOF rewrite took, from its cut to the new manifest",
+            Unit::Seconds,
+            self.aof_rewrite_duration.clone(),
+        );
+        registry.register(
+            "aof_write_failures",
+            "Failed writes or fsyncs of the AOF (each retried; writes are refused meanwhile)",
+            self.aof_write_failures.clone(),
+        );
+        registry.register_with_unit(
+            "aof_fsync_duration",
+            "How long each fsync of the AOF took (a group commit's: one per batch of writes)",
+            Unit::Seconds,
+            self.aof_fsync_duration.clone(),
+        );
         self
+    }
+
+    /// Records a finished AOF rewrite: its duration if it succeeded.
+    pub fn aof_rewrite_finished(&self, succeeded: Option<Duration>) {
+        match succeeded {
+            Some(duration) => {
+                self.aof_rewrites.inc();
+                self.aof_rewrite_duration.observe(duration.as_secs_f64());
+            }
+            None => drop(self.aof_rewrite_failures.inc()),
+        }
+    }
+
+    /// Records a failed write or fsync of the AOF.
+    pub fn aof_write_failed(&self) {
+        self.aof_write_failures.inc();
+    }
+
+    /// Records one fsync of the AOF.
+    pub fn aof_fsynced(&self, duration: Duration) {
+        self.aof_fsync_duration.observe(duration.as_secs_f64());
     }
 
     /// Records a finished snapshot: its duration if it succeeded.
@@ -544,6 +599,24 @@ mod tests {
         ] {
             assert_has_line(&text, line);
         }
+    }
+
+    #[test]
+    fn aof_rewrites_write_failures_and_fsyncs_are_counted() {
+        let metrics = metrics();
+        metrics.aof_rewrite_finished(Some(Duration::from_millis(3)));
+        metrics.aof_rewrite_finished(None);
+        metrics.aof_write_failed();
+        metrics.aof_fsynced(Duration::from_micros(15));
+        metrics.aof_fsynced(Duration::from_micros(15));
+        let text = encoded(&metrics, &StoreStats::default());
+        assert_has_line(&text, "cstore_aof_rewrites_total 1");
+        assert_has_line(&text, "cstore_aof_rewrite_failures_total 1");
+        assert_has_line(&text, "cstore_aof_write_failures_total 1");
+        assert_has_line(&text, "cstore_aof_rewrite_duration_seconds_count 1");
+        assert_has_line(&text, "cstore_aof_fsync_duration_seconds_count 2");
+        assert_has_line(&text, "cstore_aof_fsync_duration_seconds_bucket{le=\"0.00001\"} 0");
+        assert_has_line(&text, "cstore_aof_fsync_duration_seconds_bucket{le=\"0.00002\"} 2");
     }
 
     #[test]
