@@ -325,7 +325,7 @@ impl Persistence {
             let started = self.loading_started_unix.load(Relaxed);
             let (total, loaded) = (self.progress.total_bytes(), self.progress.loaded_bytes());
             let elapsed = unix_now().saturating_sub(started);
-            let eta = if loaded == 0 { 1 } else { elapsed.saturating_mul(total.saturating_sub(loaded)) / loaded };
+            let eta = elapsed.saturating_mul(total.saturating_sub(loaded)).checked_div(loaded).unwrap_or(1);
             let percent = if total == 0 { 0.0 } else { loaded as f64 * 100.0 / total as f64 };
             section = section
                 .field("loading_start_time", started)
