@@ -399,3 +399,88 @@ fn flushall_saves_the_empty_store_when_save_rules_are_set() {
     assert_eq!(client.info_field("rdb_changes_since_last_save"), "7");
     assert!(!other.path().join("dump.rdb").exists());
 }
+
+/// A BGSAVE under write load is point-in-time at the server level. Each writer sets its own
+/// keys `w<n>:<seq>` one after another, each after the previous was acknowledged; the file
+/// must hold, per writer, exactly a prefix `0..=p` of its sequence (a walk that is not one
+/// cut can miss an early key of a shard it visited first while keeping a later one), with
+/// `p` at least the last write acknowledged before BGSAVE was sent and at most the last one
+/// sent before the save was seen finished.
+#[test]
+fn bgsave_under_write_load_is_a_point_in_time_cut() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+    const WRITERS: usize = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_in(dir.path(), &[]);
+    let mut client = server.connect();
+    // Filler, so that the walk takes long enough for writes to land during it.
+    let value = "f".repeat(100);
+    for chunk in 0..50 {
+        let sets: Vec<Vec<String>> =
+            (0..1000).map(|i| vec!["SET".into(), format!("filler:{chunk}:{i}"), value.clone()]).collect();
+        assert!(client.pipeline(&sets).iter().all(|reply| *reply == ok()));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    // Per writer: the next sequence number to send (all below it were acknowledged).
+    let next: Arc<Vec<AtomicU64>> = Arc::new((0..WRITERS).map(|_| AtomicU64::new(0)).collect());
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|n| {
+            let (stop, next, addr) = (Arc::clone(&stop), Arc::clone(&next), server.resp_addr);
+            std::thread::spawn(move || {
+                let mut writer = RespClient::connect(addr);
+                let mut seq = 0u64;
+                while !stop.load(SeqCst) {
+                    assert_eq!(writer.send(&["SET", &format!("w{n}:{seq}"), &seq.to_string()]), ok());
+                    seq += 1;
+                    next[n].store(seq, SeqCst);
+                }
+            })
+        })
+        .collect();
+    while next.iter().any(|sent| sent.load(SeqCst) < 50) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let acknowledged_before: Vec<u64> = next.iter().map(|sent| sent.load(SeqCst)).collect();
+    assert_eq!(client.send(&["BGSAVE"]), simple("Background saving started"));
+    let at_reply: u64 = next.iter().map(|sent| sent.load(SeqCst)).sum();
+    wait_for_bgsave(&mut client);
+    // Everything sent up to now: no write the file holds can be later (a write in flight
+    // is at most the next number).
+    let sent_after: Vec<u64> = next.iter().map(|sent| sent.load(SeqCst) + 1).collect();
+    let during = sent_after.iter().sum::<u64>() - WRITERS as u64 - at_reply;
+    stop.store(true, SeqCst);
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    assert_eq!(client.info_field("rdb_last_bgsave_status"), "ok");
+    assert!(during > 0, "no write landed while the save ran: the test proved nothing");
+
+    let mut saved: Vec<Vec<u64>> = vec![Vec::new(); WRITERS];
+    let options =
+        LoadOptions { skip_unsupported_types: false, skip_other_dbs: false, verify_checksum: true, now_ms: 0 };
+    load(std::fs::File::open(dir.path().join("dump.rdb")).unwrap(), &options, |key| {
+        if let Some(rest) = key.key.strip_prefix(b"w") {
+            let text = String::from_utf8(rest.to_vec()).unwrap();
+            let (n, seq) = text.split_once(':').unwrap();
+            saved[n.parse::<usize>().unwrap()].push(seq.parse().unwrap());
+        }
+        Ok(())
+    })
+    .unwrap();
+    for (n, seqs) in saved.iter_mut().enumerate() {
+        seqs.sort_unstable();
+        let prefix = seqs.len() as u64;
+        assert!(seqs.iter().enumerate().all(|(i, &seq)| seq == i as u64), "writer {n}: not a prefix: {seqs:?}");
+        assert!(
+            prefix >= acknowledged_before[n],
+            "writer {n}: {prefix} saved, {} acknowledged before",
+            acknowledged_before[n]
+        );
+        assert!(
+            prefix <= sent_after[n],
+            "writer {n}: {prefix} saved, only {} sent before the save ended",
+            sent_after[n]
+        );
+    }
+}
