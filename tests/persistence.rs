@@ -484,3 +484,69 @@ fn bgsave_under_write_load_is_a_point_in_time_cut() {
         );
     }
 }
+
+/// A tmpfs of `size` at `dir`, unmounted when dropped; `None` where mounting is not allowed.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        let mounted =
+            Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).status();
+        mounted.ok()?.success().then(|| Tmpfs(dir.to_owned()))
+    }
+
+    fn resize(&self, size: &str) {
+        let status = Command::new("mount").args(["-o", &format!("remount,size={size}")]).arg(&self.0).status();
+        assert!(status.unwrap().success(), "cannot resize the tmpfs");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A full disk: the save fails with the reason in the log and INFO, the previous snapshot
+/// stays whole, writes get MISCONF; once space returns a save succeeds and writes go on.
+/// Needs root (a small tmpfs); says so and passes elsewhere.
+#[test]
+fn a_full_disk_keeps_the_old_snapshot_refuses_writes_and_recovers_when_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(tmpfs) = Tmpfs::mount(dir.path(), "400k") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let server = serve_in(dir.path(), &["--save", "3600 1", "--rdbcompression", "no"]);
+    let mut client = server.connect();
+    let value = "x".repeat(1000);
+    for i in 0..150 {
+        assert_eq!(client.send(&["SET", &format!("a{i}"), &value]), ok());
+    }
+    assert_eq!(client.send(&["SAVE"]), ok());
+    let file = dir.path().join("dump.rdb");
+    let saved = std::fs::read(&file).unwrap();
+    // The next snapshot beside the old one no longer fits.
+    for i in 0..150 {
+        assert_eq!(client.send(&["SET", &format!("b{i}"), &value]), ok());
+    }
+    assert_eq!(client.send(&["SAVE"]), error("ERR"));
+    assert_eq!(client.info_field("rdb_last_bgsave_status"), "err");
+    assert!(
+        server.log().iter().any(|line| line.contains("snapshot save failed") && line.contains("No space left")),
+        "the log does not say the disk is full"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), saved, "the previous snapshot changed");
+    assert_eq!(client.send(&["SET", "c", "v"]), error(MISCONF));
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers, vec![std::ffi::OsString::from("dump.rdb")], "the failed save left files behind");
+
+    tmpfs.resize("4m");
+    assert_eq!(client.send(&["BGSAVE"]), simple("Background saving started"));
+    wait_for_bgsave(&mut client);
+    assert_eq!(client.info_field("rdb_last_bgsave_status"), "ok");
+    assert_eq!(client.send(&["SET", "c", "v"]), ok());
+    drop(server);
+    let server = serve_in(dir.path(), &[]);
+    assert_eq!(server.send(&["DBSIZE"]), int(300));
+}
