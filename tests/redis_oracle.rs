@@ -430,6 +430,7 @@ SAVE extra
 [lastsave] LASTSAVE
 LASTSAVE extra
 BGSAVE now
+BGREWRITEAOF extra
 SHUTDOWN ABORT
 SHUTDOWN bogus
 CONFIG GET rdbcompression
