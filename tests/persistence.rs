@@ -107,6 +107,34 @@ fn save_restart_and_a_round_trip_through_redis_keep_every_key() {
     assert_holds(&mut from_redis.connect(), &keys);
 }
 
+/// An empty store survives the same round trip: redis-check-rdb accepts cstore's file of
+/// no keys, redis-server loads it as empty, and cstore loads redis-server's empty file.
+#[test]
+fn an_empty_store_round_trips_through_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dump.rdb");
+    {
+        let server = serve_in(dir.path(), &[]);
+        assert_eq!(server.connect().send(&["SAVE"]), ok());
+    }
+    let (Some(redis_server), Some(check)) = (require("redis-server"), require("redis-check-rdb")) else { return };
+    let output = Command::new(check).arg(&file).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    {
+        let redis = RedisServer::start(&redis_server, &["--dir", dir.path().to_str().unwrap()]);
+        let mut redis_client = RespClient::connect(redis.addr);
+        assert_eq!(redis_client.send(&["DBSIZE"]), int(0));
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(redis_client.send(&["SAVE"]), ok());
+    }
+    let from_redis = serve_in(dir.path(), &[]);
+    let mut client = from_redis.connect();
+    assert_eq!(client.send(&["DBSIZE"]), int(0));
+    assert_eq!(client.info_field("rdb_last_load_keys_loaded"), "0");
+    let log = from_redis.log();
+    assert!(!log.iter().any(|line| line.contains("no snapshot file")), "redis-server's file was loaded: {log:?}");
+}
+
 #[test]
 fn bgsave_lastsave_and_info_answer_as_redis() {
     let dir = tempfile::tempdir().unwrap();
