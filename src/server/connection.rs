@@ -333,6 +333,14 @@ impl Writing<'_> {
         if self.output.pending() > target {
             state.aof.wait_acked(self.aof_wait).await;
         }
+        // Most flushes fit in the socket at once: write them without the timers below.
+        while self.output.pending() > target {
+            match self.output.try_write_some(self.stream) {
+                Ok(_) => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(error) => return Err(error),
+            }
+        }
         while self.output.pending() > target {
             let limits = state.settings.output_buffer_limits().normal;
             let now = Instant::now();

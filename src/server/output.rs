@@ -146,6 +146,28 @@ impl Output {
 
     /// Writes as much as one write takes (waiting until the socket takes something); returns
     /// the bytes written.
+    /// Writes what the socket takes right now, without waiting (`WouldBlock` when it takes
+    /// nothing). The common case, replies only in the encoding buffer, writes that buffer
+    /// in place: no chunk is split off, and the buffer keeps its capacity for the next reply.
+    pub(crate) fn try_write_some(&mut self, stream: &TcpStream) -> io::Result<usize> {
+        if !self.queue.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        if self.tail.is_empty() {
+            return Ok(0);
+        }
+        let written = stream.try_write(&self.tail)?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        if written == self.tail.len() {
+            self.tail.clear();
+        } else {
+            bytes::Buf::advance(&mut self.tail, written);
+        }
+        Ok(written)
+    }
+
     pub(crate) async fn write_some(&mut self, stream: &mut TcpStream) -> io::Result<usize> {
         if !self.tail.is_empty() {
             self.queued += self.tail.len();
