@@ -53,6 +53,9 @@ rm -rf "$map_dir"
 step "live migration under load (smoke run: every strategy and shard change, every key, TTL and counter checked, times nothing)"
 CSTORE_BIN=target/debug/cstore scripts/bench-migration.sh --smoke
 
+step "persistence vs Redis 7 (smoke run: BGSAVE under writes with memory sampling, AOF everysec/always throughput; times nothing)"
+CSTORE_BIN=target/debug/cstore scripts/bench-persistence.sh --smoke
+
 step "per-client limits at work (output limits, clients that never read, pre-AUTH limits, keepalive, RLIMIT_NOFILE; debug build)"
 CSTORE_BIN=target/debug/cstore scripts/probe-limits.sh
 

@@ -7,7 +7,8 @@
 //! configuration, and `cstore loadgen plot` draws those rows as throughput against
 //! connections, one line per configuration (`scripts/strategy-map.sh` drives both).
 //! `cstore loadgen migrate` (in `migration.rs`) reconfigures a server live under load and
-//! checks that nothing was lost.
+//! checks that nothing was lost; `cstore loadgen save` (in `persistence.rs`) times a background
+//! save under writes.
 
 use std::fs::OpenOptions;
 use std::io::{self, BufWriter, Write};
@@ -43,6 +44,9 @@ enum LoadgenCommand {
     /// Change strategy and shard count live under load, then check every key, TTL and counter
     /// (`scripts/bench-migration.sh` drives it)
     Migrate(super::migration::MigrateArgs),
+    /// Time a BGSAVE under a write load: duration, peak extra memory of the server's process
+    /// tree, write latencies (`scripts/bench-persistence.sh` drives it against Redis and cstore)
+    Save(super::persistence::SaveArgs),
 }
 
 #[derive(Clone, Debug, clap::Args)]
@@ -100,6 +104,7 @@ pub fn run(args: &LoadgenArgs) -> anyhow::Result<()> {
         LoadgenCommand::Run(run) => run_mix(run),
         LoadgenCommand::Plot(plot) => plot_csv(plot),
         LoadgenCommand::Migrate(migrate) => super::migration::run(migrate),
+        LoadgenCommand::Save(save) => super::persistence::run(save),
     }
 }
 

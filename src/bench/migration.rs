@@ -559,7 +559,7 @@ struct Outcome {
     checks: Checks,
 }
 
-async fn command(client: &mut Client, args: &[&[u8]]) -> anyhow::Result<Value> {
+pub(super) async fn command(client: &mut Client, args: &[&[u8]]) -> anyhow::Result<Value> {
     let mut out = BytesMut::new();
     encode_command(args, &mut out);
     client.send(&out).await?;
@@ -576,7 +576,7 @@ fn info_fields(text: &[u8]) -> HashMap<String, String> {
         .collect()
 }
 
-async fn info(client: &mut Client, section: &str) -> anyhow::Result<HashMap<String, String>> {
+pub(super) async fn info(client: &mut Client, section: &str) -> anyhow::Result<HashMap<String, String>> {
     match command(client, &[&b"INFO"[..], section.as_bytes()]).await? {
         Value::Bulk(text) => Ok(info_fields(&text)),
         other => bail!("INFO {section} answered {}", show(&other)),
@@ -812,7 +812,7 @@ async fn drive(settings: &Settings) -> anyhow::Result<Outcome> {
 
 /// The 1-minute load average, where the system tells it: the machine's other work shows in
 /// every latency here.
-fn load_average() -> Option<String> {
+pub(super) fn load_average() -> Option<String> {
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;
     text.split_whitespace().next().map(str::to_owned)
 }
@@ -941,7 +941,7 @@ async fn check_all(
 }
 
 /// The nearest-rank percentile `p` (0 to 100) of sorted samples.
-fn percentile(sorted: &[u32], p: f64) -> Option<u32> {
+pub(super) fn percentile(sorted: &[u32], p: f64) -> Option<u32> {
     let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
     sorted.get(rank.clamp(1, sorted.len().max(1)) - 1).copied()
 }
@@ -973,7 +973,7 @@ impl Latencies {
     }
 }
 
-fn fmt_ns(ns: Option<u32>) -> String {
+pub(super) fn fmt_ns(ns: Option<u32>) -> String {
     match ns {
         None => "-".to_owned(),
         Some(ns) if ns < 1_000_000 => format!("{:.0} µs", f64::from(ns) / 1e3),

@@ -7,6 +7,7 @@
 
 pub mod loadgen;
 mod migration;
+mod persistence;
 mod plot;
 pub mod report;
 pub mod workload;
