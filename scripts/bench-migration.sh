@@ -29,12 +29,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-if [ -z "${CSTORE_BIN:-}" ]; then
-    echo "==> cargo build --release" >&2
-    cargo build --release --quiet
-    CSTORE_BIN=target/release/cstore
-fi
-[ -x "$CSTORE_BIN" ] || fail "$CSTORE_BIN is not an executable"
+cstore_bin_or_build
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 if [ -z "${PORT:-}" ]; then

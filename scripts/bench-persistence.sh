@@ -21,7 +21,7 @@
 #   --out DIR   keep the raw TSV results in DIR
 # Environment:
 #   CSTORE_BIN  a cstore binary to use instead of building target/release/cstore
-#   BASE_PORT   first of the three loopback ports used (default 16479)
+#   BASE_PORT   first of the three loopback ports used (default 16779)
 #   KEYS, AOF_REQUESTS   key count of the save benchmark and SETs per AOF run
 # Under CI=true, a missing redis-server, redis-benchmark or redis-cli fails the script.
 set -euo pipefail
@@ -55,17 +55,12 @@ if [ "$SMOKE" = 1 ]; then
     KEYS=20000 AOF_REQUESTS=2000 ROUNDS=1
     LOADGEN_ARGS=(--warmup-ms 100 --baseline-ms 300)
 fi
-BASE_PORT=${BASE_PORT:-16479}
+BASE_PORT=${BASE_PORT:-16779}
 REDIS_PORT=$BASE_PORT
 CSTORE_PORT=$((BASE_PORT + 1))
 CSTORE_ADMIN_PORT=$((BASE_PORT + 2))
 
-if [ -z "${CSTORE_BIN:-}" ]; then
-    echo "==> cargo build --release" >&2
-    cargo build --release --quiet
-    CSTORE_BIN=target/release/cstore
-fi
-[ -x "$CSTORE_BIN" ] || fail "$CSTORE_BIN is not an executable"
+cstore_bin_or_build
 
 WORK=$(mktemp -d)
 SERVER_PID=""

@@ -64,12 +64,7 @@ CSTORE_PORT=$((BASE_PORT + 1))
 CSTORE_ADMIN_PORT=$((BASE_PORT + 2))
 read -r -a CSTORE_EXTRA <<<"${CSTORE_ARGS:-}"
 
-if [ -z "${CSTORE_BIN:-}" ]; then
-    echo "==> cargo build --release" >&2
-    cargo build --release --quiet
-    CSTORE_BIN=target/release/cstore
-fi
-[ -x "$CSTORE_BIN" ] || fail "$CSTORE_BIN is not an executable"
+cstore_bin_or_build
 
 WORK=$(mktemp -d)
 PIDS=()

@@ -26,6 +26,16 @@ problem() {
     warn "warning: $* (${SKIP_HINT:-the checks that need it will be skipped})"
 }
 
+# Sets CSTORE_BIN to the binary the caller named, or builds target/release/cstore for it.
+cstore_bin_or_build() {
+    if [ -z "${CSTORE_BIN:-}" ]; then
+        echo "==> cargo build --release" >&2
+        cargo build --release --quiet
+        CSTORE_BIN=target/release/cstore
+    fi
+    [ -x "$CSTORE_BIN" ] || fail "$CSTORE_BIN is not an executable"
+}
+
 debian_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
 apt_install() {

@@ -19,12 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-if [ -z "${CSTORE_BIN:-}" ]; then
-    echo "==> cargo build --release" >&2
-    cargo build --release --quiet
-    CSTORE_BIN=target/release/cstore
-fi
-[ -x "$CSTORE_BIN" ] || fail "$CSTORE_BIN is not an executable"
+cstore_bin_or_build
 command -v ss >/dev/null || fail "ss (iproute2) is required"
 command -v prlimit >/dev/null || fail "prlimit (util-linux) is required"
 

@@ -29,11 +29,8 @@ CONNECTIONS=${CONNECTIONS:-1,8,50}
 PORT=${PORT:-16479}
 if [ "$SMOKE" = 1 ]; then DURATION_MS=100 KEYS=1000; fi
 
-if [ -z "${CSTORE_BIN:-}" ]; then
-    echo "==> cargo build --release" >&2
-    cargo build --release --quiet
-    CSTORE_BIN=target/release/cstore
-fi
+. scripts/lib.sh
+cstore_bin_or_build
 mkdir -p "$OUT_DIR"
 CSV="$OUT_DIR/network-map.csv"
 rm -f "$CSV"
