@@ -353,6 +353,11 @@ CLIENT LIST BOGUS
 [help] CLIENT HELP
 [setinfo] CLIENT SETINFO lib-name oracle
 [setinfo] CLIENT SETINFO foo bar
+CLIENT NO-EVICT on
+CLIENT NO-EVICT OFF
+CLIENT NO-EVICT maybe
+CLIENT NO-EVICT
+CLIENT NO-EVICT on extra
 [hello] HELLO $PROTO AUTH default anything SETNAME conn1
 CLIENT GETNAME
 HELLO 4
@@ -390,6 +395,15 @@ CONFIG SET maxmemory -1
 CONFIG SET maxmemory-policy allkeys-random
 CONFIG GET maxmemory-policy
 CONFIG SET maxmemory-policy noeviction
+CONFIG SET maxmemory-clients 10%
+CONFIG GET maxmemory-clients
+CONFIG SET maxmemory-clients 64mb
+CONFIG GET maxmemory-clients
+CONFIG SET maxmemory-clients 101%
+CONFIG SET maxmemory-clients abc
+CONFIG SET maxmemory-clients 5.5%
+CONFIG SET maxmemory-clients 0%
+CONFIG GET maxmemory-clients
 CONFIG SET timeout abc
 CONFIG SET timeout -1
 CONFIG SET timeout 0

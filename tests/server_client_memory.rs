@@ -1,7 +1,8 @@
 //! Memory and time per client, reached on purpose over the network: replies far larger than
-//! memory, clients that never read, `client-output-buffer-limit`, buffers trimmed after a large
-//! request, limits before AUTH, authentication decided per command, `tcp-keepalive`, the open
-//! files limit, and what CLIENT LIST and INFO show of it all.
+//! memory, clients that never read, `client-output-buffer-limit`, `maxmemory-clients` (client
+//! eviction), KEYS within the output limit, buffers trimmed after a large request, limits
+//! before AUTH, authentication decided per command, `tcp-keepalive`, the open files limit, and
+//! what CLIENT LIST and INFO show of it all.
 
 mod common;
 
@@ -60,6 +61,40 @@ fn client_id(client: &mut RespClient) -> i64 {
 
 fn connected_clients(client: &mut RespClient) -> usize {
     client.info_field("connected_clients").parse().unwrap()
+}
+
+fn info_number(client: &mut RespClient, name: &str) -> usize {
+    client.info_field(name).parse().unwrap_or_else(|_| panic!("INFO {name}"))
+}
+
+/// The ids CLIENT LIST shows.
+fn listed_ids(observer: &mut RespClient) -> Vec<i64> {
+    let list = text_of(&observer.send(&["CLIENT", "LIST"]));
+    list.lines().filter_map(|line| line.strip_prefix("id=")?.split(' ').next()?.parse().ok()).collect()
+}
+
+/// A client named `name` that sends `GET key` and never reads the reply, with its id.
+fn unread_get(server: &TestServer, name: &str, key: &str) -> (RespClient, i64) {
+    let mut client = server.connect();
+    assert_eq!(client.send(&["CLIENT", "SETNAME", name]), ok());
+    let id = client_id(&mut client);
+    client.write_command(&["GET", key]);
+    (client, id)
+}
+
+/// Client `id`'s `tot-mem` once it has stopped changing (its socket took what it could).
+fn settled_tot_mem(observer: &mut RespClient, id: i64) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut previous = None;
+    loop {
+        let now = field(&client_fields(observer, id), "tot-mem");
+        if previous == Some(now) {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "client {id}'s memory keeps changing");
+        previous = Some(now);
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]
@@ -334,4 +369,184 @@ fn maxclients_is_lowered_to_fit_the_open_files_limit() {
     let open_files = limit.lines().find(|line| line.starts_with("Max open files")).unwrap();
     assert!(open_files.split_whitespace().nth(3) == Some("1032"), "soft limit raised to 1000 + 32: {open_files}");
     assert_eq!(roomy.send(&["CONFIG", "GET", "maxclients"]), Value::Array(vec![bulk("maxclients"), bulk("1000")]));
+}
+
+#[test]
+fn maxmemory_clients_evicts_the_clients_using_the_most_until_the_rest_fit() {
+    let server = TestServer::start(&[]);
+    // Each on a connection of its own, closed after: a read buffer that took a large SET is
+    // large until it is trimmed, and would count.
+    for (key, mib) in [("huge", 32), ("large", 24), ("medium", 8)] {
+        assert_eq!(server.send(&["SET", key, &"v".repeat(mib * MIB)]), ok());
+    }
+    let mut observer = server.connect();
+    // The largest client of all, but exempt from eviction.
+    let mut protected = server.connect();
+    assert_eq!(protected.send(&["CLIENT", "NO-EVICT", "on"]), ok());
+    let protected_id = client_id(&mut protected);
+    protected.write_command(&["GET", "huge"]);
+    let (_largest, largest_id) = unread_get(&server, "largest", "large");
+    let (mut medium, medium_id) = unread_get(&server, "medium", "medium");
+    let (mut other_medium, other_medium_id) = unread_get(&server, "other-medium", "medium");
+    let protected_memory = settled_tot_mem(&mut observer, protected_id);
+    let largest_memory = settled_tot_mem(&mut observer, largest_id);
+    let medium_memory = settled_tot_mem(&mut observer, medium_id).max(settled_tot_mem(&mut observer, other_medium_id));
+    assert!(
+        protected_memory > largest_memory && largest_memory > medium_memory,
+        "{protected_memory} {largest_memory} {medium_memory}"
+    );
+
+    // A limit the clients are over by half the largest evictable one: it alone must go.
+    let total = info_number(&mut observer, "mem_clients_normal");
+    let limit = total - largest_memory / 2;
+    assert_eq!(observer.send(&["CONFIG", "SET", "maxmemory-clients", &limit.to_string()]), ok());
+    eventually(Duration::from_secs(5), "the largest evictable client is evicted", || {
+        !listed_ids(&mut observer).contains(&largest_id)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let listed = listed_ids(&mut observer);
+    for id in [protected_id, medium_id, other_medium_id] {
+        assert!(listed.contains(&id), "client {id} was evicted too: {listed:?}");
+    }
+    assert_eq!(info_number(&mut observer, "evicted_clients"), 1);
+    assert!(info_number(&mut observer, "mem_clients_normal") < limit);
+    assert!(server.log().iter().any(|line| line.contains("client evicted")), "{:?}", server.log());
+
+    // The others are served as before.
+    assert_eq!(medium.read_reply(), bulk("v".repeat(8 * MIB)));
+    assert_eq!(medium.send(&["PING"]), simple("PONG"));
+    assert_eq!(other_medium.read_reply(), bulk("v".repeat(8 * MIB)));
+    assert_eq!(protected.read_reply(), bulk("v".repeat(32 * MIB)));
+    assert_eq!(protected.send(&["PING"]), simple("PONG"));
+    assert_eq!(info_number(&mut observer, "evicted_clients"), 1);
+}
+
+#[test]
+fn clients_are_evicted_as_their_buffers_grow_past_maxmemory_clients() {
+    let server = TestServer::start(&["--maxmemory-clients", "4mb"]);
+    let mut observer = server.connect();
+    assert_eq!(
+        observer.send(&["CONFIG", "GET", "maxmemory-clients"]),
+        Value::Array(vec![bulk("maxmemory-clients"), bulk("4194304")])
+    );
+    // A 16 MiB value, in parts: one SET of it would take a read buffer over the limit.
+    let mut loader = server.connect();
+    for part in 1..=16 {
+        assert_eq!(loader.send(&["APPEND", "big", &"v".repeat(MIB)]), Value::Integer((part * MIB) as i64));
+    }
+    drop(loader);
+
+    // A request arriving in parts: under the limit it waits for the rest, past it the client goes.
+    let mut sender = server.connect();
+    let sender_id = client_id(&mut sender);
+    sender.write_raw(format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", 16 * MIB).as_bytes());
+    sender.write_raw(&vec![b'v'; MIB]);
+    eventually(Duration::from_secs(5), "the first mebibyte is buffered", || {
+        field(&client_fields(&mut observer, sender_id), "qbuf") >= MIB
+    });
+    assert_eq!(info_number(&mut observer, "evicted_clients"), 0);
+    sender.write_raw(&vec![b'v'; 4 * MIB]);
+    eventually(Duration::from_secs(5), "the sender is evicted", || !listed_ids(&mut observer).contains(&sender_id));
+    assert_eq!(info_number(&mut observer, "evicted_clients"), 1);
+
+    // A reply the client does not read: evicted while it waits, long before its output limit.
+    let (_reader, reader_id) = unread_get(&server, "reader", "big");
+    eventually(Duration::from_secs(5), "the reader is evicted", || !listed_ids(&mut observer).contains(&reader_id));
+    assert_eq!(info_number(&mut observer, "evicted_clients"), 2);
+    assert_eq!(observer.send(&["PING"]), simple("PONG"));
+    assert_eq!(server.send(&["GET", "k"]), Value::NullBulk, "the partial SET was never executed");
+}
+
+#[test]
+fn maxmemory_clients_and_client_no_evict_follow_redis() {
+    let server = TestServer::start(&[]);
+    let mut client = server.connect();
+    let get = |client: &mut RespClient| client.send(&["CONFIG", "GET", "maxmemory-clients"]);
+    let pair = |value: &str| Value::Array(vec![bulk("maxmemory-clients"), bulk(value)]);
+    assert_eq!(get(&mut client), pair("10%"), "the default: 10% of maxmemory");
+    for (set, shown) in [("64mb", "67108864"), ("5%", "5%"), ("0%", "0"), ("1gb", "1073741824"), ("0", "0")] {
+        assert_eq!(client.send(&["CONFIG", "SET", "maxmemory-clients", set]), ok());
+        assert_eq!(get(&mut client), pair(shown), "{set}");
+    }
+    let refused = |reason: &str| {
+        error(&format!("ERR CONFIG SET failed (possibly related to argument 'maxmemory-clients') - {reason}"))
+    };
+    for (value, reason) in [
+        ("abc", "argument must be a memory or percent value"),
+        ("-1", "argument must be a memory or percent value"),
+        ("1.5gb", "argument must be a memory or percent value"),
+        ("5.5%", "argument must be a memory or percent value"),
+        ("101%", "percentage argument must be less or equal to 100"),
+    ] {
+        assert_eq!(client.send(&["CONFIG", "SET", "maxmemory-clients", value]), refused(reason), "{value}");
+    }
+    assert_eq!(get(&mut client), pair("0"), "a refused value changes nothing");
+    assert_eq!(client.info_field("evicted_clients"), "0");
+    assert!(info_number(&mut client, "mem_clients_normal") > 0);
+
+    assert_eq!(client.send(&["CLIENT", "NO-EVICT", "ON"]), ok());
+    assert!(text_of(&client.send(&["CLIENT", "INFO"])).contains(" flags=e "));
+    assert_eq!(client.send(&["CLIENT", "NO-EVICT", "off"]), ok());
+    assert!(text_of(&client.send(&["CLIENT", "INFO"])).contains(" flags=N "));
+    assert_eq!(client.send(&["CLIENT", "NO-EVICT", "maybe"]), error("ERR syntax error"));
+    assert_eq!(
+        client.send(&["CLIENT", "NO-EVICT"]),
+        error("ERR wrong number of arguments for 'client|no-evict' command")
+    );
+}
+
+/// `key:` and 28 digits: 32 bytes, longer than the engine keeps inline.
+fn numbered_key(n: usize) -> String {
+    format!("key:{n:028}")
+}
+
+#[test]
+fn keys_over_the_output_limit_closes_the_client_without_gathering_every_key() {
+    const KEYS: usize = 400_000;
+    let server = TestServer::start(&["--client-output-buffer-limit", "normal 1mb 0 0"]);
+    let mut client = server.connect();
+    let batches: Vec<Vec<String>> = (0..KEYS)
+        .collect::<Vec<_>>()
+        .chunks(1000)
+        .map(|chunk| {
+            std::iter::once("MSET".to_owned())
+                .chain(chunk.iter().flat_map(|&n| [numbered_key(n), "v".to_owned()]))
+                .collect()
+        })
+        .collect();
+    for group in batches.chunks(20) {
+        assert!(client.pipeline(group).iter().all(|reply| *reply == ok()));
+    }
+    let reply_size = format!("*{KEYS}\r\n").len() + KEYS * ("$32\r\n".len() + 32 + 2);
+
+    std::thread::sleep(Duration::from_millis(200));
+    server.reset_peak_rss();
+    let before = server.rss_bytes();
+    let mut greedy = server.connect();
+    greedy.write_command(&["KEYS", "*"]);
+    assert_eq!(greedy.replies_until_closed(), vec![], "nothing of a reply over the hard limit is sent");
+    let growth = server.peak_rss_bytes().saturating_sub(before);
+    assert!(
+        growth < (reply_size / 4) as u64,
+        "KEYS over the limit grew the peak RSS by {growth} bytes (reply: {reply_size})"
+    );
+    assert!(server.log().iter().any(|line| line.contains("overcoming of output buffer limits")));
+
+    // Within the limit, KEYS answers each key once, streamed to a client that reads.
+    let matching: Vec<Value> = (100..200).map(|n| bulk(numbered_key(n))).collect();
+    let Value::Array(mut found) = client.send(&["KEYS", "key:0000000000000000000000000[1]??"]) else { panic!("KEYS") };
+    found.sort_by_key(text_of);
+    assert_eq!(found, matching);
+    assert_eq!(client.send(&["CONFIG", "SET", "client-output-buffer-limit", "normal 64mb 0 0"]), ok());
+    let mut reader = TcpStream::connect(server.resp_addr).unwrap();
+    reader.write_all(b"*2\r\n$4\r\nKEYS\r\n$1\r\n*\r\n").unwrap();
+    reader.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut reply = vec![0u8; reply_size];
+    reader.read_exact(&mut reply).expect("the whole KEYS reply");
+    let (Value::Array(keys), used) = cstore::server::resp_value::parse_value(&reply).unwrap().unwrap() else {
+        panic!("KEYS answers an array")
+    };
+    assert_eq!((keys.len(), used), (KEYS, reply_size));
+    let distinct: std::collections::HashSet<String> = keys.iter().map(text_of).collect();
+    assert_eq!(distinct.len(), KEYS, "each key once");
 }

@@ -18,6 +18,10 @@ use byteview::ByteView;
 /// The longest string a [`CompactBytes`] holds: its length is a `u32`.
 pub const MAX_STRING_LEN: usize = u32::MAX as usize;
 
+/// The longest string a [`CompactBytes`] holds inline, in its handle; longer ones have an
+/// allocation of their own (byteview's inline size on 64-bit targets).
+pub const INLINE_LEN: usize = 20;
+
 /// An immutable, cheaply cloned byte string, compared and hashed as its bytes.
 ///
 /// Building one from more than [`MAX_STRING_LEN`] bytes panics; the server refuses such requests

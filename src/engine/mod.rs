@@ -39,7 +39,7 @@ mod store;
 mod sweeper;
 
 pub use clock::{Clock, ManualClock};
-pub use compact::{CompactBytes, MAX_STRING_LEN};
+pub use compact::{CompactBytes, INLINE_LEN, MAX_STRING_LEN};
 pub use config::{ConfigError, EngineConfig, MAX_SHARDS, Strategy};
 pub use float::{Float, parse_float};
 pub use migration::{EngineStatus, MIGRATION_CHUNK, MigrationProgress, MigrationReport};

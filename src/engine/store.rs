@@ -6,7 +6,6 @@
 //! (`migration.rs`). Which is the [`Layout`], read once per operation from an `ArcSwap`: a
 //! few nanoseconds and no shared write, so the steady state costs what a fixed engine did.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -410,13 +409,33 @@ impl Store {
     /// Every live key matching `pattern` (KEYS), each once. Built from SCAN chunks so that no
     /// lock is held for long, so it is not a point-in-time snapshot.
     pub fn keys(&self, pattern: &[u8]) -> Vec<CompactBytes> {
-        let mut seen = HashSet::new();
+        let mut keys = Vec::new();
+        self.keys_while(pattern, &mut keys, |_| true);
+        keys
+    }
+
+    /// [`Store::keys`] into `keys`, asking `proceed` after each chunk (a SCAN step of up to
+    /// 1,024 entries) whether to go on: a server stops once the keys gathered would take more
+    /// memory than the client may hold. Returns whether every key was gathered; if so they
+    /// are sorted, each once (a SCAN walk may return a key twice).
+    pub fn keys_while(
+        &self,
+        pattern: &[u8],
+        keys: &mut Vec<CompactBytes>,
+        mut proceed: impl FnMut(&Vec<CompactBytes>) -> bool,
+    ) -> bool {
         let mut cursor = 0;
         loop {
-            let (next, keys) = self.scan(cursor, Some(pattern), 1024);
-            seen.extend(keys);
+            let (next, chunk) = self.scan(cursor, Some(pattern), 1024);
+            keys.extend(chunk);
+            if !proceed(keys) {
+                return false;
+            }
             if next == 0 {
-                return seen.into_iter().collect();
+                // Sorting then deduplicating needs no memory beyond the keys themselves.
+                keys.sort_unstable();
+                keys.dedup();
+                return true;
             }
             cursor = next;
         }

@@ -8,6 +8,7 @@
 
 mod args;
 mod byte_size;
+mod client_memory;
 mod output_limits;
 mod runtime;
 
@@ -24,6 +25,7 @@ use crate::persistence::config::PersistenceConfig;
 
 pub use args::ServeArgs;
 pub use byte_size::{ByteSizeError, parse_byte_size};
+pub use client_memory::{MIN_CLIENT_MEMORY_LIMIT, MaxMemoryClients, MaxMemoryClientsError};
 pub use output_limits::{ClassLimit, LimitUpdate, OutputBufferLimits, OutputLimitError};
 pub use runtime::RuntimeSettings;
 
@@ -79,6 +81,9 @@ pub struct ServerConfig {
     pub max_memory: u64,
     /// What a write does once `max_memory` is reached.
     pub max_memory_policy: MaxMemoryPolicy,
+    /// Limit on the memory of all clients together (Redis's `maxmemory-clients`): bytes, or
+    /// a percentage of `max_memory`; past it the clients using the most are disconnected.
+    pub max_memory_clients: MaxMemoryClients,
     /// Password clients must give with AUTH; `None` disables authentication.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub require_pass: Option<Password>,
@@ -117,6 +122,7 @@ impl Default for ServerConfig {
             tcp_keepalive: 300,
             max_memory: 0,
             max_memory_policy: MaxMemoryPolicy::default(),
+            max_memory_clients: MaxMemoryClients::default(),
             require_pass: None,
             require_pass_file: None,
             trace_sample_ratio: 0.0,
@@ -417,6 +423,7 @@ mod tests {
             tcp_keepalive: 60,
             max_memory: 100 << 20,
             max_memory_policy: MaxMemoryPolicy::AllkeysRandom,
+            max_memory_clients: MaxMemoryClients::Bytes(64 << 20),
             require_pass: None,
             require_pass_file: Some("/var/run/secrets/cstore/password".into()),
             trace_sample_ratio: 0.25,
@@ -501,6 +508,7 @@ mod tests {
             ("maxMemory = \"lots\"", "\"lots\" is not a byte count"),
             ("maxMemory = -1", "a byte count cannot be negative, got -1"),
             ("maxMemoryPolicy = \"allkeys-lru\"", "maxMemoryPolicy = \"allkeys-lru\""),
+            ("maxMemoryClients = \"200%\"", "percentage argument must be less or equal to 100"),
             ("logFormat = \"xml\"", "logFormat = \"xml\""),
             ("[engine]\nstrategy = \"Spin\"", "strategy = \"Spin\""),
             ("[persistence]\nsave = \"3600\"", "Invalid save parameters"),

@@ -14,7 +14,14 @@
 //!   for shutdown a stuck write waits [`SHUTDOWN_LINGER`] at most;
 //! - before AUTH, requests are limited as Redis limits them ([`Limits::unauthenticated`]);
 //! - read and write buffers left large by one big request or reply are shrunk once they have
-//!   been mostly unused for a while, as Redis's clientsCron does.
+//!   been mostly unused for a while, as Redis's clientsCron does;
+//! - `maxmemory-clients` (client eviction): once all clients together hold that much, the
+//!   clients holding the most are disconnected ([`Clients::evict_over`]). The check runs when a
+//!   connection's buffers grow (after each read, and while a reply waits for a slow reader)
+//!   and every [`EVICTION_RETRY`] (100 ms) besides: the clients' memory exceeds the limit by at
+//!   most what one read (16 KiB, or the rest of a large request) or one command's reply adds
+//!   before the check that sees it, or for 100 ms after CONFIG SET lowers the limit, and a
+//!   chosen client closes as soon as its task next runs, without finishing its pipeline.
 
 use std::future::Future;
 use std::io;
@@ -31,6 +38,8 @@ use super::frame::{Limits, ProtocolError, RequestDecoder};
 use super::output::Output;
 use super::reply::ReplyWriter;
 use super::session::{BufferUsage, ClientInfo, Registration, Session};
+#[cfg(doc)]
+use super::session::{Clients, EVICTION_RETRY};
 use super::shutdown::Shutdown;
 use super::state::ServerState;
 
@@ -47,6 +56,13 @@ const TRIM_INTERVAL: Duration = Duration::from_secs(2);
 /// A read buffer is shrunk only above this capacity (Redis's `PROTO_MBULK_BIG_ARG`).
 const INPUT_TRIM_MIN: usize = 32 * 1024;
 
+/// What a connection costs besides its buffers, counted in its `tot-mem` as Redis counts its
+/// client structure: the connection's own structures, plus an estimate for the task that
+/// runs it (its future keeps the state of every await point) and its socket's registration.
+pub(crate) const CONNECTION_FIXED_MEMORY: usize =
+    size_of::<Connection>() + size_of::<Session>() + size_of::<ClientInfo>() + CONNECTION_TASK_MEMORY;
+const CONNECTION_TASK_MEMORY: usize = 4 * 1024;
+
 /// Arguments of one request kept on the stack; GET takes 2, SET 3 to 7, MSET of three pairs 7.
 const REQUEST_ARGS_INLINE: usize = 8;
 type RequestArgs<'a> = SmallVec<[&'a [u8]; REQUEST_ARGS_INLINE]>;
@@ -62,6 +78,8 @@ enum Ending {
     WriteTimeout,
     /// Its replies reached `client-output-buffer-limit`.
     OutputLimit,
+    /// Client eviction chose it: all clients together reached `maxmemory-clients`.
+    Evicted,
     Shutdown,
 }
 
@@ -162,6 +180,10 @@ pub(crate) async fn serve(state: Arc<ServerState>, stream: TcpStream, registrati
             tracing::warn!(client = id, %client, "client closed for overcoming of output buffer limits");
         }
         Ok(Ending::WriteTimeout) => tracing::info!(client = id, "client closed: it left its replies unread"),
+        Ok(Ending::Evicted) => {
+            let client = registration.info.describe(Instant::now());
+            tracing::info!(client = id, %client, "client evicted: all clients together reached maxmemory-clients");
+        }
         Ok(ending) => tracing::debug!(client = id, ?ending, "connection closed"),
         Err(error) => tracing::debug!(client = id, %error, "connection failed"),
     }
@@ -179,12 +201,16 @@ async fn run(
     // every request, which was 8% of an unpipelined GET's instructions.
     let shutdown_signal = shutdown.recv();
     tokio::pin!(shutdown_signal);
+    let info = Arc::clone(&connection.info);
     loop {
         if let Some(ending) = execute_buffered(state, connection, session).await? {
             return Ok(ending);
         }
         connection.trim(Instant::now());
         connection.publish(0);
+        if evicted_after_growth(state, &info) {
+            return Ok(Ending::Evicted);
+        }
         // Redis's idle timeout: from the last read or write, which was just now.
         let idle_deadline = state.settings.client_idle_timeout().map(|idle| tokio::time::Instant::now() + idle);
         loop {
@@ -194,6 +220,7 @@ async fn run(
                 biased;
                 () = &mut shutdown_signal => return finish_for_shutdown(state, connection, session).await,
                 read = connection.read_more() => read,
+                () = info.eviction() => return Ok(Ending::Evicted),
                 () = sleep_until(idle_deadline) => return Ok(Ending::IdleTimeout),
                 () = sleep_for(trim_wait) => {
                     connection.trim(Instant::now());
@@ -207,7 +234,17 @@ async fn run(
             }
         }
         connection.publish(0);
+        if evicted_after_growth(state, &info) {
+            return Ok(Ending::Evicted);
+        }
     }
+}
+
+/// Runs client eviction after a client's buffers grew (if all clients together are over
+/// `maxmemory-clients`), and tells whether this client was chosen.
+fn evicted_after_growth(state: &ServerState, info: &ClientInfo) -> bool {
+    state.evict_clients();
+    info.is_evicted()
 }
 
 /// Waits until `deadline`, or forever without one.
@@ -237,6 +274,9 @@ async fn execute_buffered(
 ) -> io::Result<Option<Ending>> {
     let mut clock = Instant::now();
     loop {
+        if connection.info.is_evicted() {
+            return Ok(Some(Ending::Evicted));
+        }
         // The decoder fails rather than buffer more than `max_request_len` of one request,
         // so memory per connection stays bounded by that plus one read.
         let limits = request_limits(state, session);
@@ -269,6 +309,7 @@ async fn execute_buffered(
                     clock = Instant::now();
                 }
                 session.resume_at = None;
+                session.reply_keys = Vec::new();
                 drop(args);
                 connection.input.advance(len);
                 if connection.output.overflowed() {
@@ -354,6 +395,9 @@ impl Writing<'_> {
                 return Ok(Some(Ending::OutputLimit));
             }
             publish(self.info, self.published, self.input, self.output, self.argv_mem);
+            if evicted_after_growth(state, self.info) {
+                return Ok(Some(Ending::Evicted));
+            }
             let draining = state.shutdown.is_draining();
             let (wait, ending) = write_deadline(state, draining);
             // Wake up when the soft limit's time runs out, to close the client then.
@@ -365,6 +409,7 @@ impl Writing<'_> {
                     written?;
                 }
                 () = sleep_for(wait) => return Ok(Some(ending)),
+                () = self.info.eviction() => return Ok(Some(Ending::Evicted)),
                 () = sleep_for(soft_wait) => {}
                 // The wait shrinks to the shutdown linger once the server drains.
                 () = state.shutdown.drain_started(), if !draining => {}

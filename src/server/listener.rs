@@ -23,7 +23,7 @@ use super::connection;
 use super::metrics::Metrics;
 use super::persistence::{CRON_INTERVAL, Persistence};
 use super::reconfigure::Reconfigurer;
-use super::session::Clients;
+use super::session::{Clients, EVICTION_RETRY};
 use super::shutdown::Shutdown;
 use super::state::{ServerState, ShutdownRequest};
 use crate::engine::{Store, SweepReport, Sweeper};
@@ -120,6 +120,7 @@ impl Server {
         let admin = tokio::spawn(admin::serve_admin(admin_listener, admin_state, async {
             let _ = admin_stopped.await;
         }));
+        let client_eviction = tokio::spawn(client_eviction_cron(Arc::clone(&state)));
 
         // Clients are accepted while the data loads and answered -LOADING, as Redis does; the
         // load runs on a thread of its own (not tokio's blocking pool, whose shutdown would
@@ -198,6 +199,7 @@ impl Server {
                     "grace period ended with connections still open"
                 );
             }
+            client_eviction.abort();
             if let Some(sweeper) = sweeper {
                 sweeper.stop();
             }
@@ -242,6 +244,18 @@ async fn save_cron(persistence: Arc<Persistence>, aof: Arc<Aof>) {
         ticks.tick().await;
         persistence.cron();
         aof.cron();
+    }
+}
+
+/// Client eviction at a steady pace, besides the checks connections make when their buffers
+/// grow: it catches a limit lowered by CONFIG SET (of `maxmemory-clients` or `maxmemory`) while
+/// every client is idle.
+async fn client_eviction_cron(state: Arc<ServerState>) {
+    let mut ticks = tokio::time::interval(EVICTION_RETRY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        state.evict_clients();
     }
 }
 

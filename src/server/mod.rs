@@ -10,6 +10,7 @@ pub(crate) mod command; // the command table and one file per command family
 pub mod config; // ServerConfig (defaults < file < env/flags) and CONFIG GET/SET runtime settings
 mod connection; // one client: read, execute every buffered request, write once
 pub mod frame; // request decoder: complete requests from the read buffer, zero-copy arguments
+mod latch; // a one-way signal tasks can wait for (shutdown's drain, a client's eviction)
 mod listener; // bind, accept within maxclients, drain on shutdown
 pub mod metrics; // Prometheus metrics, lock-free on the command path
 pub mod output; // a client's pending replies: encoded bytes and values by reference, hard limit

@@ -9,6 +9,8 @@
 //! added: the write that would make the pending output reach the limit discards everything and
 //! marks the output overflowed, and every later write is dropped (Redis's `CLIENT_CLOSE_ASAP`),
 //! so a reply that cannot fit never finishes growing. The connection then closes the client.
+//! What a command holds for a reply it has yet to encode (KEYS's list of keys, which must be
+//! complete before the reply's first byte gives its length) counts toward the limit too.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -52,6 +54,8 @@ pub struct Output {
     queued: usize,
     /// How much of the front chunk has been written.
     front_written: usize,
+    /// Memory a command holds for the rest of its reply ([`Output::hold`]).
+    held: usize,
     /// The hard limit in bytes; 0 means none.
     hard_limit: usize,
     overflowed: bool,
@@ -74,9 +78,22 @@ impl Output {
         self.queued + self.tail.len()
     }
 
-    /// Memory this output holds: the encoding buffer's capacity plus what is queued.
+    /// Memory this output holds: the encoding buffer's capacity, what is queued, and what a
+    /// command holds for the rest of its reply.
     pub(crate) fn memory(&self) -> usize {
-        self.tail.capacity() + self.queued
+        self.tail.capacity() + self.queued + self.held
+    }
+
+    /// Records that the command running holds `bytes` for the rest of its reply (0 when it
+    /// releases them), counted with the pending output toward the hard limit; false once that
+    /// overflows the output, which then closes the client like any reply over the limit.
+    pub(crate) fn hold(&mut self, bytes: usize) -> bool {
+        self.held = 0;
+        if !self.admit(bytes) {
+            return false;
+        }
+        self.held = bytes;
+        true
     }
 
     /// Whether a reply reached the hard limit; the client must then be closed.
@@ -100,12 +117,13 @@ impl Output {
         if self.overflowed {
             return false;
         }
-        if self.hard_limit != 0 && self.pending().saturating_add(more) >= self.hard_limit {
+        if self.hard_limit != 0 && self.pending().saturating_add(self.held).saturating_add(more) >= self.hard_limit {
             self.overflowed = true;
             self.tail = BytesMut::new();
             self.queue.clear();
             self.queued = 0;
             self.front_written = 0;
+            self.held = 0;
             return false;
         }
         true
@@ -264,6 +282,22 @@ mod tests {
         out.extend(b"more");
         out.push_value(&CompactBytes::from(vec![b'v'; 10]));
         assert_eq!(out.pending(), 0, "nothing is added once overflowed");
+    }
+
+    #[test]
+    fn memory_held_for_a_reply_counts_toward_the_hard_limit() {
+        let mut out = Output::with_hard_limit(100);
+        out.extend(&[b'a'; 40]);
+        assert!(out.hold(50));
+        assert_eq!((out.pending(), out.memory() - out.tail.capacity()), (40, 50));
+        assert!(!out.hold(60), "40 pending and 60 held reach the limit");
+        assert!(out.overflowed());
+        assert_eq!(out.memory(), out.tail.capacity(), "an overflowed output holds nothing");
+
+        let mut out = Output::with_hard_limit(100);
+        assert!(out.hold(90));
+        out.extend(&[b'a'; 10]);
+        assert!(out.overflowed(), "what is held leaves less room for replies");
     }
 
     #[test]

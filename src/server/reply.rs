@@ -42,6 +42,12 @@ impl<'a> ReplyWriter<'a> {
         self.out.pending()
     }
 
+    /// Counts `bytes` the command holds for the rest of its reply toward the client's output
+    /// limit and memory ([`Output::hold`]); false once the output overflowed.
+    pub(crate) fn hold(&mut self, bytes: usize) -> bool {
+        self.out.hold(bytes)
+    }
+
     /// Switches protocol for the replies that follow, as HELLO does in the middle of a pipeline.
     pub fn set_protocol(&mut self, protocol: Protocol) {
         self.protocol = protocol;

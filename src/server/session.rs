@@ -1,11 +1,12 @@
 //! Per-client state: what one connection negotiated (protocol, authentication), and the
 //! facts about it that CLIENT LIST shows to other clients.
 
+use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use opentelemetry::trace::SpanContext;
@@ -13,7 +14,10 @@ use parking_lot::Mutex;
 
 use super::command::COMMANDS;
 use super::config::RuntimeSettings;
+use super::connection::CONNECTION_FIXED_MEMORY;
+use super::latch::Latch;
 use super::reply::Protocol;
+use crate::engine::CompactBytes;
 
 /// What other clients may read about a connection. Fields the owning connection changes on
 /// every command are atomics, so CLIENT LIST never slows the hot path down.
@@ -35,6 +39,10 @@ pub(crate) struct ClientInfo {
     memory: MemoryGauges,
     /// The sum of every client's `tot-mem`, shared by all clients.
     all_clients_memory: Arc<AtomicU64>,
+    /// `CLIENT NO-EVICT on`: client eviction passes this client over.
+    no_evict: AtomicBool,
+    /// Set by client eviction; the connection closes when it sees it.
+    evicted: Latch,
 }
 
 /// What a connection's buffers hold, as CLIENT LIST names it.
@@ -83,8 +91,10 @@ impl ClientInfo {
         };
         let gauge = |value: &AtomicUsize| value.load(Ordering::Relaxed);
         let memory = &self.memory;
+        // Redis's letters: `e` for CLIENT NO-EVICT, `N` when no flag applies.
+        let flags = if self.no_evict() { "e" } else { "N" };
         format!(
-            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 \
+            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 multi=-1 \
              qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r \
              cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
@@ -93,6 +103,7 @@ impl ClientInfo {
             text(&self.name),
             age.as_secs(),
             idle_ms / 1000,
+            flags,
             gauge(&memory.qbuf),
             gauge(&memory.qbuf_free),
             gauge(&memory.argv_mem),
@@ -107,8 +118,8 @@ impl ClientInfo {
 }
 
 impl ClientInfo {
-    /// Publishes the connection's buffer sizes; `tot-mem` is what its buffers hold, as in
-    /// Redis without the fixed size of the client structure.
+    /// Publishes the connection's buffer sizes; `tot-mem` is what its buffers hold plus the
+    /// fixed memory of a connection, as Redis counts its client structure.
     pub(crate) fn publish(&self, usage: BufferUsage) {
         let memory = &self.memory;
         memory.qbuf.store(usage.qbuf, Ordering::Relaxed);
@@ -117,7 +128,7 @@ impl ClientInfo {
         memory.omem.store(usage.omem, Ordering::Relaxed);
         memory.recent_max_qbuf.fetch_max(usage.qbuf, Ordering::Relaxed);
         memory.recent_max_omem.fetch_max(usage.omem, Ordering::Relaxed);
-        let total = usage.qbuf + usage.qbuf_free + usage.argv_mem + usage.output_memory;
+        let total = CONNECTION_FIXED_MEMORY + usage.qbuf + usage.qbuf_free + usage.argv_mem + usage.output_memory;
         let before = memory.tot_mem.swap(total, Ordering::Relaxed);
         self.add_to_all(total as i64 - before as i64);
     }
@@ -131,6 +142,29 @@ impl ClientInfo {
     /// The largest input and output buffer since the last trim.
     pub(crate) fn recent_max(&self) -> (usize, usize) {
         (self.memory.recent_max_qbuf.load(Ordering::Relaxed), self.memory.recent_max_omem.load(Ordering::Relaxed))
+    }
+
+    /// The connection's `tot-mem` as last published.
+    pub(crate) fn total_memory(&self) -> usize {
+        self.memory.tot_mem.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn no_evict(&self) -> bool {
+        self.no_evict.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_no_evict(&self, on: bool) {
+        self.no_evict.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether client eviction chose this client: its connection must close.
+    pub(crate) fn is_evicted(&self) -> bool {
+        self.evicted.is_set()
+    }
+
+    /// Returns once client eviction chooses this client.
+    pub(crate) async fn eviction(&self) {
+        self.evicted.wait().await;
     }
 
     fn add_to_all(&self, delta: i64) {
@@ -156,6 +190,8 @@ pub(crate) struct Session {
     /// Set by a command that stopped with its reply partly written, to be called again with
     /// this position once the client has read the output so far (MGET of many large values).
     pub(crate) resume_at: Option<usize>,
+    /// The keys a KEYS reply that stopped midway has yet to send, held between its parts.
+    pub(crate) reply_keys: Vec<CompactBytes>,
 }
 
 impl Session {
@@ -168,6 +204,7 @@ impl Session {
             trace_parent: None,
             aof_wait: 0,
             resume_at: None,
+            reply_keys: Vec::new(),
         }
     }
 
@@ -198,6 +235,12 @@ impl Session {
     }
 }
 
+/// After a client eviction pass that could not bring the clients under the limit (what is
+/// left belongs to CLIENT NO-EVICT clients), how long the next waits: a pass walks every
+/// client, and would otherwise run after every read of every client. The periodic check runs
+/// at this pace too.
+pub(crate) const EVICTION_RETRY: Duration = Duration::from_millis(100);
+
 /// Every connected client, by id, for CLIENT LIST and the connected-clients count.
 #[derive(Default)]
 pub(crate) struct Clients {
@@ -205,6 +248,11 @@ pub(crate) struct Clients {
     next_id: AtomicU64,
     /// Bytes held by every client's buffers (INFO's `mem_clients_normal`).
     memory: Arc<AtomicU64>,
+    /// Clients disconnected by client eviction (INFO's `evicted_clients`).
+    evicted: AtomicU64,
+    /// Held by a client eviction pass (two at once would each evict for the same excess),
+    /// with when the last pass left the clients over the limit.
+    eviction_pass: Mutex<Option<Instant>>,
 }
 
 impl Clients {
@@ -224,7 +272,10 @@ impl Clients {
             resp: AtomicU8::new(2),
             memory: MemoryGauges::default(),
             all_clients_memory: Arc::clone(&self.memory),
+            no_evict: AtomicBool::new(false),
+            evicted: Latch::default(),
         });
+        info.publish(BufferUsage::default());
         self.by_id.lock().insert(id, Arc::clone(&info));
         Registration { clients: Arc::clone(self), info }
     }
@@ -241,6 +292,46 @@ impl Clients {
     /// A snapshot of every client, in id order.
     pub(crate) fn all(&self) -> Vec<Arc<ClientInfo>> {
         self.by_id.lock().values().cloned().collect()
+    }
+
+    /// Clients disconnected by client eviction since the server started.
+    pub(crate) fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
+    }
+
+    /// Client eviction, as Redis's `evictClients`: while all clients together hold `limit`
+    /// bytes or more (0: no limit), the client holding the most is disconnected, then the next;
+    /// clients with CLIENT NO-EVICT on are passed over. Returns how many were chosen; their
+    /// connections close as soon as they see it. Under the limit this costs one atomic load.
+    pub(crate) fn evict_over(&self, limit: u64) -> usize {
+        if limit == 0 || self.memory() < limit {
+            return 0;
+        }
+        let Some(mut last_short) = self.eviction_pass.try_lock() else { return 0 };
+        let now = Instant::now();
+        if last_short.is_some_and(|at| now.saturating_duration_since(at) < EVICTION_RETRY) {
+            return 0;
+        }
+        let clients = self.all();
+        // Clients already chosen count in `memory` until their connections end: not here.
+        let staying = || clients.iter().filter(|client| !client.is_evicted());
+        let mut total: u64 = staying().map(|client| client.total_memory() as u64).sum();
+        let mut candidates: Vec<(usize, &Arc<ClientInfo>)> =
+            staying().filter(|client| !client.no_evict()).map(|client| (client.total_memory(), client)).collect();
+        candidates.sort_unstable_by_key(|&(memory, _)| Reverse(memory));
+        let mut evicted = 0;
+        for (memory, client) in candidates {
+            if total < limit {
+                break;
+            }
+            if client.evicted.set() {
+                evicted += 1;
+            }
+            total = total.saturating_sub(memory as u64);
+        }
+        *last_short = (total >= limit).then_some(now);
+        self.evicted.fetch_add(evicted as u64, Ordering::Relaxed);
+        evicted
     }
 }
 

@@ -4,13 +4,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::aof::Aof;
 use super::command::CommandError;
 use super::command::server::{InfoSection, redis_version};
 use super::config::{MaxMemoryPolicy, RuntimeSettings, ServerConfig};
+use super::latch::Latch;
 use super::metrics::Metrics;
 use super::persistence::Persistence;
 use super::reconfigure::Reconfigurer;
@@ -48,29 +49,21 @@ pub(crate) struct ShutdownRequest {
     pub(crate) save: parking_lot::Mutex<Option<bool>>,
     /// Set once the server drains its connections: a connection waiting for a client to read
     /// its replies then waits a short linger, not its write timeout.
-    draining: AtomicBool,
-    drain_started: tokio::sync::Notify,
+    draining: Latch,
 }
 
 impl ShutdownRequest {
     pub(crate) fn begin_drain(&self) {
-        self.draining.store(true, Ordering::SeqCst);
-        self.drain_started.notify_waiters();
+        self.draining.set();
     }
 
     pub(crate) fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
+        self.draining.is_set()
     }
 
     /// Returns once the server drains its connections (at once if it already does).
     pub(crate) async fn drain_started(&self) {
-        let notified = self.drain_started.notified();
-        tokio::pin!(notified);
-        // Registered before the flag is read, so a drain beginning in between is not missed.
-        notified.as_mut().enable();
-        if !self.is_draining() {
-            notified.await;
-        }
+        self.draining.wait().await;
     }
 }
 
@@ -98,6 +91,11 @@ impl ServerState {
         // Like Redis, a command is let through while eviction makes progress; only a store
         // with nothing left to evict refuses it.
         if self.used_memory() <= limit || evicted_any { Ok(()) } else { Err(CommandError::OutOfMemory) }
+    }
+
+    /// Client eviction against `maxmemory-clients` as it is now (see [`Clients::evict_over`]).
+    pub(crate) fn evict_clients(&self) -> usize {
+        self.clients.evict_over(self.settings.client_memory_limit())
     }
 
     /// The memory `maxmemory` limits: keys and values, and every client's buffers.
@@ -175,6 +173,7 @@ impl ServerState {
                     .field("rejected_connections", self.rejected_connections.load(Ordering::Relaxed))
                     .field("expired_keys", stats.expired_keys)
                     .field("evicted_keys", stats.evicted_keys)
+                    .field("evicted_clients", self.clients.evicted())
                     .finish(),
             );
         }

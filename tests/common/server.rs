@@ -198,6 +198,12 @@ impl TestServer {
         self.proc_status_bytes("VmHWM:")
     }
 
+    /// Starts a new high-water mark from the resident memory now (Linux's `clear_refs` 5), so
+    /// that [`peak_rss_bytes`](Self::peak_rss_bytes) measures what happens next only.
+    pub fn reset_peak_rss(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid), "5").expect("cannot reset the peak RSS");
+    }
+
     fn proc_status_bytes(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).expect("cannot read /proc status");
         let kib = status

@@ -181,6 +181,19 @@ pub(crate) fn client(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
             ctx.out.ok();
         }
         "traceparent" => return Err(arity_error("client|traceparent")),
+        "no-evict" if args.remaining() == 1 => {
+            let switch = args.bytes()?;
+            let on = if switch.eq_ignore_ascii_case(b"on") {
+                true
+            } else if switch.eq_ignore_ascii_case(b"off") {
+                false
+            } else {
+                return Err(CommandError::Syntax);
+            };
+            ctx.session.info.set_no_evict(on);
+            ctx.out.ok();
+        }
+        "no-evict" => return Err(arity_error("client|no-evict")),
         "list" => client_list(ctx, args)?,
         "help" => {
             let lines = [
@@ -193,6 +206,8 @@ pub(crate) fn client(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
                 "    Return information about the current client connection.",
                 "LIST [TYPE NORMAL] [ID <id> [<id> ...]]",
                 "    Return information about client connections.",
+                "NO-EVICT (ON|OFF)",
+                "    Protect current client connection from eviction.",
                 "SETINFO <LIB-NAME|LIB-VER> <value>",
                 "    Set client library name or version.",
                 "SETNAME <name>",

@@ -3,7 +3,7 @@
 
 use super::expiry::{Base, ExpireArg, Unit};
 use super::{Args, CommandError, Ctx};
-use crate::engine::{ExpireCondition, Ttl};
+use crate::engine::{CompactBytes, ExpireCondition, INLINE_LEN, Ttl};
 
 fn count_reply(ctx: &mut Ctx<'_, '_>, count: usize) {
     ctx.out.integer(i64::try_from(count).unwrap_or(i64::MAX));
@@ -167,13 +167,46 @@ pub(crate) fn scan(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Comm
     Ok(())
 }
 
+/// KEYS: every matching key must be gathered before the reply's first byte (which gives
+/// their number), so the list of keys counts toward the client's output limit and memory as it
+/// grows, and a client whose KEYS would hold more than its limit is closed (as Redis closes
+/// one whose KEYS reply reaches the limit). The reply is then streamed like MGET's, never
+/// built whole.
 pub(crate) fn keys(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
-    let keys = ctx.state.store.keys(args.bytes()?);
-    ctx.out.array(keys.len());
-    for key in &keys {
-        ctx.out.bulk(key);
+    let pattern = args.bytes()?;
+    let mut keys = std::mem::take(&mut ctx.session.reply_keys);
+    if ctx.session.resume_at.is_none() {
+        let out = &mut *ctx.out;
+        let mut held = KeyListMemory::default();
+        if !ctx.state.store.keys_while(pattern, &mut keys, |keys| out.hold(held.of(keys))) {
+            // Over the limit: the connection closes the client, and the keys are dropped now.
+            return Ok(());
+        }
+    }
+    if ctx.stream_array(&keys, |ctx, key| ctx.out.bulk(key)) {
+        ctx.out.hold(0);
+    } else {
+        ctx.session.reply_keys = keys;
     }
     Ok(())
+}
+
+/// The memory a growing list of keys holds: its slots, plus the bytes of keys too long to
+/// sit in a slot (such a key is shared with the store, but outlives it in the list if it is
+/// deleted meanwhile). Counts each key once as the list grows.
+#[derive(Default)]
+struct KeyListMemory {
+    counted: usize,
+    long_key_bytes: usize,
+}
+
+impl KeyListMemory {
+    fn of(&mut self, keys: &Vec<CompactBytes>) -> usize {
+        let new = keys.get(self.counted..).unwrap_or_default();
+        self.long_key_bytes += new.iter().map(|key| key.len()).filter(|&len| len > INLINE_LEN).sum::<usize>();
+        self.counted = keys.len();
+        keys.capacity() * size_of::<CompactBytes>() + self.long_key_bytes
+    }
 }
 
 pub(crate) fn randomkey(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) -> Result<(), CommandError> {

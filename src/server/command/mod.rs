@@ -108,7 +108,31 @@ pub(crate) struct Ctx<'a, 'o> {
     pub(crate) out: &'a mut ReplyWriter<'o>,
 }
 
+/// Output a command may leave unsent before it stops and lets the connection write
+/// ([`Ctx::stream_array`]).
+const STREAM_CHUNK: usize = 256 * 1024;
+
 impl Ctx<'_, '_> {
+    /// Writes an array reply of `items`, calling `write` for each, as a stream: once
+    /// [`STREAM_CHUNK`] bytes wait, it records where it stopped in [`Session::resume_at`] and
+    /// returns false; the connection writes them once the client reads, then runs the command
+    /// again, which calls this again to go on. Returns true once the whole array is written.
+    pub(crate) fn stream_array<T>(&mut self, items: &[T], mut write: impl FnMut(&mut Self, &T)) -> bool {
+        let start = self.session.resume_at.take().unwrap_or(0);
+        if start == 0 {
+            self.out.array(items.len());
+        }
+        for (index, item) in items.iter().enumerate().skip(start) {
+            // At least one item per call, so every call makes progress.
+            if index > start && self.out.buffered() >= STREAM_CHUNK {
+                self.session.resume_at = Some(index);
+                return false;
+            }
+            write(self, item);
+        }
+        true
+    }
+
     /// Runs a write to `key` (`op` returns its result and whether it changed the store),
     /// logged to the AOF in the key's order; this client's replies wait for the log.
     pub(crate) fn logged<R>(&mut self, key: &[u8], op: impl FnOnce(&crate::engine::Store) -> (R, bool)) -> R {

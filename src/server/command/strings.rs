@@ -192,24 +192,10 @@ pub(crate) fn getex(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Com
     Ok(())
 }
 
-/// Output a command may leave unsent before it stops and lets the connection write: MGET
-/// names up to max-args keys of up to 512 MiB each, far more than memory holds.
-const STREAM_CHUNK: usize = 256 * 1024;
-
+/// MGET names up to max-args keys of up to 512 MiB each, far more than memory holds: the
+/// reply is streamed.
 pub(crate) fn mget(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
-    let keys = args.rest();
-    let start = ctx.session.resume_at.take().unwrap_or(0);
-    if start == 0 {
-        ctx.out.array(keys.len());
-    }
-    for (index, key) in keys.iter().enumerate().skip(start) {
-        // At least one key per call, so every call makes progress.
-        if index > start && ctx.out.buffered() >= STREAM_CHUNK {
-            ctx.session.resume_at = Some(index);
-            return Ok(());
-        }
-        reply_get(ctx, key);
-    }
+    ctx.stream_array(args.rest(), |ctx, key| reply_get(ctx, key));
     Ok(())
 }
 

@@ -178,7 +178,7 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
         "connection",
         "2.4.0",
         "Depends on subcommand.",
-        "Client connection commands: SETNAME, GETNAME, ID, SETINFO, LIST, INFO, TRACEPARENT.",
+        "Client connection commands: SETNAME, GETNAME, ID, SETINFO, LIST, INFO, NO-EVICT, TRACEPARENT.",
         connection::client,
     ),
     // server

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use super::byte_size::parse_byte_size;
-use super::{ConfigError, LimitUpdate, LogFormat, MaxMemoryPolicy, Password, ServerConfig};
+use super::{ConfigError, LimitUpdate, LogFormat, MaxMemoryClients, MaxMemoryPolicy, Password, ServerConfig};
 use crate::engine::Strategy;
 use crate::persistence::config::AppendFsync;
 use crate::persistence::rules::SaveRules;
@@ -95,6 +95,13 @@ pub struct ServeArgs {
     /// [default: noeviction]
     #[arg(long, env = "CSTORE_MAXMEMORY_POLICY", value_name = "POLICY")]
     pub maxmemory_policy: Option<MaxMemoryPolicy>,
+
+    /// Memory all clients together may use (buffers plus a fixed cost each, CLIENT LIST's
+    /// tot-mem), in bytes with a unit (64mb) or as a percentage of --maxmemory (10%); past it
+    /// the clients using the most are disconnected; 0, or a percentage while maxmemory is 0,
+    /// means no limit [default: 10%]
+    #[arg(long, env = "CSTORE_MAXMEMORY_CLIENTS", value_name = "BYTES|PERCENT", value_parser = parse_max_memory_clients)]
+    pub maxmemory_clients: Option<MaxMemoryClients>,
 
     /// Password clients must give with AUTH. Prefer --requirepass-file: a password given here
     /// can be read from the process list [default: none, no authentication]
@@ -198,6 +205,10 @@ pub struct ServeArgs {
     pub otlp: OtlpArgs,
 }
 
+fn parse_max_memory_clients(text: &str) -> Result<MaxMemoryClients, String> {
+    text.parse().map_err(|error: super::MaxMemoryClientsError| error.to_string())
+}
+
 fn parse_output_limits(text: &str) -> Result<LimitUpdate, String> {
     text.parse().map_err(|error: super::OutputLimitError| error.to_string())
 }
@@ -237,6 +248,7 @@ impl ServeArgs {
         override_with(&mut config.tcp_keepalive, self.tcp_keepalive);
         override_with(&mut config.max_memory, self.maxmemory);
         override_with(&mut config.max_memory_policy, self.maxmemory_policy);
+        override_with(&mut config.max_memory_clients, self.maxmemory_clients);
         // OTEL_TRACES_SAMPLER is the standard way to say how much to trace; traceSampleRatio,
         // the store's own name for it, wins when given as a flag.
         if self.otlp.sampler.is_some() {
@@ -377,6 +389,7 @@ mod tests {
             ("--maxmemory", "lots"),
             ("--strategy", "Spin"),
             ("--maxmemory-policy", "allkeys-lru"),
+            ("--maxmemory-clients", "101%"),
             ("--port", "70000"),
             ("--bind", "localhost"),
         ] {

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -12,8 +13,8 @@ use sha2::{Digest, Sha256};
 
 use super::byte_size::parse_byte_size;
 use super::{
-    ConfigError, LimitUpdate, MAX_CLIENT_IDLE_TIMEOUT_SECS, MaxMemoryPolicy, OutputBufferLimits, OutputLimitError,
-    Password, ServerConfig,
+    ConfigError, LimitUpdate, MAX_CLIENT_IDLE_TIMEOUT_SECS, MaxMemoryClients, MaxMemoryClientsError, MaxMemoryPolicy,
+    OutputBufferLimits, OutputLimitError, Password, ServerConfig,
 };
 use crate::engine::{EngineConfig, Float, MAX_SHARDS, Strategy, glob_match, parse_float, parse_integer};
 use crate::persistence::config::{AppendFsync, PersistenceConfig};
@@ -26,6 +27,8 @@ pub struct RuntimeSettings {
     max_memory: AtomicU64,
     /// `MaxMemoryPolicy as u8`: an index into [`MaxMemoryPolicy::ALL`].
     max_memory_policy: AtomicU8,
+    /// [`MaxMemoryClients::to_bits`]: read after every batch of requests that grew a buffer.
+    max_memory_clients: AtomicU64,
     max_clients: AtomicU32,
     client_idle_timeout_secs: AtomicU64,
     client_write_timeout_secs: AtomicU64,
@@ -71,6 +74,7 @@ impl RuntimeSettings {
         Ok(RuntimeSettings {
             max_memory: AtomicU64::new(config.max_memory),
             max_memory_policy: AtomicU8::new(config.max_memory_policy as u8),
+            max_memory_clients: AtomicU64::new(config.max_memory_clients.to_bits()),
             max_clients: AtomicU32::new(config.max_clients),
             client_idle_timeout_secs: AtomicU64::new(config.client_idle_timeout_secs),
             client_write_timeout_secs: AtomicU64::new(config.client_write_timeout_secs),
@@ -105,6 +109,17 @@ impl RuntimeSettings {
     pub fn max_memory_policy(&self) -> MaxMemoryPolicy {
         let index = usize::from(self.max_memory_policy.load(Relaxed));
         MaxMemoryPolicy::ALL.get(index).copied().unwrap_or_default()
+    }
+
+    /// `maxmemory-clients` as set (CONFIG GET).
+    pub fn max_memory_clients(&self) -> MaxMemoryClients {
+        MaxMemoryClients::from_bits(self.max_memory_clients.load(Relaxed))
+    }
+
+    /// The bytes all clients together may hold before the largest are disconnected, from
+    /// `maxmemory-clients` and `maxmemory` as they are now; 0 means no limit.
+    pub fn client_memory_limit(&self) -> u64 {
+        self.max_memory_clients().limit(self.max_memory())
     }
 
     pub fn max_clients(&self) -> u32 {
@@ -264,6 +279,7 @@ impl RuntimeSettings {
         match change {
             Change::MaxMemory(bytes) => self.max_memory.store(bytes, Relaxed),
             Change::MaxMemoryPolicy(policy) => self.max_memory_policy.store(policy as u8, Relaxed),
+            Change::MaxMemoryClients(limit) => self.max_memory_clients.store(limit.to_bits(), Relaxed),
             Change::MaxClients(count) => self.max_clients.store(count, Relaxed),
             Change::ClientIdleTimeoutSecs(secs) => self.client_idle_timeout_secs.store(secs, Relaxed),
             Change::ClientWriteTimeoutSecs(secs) => self.client_write_timeout_secs.store(secs, Relaxed),
@@ -301,6 +317,7 @@ fn set_failed(name: &[u8], reason: &str) -> String {
 enum Change {
     MaxMemory(u64),
     MaxMemoryPolicy(MaxMemoryPolicy),
+    MaxMemoryClients(MaxMemoryClients),
     MaxClients(u32),
     ClientIdleTimeoutSecs(u64),
     ClientWriteTimeoutSecs(u64),
@@ -364,6 +381,11 @@ const PARAMETERS: &[Parameter] = &[
         }),
     },
     Parameter {
+        name: "maxmemory-clients",
+        get: |settings| settings.max_memory_clients().to_string(),
+        parse: Some(|value| parsed(value, MaxMemoryClientsError::Malformed).map(Change::MaxMemoryClients)),
+    },
+    Parameter {
         name: "maxclients",
         get: |settings| settings.max_clients().to_string(),
         parse: Some(|value| integer_in(value, 1, u32::MAX).map(Change::MaxClients)),
@@ -381,10 +403,7 @@ const PARAMETERS: &[Parameter] = &[
     Parameter {
         name: "client-output-buffer-limit",
         get: |settings| settings.output_buffer_limits().to_string(),
-        parse: Some(|value| {
-            let update = std::str::from_utf8(value).map_err(|_| OutputLimitError::WrongArity.to_string())?;
-            update.parse().map(Change::OutputBufferLimit).map_err(|error: OutputLimitError| error.to_string())
-        }),
+        parse: Some(|value| parsed(value, OutputLimitError::WrongArity).map(Change::OutputBufferLimit)),
     },
     Parameter {
         name: "tcp-keepalive",
@@ -509,6 +528,16 @@ const PARAMETERS: &[Parameter] = &[
     Parameter { name: "databases", get: |_| "1".to_owned(), parse: None },
 ];
 
+/// A value in a syntax of its own (`FromStr`), refused with its parser's words, or with
+/// `not_text`'s when it is not UTF-8.
+fn parsed<T: FromStr>(value: &[u8], not_text: T::Err) -> Result<T, String>
+where
+    T::Err: fmt::Display,
+{
+    let text = std::str::from_utf8(value).map_err(|_| not_text.to_string())?;
+    text.parse().map_err(|error: T::Err| error.to_string())
+}
+
 fn yes_no(on: bool) -> String {
     (if on { "yes" } else { "no" }).to_owned()
 }
@@ -609,6 +638,7 @@ mod tests {
             pairs(&[
                 ("maxmemory", "0"),
                 ("maxmemory-policy", "noeviction"),
+                ("maxmemory-clients", "10%"),
                 ("timeout", "0"),
                 ("maxclients", "10000"),
                 ("requirepass", ""),
@@ -623,9 +653,12 @@ mod tests {
         // As Redis 7.0 answers: an exact name is echoed as written, globs use canonical names.
         assert_eq!(
             get(&settings, &["MAXMEMORY", "maxmem*", "maxmemory"]),
-            pairs(&[("MAXMEMORY", "0"), ("maxmemory-policy", "noeviction")])
+            pairs(&[("MAXMEMORY", "0"), ("maxmemory-policy", "noeviction"), ("maxmemory-clients", "10%")])
         );
-        assert_eq!(get(&settings, &["MAXMEM*"]), pairs(&[("maxmemory", "0"), ("maxmemory-policy", "noeviction")]));
+        assert_eq!(
+            get(&settings, &["MAXMEM*"]),
+            pairs(&[("maxmemory", "0"), ("maxmemory-policy", "noeviction"), ("maxmemory-clients", "10%")])
+        );
         assert_eq!(get(&settings, &["p?rt", "[b]ind"]), pairs(&[("port", "6379"), ("bind", "::")]));
         assert_eq!(get(&settings, &["nothing-matches", "\u{ff}"]), pairs(&[]));
         assert_eq!(get(&settings, &["*"]).len(), PARAMETERS.len());
@@ -658,6 +691,15 @@ mod tests {
         assert_eq!(settings.trace_sample_ratio(), 0.25);
         assert_eq!(get(&settings, &["requirepass"]), pairs(&[("requirepass", "s3cret")]));
 
+        // A percentage follows maxmemory; none is no limit.
+        assert_eq!(settings.client_memory_limit(), (100 << 20) / 10);
+        set(&settings, &[("maxmemory-clients", "64mb")]).unwrap();
+        assert_eq!(get(&settings, &["maxmemory-clients"]), pairs(&[("maxmemory-clients", "67108864")]));
+        assert_eq!(settings.client_memory_limit(), 64 << 20);
+        set(&settings, &[("maxmemory-clients", "25%"), ("maxmemory", "0")]).unwrap();
+        assert_eq!(get(&settings, &["maxmemory-clients"]), pairs(&[("maxmemory-clients", "25%")]));
+        assert_eq!(settings.client_memory_limit(), 0);
+
         // Redis units: a bare `k` is decimal, `kb` binary; an empty password turns AUTH off.
         set(&settings, &[("maxmemory", "10k"), ("requirepass", "")]).unwrap();
         assert_eq!(settings.max_memory(), 10_000);
@@ -670,12 +712,20 @@ mod tests {
         let settings = settings();
         let one_of = "argument(s) must be one of the following: noeviction, allkeys-random";
         let not_integer = "argument couldn't be parsed into an integer";
+        let memory_or_percent = "argument must be a memory or percent value";
         for (pairs, expected) in [
             (vec![("foo", "1")], "ERR Unknown option or number of arguments for CONFIG SET - 'foo'".to_owned()),
             (vec![("maxmemory", "abc")], set_failed_text("maxmemory", "argument must be a memory value")),
             (vec![("maxmemory", "-1")], set_failed_text("maxmemory", "argument must be a memory value")),
             (vec![("maxmemory", "1.5gb")], set_failed_text("maxmemory", "argument must be a memory value")),
             (vec![("maxmemory-policy", "allkeys-lru")], set_failed_text("maxmemory-policy", one_of)),
+            (vec![("maxmemory-clients", "abc")], set_failed_text("maxmemory-clients", memory_or_percent)),
+            (vec![("maxmemory-clients", "-1")], set_failed_text("maxmemory-clients", memory_or_percent)),
+            (vec![("maxmemory-clients", "5.5%")], set_failed_text("maxmemory-clients", memory_or_percent)),
+            (
+                vec![("maxmemory-clients", "101%")],
+                set_failed_text("maxmemory-clients", "percentage argument must be less or equal to 100"),
+            ),
             (vec![("maxclients", "abc")], set_failed_text("maxclients", not_integer)),
             (vec![("maxclients", "0100")], set_failed_text("maxclients", not_integer)),
             (
