@@ -10,6 +10,10 @@
 #   - fifty unauthenticated clients announcing 512 MiB bulks are refused at once, RSS flat;
 #   - CLIENT LIST shows qbuf/omem/tot-mem, and buffers shrink after a large request;
 #   - tcp-keepalive is on the accepted socket; maxclients is lowered under a low RLIMIT_NOFILE;
+#   - maxmemory-clients: above the clients' total nothing happens; at a limit under it the
+#     client using the most is evicted (not one with CLIENT NO-EVICT on), the others are served;
+#   - active expiry on 4,096 shards: 50,000 keys with a 500 ms TTL among 100,000 with an hour,
+#     never read, are gone from memory within seconds;
 #   - SIGTERM does not wait the grace period for a client that never reads.
 # Any limit not holding fails the script. CI runs it with a debug build (CSTORE_BIN).
 #
@@ -223,7 +227,73 @@ check(lowered == "64", "maxclients is lowered to the open files limit minus 32")
 limited.terminate()
 limited.wait()
 
-print("\n7. SIGTERM with a client that never reads (shutdown grace 30 s)")
+print("\n7. maxmemory-clients (client eviction)")
+def tot_mem():
+    return {int(fields["id"]): int(fields["tot-mem"]) for fields in
+            (dict(f.split("=", 1) for f in line.split() if "=" in f)
+             for line in admin.call("CLIENT", "LIST").decode().splitlines())}
+loader = Client(port, PASSWORD)  # a SET this large leaves its read buffer large: not the admin's
+loader.call("SET", "twenty-four", b"v" * (24 * MIB))
+loader.sock.close()
+check(admin.call("CLIENT", "NO-EVICT", "on") == b"+OK", "CLIENT NO-EVICT on")
+unread = {}
+for name, key in (("largest", "twenty-four"), ("medium-1", "eight"), ("medium-2", "eight")):
+    client = Client(port, PASSWORD)
+    unread[name] = (client, int(client.call("CLIENT", "ID")[1:]))
+    client.sock.sendall(encode("GET", key))
+time.sleep(1)
+sizes = tot_mem()
+total = admin.info("mem_clients_normal")
+print(f"  default maxmemory-clients {admin.call('CONFIG', 'GET', 'maxmemory-clients')[1].decode()} of maxmemory 0: no limit")
+print("  three clients with a GET unread: " + ", ".join(f"{name} {sizes[cid] / MIB:.1f} MiB" for name, (_, cid) in unread.items())
+      + f"; all clients {total / MIB:.1f} MiB (mem_clients_normal)")
+above = total + 8 * MIB
+admin.call("CONFIG", "SET", "maxmemory-clients", above)
+time.sleep(0.5)
+check(admin.info("evicted_clients") == 0 and all(cid in tot_mem() for _, cid in unread.values()),
+      f"limit {above / MIB:.1f} MiB, above the total: nobody is evicted")
+largest = sizes[unread["largest"][1]]
+limit = total - largest // 2
+started = time.monotonic()
+admin.call("CONFIG", "SET", "maxmemory-clients", limit)
+gone = wait_for("eviction", 5, lambda: unread["largest"][1] not in tot_mem())
+print(f"  limit {limit / MIB:.1f} MiB: the largest evicted after {(time.monotonic() - started) * 1e3:.0f} ms; "
+      f"mem_clients_normal now {admin.info('mem_clients_normal') / MIB:.1f} MiB, evicted_clients {admin.info('evicted_clients')}")
+check(gone, "at a limit under the total, the client using the most is evicted")
+time.sleep(0.3)
+check(admin.info("evicted_clients") == 1 and unread["medium-1"][1] in tot_mem() and unread["medium-2"][1] in tot_mem(),
+      "only it: the others, and the admin client (NO-EVICT), stay")
+medium = unread["medium-1"][0]
+check(medium.reply() == b"v" * (8 * MIB) and medium.call("PING") == b"+PONG", "the others are served as before")
+check(any("client evicted" in line for line in log), "the eviction is logged")
+admin.call("CONFIG", "SET", "maxmemory-clients", "10%")
+for client, _ in unread.values():
+    client.sock.close()
+
+print("\n8. Active expiry on 4,096 shards: 100,000 keys with a one-hour TTL, 50,000 with 500 ms, never read")
+sharded, sharded_port, _ = start(["--shards", "4096"])
+store = Client(sharded_port)
+def load(prefix, count, ttl_ms):
+    for first in range(0, count, 1000):
+        store.sock.sendall(b"".join(encode("SET", f"{prefix}:{n}", "v", "PX", ttl_ms) for n in range(first, first + 1000)))
+        for _ in range(1000):
+            store.reply()
+def keyspace():
+    line = store.call("INFO", "keyspace").decode().split("db0:")[1].split()[0]
+    return dict(pair.split("=") for pair in line.split(","))
+load("hour", 100_000, 3_600_000)
+load("short", 50_000, 500)
+loaded = time.monotonic()
+print(f"  loaded: DBSIZE {int(store.call('DBSIZE')[1:])}, keyspace {keyspace()}")
+swept = wait_for("expiry", 10, lambda: int(store.call("DBSIZE")[1:]) == 100_000)
+took = time.monotonic() - loaded
+print(f"  {took:.1f} s later: DBSIZE {int(store.call('DBSIZE')[1:])}, keyspace {keyspace()}, expired_keys {store.info('expired_keys')}")
+check(swept, "the 50,000 expired keys are gone from memory within 10 s, unread")
+check(store.info("expired_keys") == 50_000, "every one of them counted in expired_keys, none of the others")
+sharded.terminate()
+sharded.wait()
+
+print("\n9. SIGTERM with a client that never reads (shutdown grace 30 s)")
 stuck = Client(port, PASSWORD)
 stuck.sock.sendall(b"".join(encode("GET", "big") for _ in range(500)))
 time.sleep(0.3)

@@ -70,7 +70,7 @@ CSTORE_BIN=target/debug/cstore scripts/bench-migration.sh --smoke
 step "persistence vs Redis 7 (smoke run: BGSAVE under writes with memory sampling, AOF everysec/always throughput; times nothing)"
 CSTORE_BIN=target/debug/cstore scripts/bench-persistence.sh --smoke
 
-step "per-client limits at work (output limits, clients that never read, pre-AUTH limits, keepalive, RLIMIT_NOFILE; debug build)"
+step "per-client limits at work (output limits, clients that never read, maxmemory-clients, pre-AUTH limits, keepalive, RLIMIT_NOFILE, expiry on 4,096 shards; debug build)"
 CSTORE_BIN=target/debug/cstore scripts/probe-limits.sh
 
 step "tracing overhead benchmark (smoke run: proves the harness end to end, times nothing)"
