@@ -3,10 +3,17 @@
 //! grow), delete and re-insert keys (which moves keys inside a locked or copy-on-write shard),
 //! and let keys expire while the sweeper reclaims them. Without concurrent writes a walk
 //! returns exactly the live keys, each once, and MATCH filters them.
+//!
+//! Concurrent writers land wherever the scheduler puts them, and keys inserted before them
+//! never move, so those tests pass a walk that goes the wrong way. The `MovingWrites` tests
+//! write between the calls of a walk, deliberately: they delete in the shard the walk is in,
+//! which moves stable keys across its position, while the store grows, shrinks and (in one of
+//! them) changes strategy and shard count. A walk upwards instead of downwards inside a shard
+//! fails them (checked by hand against `reverse_window`).
 
 mod common;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
@@ -151,7 +158,7 @@ fn a_walk_returns_every_key_present_throughout_while_others_write() {
             let (store, clock) = populated_store(strategy, shards);
             let (returned, writes) = with_concurrent_writes(&store, &clock, |writes| {
                 let before = writes.count();
-                let returned = walk_with(&store, 0, None, count, || writes.wait_for_one());
+                let returned = walk_with(&store, 0, None, count, |_| writes.wait_for_one());
                 (returned, writes.count() - before)
             });
             assert_every_stable_key_returned(&returned, &format!("COUNT {count}"));
@@ -294,7 +301,7 @@ fn a_cursor_survives_strategy_and_shard_count_changes_between_calls() {
             let (store, _clock) = populated_store(strategy, shards);
             let mut pending = MIGRATIONS.iter().copied();
             let mut calls = 0;
-            let returned = walk_with(&store, 0, None, 40, || {
+            let returned = walk_with(&store, 0, None, 40, |_| {
                 calls += 1;
                 // Every 7 calls, change the engine; with two changes per pause the cursor's
                 // engine is gone, not just the source of the migration under way.
@@ -357,7 +364,7 @@ fn a_walk_overlapping_live_migrations_and_writes_returns_every_key_present_throu
                 let mut returned = Vec::new();
                 // Several walks, so that some start and end in different engines.
                 while store.engine_status().migrations_completed < before + 8 {
-                    returned.push(walk_with(&store, 0, None, 50, || writes.wait_for_one()));
+                    returned.push(walk_with(&store, 0, None, 50, |_| writes.wait_for_one()));
                 }
                 returned
             });
@@ -368,5 +375,125 @@ fn a_walk_overlapping_live_migrations_and_writes_returns_every_key_present_throu
         for (index, walk) in returned.iter().enumerate() {
             assert_every_stable_key_returned(walk, &format!("walk {index}"));
         }
+    });
+}
+
+/// New keys the writes between a walk's calls insert per call and per unit of COUNT while the
+/// walk is in its first half: a COUNT 1 walk ends with about three times the keys it started
+/// with, so that the maps behind the shards reallocate under it.
+const GROWTH_PER_CALL: usize = 4;
+/// Oldest non-stable keys deleted per call and per unit of COUNT in the walk's second half,
+/// anywhere in the store: it shrinks again.
+const SHRINK_PER_CALL: usize = 8;
+
+/// A store whose shards each hold their churn keys below their stable keys: the churn keys
+/// are inserted first, and the locked and copy-on-write shards keep a shard's keys in a dense
+/// vector in insertion order, deleting by moving the last key into the hole.
+fn layered_store(strategy: cstore::engine::Strategy, shards: u64) -> (Store, ManualClock) {
+    let (store, clock) = manual_store(Store::builder().strategy(strategy).shards(shards));
+    for key in (0..CHURN_KEYS).map(|index| key("churn", index)).chain(stable_keys()) {
+        put(&store, &key, SetExpiry::Clear);
+    }
+    (store, clock)
+}
+
+/// Writes between the calls of one walk, made where they can hurt it. In the shard the walk
+/// is in (the shard of the last key it returned), each call deletes the oldest non-stable
+/// keys, which moves the keys on top of that shard, often stable ones, down into the holes. A
+/// walk in the right direction (downwards, `reverse_window` in scan.rs) has seen the top
+/// already and meets the moved keys again further down; a walk upwards has passed the holes
+/// and never sees them. Meanwhile the store grows by new keys during the first half of the
+/// walk and shrinks during the second, so shard sizes change under every cursor.
+struct MovingWrites<'a> {
+    store: &'a Store,
+    count: usize,
+    /// The non-stable keys present, oldest first.
+    movable: VecDeque<Bytes>,
+    /// Every key present at some time during the walk: a walk returns no other.
+    existed: HashSet<Bytes>,
+    new_keys: usize,
+    walked_shard: usize,
+    returned: usize,
+}
+
+impl<'a> MovingWrites<'a> {
+    fn new(store: &'a Store, count: usize) -> Self {
+        let movable: VecDeque<Bytes> = (0..CHURN_KEYS).map(|index| key("churn", index)).collect();
+        let existed = movable.iter().cloned().chain(stable_keys()).collect();
+        MovingWrites { store, count, movable, existed, new_keys: 0, walked_shard: 0, returned: 0 }
+    }
+
+    /// The writes after a call that returned `returned`.
+    fn after_call(&mut self, returned: &[Bytes]) {
+        if let Some(last) = returned.last() {
+            self.walked_shard = self.store.shard_of(last);
+        }
+        self.returned += returned.len();
+        if self.returned < STABLE_KEYS / 2 {
+            for _ in 0..GROWTH_PER_CALL * self.count {
+                let new = key("new", self.new_keys);
+                self.new_keys += 1;
+                put(self.store, &new, SetExpiry::Clear);
+                self.existed.insert(new.clone());
+                self.movable.push_back(new);
+            }
+        } else {
+            let shrink = (SHRINK_PER_CALL * self.count).min(self.movable.len());
+            for old in self.movable.drain(..shrink) {
+                self.store.delete(&old);
+            }
+        }
+        for _ in 0..self.count {
+            let walked_shard = self.walked_shard;
+            let Some(oldest) = self.movable.iter().position(|key| self.store.shard_of(key) == walked_shard) else {
+                break;
+            };
+            let moved_under_the_walk = self.movable.remove(oldest).expect("the position was just found");
+            self.store.delete(&moved_under_the_walk);
+        }
+    }
+
+    /// Asserts Redis's guarantee for the walk that returned `returned`: every stable key at
+    /// least once, and no key that never existed.
+    fn assert_guarantee(&self, returned: &[Bytes], context: &str) {
+        assert_every_stable_key_returned(returned, context);
+        let invented: Vec<&Bytes> = returned.iter().filter(|key| !self.existed.contains(*key)).collect();
+        assert!(invented.is_empty(), "{context}: returned keys that never existed: {invented:?}");
+        assert!(self.new_keys > 0, "{context}: the store never grew under the walk");
+    }
+}
+
+#[test]
+fn a_walk_returns_every_key_present_throughout_while_keys_move_under_it_and_shards_grow_and_shrink() {
+    with_each_configuration(&SHARD_COUNTS, |strategy, shards| {
+        for count in COUNTS {
+            let (store, _clock) = layered_store(strategy, shards);
+            let mut writes = MovingWrites::new(&store, count);
+            let returned = walk_with(&store, 0, None, count, |returned| writes.after_call(returned));
+            writes.assert_guarantee(&returned, &format!("COUNT {count}"));
+        }
+    });
+}
+
+#[test]
+fn a_walk_returns_every_key_present_throughout_while_keys_move_under_it_across_engine_changes() {
+    // Calls between two engine changes. Each engine runs once: a change away from a
+    // one-shard engine sends the walk back to its start (see `scan.rs`), so a walk that went
+    // on changing engines might never end.
+    const CALLS_PER_ENGINE: usize = 5;
+    with_each_configuration(&SHARD_COUNTS, |strategy, shards| {
+        let (store, _clock) = layered_store(strategy, shards);
+        let mut writes = MovingWrites::new(&store, 10);
+        let mut pending = MIGRATIONS.iter().copied();
+        let mut calls = 0;
+        let returned = walk_with(&store, 0, None, 10, |returned| {
+            writes.after_call(returned);
+            calls += 1;
+            if calls % CALLS_PER_ENGINE == 0 {
+                pending.next().into_iter().for_each(|next| migrate(&store, next));
+            }
+        });
+        assert_eq!(pending.next(), None, "the walk ended before every engine ran");
+        writes.assert_guarantee(&returned, "engine changes between calls");
     });
 }

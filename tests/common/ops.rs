@@ -159,16 +159,17 @@ pub fn apply(store: &Store, clock: &ManualClock, op: &Op) -> Reply {
 /// Calls SCAN from `cursor` until the store answers cursor 0, and returns every key in the
 /// order it was returned (duplicates kept, so that callers can check for them).
 pub fn walk(store: &Store, cursor: u64, pattern: Option<&[u8]>, count: usize) -> Vec<Bytes> {
-    walk_with(store, cursor, pattern, count, || {})
+    walk_with(store, cursor, pattern, count, |_| {})
 }
 
-/// [`walk`], calling `between_calls` after each SCAN call (to let other threads in).
+/// [`walk`], calling `between_calls` after each SCAN call (to let other threads in, or to
+/// write) with the keys that call returned.
 pub fn walk_with(
     store: &Store,
     cursor: u64,
     pattern: Option<&[u8]>,
     count: usize,
-    mut between_calls: impl FnMut(),
+    mut between_calls: impl FnMut(&[Bytes]),
 ) -> Vec<Bytes> {
     // Every call moves the cursor forward by at least one position or one shard, so even a
     // 4096-shard store walked with COUNT 1 while keys are inserted ends far below this; a walk
@@ -178,12 +179,13 @@ pub fn walk_with(
     let mut cursor = cursor;
     for _ in 0..MAX_CALLS {
         let (next, chunk) = store.scan(cursor, pattern, count);
+        let returned = keys.len();
         keys.extend(chunk.into_iter().map(bytes_of));
         if next == 0 {
             return keys;
         }
         cursor = next;
-        between_calls();
+        between_calls(&keys[returned..]);
     }
     panic!("SCAN did not return to cursor 0 within {MAX_CALLS} calls");
 }
