@@ -7,16 +7,11 @@
 //! the locked shards, a snapshot keeps its keys in a dense vector with swap-remove deletes,
 //! which gives SCAN a stable position (see `locked.rs`), here without any lock.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use arc_swap::ArcSwap;
-use parking_lot::Mutex;
-
 use super::compact::CompactBytes;
 use super::entry::{Entry, Footprint, Write};
 use super::scan::reverse_window;
 use super::shard::{KeyHasher, Router, Shard, acquire};
+use super::sync::{Arc, ArcSwap, AtomicU64, Mutex, MutexGuard, Ordering};
 use rand::RngExt;
 
 #[derive(Clone, Debug)]
@@ -81,7 +76,7 @@ impl CowShard {
         self.current.store(Arc::new(next));
     }
 
-    fn lock_writer(&self) -> parking_lot::MutexGuard<'_, ()> {
+    fn lock_writer(&self) -> MutexGuard<'_, ()> {
         acquire(|| self.writer.try_lock(), || self.writer.lock(), &self.waited_ns)
     }
 }

@@ -7,13 +7,12 @@
 //! closed, and the gates open only once no operation still holds the previous layout, so
 //! that from then on every write goes through a gate.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
-use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::store::{Layout, Store};
+use super::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, sleep, unlock_fair};
 
 pub(crate) struct Gates(Box<[CachePadded<RwLock<()>>]>);
 
@@ -41,7 +40,7 @@ impl Gates {
 /// Releases a walker's hold fairly, so that writers waiting for the shard go before the
 /// walker's next chunk.
 pub(crate) fn release_fairly(hold: RwLockWriteGuard<'_, ()>) {
-    RwLockWriteGuard::unlock_fair(hold);
+    unlock_fair(hold);
 }
 
 impl Store {
@@ -72,7 +71,7 @@ impl Store {
 fn wait_until_unused(layout: Arc<Layout>) {
     let mut pause = Duration::from_micros(10);
     while Arc::strong_count(&layout) > 1 {
-        std::thread::sleep(pause);
+        sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(1));
     }
 }

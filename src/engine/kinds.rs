@@ -7,8 +7,6 @@
 //! expiry turns "keep a dead entry" into its removal, and the shard's counters change with
 //! the transition that took effect.
 
-use std::sync::atomic::Ordering;
-
 use super::clock::Now;
 use super::compact::CompactBytes;
 use super::config::{EngineConfig, Strategy};
@@ -18,6 +16,7 @@ use super::locked::{MutexShard, RwLockShard};
 use super::lockfree::LockFreeShard;
 use super::scan::reverse_window;
 use super::shard::{Router, Shard, Shards, Slot, Totals, totals};
+use super::sync::Ordering;
 
 enum Kind {
     Mutex(Shards<MutexShard>),

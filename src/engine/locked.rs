@@ -7,16 +7,14 @@
 //! unvisited entry into the visited range (only the last entry moves, and it has already
 //! been visited), which is exactly Redis's SCAN guarantee with one bounded chunk per lock.
 
-use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use indexmap::IndexMap;
-use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::ops::{Deref, DerefMut};
 
 use super::compact::CompactBytes;
 use super::entry::{Entry, Footprint, Write};
 use super::scan::reverse_window;
 use super::shard::{KeyHasher, Router, Shard, acquire};
+use super::sync::{AtomicU64, Mutex, MutexGuard, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use rand::RngExt;
 
 pub(crate) type Map = IndexMap<CompactBytes, Entry, KeyHasher>;

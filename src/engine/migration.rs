@@ -38,12 +38,11 @@
 //! `tests/migration.rs` runs every from→to pair of strategies and shard counts up and down
 //! under concurrent clients and checks every value, TTL and counter; `tests/linearizability.rs`
 //! checks histories that overlap migrations (and rejects a deliberately broken "copy, then
-//! switch" migration); `tests/scan.rs` walks across migrations; `tests/shuttle.rs`
-//! model-checks this protocol (a faithful model: shuttle cannot schedule parking_lot,
-//! arc-swap or papaya).
+//! switch" migration); `tests/scan.rs` walks across migrations; `tests/shuttle.rs` runs this
+//! code on shuttle's scheduler (through `sync.rs`) between the engines shuttle can schedule
+//! (all but `LockFree`: papaya's atomics are its own), and keeps a model of the protocol whose
+//! deliberately broken variants show that its checks catch a broken migration.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::clock::Now;
@@ -53,6 +52,7 @@ use super::entry::{Decide, Entry, Footprint};
 use super::gates::{Gates, release_fairly};
 use super::kinds::{Engine, Found, Updated};
 use super::store::{Layout, Store};
+use super::sync::{Arc, AtomicU64, Ordering, sleep};
 
 /// Keys the mover moves while holding one source shard's gate: the most any writer waits.
 pub const MIGRATION_CHUNK: usize = 128;
@@ -182,7 +182,7 @@ impl Pace {
     fn rest_if_due(&mut self) {
         let worked = self.since_rest.elapsed();
         if worked >= MOVER_SLICE {
-            std::thread::sleep(worked);
+            sleep(worked);
             self.since_rest = Instant::now();
         }
     }

@@ -18,7 +18,8 @@
 //! `snapshot.rs` takes point-in-time snapshots of it, both through `gates.rs`; `ops.rs` is
 //! every command, written once over two primitives (read, and atomic read-modify-write) so that all
 //! strategies share one semantics; `scan.rs` has cursors and glob patterns; `sweeper.rs`
-//! is active expiry.
+//! is active expiry; `sync.rs` supplies the locks and atomics, which shuttle's replace in a
+//! build with `--cfg shuttle` (`tests/shuttle.rs`).
 
 mod clock;
 mod compact;
@@ -37,6 +38,7 @@ mod shard;
 mod snapshot;
 mod store;
 mod sweeper;
+mod sync;
 
 pub use clock::{Clock, ManualClock};
 pub use compact::{CompactBytes, INLINE_LEN, MAX_STRING_LEN};

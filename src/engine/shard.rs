@@ -7,7 +7,6 @@
 
 use std::cell::Cell;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
@@ -15,6 +14,7 @@ use crossbeam_utils::CachePadded;
 use super::compact::CompactBytes;
 use super::config::MAX_SHARDS;
 use super::entry::{Entry, Footprint, Write};
+use super::sync::{AtomicI64, AtomicU64, Mutex, MutexGuard, Ordering};
 
 /// The hasher inside each map of the engine. foldhash is fast on short keys and randomly
 /// seeded per map; a map's own layout never leaves the process (no reply depends on it), so
@@ -189,7 +189,7 @@ pub(crate) struct Slot<S> {
 /// A dense set with swap-remove: the sweeper walks it downwards from a stored position, like
 /// SCAN over a locked shard (`locked.rs`), and each step is bounded by its chunk.
 #[derive(Default)]
-pub(crate) struct Expires(parking_lot::Mutex<indexmap::IndexSet<CompactBytes, KeyHasher>>);
+pub(crate) struct Expires(Mutex<indexmap::IndexSet<CompactBytes, KeyHasher>>);
 
 impl Expires {
     pub(crate) fn insert(&self, key: &[u8]) {
@@ -199,7 +199,7 @@ impl Expires {
         }
     }
 
-    pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, indexmap::IndexSet<CompactBytes, KeyHasher>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, indexmap::IndexSet<CompactBytes, KeyHasher>> {
         self.0.lock()
     }
 

@@ -31,12 +31,9 @@
 //! state at the cut, reconstructed from a log of acknowledged writes.
 
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
-use parking_lot::{Mutex, MutexGuard};
 
 use super::clock::Now;
 use super::compact::CompactBytes;
@@ -45,6 +42,7 @@ use super::gates::Gates;
 use super::kinds::{Engine, Updated};
 use super::shard::KeyHasher;
 use super::store::{Layout, Store};
+use super::sync::{Arc, AtomicBool, Mutex, MutexGuard, Ordering};
 
 /// Keys the walk takes from a shard per step: the most a writer of that shard waits for it.
 pub const SNAPSHOT_CHUNK: usize = 128;

@@ -6,11 +6,8 @@
 //! (`migration.rs`). Which is the [`Layout`], read once per operation from an `ArcSwap`: a
 //! few nanoseconds and no shared write, so the steady state costs what a fixed engine did.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-use arc_swap::ArcSwap;
 
 use super::clock::{Clock, Now};
 use super::compact::{CompactBytes, MAX_STRING_LEN};
@@ -21,6 +18,7 @@ use super::migration::{Migration, MigrationHistory};
 use super::scan::{Geometry, Part, glob_match};
 use super::shard::{Router, Totals};
 use super::snapshot::Cut;
+use super::sync::{Arc, ArcSwap, AtomicU64, AtomicUsize, Mutex, Ordering};
 
 /// Largest value a command may create, as Redis's default `proto-max-bulk-len` (512 MiB).
 pub const DEFAULT_MAX_VALUE_LEN: usize = 512 * 1024 * 1024;
@@ -82,8 +80,8 @@ pub struct Store {
     /// Numbers the engines (SCAN cursors name theirs).
     pub(crate) next_engine_id: AtomicU64,
     /// Held for the whole of a migration or snapshot: store-wide walks run one at a time.
-    pub(crate) walking: parking_lot::Mutex<()>,
-    pub(crate) migration_history: parking_lot::Mutex<MigrationHistory>,
+    pub(crate) walking: Mutex<()>,
+    pub(crate) migration_history: Mutex<MigrationHistory>,
     /// Monotonic counters of engines a migration retired, so that they never go backwards.
     pub(crate) retired: RetiredCounters,
     /// The shard where the next active-expiry pass starts (`sweep_pass`).
@@ -176,8 +174,8 @@ impl StoreBuilder {
             layout: ArcSwap::from_pointee(Layout::Stable(Arc::new(engine))),
             router,
             next_engine_id: AtomicU64::new(1),
-            walking: parking_lot::Mutex::new(()),
-            migration_history: parking_lot::Mutex::default(),
+            walking: Mutex::new(()),
+            migration_history: Mutex::default(),
             retired: RetiredCounters::default(),
             sweep_next: AtomicUsize::new(0),
             clock: self.clock,
