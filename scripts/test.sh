@@ -43,14 +43,11 @@ cargo clippy --locked --all-targets -- -D warnings
 step "cargo test"
 cargo test --locked
 
-step "shuttle explores the real engine's interleavings (--cfg shuttle, in a target directory of its own under \$HOME)"
-# The cfg swaps the engine's locks, atomics and ArcSwap for shuttle's (src/engine/sync.rs). It
-# changes every crate's flags, so it is a second build of the whole dependency graph (30
-# CPU-minutes cold, 15 minutes on 2 idle cores), in a target directory of its own so that the
-# normal build stays intact. That directory stays under $HOME, as the Go caches do, so that
-# CI's fresh clone on the same machine finds the dependencies built and compiles only cstore.
-RUSTFLAGS="--cfg shuttle" CARGO_TARGET_DIR="${CSTORE_SHUTTLE_TARGET_DIR:-$HOME/.cache/cstore/target-shuttle}" \
-    cargo test --locked --test shuttle
+step "shuttle explores the real engine's interleavings (the test-only shuttle feature; clippy too)"
+# The feature swaps the engine's locks, atomics and ArcSwap for shuttle's (src/engine/sync.rs).
+# Only cstore itself recompiles: its dependencies are the test build's.
+cargo clippy --locked --features shuttle --lib --test shuttle -- -D warnings
+cargo test --locked --features shuttle --test shuttle
 
 step "benchmarks (smoke run: each benchmark once, nothing timed; debug build, no release compile)"
 cargo test --locked --bench workloads

@@ -1,6 +1,6 @@
 //! Randomized concurrency testing (shuttle) of the engine's synchronization, built with
-//! `RUSTFLAGS="--cfg shuttle"` (scripts/test.sh runs it so, in a target directory of its
-//! own). Under that cfg the engine takes its locks, atomics and `ArcSwap` from its sync facade
+//! the test-only `shuttle` feature (`cargo test --features shuttle --test shuttle`, as
+//! scripts/test.sh runs it). With it the engine takes its locks, atomics and `ArcSwap` from its sync facade
 //! (`src/engine/sync.rs`) as shuttle's scheduled twins, so these tests drive the **real**
 //! engine: a real `Store` of each strategy shuttle can schedule (`Mutex`, `RwLock`,
 //! `CopyOnWrite`; papaya, behind `LockFree`, keeps atomics of its own that shuttle cannot see).
@@ -24,7 +24,7 @@
 //! removed from the source before it is inserted into the target; gates opened before the
 //! previous layout's users are gone): `a_live_migration_loses_no_increment_and_no_key` failed
 //! within seconds on each ("read as absent", "lost an update").
-#![cfg(shuttle)]
+#![cfg(feature = "shuttle")]
 
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::TryRecvError;

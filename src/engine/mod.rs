@@ -19,7 +19,7 @@
 //! every command, written once over two primitives (read, and atomic read-modify-write) so that all
 //! strategies share one semantics; `scan.rs` has cursors and glob patterns; `sweeper.rs`
 //! is active expiry; `sync.rs` supplies the locks and atomics, which shuttle's replace in a
-//! build with `--cfg shuttle` (`tests/shuttle.rs`).
+//! build with the test-only `shuttle` feature (`tests/shuttle.rs`).
 
 mod clock;
 mod compact;

@@ -4,8 +4,8 @@
 //! the atomics beside them (`shard.rs`).
 //!
 //! In a normal build these are plain re-exports of parking_lot, arc-swap and std: nothing
-//! changes and nothing costs more. Built with `RUSTFLAGS="--cfg shuttle"` (as
-//! `tests/shuttle.rs` is in CI), they are shuttle's scheduled twins behind the same API, so
+//! changes and nothing costs more. Built with the test-only `shuttle`
+//! feature (as `tests/shuttle.rs` is in CI), they are shuttle's scheduled twins behind the same API, so
 //! that shuttle drives the real engine code through its interleavings, as tokio's `loom`
 //! facade lets loom drive tokio. parking_lot's API (no poisoning, `Option` from `try_*`,
 //! fair unlock) is kept by thin adapters over shuttle's std-like locks, and `ArcSwap`, which
@@ -20,12 +20,12 @@
 pub(crate) use std::sync::Arc;
 pub(crate) use std::sync::atomic::Ordering;
 
-#[cfg(not(shuttle))]
+#[cfg(not(feature = "shuttle"))]
 pub(crate) use self::native::*;
-#[cfg(shuttle)]
+#[cfg(feature = "shuttle")]
 pub(crate) use self::scheduled::*;
 
-#[cfg(not(shuttle))]
+#[cfg(not(feature = "shuttle"))]
 mod native {
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize};
     pub(crate) use std::thread::sleep;
@@ -39,7 +39,7 @@ mod native {
     }
 }
 
-#[cfg(shuttle)]
+#[cfg(feature = "shuttle")]
 mod scheduled {
     use std::ops::Deref;
     use std::sync::{Arc, PoisonError, TryLockError};
