@@ -500,12 +500,9 @@ fn numbered_key(n: usize) -> String {
     format!("key:{n:028}")
 }
 
-#[test]
-fn keys_over_the_output_limit_closes_the_client_without_gathering_every_key() {
-    const KEYS: usize = 400_000;
-    let server = TestServer::start(&["--client-output-buffer-limit", "normal 1mb 0 0"]);
-    let mut client = server.connect();
-    let batches: Vec<Vec<String>> = (0..KEYS)
+/// MSET commands of 1,000 keys each that write `numbered_key(0..count)`, all with value `v`.
+fn mset_numbered_keys(count: usize) -> Vec<Vec<String>> {
+    (0..count)
         .collect::<Vec<_>>()
         .chunks(1000)
         .map(|chunk| {
@@ -513,7 +510,15 @@ fn keys_over_the_output_limit_closes_the_client_without_gathering_every_key() {
                 .chain(chunk.iter().flat_map(|&n| [numbered_key(n), "v".to_owned()]))
                 .collect()
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn keys_over_the_output_limit_closes_the_client_without_gathering_every_key() {
+    const KEYS: usize = 400_000;
+    let server = TestServer::start(&["--client-output-buffer-limit", "normal 1mb 0 0"]);
+    let mut client = server.connect();
+    let batches = mset_numbered_keys(KEYS);
     for group in batches.chunks(20) {
         assert!(client.pipeline(group).iter().all(|reply| *reply == ok()));
     }
@@ -549,4 +554,32 @@ fn keys_over_the_output_limit_closes_the_client_without_gathering_every_key() {
     assert_eq!((keys.len(), used), (KEYS, reply_size));
     let distinct: std::collections::HashSet<String> = keys.iter().map(text_of).collect();
     assert_eq!(distinct.len(), KEYS, "each key once");
+}
+
+#[test]
+fn a_huge_scan_count_is_capped_and_the_walk_still_returns_every_key() {
+    const KEYS: usize = 50_000;
+    let server = TestServer::start(&[]);
+    let mut client = server.connect();
+    let sets = mset_numbered_keys(KEYS);
+    assert!(client.pipeline(&sets).iter().all(|reply| *reply == ok()));
+
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor = "0".to_owned();
+    let mut calls = 0;
+    loop {
+        let reply = client.send(&["SCAN", &cursor, "COUNT", "100000000"]);
+        let Value::Array(parts) = reply else { panic!("SCAN replied {reply:?}") };
+        let [Value::Bulk(next), Value::Array(batch)] = parts.as_slice() else { panic!("SCAN replied {parts:?}") };
+        // About 10,000 entries examined per call, never the whole store at once.
+        assert!(batch.len() <= 20_000, "one SCAN call returned {} keys", batch.len());
+        seen.extend(batch.iter().map(text_of));
+        cursor = String::from_utf8_lossy(next).into_owned();
+        calls += 1;
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert!(calls >= KEYS / 20_000, "{calls} calls walked {KEYS} keys");
+    assert_eq!(seen.len(), KEYS, "every key returned");
 }
