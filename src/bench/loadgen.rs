@@ -10,6 +10,7 @@
 //! checks that nothing was lost; `cstore loadgen save` (in `persistence.rs`) times a background
 //! save under writes.
 
+use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
@@ -320,6 +321,31 @@ impl Client {
             Value::Error(text) => Err(anyhow!("server error: {}", String::from_utf8_lossy(&text))),
             value => Ok(value),
         }
+    }
+}
+
+/// Sends one command and reads its reply, error replies included.
+pub(super) async fn command(client: &mut Client, args: &[&[u8]]) -> anyhow::Result<Value> {
+    let mut out = BytesMut::new();
+    encode_command(args, &mut out);
+    client.send(&out).await?;
+    client.read_value().await
+}
+
+/// The `field:value` lines of an INFO reply.
+pub(super) fn info_fields(text: &[u8]) -> HashMap<String, String> {
+    String::from_utf8_lossy(text)
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split_once(':'))
+        .map(|(field, value)| (field.to_owned(), value.trim().to_owned()))
+        .collect()
+}
+
+pub(super) async fn info(client: &mut Client, section: &str) -> anyhow::Result<HashMap<String, String>> {
+    match command(client, &[&b"INFO"[..], section.as_bytes()]).await? {
+        Value::Bulk(text) => Ok(info_fields(&text)),
+        other => bail!("INFO {section} answered {}", show(&other)),
     }
 }
 

@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use bytes::BytesMut;
 
-use super::loadgen::{BATCH, Client, expect_ok, pipeline, show, xorshift};
+use super::loadgen::{BATCH, Client, command, expect_ok, info, pipeline, show, xorshift};
+use super::report::{fmt_ns, load_average, percentile};
 use crate::engine::{EngineConfig, Strategy};
 use crate::server::resp_value::{Value, encode_command};
 
@@ -559,30 +560,6 @@ struct Outcome {
     checks: Checks,
 }
 
-pub(super) async fn command(client: &mut Client, args: &[&[u8]]) -> anyhow::Result<Value> {
-    let mut out = BytesMut::new();
-    encode_command(args, &mut out);
-    client.send(&out).await?;
-    client.read_value().await
-}
-
-/// The `field:value` lines of an INFO reply.
-fn info_fields(text: &[u8]) -> HashMap<String, String> {
-    String::from_utf8_lossy(text)
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| line.split_once(':'))
-        .map(|(field, value)| (field.to_owned(), value.trim().to_owned()))
-        .collect()
-}
-
-pub(super) async fn info(client: &mut Client, section: &str) -> anyhow::Result<HashMap<String, String>> {
-    match command(client, &[&b"INFO"[..], section.as_bytes()]).await? {
-        Value::Bulk(text) => Ok(info_fields(&text)),
-        other => bail!("INFO {section} answered {}", show(&other)),
-    }
-}
-
 /// The engine as `INFO cstore` reports it.
 #[derive(Debug)]
 struct Running {
@@ -810,13 +787,6 @@ async fn drive(settings: &Settings) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-/// The 1-minute load average, where the system tells it: the machine's other work shows in
-/// every latency here.
-pub(super) fn load_average() -> Option<String> {
-    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
-    text.split_whitespace().next().map(str::to_owned)
-}
-
 /// The PTTL a key may show when read between `sent` and `received` if it was written with
 /// `ttl_ms` between `written` and `acked` (the server fixed its deadline in between), give or
 /// take `slack_ms` for the server's millisecond clock.
@@ -940,12 +910,6 @@ async fn check_all(
     Ok(())
 }
 
-/// The nearest-rank percentile `p` (0 to 100) of sorted samples.
-pub(super) fn percentile(sorted: &[u32], p: f64) -> Option<u32> {
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.clamp(1, sorted.len().max(1)) - 1).copied()
-}
-
 /// The latencies of one window or several, merged over the load connections.
 #[derive(Debug, Default)]
 struct Latencies {
@@ -970,15 +934,6 @@ impl Latencies {
 
     fn p(&self, p: f64) -> Option<u32> {
         percentile(&self.get_ns, p)
-    }
-}
-
-pub(super) fn fmt_ns(ns: Option<u32>) -> String {
-    match ns {
-        None => "-".to_owned(),
-        Some(ns) if ns < 1_000_000 => format!("{:.0} µs", f64::from(ns) / 1e3),
-        Some(ns) if ns < 1_000_000_000 => format!("{:.2} ms", f64::from(ns) / 1e6),
-        Some(ns) => format!("{:.2} s", f64::from(ns) / 1e9),
     }
 }
 
@@ -1170,6 +1125,7 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
+    use crate::bench::loadgen::info_fields;
 
     #[test]
     fn percentiles_are_nearest_rank() {

@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use bytes::BytesMut;
 
-use super::loadgen::{Client, expect_ok, pipeline, show, xorshift};
-use super::migration::{command, fmt_ns, info, load_average, percentile};
+use super::loadgen::{Client, command, expect_ok, info, pipeline, show, xorshift};
+use super::report::{fmt_ns, load_average, percentile};
 use crate::server::resp_value::{Value, encode_command};
 
 /// How often the memory sampler reads `/proc`.

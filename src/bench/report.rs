@@ -88,6 +88,29 @@ pub(crate) fn counted(count: u64, noun: &str) -> String {
 }
 
 /// The CSV header; one row per point follows.
+/// The 1-minute load average, where the system tells it: the machine's other work shows in
+/// every latency here.
+pub(super) fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next().map(str::to_owned)
+}
+
+/// The nearest-rank percentile `p` (0 to 100) of sorted samples.
+pub(super) fn percentile(sorted: &[u32], p: f64) -> Option<u32> {
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.clamp(1, sorted.len().max(1)) - 1).copied()
+}
+
+/// Nanoseconds as a person reads them: µs, ms or s.
+pub(super) fn fmt_ns(ns: Option<u32>) -> String {
+    match ns {
+        None => "-".to_owned(),
+        Some(ns) if ns < 1_000_000 => format!("{:.0} µs", f64::from(ns) / 1e3),
+        Some(ns) if ns < 1_000_000_000 => format!("{:.2} ms", f64::from(ns) / 1e6),
+        Some(ns) => format!("{:.2} s", f64::from(ns) / 1e9),
+    }
+}
+
 pub const CSV_HEADER: &str = "rank,strategy,shards,threads,read_ratio,keys,ops,seconds,mops_per_sec,ratio_to_best";
 
 /// Writes the ranking as CSV, with the workload (read ratio, key count) on every row so that
