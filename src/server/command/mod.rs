@@ -18,6 +18,7 @@ use std::time::Instant;
 pub(crate) use args::Args;
 pub(crate) use table::COMMANDS;
 
+use super::aof::Logged;
 use super::persistence::LOADING;
 use super::reply::ReplyWriter;
 use super::session::Session;
@@ -133,11 +134,19 @@ impl Ctx<'_, '_> {
         true
     }
 
-    /// Runs a write to `key` (`op` returns its result and whether it changed the store),
-    /// logged to the AOF in the key's order; this client's replies wait for the log.
-    pub(crate) fn logged<R>(&mut self, key: &[u8], op: impl FnOnce(&crate::engine::Store) -> (R, bool)) -> R {
+    /// Runs a write to `key` (`op` returns its result and whether it changed the store, or
+    /// the [`Logged`] state it left), logged to the AOF in the key's order; this client's
+    /// replies wait for the log.
+    pub(crate) fn logged<'v, R, L: Into<Logged<'v>>>(
+        &mut self,
+        key: &[u8],
+        op: impl FnOnce(&crate::engine::Store) -> (R, L),
+    ) -> R {
         let store = &*self.state.store;
-        self.state.aof.write(&mut self.session.aof_wait, key, || op(store))
+        self.state.aof.write(&mut self.session.aof_wait, key, || {
+            let (result, logged) = op(store);
+            (result, logged.into())
+        })
     }
 }
 

@@ -3,11 +3,22 @@
 use super::expiry::{Base, ExpireArg, Unit};
 use super::{Args, CommandError, Ctx};
 use crate::engine::{CompactBytes, SetCondition, SetExpiry, SetOptions, TtlUpdate};
+use crate::server::aof::Logged;
 
 fn reply_value(ctx: &mut Ctx<'_, '_>, value: Option<CompactBytes>) {
     match value {
         Some(value) => ctx.out.value(&value),
         None => ctx.out.null(),
+    }
+}
+
+/// What a SET that stored `value` with `expiry` leaves under its key, for the AOF.
+fn stored(value: &[u8], expiry: SetExpiry) -> Logged<'_> {
+    match expiry {
+        SetExpiry::Clear => Logged::Stored { value, deadline: None },
+        SetExpiry::At(deadline) => Logged::Stored { value, deadline: Some(deadline) },
+        // The deadline kept is the store's to tell.
+        SetExpiry::Keep => Logged::Changed,
     }
 }
 
@@ -109,8 +120,8 @@ pub(crate) fn set(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Comma
     let options = SetOptions { condition: parsed.condition, expiry, return_previous: parsed.get };
     let outcome = ctx.logged(key, |store| {
         let outcome = store.set(key, value, options);
-        let written = outcome.written;
-        (outcome, written)
+        let logged = if outcome.written { stored(value, expiry) } else { Logged::Unchanged };
+        (outcome, logged)
     });
     if options.return_previous {
         reply_value(ctx, outcome.previous);
@@ -143,7 +154,7 @@ fn set_with_expiry(
     let payload = args.bytes()?;
     let deadline = ExpireArg { value, unit, base: Base::FromNow }.deadline(ctx.state.store.now_ms(), false, command)?;
     let options = SetOptions { expiry: SetExpiry::At(deadline), ..SetOptions::default() };
-    ctx.logged(key, |store| (store.set(key, payload, options), true));
+    ctx.logged(key, |store| (store.set(key, payload, options), stored(payload, options.expiry)));
     ctx.out.ok();
     Ok(())
 }
@@ -159,7 +170,7 @@ pub(crate) fn psetex(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), Comman
 pub(crate) fn getset(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
     let (key, value) = (args.bytes()?, args.bytes()?);
     let options = SetOptions { return_previous: true, ..SetOptions::default() };
-    let previous = ctx.logged(key, |store| (store.set(key, value, options).previous, true));
+    let previous = ctx.logged(key, |store| (store.set(key, value, options).previous, stored(value, options.expiry)));
     reply_value(ctx, previous);
     Ok(())
 }
@@ -205,7 +216,8 @@ pub(crate) fn mset(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Comm
         return Err(CommandError::WrongArity("mset"));
     }
     for pair in pairs.chunks_exact(2) {
-        ctx.logged(pair[0], |store| (store.set(pair[0], pair[1], SetOptions::default()), true));
+        let options = SetOptions::default();
+        ctx.logged(pair[0], |store| (store.set(pair[0], pair[1], options), stored(pair[1], options.expiry)));
     }
     ctx.out.ok();
     Ok(())
