@@ -46,7 +46,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -137,7 +139,11 @@ pub(crate) struct Aof {
     writing: Mutex<Writing>,
     wake_writer: Condvar,
     /// The log position written (and fsynced under `always`): replies up to it may go out.
-    acked: tokio::sync::watch::Sender<u64>,
+    /// An atomic rather than a channel: every reply reads it, and a channel's lock would
+    /// bounce between the cores on each read.
+    acked: AtomicU64,
+    /// Woken when `acked` moves, for replies that wait for the writer thread.
+    acked_moved: tokio::sync::Notify,
     /// Held by whoever changes the files (rewrite, on, off): one at a time.
     files: Mutex<Files>,
     status: Mutex<Status>,
@@ -168,7 +174,8 @@ impl Aof {
             log: Mutex::new(Log::default()),
             writing: Mutex::new(Writing::default()),
             wake_writer: Condvar::new(),
-            acked: tokio::sync::watch::Sender::new(0),
+            acked: AtomicU64::new(0),
+            acked_moved: tokio::sync::Notify::new(),
             files: Mutex::new(Files { manifest: Manifest::default(), rewrite_base_size: 0, base_size: 0 }),
             status: Mutex::new(Status { last_rewrite_ok: true, ..Status::default() }),
             write_failed: AtomicBool::new(false),
@@ -276,19 +283,26 @@ impl Aof {
     /// Waits until the log is written (and fsynced under `always`) up to `position`, writing
     /// the buffer itself when that is all it takes.
     pub(crate) async fn wait_acked(&self, position: u64) {
-        if *self.acked.borrow() >= position {
+        if self.acked.load(Acquire) >= position {
             return;
         }
         // Let the other connections that are ready run first, so that one write carries
         // their records too, as Redis writes once per event-loop turn: a write per reply
         // cost more than the reply itself.
         tokio::task::yield_now().await;
-        if *self.acked.borrow() >= position || self.write_inline(position) {
+        if self.acked.load(Acquire) >= position || self.write_inline(position) {
             return;
         }
-        let mut acked = self.acked.subscribe();
-        // The sender lives as long as `self`: an error cannot happen while we wait.
-        let _ = acked.wait_for(|&done| done >= position).await;
+        loop {
+            let moved = self.acked_moved.notified();
+            tokio::pin!(moved);
+            // Registered before reading, so a publication in between is not missed.
+            moved.as_mut().enable();
+            if self.acked.load(Acquire) >= position {
+                return;
+            }
+            moved.await;
+        }
     }
 
     /// Under `everysec` and `no`: makes sure the log is written up to `position`, writing
@@ -300,7 +314,7 @@ impl Aof {
             return false;
         }
         let mut writing = self.writing.lock();
-        if *self.acked.borrow() >= position {
+        if self.acked.load(Acquire) >= position {
             return true;
         }
         let Ok(end) = self.write_buffered(&mut writing) else { return false };
@@ -344,11 +358,9 @@ impl Aof {
 
     /// Lets replies go out up to `end`: every byte before it is in the files.
     fn publish(&self, end: u64) {
-        self.acked.send_if_modified(|acked| {
-            let moved = end > *acked;
-            *acked = (*acked).max(end);
-            moved
-        });
+        if self.acked.fetch_max(end, Release) < end {
+            self.acked_moved.notify_waiters();
+        }
     }
 
     /// The writer thread: fsyncs by the policy, writes what is buffered when no connection
@@ -359,7 +371,7 @@ impl Aof {
             let policy = self.settings.appendfsync();
             let stop = {
                 let mut log = self.log.lock();
-                let idle = policy != AppendFsync::Always || *self.acked.borrow() >= log.appended;
+                let idle = policy != AppendFsync::Always || self.acked.load(Acquire) >= log.appended;
                 if idle && !log.stop {
                     self.wake_writer.wait_for(&mut log, FSYNC_EVERY);
                 }
@@ -498,7 +510,7 @@ impl Aof {
     /// Blocks until the writer has caught up with `end` (or stopped): a rare caller
     /// (turning the AOF off) on its own thread, so polling is simplest.
     fn wait_written(&self, end: u64) {
-        while *self.acked.borrow() < end && self.writer.lock().as_ref().is_some_and(|w| !w.is_finished()) {
+        while self.acked.load(Acquire) < end && self.writer.lock().as_ref().is_some_and(|w| !w.is_finished()) {
             if !self.write_inline(end) {
                 std::thread::sleep(Duration::from_millis(1));
             }

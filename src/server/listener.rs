@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tracing::Instrument as _;
 use tracing::field::Empty;
 
@@ -24,7 +24,6 @@ use super::metrics::Metrics;
 use super::persistence::{CRON_INTERVAL, Persistence};
 use super::reconfigure::Reconfigurer;
 use super::session::{Clients, EVICTION_RETRY};
-use super::shutdown::Shutdown;
 use super::state::{ServerState, ShutdownRequest};
 use crate::engine::{Store, SweepReport, Sweeper};
 use crate::telemetry;
@@ -125,7 +124,6 @@ impl Server {
         // Clients are accepted while the data loads and answered -LOADING, as Redis does; the
         // load runs on a thread of its own (not tokio's blocking pool, whose shutdown would
         // wait for a load that a SIGTERM cut short).
-        let (notify_shutdown, _) = broadcast::channel::<()>(1);
         let (connection_done, mut all_done) = mpsc::channel::<()>(1);
         let loaded = start_loading(&state)?;
         tracing::info!(
@@ -136,7 +134,7 @@ impl Server {
         tokio::pin!(shutdown);
         // In a block: the accept loop borrows the listener, which the drain below drops.
         let background = {
-            let accept = accept_loop(&state, &listener, &notify_shutdown, &connection_done);
+            let accept = accept_loop(&state, &listener, &connection_done);
             tokio::pin!(accept);
             let load_result = tokio::select! {
                 () = &mut accept => None,
@@ -190,7 +188,7 @@ impl Server {
             drop(listener);
             tracing::info!(open_connections = open, "shutting down: draining connections");
             state.shutdown.begin_drain();
-            let _ = notify_shutdown.send(());
+            state.clients.shut_down_all();
             drop(connection_done);
             let grace = Duration::from_secs(config.shutdown_grace_secs);
             if tokio::time::timeout(grace, all_done.recv()).await.is_err() {
@@ -368,12 +366,7 @@ const ACCEPT_WARNING_INTERVAL: Duration = Duration::from_secs(1);
 /// Accepts clients forever. Accept errors (such as running out of file descriptors) are
 /// logged (at most once a second, with how many failed since) and retried after a pause
 /// rather than ending the server.
-async fn accept_loop(
-    state: &Arc<ServerState>,
-    listener: &TcpListener,
-    notify_shutdown: &broadcast::Sender<()>,
-    connection_done: &mpsc::Sender<()>,
-) {
+async fn accept_loop(state: &Arc<ServerState>, listener: &TcpListener, connection_done: &mpsc::Sender<()>) {
     let mut failed_since_warning: u64 = 0;
     let mut last_warning: Option<Instant> = None;
     loop {
@@ -404,11 +397,10 @@ async fn accept_loop(
         }
         let local = stream.local_addr().unwrap_or(state.resp_addr);
         let registration = state.clients.register(bind::canonical(peer), bind::canonical(local));
-        let shutdown = Shutdown::new(notify_shutdown.subscribe());
         let done = connection_done.clone();
         let state = Arc::clone(state);
         tokio::spawn(async move {
-            connection::serve(state, stream, registration, shutdown).await;
+            connection::serve(state, stream, registration).await;
             drop(done);
         });
     }

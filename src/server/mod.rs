@@ -10,7 +10,7 @@ pub(crate) mod command; // the command table and one file per command family
 pub mod config; // ServerConfig (defaults < file < env/flags) and CONFIG GET/SET runtime settings
 mod connection; // one client: read, execute every buffered request, write once
 pub mod frame; // request decoder: complete requests from the read buffer, zero-copy arguments
-mod latch; // a one-way signal tasks can wait for (shutdown's drain, a client's eviction)
+mod latch; // one-way signals tasks wait for (shutdown's drain; a client's eviction or shutdown)
 mod listener; // bind, accept within maxclients, drain on shutdown
 pub mod metrics; // Prometheus metrics, lock-free on the command path
 pub mod output; // a client's pending replies: encoded bytes and values by reference, hard limit
@@ -19,7 +19,6 @@ mod reconfigure; // CONFIG SET strategy|shards: a thread that migrates the store
 pub mod reply; // reply encoder into the output buffer, RESP2 or RESP3 as negotiated by HELLO
 pub mod resp_value; // client side of RESP: reply decoder and command encoder, for tests and tools
 mod session; // per-client state and the client list
-mod shutdown; // broadcast-plus-drop graceful shutdown
 mod state; // what connections share
 
 pub use listener::{LOAD_FAILED, Server};

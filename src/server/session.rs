@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use super::command::COMMANDS;
 use super::config::RuntimeSettings;
 use super::connection::CONNECTION_FIXED_MEMORY;
-use super::latch::Latch;
+use super::latch::Flags;
 use super::reply::Protocol;
 use crate::engine::CompactBytes;
 
@@ -41,9 +41,14 @@ pub(crate) struct ClientInfo {
     all_clients_memory: Arc<AtomicU64>,
     /// `CLIENT NO-EVICT on`: client eviction passes this client over.
     no_evict: AtomicBool,
-    /// Set by client eviction; the connection closes when it sees it.
-    evicted: Latch,
+    /// Why the connection must close ([`EVICTED`], [`SHUTTING_DOWN`]), set by other tasks.
+    closing: Flags,
 }
+
+/// Client eviction chose the client: its connection closes at once.
+const EVICTED: u8 = 1;
+/// The server drains: the connection answers what it has read, then closes.
+const SHUTTING_DOWN: u8 = 2;
 
 /// What a connection's buffers hold, as CLIENT LIST names it.
 #[derive(Default)]
@@ -159,12 +164,18 @@ impl ClientInfo {
 
     /// Whether client eviction chose this client: its connection must close.
     pub(crate) fn is_evicted(&self) -> bool {
-        self.evicted.is_set()
+        self.closing.any(EVICTED)
     }
 
     /// Returns once client eviction chooses this client.
     pub(crate) async fn eviction(&self) {
-        self.evicted.wait().await;
+        self.closing.wait(EVICTED).await;
+    }
+
+    /// Returns once the server shuts down and the connection should finish (at once if it
+    /// already does). The connection's own task is the only waiter on its signals.
+    pub(crate) async fn shutdown(&self) {
+        self.closing.wait(SHUTTING_DOWN).await;
     }
 
     fn add_to_all(&self, delta: i64) {
@@ -253,6 +264,8 @@ pub(crate) struct Clients {
     /// Held by a client eviction pass (two at once would each evict for the same excess),
     /// with when the last pass left the clients over the limit.
     eviction_pass: Mutex<Option<Instant>>,
+    /// Set (under `by_id`'s lock) when the server begins to shut down.
+    shutting_down: AtomicBool,
 }
 
 impl Clients {
@@ -273,11 +286,26 @@ impl Clients {
             memory: MemoryGauges::default(),
             all_clients_memory: Arc::clone(&self.memory),
             no_evict: AtomicBool::new(false),
-            evicted: Latch::default(),
+            closing: Flags::default(),
         });
         info.publish(BufferUsage::default());
-        self.by_id.lock().insert(id, Arc::clone(&info));
+        let mut by_id = self.by_id.lock();
+        // Under the list's lock, so a client registered while shutdown begins is told too.
+        if self.shutting_down.load(Ordering::Relaxed) {
+            info.closing.set(SHUTTING_DOWN);
+        }
+        by_id.insert(id, Arc::clone(&info));
+        drop(by_id);
         Registration { clients: Arc::clone(self), info }
+    }
+
+    /// Tells every connection, present and future, that the server shuts down.
+    pub(crate) fn shut_down_all(&self) {
+        let by_id = self.by_id.lock();
+        self.shutting_down.store(true, Ordering::Relaxed);
+        for client in by_id.values() {
+            client.closing.set(SHUTTING_DOWN);
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -324,7 +352,7 @@ impl Clients {
             if total < limit {
                 break;
             }
-            if client.evicted.set() {
+            if client.closing.set(EVICTED) {
                 evicted += 1;
             }
             total = total.saturating_sub(memory as u64);
