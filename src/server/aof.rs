@@ -286,12 +286,14 @@ impl Aof {
         if self.acked.load(Acquire) >= position {
             return;
         }
-        // Let the other connections that are ready run first, so that one write carries
-        // their records too, as Redis writes once per event-loop turn: a write per reply
-        // cost more than the reply itself.
-        tokio::task::yield_now().await;
-        if self.acked.load(Acquire) >= position || self.write_inline(position) {
-            return;
+        if self.settings.appendfsync() != AppendFsync::Always {
+            // Let the other connections that are ready run first, so that one write carries
+            // their records too, as Redis writes once per event-loop turn: a write per reply
+            // cost more than the reply itself.
+            tokio::task::yield_now().await;
+            if self.acked.load(Acquire) >= position || self.write_inline(position) {
+                return;
+            }
         }
         loop {
             let moved = self.acked_moved.notified();
