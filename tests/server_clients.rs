@@ -120,6 +120,20 @@ fn redis_cli_works_under_every_strategy() {
         expected.sort();
         assert_eq!(scanned, expected);
         assert!(cli.run(&["INFO", "keyspace"]).contains(&format!("db0:keys={}", KEYS + 2)));
+
+        // avg_ttl: estimated by active expiry, which runs every 100 ms.
+        assert_eq!(cli.run(&["SET", "expiring", "v", "EX", "1000"]), "OK\n");
+        let estimate = (0..100)
+            .find_map(|_| {
+                let info = cli.run(&["INFO", "keyspace"]);
+                let avg_ttl: u64 = info.split("avg_ttl=").nth(1)?.trim().parse().ok()?;
+                if avg_ttl == 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                (avg_ttl > 0).then_some(avg_ttl)
+            })
+            .expect("INFO keyspace reports an avg_ttl within 2 s");
+        assert!((990_000..=1_000_000).contains(&estimate), "avg_ttl={estimate} for one key with 1,000 s left");
     }
 }
 

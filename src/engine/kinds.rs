@@ -229,11 +229,18 @@ impl Engine {
             let (window, next) = reverse_window(slot.sweep_position.load(Ordering::Relaxed), keys.len(), chunk);
             let mut due = Vec::new();
             let examined = window.len() as u64;
+            let mut ttls = TtlSample::default();
             // Downwards, so that a swap-remove only moves a key already looked at.
             for position in window.rev() {
                 let Some(key) = keys.get_index(position) else { continue };
                 let (drop_key, expired) = slot.map.read(key, shards.route(key), |entry| match entry {
-                    Some(entry) if entry.is_volatile() => (entry.is_expired(now), entry.is_expired(now)),
+                    Some(entry) if entry.is_volatile() => {
+                        let expired = entry.is_expired(now);
+                        if !expired {
+                            ttls.add(entry.expires_at - now);
+                        }
+                        (expired, expired)
+                    }
                     _ => (true, false),
                 });
                 if drop_key && let Some(key) = keys.swap_remove_index(position) && expired {
@@ -241,7 +248,7 @@ impl Engine {
                 }
             }
             slot.sweep_position.store(next, Ordering::Relaxed);
-            Some(SweepStep { due, examined, shard_done: next == 0 })
+            Some(SweepStep { due, examined, ttls, shard_done: next == 0 })
         })
     }
 
@@ -292,8 +299,29 @@ impl Engine {
 pub(crate) struct SweepStep {
     pub(crate) due: Vec<CompactBytes>,
     pub(crate) examined: u64,
+    /// The remaining lifetimes of the examined keys that have not expired.
+    pub(crate) ttls: TtlSample,
     /// The step reached the end of the shard (the next one starts over).
     pub(crate) shard_done: bool,
+}
+
+/// Remaining lifetimes seen by the sweeper, for INFO keyspace's `avg_ttl`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TtlSample {
+    pub(crate) sum_ms: u64,
+    pub(crate) count: u64,
+}
+
+impl TtlSample {
+    pub(crate) fn add(&mut self, ttl_ms: u64) {
+        self.sum_ms = self.sum_ms.saturating_add(ttl_ms);
+        self.count += 1;
+    }
+
+    pub(crate) fn merge(&mut self, other: TtlSample) {
+        self.sum_ms = self.sum_ms.saturating_add(other.sum_ms);
+        self.count += other.count;
+    }
 }
 
 /// The outcome of a write: `f`'s reply, the shard's counters already updated.

@@ -13,7 +13,7 @@ use super::clock::{Clock, Now};
 use super::compact::{CompactBytes, MAX_STRING_LEN};
 use super::config::{ConfigError, EngineConfig, Strategy, validate_shards};
 use super::entry::{Entry, Write};
-use super::kinds::{Engine, Found, Updated};
+use super::kinds::{Engine, Found, TtlSample, Updated};
 use super::migration::{Migration, MigrationHistory};
 use super::scan::{Geometry, Part, glob_match};
 use super::shard::{Router, Totals};
@@ -86,6 +86,8 @@ pub struct Store {
     pub(crate) retired: RetiredCounters,
     /// The shard where the next active-expiry pass starts (`sweep_pass`).
     sweep_next: AtomicUsize,
+    /// INFO keyspace's `avg_ttl`: a running estimate from the sweeper's samples.
+    avg_ttl_ms: AtomicU64,
     clock: Clock,
     max_value_len: usize,
     /// Told of every key the store removes by itself (eviction, active and lazy expiry), after
@@ -178,6 +180,7 @@ impl StoreBuilder {
             migration_history: Mutex::default(),
             retired: RetiredCounters::default(),
             sweep_next: AtomicUsize::new(0),
+            avg_ttl_ms: AtomicU64::new(0),
             clock: self.clock,
             max_value_len: self.max_value_len,
             removal_hook: OnceLock::new(),
@@ -500,6 +503,7 @@ impl Store {
         let started = Instant::now();
         let now = self.now_ms();
         let (mut examined, mut expired) = (0u64, 0u64);
+        let mut ttls = TtlSample::default();
         // Shards are numbered over the layout's engines, source first; the layout may change
         // between steps, and the pass follows it.
         let shards = |layout: &Layout| layout.engines().map(Engine::shard_count).sum::<usize>();
@@ -527,12 +531,37 @@ impl Store {
             let reclaimed = step.due.iter().filter(|key| self.reclaim_if_expired(key, &Now(now))).count() as u64;
             examined += step.examined;
             expired += reclaimed;
+            ttls.merge(step.ttls);
             // Stay on a shard while much of what it holds has expired, as Redis does.
             if step.shard_done || reclaimed * 10 <= step.examined {
                 (next, visited) = (next + 1, visited + 1);
             }
         }
         self.sweep_next.store(next, Ordering::Relaxed);
+        self.update_avg_ttl(ttls);
         (examined, expired)
+    }
+
+    /// Redis's estimate (`activeExpireCycle`): each pass's mean remaining lifetime weighs 2%
+    /// against the previous estimate's 98%; the first sample is taken as is, and a store
+    /// without keys that expire has none.
+    fn update_avg_ttl(&self, ttls: TtlSample) {
+        let estimate = if self.stats().volatile_keys == 0 {
+            0
+        } else if let Some(sampled) = ttls.sum_ms.checked_div(ttls.count) {
+            match self.avg_ttl_ms.load(Ordering::Relaxed) {
+                0 => sampled,
+                previous => previous / 50 * 49 + sampled / 50,
+            }
+        } else {
+            return;
+        };
+        self.avg_ttl_ms.store(estimate, Ordering::Relaxed);
+    }
+
+    /// INFO keyspace's `avg_ttl`: the estimated mean remaining lifetime, in milliseconds, of
+    /// the keys that expire, kept up to date by active expiry (0 when none expire).
+    pub fn avg_ttl_ms(&self) -> u64 {
+        self.avg_ttl_ms.load(Ordering::Relaxed)
     }
 }

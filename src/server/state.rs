@@ -180,8 +180,10 @@ impl ServerState {
         if wanted("keyspace") {
             let mut section = InfoSection::new("Keyspace");
             if stats.keys > 0 {
-                section =
-                    section.field("db0", format!("keys={},expires={},avg_ttl=0", stats.keys, stats.volatile_keys));
+                section = section.field(
+                    "db0",
+                    format!("keys={},expires={},avg_ttl={}", stats.keys, stats.volatile_keys, self.store.avg_ttl_ms()),
+                );
             }
             sections.push(section.finish());
         }
