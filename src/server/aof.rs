@@ -37,8 +37,8 @@
 //! logged at cron's pace).
 //!
 //! # How it is tested
-//! `tests/persistence_aof.rs`: `kill -9` during writes with `appendfsync always` (every
-//! acknowledged write is there after restart), BGREWRITEAOF under writes (nothing lost,
+//! `tests/persistence_aof.rs`: `kill -9` during writes with `appendfsync always` and with
+//! `everysec` (every acknowledged write is there after restart), BGREWRITEAOF under writes (nothing lost,
 //! redis-check-aof accepts the result), redis-server 7 loading cstore's directory and the
 //! other way round, and CONFIG SET appendonly.
 
