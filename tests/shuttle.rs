@@ -167,26 +167,44 @@ fn migration_keeps_every_increment(from: EngineConfig, to: EngineConfig) {
         move || [OLD[0], OLD[1], OLD[0]].map(|key| (key, value_of(&store, key)))
     });
     store.migrate(to).expect("valid engine");
-    let mut returned: HashMap<&str, Vec<i64>> = HashMap::new();
-    for incrementer in incrementers {
-        for (key, value) in incrementer.join().unwrap() {
-            returned.entry(key).or_default().push(value);
-        }
-    }
+    check_increments(
+        &format!("{from:?} -> {to:?}"),
+        reader.join().unwrap(),
+        incrementers.into_iter().flat_map(|incrementer| incrementer.join().unwrap()),
+        |key| value_of(&store, key),
+    );
+    assert_eq!(store.engine_status().running, to);
+}
+
+/// What both migration tests check once their clients are done: a key that existed never
+/// read as absent and its reads never went back; each key's increments returned 1..=n in
+/// some order (none lost) and the key now holds n.
+fn check_increments<K, V>(
+    label: &str,
+    reads: impl IntoIterator<Item = (K, Option<V>)>,
+    increments: impl IntoIterator<Item = (K, V)>,
+    value_now: impl Fn(K) -> Option<V>,
+) where
+    K: Copy + Eq + std::hash::Hash + std::fmt::Display,
+    V: Copy + Ord + Default + std::fmt::Debug + TryFrom<usize>,
+{
     let mut last_read = HashMap::new();
-    for (key, value) in reader.join().unwrap() {
-        let value =
-            value.unwrap_or_else(|| panic!("{from:?} -> {to:?}: key {key} read as absent during the migration"));
-        let previous = last_read.insert(key, value).unwrap_or(0);
-        assert!(value >= previous, "{from:?} -> {to:?}: key {key} read {value} after {previous}");
+    for (key, value) in reads {
+        let value = value.unwrap_or_else(|| panic!("{label}: key {key} read as absent during the migration"));
+        let previous = last_read.insert(key, value).unwrap_or_default();
+        assert!(value >= previous, "{label}: key {key} read {value:?} after {previous:?}");
     }
+    let mut returned: HashMap<K, Vec<V>> = HashMap::new();
+    for (key, value) in increments {
+        returned.entry(key).or_default().push(value);
+    }
+    let count = |n: usize| V::try_from(n).unwrap_or_else(|_| panic!("{n} increments fit the counter type"));
     for (key, mut values) in returned {
         values.sort_unstable();
-        let expected: Vec<i64> = (1..=values.len() as i64).collect();
-        assert_eq!(values, expected, "{from:?} -> {to:?}: increments of key {key} lost an update");
-        assert_eq!(value_of(&store, key), Some(values.len() as i64), "{from:?} -> {to:?}: key {key} lost an increment");
+        let expected: Vec<V> = (1..=values.len()).map(count).collect();
+        assert_eq!(values, expected, "{label}: increments of key {key} lost an update");
+        assert_eq!(value_now(key), Some(count(values.len())), "{label}: key {key} lost an increment");
     }
-    assert_eq!(store.engine_status().running, to);
 }
 
 #[test]
@@ -551,24 +569,12 @@ fn model_migration_keeps_every_increment(flaw: MigrationFlaw) {
         move || [OLD[0], OLD[1], OLD[0]].map(|key| (key, model.get(key)))
     });
     model.migrate();
-    let mut returned: HashMap<Key, Vec<u64>> = HashMap::new();
-    for incrementer in incrementers {
-        for (key, value) in incrementer.join().unwrap() {
-            returned.entry(key).or_default().push(value);
-        }
-    }
-    let mut last_read = HashMap::new();
-    for (key, value) in reader.join().unwrap() {
-        let value = value.unwrap_or_else(|| panic!("broken migration: key {key} read as absent during the migration"));
-        let previous = last_read.insert(key, value).unwrap_or(0);
-        assert!(value >= previous, "broken migration: key {key} read {value} after {previous}");
-    }
-    for (key, mut values) in returned {
-        values.sort_unstable();
-        let expected: Vec<u64> = (1..=values.len() as u64).collect();
-        assert_eq!(values, expected, "broken migration: increments of key {key} lost an update");
-        assert_eq!(model.get(key), Some(expected.len() as u64), "broken migration: key {key} lost an increment");
-    }
+    check_increments(
+        "broken migration",
+        reader.join().unwrap(),
+        incrementers.into_iter().flat_map(|incrementer| incrementer.join().unwrap()),
+        |key| model.get(key),
+    );
 }
 
 #[test]

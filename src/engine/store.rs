@@ -546,7 +546,7 @@ impl Store {
     /// against the previous estimate's 98%; the first sample is taken as is, and a store
     /// without keys that expire has none.
     fn update_avg_ttl(&self, ttls: TtlSample) {
-        let estimate = if self.stats().volatile_keys == 0 {
+        let estimate = if self.totals().volatile <= 0 {
             0
         } else if let Some(sampled) = ttls.sum_ms.checked_div(ttls.count) {
             match self.avg_ttl_ms.load(Ordering::Relaxed) {
