@@ -562,6 +562,7 @@ impl Store {
     /// INFO keyspace's `avg_ttl`: the estimated mean remaining lifetime, in milliseconds, of
     /// the keys that expire, kept up to date by active expiry (0 when none expire).
     pub fn avg_ttl_ms(&self) -> u64 {
-        self.avg_ttl_ms.load(Ordering::Relaxed)
+        // Without keys that expire there is nothing to average, whatever the last pass saw.
+        if self.totals().volatile <= 0 { 0 } else { self.avg_ttl_ms.load(Ordering::Relaxed) }
     }
 }
