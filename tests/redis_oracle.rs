@@ -453,6 +453,101 @@ CONFIG GET stop-writes-on-bgsave-error
 CONFIG GET dbfilename
 CONFIG SET save "3600 1 60"
 CONFIG SET rdbcompression maybe
+
+# RENAME, RENAMENX, COPY, MSETNX: several keys as one
+SET rn:a 1
+SET rn:b 2 PX 100000
+RENAME rn:a rn:c
+GET rn:c
+EXISTS rn:a
+RENAME rn:b rn:c
+[pttl] PTTL rn:c
+RENAME rn:missing rn:x
+RENAME rn:c rn:c
+RENAMENX rn:c rn:c
+SET rn:d 4
+RENAMENX rn:c rn:d
+RENAMENX rn:c rn:e
+RENAMENX rn:missing rn:f
+RENAME rn:c
+RENAME rn:c rn:x extra
+COPY rn:e rn:g
+COPY rn:e rn:g
+COPY rn:e rn:g REPLACE
+[pttl] PTTL rn:g
+COPY rn:e rn:g DB 0 REPLACE
+COPY rn:e rn:h DB 1
+COPY rn:e rn:h DB x
+COPY rn:e rn:h BOGUS
+COPY rn:e rn:e
+COPY rn:missing rn:h
+COPY rn:e
+MSETNX rn:m1 1 rn:m2 2
+MGET rn:m1 rn:m2
+MSETNX rn:m2 x rn:m3 3
+EXISTS rn:m3
+MSETNX rn:m4
+MSETNX
+
+# transactions
+MULTI
+SET tx:a 1
+INCR tx:a
+SET tx:b notanumber
+INCR tx:b
+GET tx:a
+PING
+EXEC
+EXEC
+DISCARD
+MULTI
+MULTI
+WATCH tx:a
+SET tx:a
+EXEC
+MULTI
+NOSUCH
+EXEC
+MULTI
+SAVE
+EXEC
+MULTI
+SET tx:discarded 1
+DISCARD
+EXISTS tx:discarded
+MULTI
+EXEC
+WATCH
+WATCH tx:a tx:missing
+SET tx:a 10
+MULTI
+INCR tx:a
+EXEC
+WATCH tx:a
+UNWATCH
+SET tx:a 20
+MULTI
+INCR tx:a
+EXEC
+UNWATCH extra
+MULTI extra
+EXEC extra
+DISCARD extra
+WATCH tx:a
+MULTI
+UNWATCH
+GET tx:a
+EXEC
+MULTI
+RENAME tx:a tx:renamed
+MSETNX tx:m 1
+COPY tx:m tx:copied
+GET tx:copied
+EXEC
+MULTI
+SET tx:reset 1
+RESET
+EXISTS tx:reset
 DBSIZE
 RESET
 QUIT

@@ -12,6 +12,9 @@
 //!   no read misses a key that exists, and reads never go back in time.
 //! - Point-in-time snapshots (`Store::snapshot`, `Cut`) beside a migration: the walk hands
 //!   over one instant of the store while writers go on.
+//! - Transactions (`Store::exclusive`, `Store::pass`, transaction.rs): a reader under a pass
+//!   and a snapshot's cut see a transaction whole, beside a migration too; transfers made
+//!   without exclusivity are caught.
 //!
 //! Two models stay. The sweeper's stop protocol: the real `Sweeper` waits on a std channel
 //! with `recv_timeout`, which never times out under shuttle (it would never run a pass), so
@@ -291,6 +294,74 @@ fn a_snapshot_beside_a_migration_hands_over_one_instant() {
         let to = ENGINES[(index + 1) % ENGINES.len()];
         explore(ENGINE_ITERATIONS, move || snapshot_is_one_instant(from, to));
     }
+}
+
+/// Two accounts whose total every transaction keeps: a transfer moves one unit between them.
+const ACCOUNTS: [&str; 2] = ["account:a", "account:b"];
+const TOTAL: i64 = 20;
+
+/// One transfer, as a transaction when `atomically` (else as two separate increments: the
+/// broken control).
+fn transfer(store: &Store, atomically: bool) {
+    let _held = atomically.then(|| store.exclusive());
+    store.incr_by(ACCOUNTS[0].as_bytes(), -1).expect("accounts hold integers");
+    store.incr_by(ACCOUNTS[1].as_bytes(), 1).expect("accounts hold integers");
+}
+
+/// Transfers run while a reader reads both accounts under a pass and a snapshot is taken, and,
+/// with `to`, while the store migrates: the reader and the snapshot must each see the total.
+fn transactions_are_seen_whole(from: EngineConfig, to: Option<EngineConfig>, atomically: bool) {
+    let store = store(from);
+    for account in ACCOUNTS {
+        set(&store, account, "10");
+    }
+    let transfers = thread::spawn({
+        let store = Arc::clone(&store);
+        move || {
+            for _ in 0..2 {
+                transfer(&store, atomically);
+            }
+        }
+    });
+    let migrator = to.map(|to| {
+        let store = Arc::clone(&store);
+        thread::spawn(move || store.migrate(to).expect("valid engine"))
+    });
+    for _ in 0..2 {
+        let pass = store.pass();
+        let balances: Vec<Option<i64>> = ACCOUNTS.iter().map(|account| value_of(&store, account)).collect();
+        drop(pass);
+        let total: i64 = balances.iter().map(|balance| balance.expect("the accounts exist")).sum();
+        assert_eq!(total, TOTAL, "{from:?} -> {to:?}: a reader saw part of a transaction: {balances:?}");
+    }
+    let mut total = 0;
+    store
+        .snapshot()
+        .for_each(|entry| {
+            total += cstore::engine::parse_integer(entry.value).expect("accounts hold integers");
+            Ok::<(), ()>(())
+        })
+        .expect("no flush, and emitting never fails");
+    assert_eq!(total, TOTAL, "{from:?} -> {to:?}: a snapshot's cut split a transaction");
+    transfers.join().unwrap();
+    if let Some(migrator) = migrator {
+        migrator.join().unwrap();
+    }
+}
+
+#[test]
+fn every_reader_and_snapshot_sees_a_transaction_whole() {
+    for (index, from) in ENGINES.into_iter().enumerate() {
+        let to = ENGINES[(index + 1) % ENGINES.len()];
+        explore(ENGINE_ITERATIONS, move || transactions_are_seen_whole(from, None, true));
+        explore(ENGINE_ITERATIONS, move || transactions_are_seen_whole(from, Some(to), true));
+    }
+}
+
+#[test]
+#[should_panic(expected = "saw part of a transaction")]
+fn a_transfer_made_without_exclusivity_is_caught() {
+    shuttle::check_random(|| transactions_are_seen_whole(ENGINES[1], None, false), ITERATIONS);
 }
 
 /// What the sweeper thread did, to check the stop protocol against.

@@ -329,6 +329,9 @@ pub(crate) struct Updated<R> {
     pub(crate) reply: R,
     /// Whether an expired entry was removed.
     pub(crate) reclaimed: bool,
+    /// Whether the key's entry changed at all (stored, even unchanged, or removed): what
+    /// WATCH counts (`watch.rs`).
+    pub(crate) changed: bool,
 }
 
 impl<R> Updated<R> {
@@ -340,7 +343,7 @@ impl<R> Updated<R> {
         if change.new_deadline {
             slot.expires.insert(key);
         }
-        Updated { reply, reclaimed: change.reclaimed }
+        Updated { reply, reclaimed: change.reclaimed, changed: change.changed }
     }
 }
 
@@ -353,6 +356,8 @@ struct Change {
     /// Whether the stored entry now carries a deadline the replaced one did not: the key goes
     /// into the shard's expires index.
     new_deadline: bool,
+    /// Whether an entry was stored or removed.
+    changed: bool,
 }
 
 /// The one write rule: applies `f` to the live entry, turns "keep an expired entry" into its
@@ -384,5 +389,10 @@ fn transition<R>(
         Write::Remove => (Footprint::default(), false),
     };
     let delta = after - Footprint::of_slot(key, current);
-    (write, (reply, Change { delta, reclaimed: dead, new_deadline }))
+    let changed = match &write {
+        Write::Keep => false,
+        Write::Put(_) => true,
+        Write::Remove => current.is_some(),
+    };
+    (write, (reply, Change { delta, reclaimed: dead, new_deadline, changed }))
 }

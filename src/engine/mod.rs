@@ -15,7 +15,8 @@
 //! `lockfree.rs` and `cow.rs` are the kinds; `kinds.rs` is one engine (a kind times a shard
 //! count) and its write rule; `store.rs` routes a key to the engine that holds it;
 //! `migration.rs` moves a running store to another strategy or shard count, live, and
-//! `snapshot.rs` takes point-in-time snapshots of it, both through `gates.rs`; `ops.rs` is
+//! `snapshot.rs` takes point-in-time snapshots of it, both through `gates.rs`; `transaction.rs`
+//! makes a group of operations one transaction, and `watch.rs` tells WATCHed keys' changes; `ops.rs` is
 //! every command, written once over two primitives (read, and atomic read-modify-write) so that all
 //! strategies share one semantics; `scan.rs` has cursors and glob patterns; `sweeper.rs`
 //! is active expiry; `sync.rs` supplies the locks and atomics, which shuttle's replace in a
@@ -32,6 +33,7 @@ mod kinds;
 mod locked;
 mod lockfree;
 mod migration;
+mod multikey;
 mod ops;
 mod scan;
 mod shard;
@@ -39,6 +41,8 @@ mod snapshot;
 mod store;
 mod sweeper;
 mod sync;
+mod transaction;
+mod watch;
 
 pub use clock::{Clock, ManualClock};
 pub use compact::{CompactBytes, INLINE_LEN, MAX_STRING_LEN};
@@ -53,3 +57,5 @@ pub use shard::thread_lock_wait_ns;
 pub use snapshot::{PointInTime, SNAPSHOT_CHUNK, SnapshotEntry, SnapshotError, SnapshotReport};
 pub use store::{RemovalHook, Store, StoreBuilder, StoreStats};
 pub use sweeper::{SweepReport, Sweeper};
+pub use transaction::{Exclusive, Pass};
+pub use watch::Watcher;

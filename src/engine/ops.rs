@@ -21,6 +21,8 @@ pub enum StoreError {
     NotFinite,
     #[error("string exceeds maximum allowed size (proto-max-bulk-len)")]
     TooLarge,
+    #[error("no such key")]
+    NoSuchKey,
 }
 
 /// When SET writes.

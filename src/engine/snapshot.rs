@@ -43,6 +43,7 @@ use super::kinds::{Engine, Updated};
 use super::shard::KeyHasher;
 use super::store::{Layout, Store};
 use super::sync::{Arc, AtomicBool, Mutex, MutexGuard, Ordering};
+use super::transaction::Pass;
 
 /// Keys the walk takes from a shard per step: the most a writer of that shard waits for it.
 pub const SNAPSHOT_CHUNK: usize = 128;
@@ -168,17 +169,23 @@ pub struct PointInTime<'a> {
 impl Store {
     /// Takes a point-in-time cut of the store now. Waits while a migration or another
     /// snapshot runs. The writes in flight at that moment finish first (microseconds).
+    /// The caller must hold no [`Pass`]: the cut takes one, so that it never splits a
+    /// transaction (`transaction.rs`).
     pub fn snapshot(&self) -> PointInTime<'_> {
-        self.snapshot_after(self.walking.lock())
+        let walk = self.walking.lock();
+        self.snapshot_after(walk, &self.pass())
     }
 
-    /// [`Store::snapshot`], or `None` at once when a migration or another snapshot runs: for
-    /// a caller that holds writers back around the cut and must not hold them for long.
+    /// [`Store::snapshot`], or `None` at once when a migration, another snapshot or a
+    /// transaction runs: for a caller that holds writers back around the cut and must not
+    /// hold them for long (nor wait for a transaction that waits for them).
     pub fn try_snapshot(&self) -> Option<PointInTime<'_>> {
-        self.walking.try_lock().map(|walk| self.snapshot_after(walk))
+        let walk = self.walking.try_lock()?;
+        let pass = self.try_pass()?;
+        Some(self.snapshot_after(walk, &pass))
     }
 
-    fn snapshot_after<'a>(&'a self, walk: MutexGuard<'a, ()>) -> PointInTime<'a> {
+    fn snapshot_after<'a>(&'a self, walk: MutexGuard<'a, ()>, _cut_within: &Pass<'_>) -> PointInTime<'a> {
         // In a `match`, so that the layout is let go before the cut waits for its users.
         let engine = match &**self.layout.load() {
             Layout::Stable(engine) => Arc::clone(engine),

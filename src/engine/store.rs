@@ -19,6 +19,8 @@ use super::scan::{Geometry, Part, glob_match};
 use super::shard::{Router, Totals};
 use super::snapshot::Cut;
 use super::sync::{Arc, ArcSwap, AtomicU64, AtomicUsize, Mutex, Ordering};
+use super::transaction::TransactionGate;
+use super::watch::Watches;
 
 /// Largest value a command may create, as Redis's default `proto-max-bulk-len` (512 MiB).
 pub const DEFAULT_MAX_VALUE_LEN: usize = 512 * 1024 * 1024;
@@ -93,6 +95,10 @@ pub struct Store {
     /// Told of every key the store removes by itself (eviction, active and lazy expiry), after
     /// the engine has let go of its locks: the server logs them to the AOF.
     removal_hook: OnceLock<RemovalHook>,
+    /// Transactions hold it exclusively, commands pass through it (`transaction.rs`).
+    pub(crate) transactions: TransactionGate,
+    /// Watched keys, told of every change (`watch.rs`).
+    pub(crate) watches: Watches,
 }
 
 /// See [`Store::set_removal_hook`].
@@ -184,6 +190,8 @@ impl StoreBuilder {
             clock: self.clock,
             max_value_len: self.max_value_len,
             removal_hook: OnceLock::new(),
+            transactions: TransactionGate::default(),
+            watches: Watches::default(),
         })
     }
 }
@@ -289,10 +297,26 @@ impl Store {
             Layout::Saving(cut) => cut.update(key, now, f),
             Layout::Migrating(migration) => migration.update(key, now, f),
         };
+        if updated.changed {
+            self.watches.touch(key, updated.reclaimed);
+        }
         if updated.reclaimed {
             self.removed(key);
         }
         updated
+    }
+
+    /// Whether `key` has a live entry, without reclaiming an expired one (a reclaim is a
+    /// change, and WATCH must not cause one by looking).
+    pub(crate) fn is_live(&self, key: &[u8]) -> bool {
+        let now = self.now();
+        let present = |entry: Option<&Entry>| entry.is_some();
+        let found = match &**self.layout.load() {
+            Layout::Stable(engine) => engine.read(key, &now, present),
+            Layout::Saving(cut) => cut.engine().read(key, &now, present),
+            Layout::Migrating(migration) => migration.read(key, &now, present),
+        };
+        matches!(found, Found::Answered(true))
     }
 
     /// Sets what is called with every key the store removes by itself: evicted
@@ -366,6 +390,13 @@ impl Store {
 
     /// Removes every key (FLUSHDB) and returns how many were removed.
     pub fn clear(&self) -> usize {
+        // Watched keys that exist change; a key created after this look is touched by its
+        // own write.
+        for key in self.watches.watched_keys() {
+            if self.is_live(&key) {
+                self.watches.touch(&key, false);
+            }
+        }
         let removed = match &**self.layout.load() {
             Layout::Stable(engine) => engine.clear(),
             Layout::Saving(cut) => cut.clear(),

@@ -22,7 +22,14 @@
 //! incremental file: every write that the cut contains was appended before the switch (old
 //! files), every write after the cut after it (new file). `try_snapshot` rather than
 //! `snapshot`: a BGSAVE or migration in progress must not keep writers waiting on the
-//! stripes; the rewrite lets go and retries.
+//! stripes; the rewrite lets go and retries. It also gives up when a transaction runs: a
+//! command takes its stripe inside the store's pass (or an EXEC's exclusivity), so nobody
+//! may wait for a pass while holding a stripe.
+//!
+//! # Transactions
+//! An EXEC's records are wrapped in MULTI and EXEC (Redis's own format, which the loader
+//! replays whole or, when the log ends inside one, not at all). The EXEC holds the store
+//! exclusively, so no other command's record can fall between them.
 //!
 //! # When a reply goes out
 //! A write's record gets a position in the log; the connection sends its replies only once
@@ -100,6 +107,8 @@ struct Log {
     /// Bytes ever appended: the position of the last record's end.
     appended: u64,
     stop: bool,
+    /// During an EXEC: whether its MULTI is in the log yet (written before its first record).
+    transaction: Option<bool>,
 }
 
 /// The file side of the log, locked while a batch is written so that batches reach the
@@ -211,7 +220,7 @@ impl Aof {
                 Logged::Changed => self.state_record(key),
                 Logged::Stored { value, deadline } => record_of(key, Some((value, deadline))),
             };
-            *wait = self.append(record);
+            *wait = (*wait).max(self.append(record));
         }
         result
     }
@@ -234,8 +243,9 @@ impl Aof {
     /// unless a write has set it again since, whose state is logged then: any record of a
     /// key's state taken under its stripe is a correct last word). Returns the log position
     /// to wait for before a reply may depend on these removals (0: nothing logged). The
-    /// caller holds no stripe.
-    pub(crate) fn log_removals(&self) -> u64 {
+    /// caller holds no stripe, and holds a pass of the store or its exclusivity (a command does):
+    /// a stripe is only ever taken inside one, never the other way round (see the module page).
+    pub(crate) fn log_removals_in_command(&self) -> u64 {
         let removed = std::mem::take(&mut *self.removed.lock());
         let mut position = 0;
         for key in removed {
@@ -247,6 +257,12 @@ impl Aof {
         position
     }
 
+    /// [`Aof::log_removals_in_command`] for a caller outside any command (cron, the sweeper).
+    pub(crate) fn log_removals(&self) -> u64 {
+        let _pass = self.store.pass();
+        self.log_removals_in_command()
+    }
+
     /// FLUSHALL / FLUSHDB: runs `op` with every key's writes held back, and logs it.
     pub(crate) fn flush_all<R>(&self, wait: &mut u64, op: impl FnOnce() -> R) -> R {
         let _all = self.hold_all();
@@ -254,7 +270,7 @@ impl Aof {
         if self.logging.load(Relaxed) {
             let mut record = Vec::new();
             resp::encode(&mut record, &[b"FLUSHALL"]);
-            *wait = self.append(record);
+            *wait = (*wait).max(self.append(record));
         }
         result
     }
@@ -263,9 +279,33 @@ impl Aof {
         self.stripes.iter().map(|stripe| stripe.lock()).collect()
     }
 
-    fn append(&self, record: Vec<u8>) -> u64 {
+    /// Runs `body` (an EXEC's commands, or a command that writes several keys as one) with the
+    /// store held exclusively (so that no other write appends meanwhile), and wraps the records it appends in MULTI and EXEC, as Redis
+    /// logs a transaction: a load replays all of it or, if the log ends inside it, none.
+    /// Returns `body`'s result and the log position a reply must wait for (0: nothing logged).
+    pub(crate) fn transaction<R>(&self, body: impl FnOnce() -> R) -> (R, u64) {
+        self.log.lock().transaction = Some(false);
+        let result = body();
+        let opened = self.log.lock().transaction.take() == Some(true);
+        let mut position = 0;
+        if opened {
+            let mut exec = Vec::new();
+            resp::encode(&mut exec, &[b"EXEC"]);
+            position = self.append(exec);
+        }
+        (result, position)
+    }
+
+    fn append(&self, mut record: Vec<u8>) -> u64 {
         let mut log = self.log.lock();
         let Some(current) = log.current.clone() else { return 0 };
+        if log.transaction == Some(false) {
+            log.transaction = Some(true);
+            let mut multi = Vec::with_capacity(record.len() + 16);
+            resp::encode(&mut multi, &[b"MULTI"]);
+            multi.append(&mut record);
+            record = multi;
+        }
         log.appended += record.len() as u64;
         match log.pending.last_mut() {
             Some((file, bytes)) if Arc::ptr_eq(file, &current) => bytes.extend_from_slice(&record),

@@ -12,12 +12,12 @@ use bytes::Bytes;
 use opentelemetry::trace::SpanContext;
 use parking_lot::Mutex;
 
-use super::command::COMMANDS;
+use super::command::{COMMANDS, Queued};
 use super::config::RuntimeSettings;
 use super::connection::CONNECTION_FIXED_MEMORY;
 use super::latch::Flags;
 use super::reply::Protocol;
-use crate::engine::CompactBytes;
+use crate::engine::{CompactBytes, Watcher};
 
 /// What other clients may read about a connection. Fields the owning connection changes on
 /// every command are atomics, so CLIENT LIST never slows the hot path down.
@@ -43,6 +43,10 @@ pub(crate) struct ClientInfo {
     no_evict: AtomicBool,
     /// Why the connection must close ([`EVICTED`], [`SHUTTING_DOWN`]), set by other tasks.
     closing: Flags,
+    /// Commands queued since MULTI plus one, 0 outside a transaction (CLIENT LIST's `multi`).
+    multi: AtomicUsize,
+    /// Bytes those queued commands hold (`multi-mem`, part of `tot-mem`).
+    multi_mem: AtomicUsize,
 }
 
 /// Client eviction chose the client: its connection closes at once.
@@ -96,11 +100,21 @@ impl ClientInfo {
         };
         let gauge = |value: &AtomicUsize| value.load(Ordering::Relaxed);
         let memory = &self.memory;
-        // Redis's letters: `e` for CLIENT NO-EVICT, `N` when no flag applies.
-        let flags = if self.no_evict() { "e" } else { "N" };
+        // Redis's letters: `x` in a transaction, `e` for CLIENT NO-EVICT, `N` for none.
+        let mut flags = String::new();
+        let multi = gauge(&self.multi);
+        if multi > 0 {
+            flags.push('x');
+        }
+        if self.no_evict() {
+            flags.push('e');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
         format!(
-            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 multi=-1 \
-             qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r \
+            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 multi={} \
+             qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r \
              cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.peer,
@@ -109,9 +123,11 @@ impl ClientInfo {
             age.as_secs(),
             idle_ms / 1000,
             flags,
+            multi as i64 - 1,
             gauge(&memory.qbuf),
             gauge(&memory.qbuf_free),
             gauge(&memory.argv_mem),
+            gauge(&self.multi_mem),
             gauge(&memory.omem),
             gauge(&memory.tot_mem),
             cmd,
@@ -133,7 +149,12 @@ impl ClientInfo {
         memory.omem.store(usage.omem, Ordering::Relaxed);
         memory.recent_max_qbuf.fetch_max(usage.qbuf, Ordering::Relaxed);
         memory.recent_max_omem.fetch_max(usage.omem, Ordering::Relaxed);
-        let total = CONNECTION_FIXED_MEMORY + usage.qbuf + usage.qbuf_free + usage.argv_mem + usage.output_memory;
+        let total = CONNECTION_FIXED_MEMORY
+            + usage.qbuf
+            + usage.qbuf_free
+            + usage.argv_mem
+            + usage.output_memory
+            + self.multi_mem.load(Ordering::Relaxed);
         let before = memory.tot_mem.swap(total, Ordering::Relaxed);
         self.add_to_all(total as i64 - before as i64);
     }
@@ -203,6 +224,13 @@ pub(crate) struct Session {
     pub(crate) resume_at: Option<usize>,
     /// The keys a KEYS reply that stopped midway has yet to send, held between its parts.
     pub(crate) reply_keys: Vec<CompactBytes>,
+    /// Between MULTI and EXEC or DISCARD: the commands queued.
+    transaction: Option<Queued>,
+    /// The keys this client WATCHes.
+    pub(crate) watcher: Watcher,
+    /// Set while EXEC runs the queue: a reply cannot stop midway and resume later then, since
+    /// the transaction must end before the connection writes.
+    pub(crate) in_exec: bool,
 }
 
 impl Session {
@@ -216,7 +244,51 @@ impl Session {
             aof_wait: 0,
             resume_at: None,
             reply_keys: Vec::new(),
+            transaction: None,
+            watcher: Watcher::default(),
+            in_exec: false,
         }
+    }
+
+    /// The queue of the transaction under way, if MULTI was sent.
+    pub(crate) fn transaction(&self) -> Option<&Queued> {
+        self.transaction.as_ref()
+    }
+
+    /// MULTI: commands are queued from now on.
+    pub(crate) fn begin_transaction(&mut self) {
+        self.transaction = Some(Queued::default());
+        self.info.multi.store(1, Ordering::Relaxed);
+    }
+
+    /// Queues a command of the transaction under way (`refused`: it was refused, and EXEC
+    /// must discard the transaction).
+    pub(crate) fn queue(&mut self, request: &[&[u8]], refused: bool) {
+        let Some(queued) = &mut self.transaction else { return };
+        if refused {
+            queued.refuse();
+        } else {
+            queued.push(request);
+        }
+        self.info.multi.store(queued.len() + 1, Ordering::Relaxed);
+        self.info.multi_mem.store(queued.memory(), Ordering::Relaxed);
+    }
+
+    /// DISCARD, RESET: the transaction ends; returns its queue if there was one.
+    pub(crate) fn end_transaction(&mut self) -> Option<Queued> {
+        let queued = self.transaction.take();
+        self.transaction_done();
+        queued
+    }
+
+    /// EXEC: takes the queue; CLIENT LIST shows the transaction until [`Session::transaction_done`].
+    pub(crate) fn take_transaction(&mut self) -> Option<Queued> {
+        self.transaction.take()
+    }
+
+    pub(crate) fn transaction_done(&mut self) {
+        self.info.multi.store(0, Ordering::Relaxed);
+        self.info.multi_mem.store(0, Ordering::Relaxed);
     }
 
     /// Whether the client may run commands that need authentication, under the password in
@@ -287,6 +359,8 @@ impl Clients {
             all_clients_memory: Arc::clone(&self.memory),
             no_evict: AtomicBool::new(false),
             closing: Flags::default(),
+            multi: AtomicUsize::new(0),
+            multi_mem: AtomicUsize::new(0),
         });
         info.publish(BufferUsage::default());
         let mut by_id = self.by_id.lock();

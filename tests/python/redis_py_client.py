@@ -56,6 +56,51 @@ def check_pipeline_and_scan(client: redis.Redis) -> None:
     assert client.dbsize() >= len(keys)
 
 
+def check_transactions(client: redis.Redis) -> None:
+    # pipeline() is transactional by default: MULTI ... EXEC in one round trip.
+    with client.pipeline() as pipe:
+        pipe.set("tx:n", 1).incr("tx:n").incrby("tx:n", 5).get("tx:n")
+        assert pipe.execute() == [True, 2, 7, "7"]
+    # An error inside EXEC is reported, and the other commands ran.
+    with client.pipeline() as pipe:
+        pipe.set("tx:s", "text").incr("tx:s").set("tx:after", "1")
+        results = pipe.execute(raise_on_error=False)
+        assert results[0] is True and results[2] is True, results
+        assert isinstance(results[1], redis.ResponseError), results
+    assert client.get("tx:after") == "1"
+
+    # transaction() retries the function while a watched key changes under it (WATCH, MULTI,
+    # EXEC); the first attempt is disturbed by another client's write.
+    other = redis.Redis(connection_pool=client.connection_pool)
+    attempts = []
+
+    def double(pipe: redis.client.Pipeline) -> None:
+        value = int(pipe.get("tx:n"))
+        attempts.append(value)
+        if len(attempts) == 1:
+            other.set("tx:n", 100)
+        pipe.multi()
+        pipe.set("tx:n", value * 2)
+
+    assert client.transaction(double, "tx:n") == [True]
+    assert attempts == [7, 100], attempts
+    assert client.get("tx:n") == "200"
+
+    # A watched key changed before EXEC: WatchError, nothing written.
+    with client.pipeline() as pipe:
+        pipe.watch("tx:n")
+        other.set("tx:n", 1)
+        pipe.multi()
+        pipe.set("tx:n", "lost")
+        try:
+            pipe.execute()
+        except redis.WatchError:
+            pass
+        else:
+            raise AssertionError("EXEC ran although a watched key changed")
+    assert client.get("tx:n") == "1"
+
+
 def check_server_and_connection(client: redis.Redis, protocol: int) -> None:
     assert client.client_setname("py-client") is True
     assert client.client_getname() == "py-client"
@@ -117,6 +162,7 @@ def main() -> None:
     assert client.flushdb() is True
     check_commands(client)
     check_pipeline_and_scan(client)
+    check_transactions(client)
     check_server_and_connection(client, args.protocol)
     check_errors(client)
     if args.password:

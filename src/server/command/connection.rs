@@ -135,6 +135,8 @@ pub(crate) fn quit(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) -> Result<(), Command
 }
 
 pub(crate) fn reset(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) -> Result<(), CommandError> {
+    ctx.session.end_transaction();
+    ctx.state.store.unwatch(&mut ctx.session.watcher);
     ctx.session.set_protocol(Protocol::Resp2);
     ctx.out.set_protocol(Protocol::Resp2);
     *ctx.session.info.name.lock() = None;

@@ -223,3 +223,43 @@ pub(crate) fn randomkey(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) -> Result<(), Co
     }
     Ok(())
 }
+
+fn rename_command(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>, only_if_absent: bool) -> Result<bool, CommandError> {
+    let (from, to) = (args.bytes()?, args.bytes()?);
+    Ok(ctx.logged_together(&[from, to], |store| store.rename(from, to, only_if_absent))?)
+}
+
+pub(crate) fn rename(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), CommandError> {
+    rename_command(ctx, args, false)?;
+    ctx.out.ok();
+    Ok(())
+}
+
+pub(crate) fn renamenx(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), CommandError> {
+    let renamed = rename_command(ctx, args, true)?;
+    ctx.out.integer(i64::from(renamed));
+    Ok(())
+}
+
+pub(crate) fn copy(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let (from, to) = (args.bytes()?, args.bytes()?);
+    let mut replace = false;
+    while let Some(option) = args.option() {
+        match option.as_str() {
+            "REPLACE" => replace = true,
+            // One database: 0 is this one, any other is out of range (Redis's reply with
+            // `databases 1`).
+            "DB" => match args.integer()? {
+                0 => {}
+                _ => return Err(CommandError::Other("ERR DB index is out of range".into())),
+            },
+            _ => return Err(CommandError::Syntax),
+        }
+    }
+    if from == to {
+        return Err(CommandError::Other("ERR source and destination objects are the same".into()));
+    }
+    let copied = ctx.logged_together(&[to], |store| store.copy(from, to, replace));
+    ctx.out.integer(i64::from(copied));
+    Ok(())
+}

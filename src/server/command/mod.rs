@@ -11,12 +11,14 @@ pub(crate) mod server;
 mod strings;
 mod table;
 mod traced;
+mod transactions;
 
 use std::sync::LazyLock;
 use std::time::Instant;
 
 pub(crate) use args::Args;
 pub(crate) use table::COMMANDS;
+pub(crate) use transactions::Queued;
 
 use super::aof::Logged;
 use super::persistence::LOADING;
@@ -76,8 +78,13 @@ impl Flags {
     pub(crate) const LOADING: Flags = Flags(1 << 6);
     pub(crate) const STALE: Flags = Flags(1 << 7);
     pub(crate) const NOSCRIPT: Flags = Flags(1 << 8);
+    /// Refused between MULTI and EXEC.
+    pub(crate) const NO_MULTI: Flags = Flags(1 << 9);
+    /// cstore's own, not reported: the command runs with the store held exclusively, so that
+    /// its changes to several keys are one (`engine/transaction.rs`).
+    pub(crate) const EXCLUSIVE: Flags = Flags(1 << 10);
 
-    const NAMES: [(Flags, &'static str); 9] = [
+    const NAMES: [(Flags, &'static str); 10] = [
         (Flags::WRITE, "write"),
         (Flags::READONLY, "readonly"),
         (Flags::DENYOOM, "denyoom"),
@@ -87,6 +94,7 @@ impl Flags {
         (Flags::LOADING, "loading"),
         (Flags::STALE, "stale"),
         (Flags::NOSCRIPT, "noscript"),
+        (Flags::NO_MULTI, "no_multi"),
     ];
 
     pub(crate) const fn with(self, other: Flags) -> Flags {
@@ -118,6 +126,7 @@ impl Ctx<'_, '_> {
     /// [`STREAM_CHUNK`] bytes wait, it records where it stopped in [`Session::resume_at`] and
     /// returns false; the connection writes them once the client reads, then runs the command
     /// again, which calls this again to go on. Returns true once the whole array is written.
+    /// Inside EXEC it writes the whole array at once (the output limits still apply).
     pub(crate) fn stream_array<T>(&mut self, items: &[T], mut write: impl FnMut(&mut Self, &T)) -> bool {
         let start = self.session.resume_at.take().unwrap_or(0);
         if start == 0 {
@@ -125,7 +134,7 @@ impl Ctx<'_, '_> {
         }
         for (index, item) in items.iter().enumerate().skip(start) {
             // At least one item per call, so every call makes progress.
-            if index > start && self.out.buffered() >= STREAM_CHUNK {
+            if index > start && self.out.buffered() >= STREAM_CHUNK && !self.session.in_exec {
                 self.session.resume_at = Some(index);
                 return false;
             }
@@ -147,6 +156,25 @@ impl Ctx<'_, '_> {
             let (result, logged) = op(store);
             (result, logged.into())
         })
+    }
+}
+
+impl Ctx<'_, '_> {
+    /// Runs `op`, a change of several keys as one (the command holds the store exclusively:
+    /// [`Flags::EXCLUSIVE`]), then logs the resulting state of each of `keys` between MULTI
+    /// and EXEC, so that a replay applies all of them or none.
+    pub(crate) fn logged_together<R>(&mut self, keys: &[&[u8]], op: impl FnOnce(&crate::engine::Store) -> R) -> R {
+        let state = self.state;
+        let (result, logged_up_to) = state.aof.transaction(|| {
+            let result = op(&state.store);
+            for key in keys {
+                let mut ignored = 0;
+                state.aof.write(&mut ignored, key, || ((), Logged::Changed));
+            }
+            result
+        });
+        self.session.aof_wait = self.session.aof_wait.max(logged_up_to);
+        result
     }
 }
 
@@ -244,9 +272,75 @@ pub(crate) fn execute(
     let parent = session.trace_parent.take();
     let Some((index, spec)) = request.first().and_then(|name| lookup(name)) else {
         state.metrics.unknown_command();
+        session.queue(request, true);
         out.error(&unknown_command(request));
         return Instant::now();
     };
+    // Commands that touch keys see every transaction whole (queuing one may evict, which
+    // writes); those that change several keys as one are transactions themselves; EXEC holds
+    // the store exclusively itself.
+    let store = &*state.store;
+    let exclusive =
+        (spec.flags.contains(Flags::EXCLUSIVE) && session.transaction().is_none()).then(|| store.exclusive());
+    let touches_keys = spec.flags.contains(Flags::WRITE) || spec.flags.contains(Flags::READONLY);
+    let _pass = (exclusive.is_none() && touches_keys).then(|| store.pass());
+    if session.transaction().is_some() && !controls_transactions(spec) {
+        queue(state, session, (index, spec), request, out);
+        return Instant::now();
+    }
+    perform(state, session, (index, spec), request, out, started, parent)
+}
+
+/// One of EXEC's commands, run while EXEC holds the store exclusively.
+fn run_in_transaction(state: &ServerState, session: &mut Session, request: &[&[u8]], out: &mut ReplyWriter<'_>) {
+    // Every queued command was found when it was queued.
+    if let Some((index, spec)) = request.first().and_then(|name| lookup(name)) {
+        perform(state, session, (index, spec), request, out, Instant::now(), None);
+    }
+}
+
+/// The commands that run at once between MULTI and EXEC instead of being queued, as in Redis.
+fn controls_transactions(spec: &CommandSpec) -> bool {
+    matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset")
+}
+
+/// Queues a command after MULTI, with the checks Redis makes then: a refused command
+/// answers its error and dooms the transaction (EXEC answers EXECABORT).
+fn queue(
+    state: &ServerState,
+    session: &mut Session,
+    (index, spec): (usize, &'static CommandSpec),
+    request: &[&[u8]],
+    out: &mut ReplyWriter<'_>,
+) {
+    session.touch(index, Instant::now());
+    let admitted = if spec.flags.contains(Flags::NO_MULTI) {
+        Err(CommandError::Other("ERR Command not allowed inside a transaction".into()))
+    } else {
+        admit(state, session, spec, request)
+    };
+    match admitted {
+        Ok(()) => {
+            session.queue(request, false);
+            out.simple("QUEUED");
+        }
+        Err(error) => {
+            session.queue(request, true);
+            out.error(&error.to_string());
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // The request, where its reply goes, and its trace.
+fn perform(
+    state: &ServerState,
+    session: &mut Session,
+    (index, spec): (usize, &'static CommandSpec),
+    request: &[&[u8]],
+    out: &mut ReplyWriter<'_>,
+    started: Instant,
+    parent: Option<opentelemetry::trace::SpanContext>,
+) -> Instant {
     session.touch(index, started);
     // Head sampling: an unsampled command pays one relaxed load and a comparison.
     let sampled = match &parent {
@@ -288,6 +382,27 @@ fn run(
     request: &[&[u8]],
     out: &mut ReplyWriter<'_>,
 ) -> Result<(), CommandError> {
+    if let Err(error) = admit(state, session, spec, request) {
+        return Err(if spec.name == "exec" { transactions::abort(state, session, &error) } else { error });
+    }
+    let mut ctx = Ctx { state, session, out };
+    (spec.handler)(&mut ctx, Args::new(&request[1..]))?;
+    // One change per write command that succeeded: close to Redis's per-key count for the
+    // single-key commands most writes are (MSET and DEL of several keys count once).
+    if spec.flags.contains(Flags::WRITE) {
+        state.persistence.record_write();
+    }
+    Ok(())
+}
+
+/// The checks before a command runs (or is queued after MULTI): arity, authentication,
+/// loading, refused writes, and room under `maxmemory` (evicting to make it).
+fn admit(
+    state: &ServerState,
+    session: &mut Session,
+    spec: &'static CommandSpec,
+    request: &[&[u8]],
+) -> Result<(), CommandError> {
     if !spec.arity_allows(request.len()) {
         return Err(CommandError::WrongArity(spec.name));
     }
@@ -309,15 +424,8 @@ fn run(
     if spec.flags.contains(Flags::DENYOOM) {
         let made_room = state.make_room();
         // Keys evicted to make room are in the AOF before this command's reply goes out.
-        session.aof_wait = session.aof_wait.max(state.aof.log_removals());
+        session.aof_wait = session.aof_wait.max(state.aof.log_removals_in_command());
         made_room?;
-    }
-    let mut ctx = Ctx { state, session, out };
-    (spec.handler)(&mut ctx, Args::new(&request[1..]))?;
-    // One change per write command that succeeded: close to Redis's per-key count for the
-    // single-key commands most writes are (MSET and DEL of several keys count once).
-    if write {
-        state.persistence.record_write();
     }
     Ok(())
 }

@@ -223,6 +223,18 @@ pub(crate) fn mset(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Comm
     Ok(())
 }
 
+pub(crate) fn msetnx(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let pairs = args.rest();
+    if !pairs.len().is_multiple_of(2) {
+        return Err(CommandError::WrongArity("msetnx"));
+    }
+    let pairs: Vec<(&[u8], &[u8])> = pairs.chunks_exact(2).map(|pair| (pair[0], pair[1])).collect();
+    let keys: Vec<&[u8]> = pairs.iter().map(|&(key, _)| key).collect();
+    let stored = ctx.logged_together(&keys, |store| store.set_all_if_none_exist(&pairs));
+    ctx.out.integer(i64::from(stored));
+    Ok(())
+}
+
 fn increment(ctx: &mut Ctx<'_, '_>, key: &[u8], delta: i64) -> Result<(), CommandError> {
     let value = ctx.logged(key, |store| {
         let value = store.incr_by(key, delta);
