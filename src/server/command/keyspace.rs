@@ -226,7 +226,12 @@ pub(crate) fn randomkey(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) -> Result<(), Co
 
 fn rename_command(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>, only_if_absent: bool) -> Result<bool, CommandError> {
     let (from, to) = (args.bytes()?, args.bytes()?);
-    Ok(ctx.logged_together(&[from, to], |store| store.rename(from, to, only_if_absent))?)
+    let renamed = ctx.logged_together(&[from, to], |store| {
+        let renamed = store.rename(from, to, only_if_absent);
+        let changed = renamed == Ok(true) && from != to;
+        (renamed, changed)
+    })?;
+    Ok(renamed)
 }
 
 pub(crate) fn rename(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), CommandError> {
@@ -259,7 +264,10 @@ pub(crate) fn copy(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Comm
     if from == to {
         return Err(CommandError::Other("ERR source and destination objects are the same".into()));
     }
-    let copied = ctx.logged_together(&[to], |store| store.copy(from, to, replace));
+    let copied = ctx.logged_together(&[to], |store| {
+        let copied = store.copy(from, to, replace);
+        (copied, copied)
+    });
     ctx.out.integer(i64::from(copied));
     Ok(())
 }

@@ -157,17 +157,20 @@ impl Ctx<'_, '_> {
             (result, logged.into())
         })
     }
-}
 
-impl Ctx<'_, '_> {
     /// Runs `op`, a change of several keys as one (the command holds the store exclusively:
-    /// [`Flags::EXCLUSIVE`]), then logs the resulting state of each of `keys` between MULTI
-    /// and EXEC, so that a replay applies all of them or none.
-    pub(crate) fn logged_together<R>(&mut self, keys: &[&[u8]], op: impl FnOnce(&crate::engine::Store) -> R) -> R {
+    /// [`Flags::EXCLUSIVE`]) that returns its result and whether it changed them; then logs
+    /// the resulting state of each of `keys` between MULTI and EXEC, so that a replay applies
+    /// all of them or none.
+    pub(crate) fn logged_together<R>(
+        &mut self,
+        keys: &[&[u8]],
+        op: impl FnOnce(&crate::engine::Store) -> (R, bool),
+    ) -> R {
         let state = self.state;
         let (result, logged_up_to) = state.aof.transaction(|| {
-            let result = op(&state.store);
-            for key in keys {
+            let (result, changed) = op(&state.store);
+            for key in keys.iter().filter(|_| changed) {
                 let mut ignored = 0;
                 state.aof.write(&mut ignored, key, || ((), Logged::Changed));
             }

@@ -230,7 +230,10 @@ pub(crate) fn msetnx(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
     }
     let pairs: Vec<(&[u8], &[u8])> = pairs.chunks_exact(2).map(|pair| (pair[0], pair[1])).collect();
     let keys: Vec<&[u8]> = pairs.iter().map(|&(key, _)| key).collect();
-    let stored = ctx.logged_together(&keys, |store| store.set_all_if_none_exist(&pairs));
+    let stored = ctx.logged_together(&keys, |store| {
+        let stored = store.set_all_if_none_exist(&pairs);
+        (stored, stored)
+    });
     ctx.out.integer(i64::from(stored));
     Ok(())
 }
