@@ -35,22 +35,6 @@ pub struct Watcher {
     keys: Vec<CompactBytes>,
 }
 
-impl Watcher {
-    /// Whether this client watches any key.
-    pub fn is_watching(&self) -> bool {
-        !self.keys.is_empty()
-    }
-
-    /// How many keys this client watches (CLIENT LIST's `watch`).
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-}
-
 /// A watcher of one key.
 struct Registration {
     changed: Arc<AtomicBool>,
