@@ -17,7 +17,7 @@ const SIZES: [usize; 2] = [10_000, 100_000];
 fn store(strategy: Strategy, keys: usize) -> Store {
     let store = Store::builder().strategy(strategy).shards(1).build().expect("a valid configuration");
     for i in 0..keys {
-        store.set(format!("key:{i}").as_bytes(), "v", SetOptions::default());
+        store.set(format!("key:{i}").as_bytes(), "v", SetOptions::default()).unwrap();
     }
     store
 }
@@ -50,7 +50,7 @@ fn main() {
                 b.iter(|| {
                     black_box(store.evict_random(1));
                     i += 1;
-                    store.set(format!("key:{i}").as_bytes(), "v", SetOptions::default());
+                    store.set(format!("key:{i}").as_bytes(), "v", SetOptions::default()).unwrap();
                 })
             });
             group.finish();

@@ -4,11 +4,21 @@
 # configuration) on loopback ports, runs redis-benchmark against each in turn, alternating
 # A/B for several rounds, and prints medians, the server's CPU time per request (utime+stime
 # from /proc/<pid>/stat before and after each run) and the cstore/Redis ratios. Then loads
-# the same 1,000,000 keys into a fresh instance of each and compares resident memory.
+# the same data into a fresh instance of each and compares memory: 1,000,000 string keys,
+# one hash of 1,000,000 fields, one set of 1,000,000 members (RSS growth and INFO
+# used_memory growth per element).
+#
+# Collection tests: redis-benchmark's hset writes `HSET myhash element:<12 digits> <-d bytes>`,
+# sadd `SADD myset element:<12 digits>`, spop `SPOP myset`. Before each hset or sadd run the
+# key is deleted (every run starts from an empty collection); before each spop run `myset` is
+# deleted and refilled with as many members as the run pops, plus 1,000, so that every SPOP
+# pops a member in both servers (the filling is not timed, and the script fails if a run
+# emptied the set).
 #
 # Usage: scripts/bench-vs-redis.sh [--smoke] [--rounds N] [--skip-memory] [--out FILE]
-#   --smoke        tiny runs, one round, a small memory load: proves the harness works end
-#                  to end (CI runs this); no number it prints means anything
+#   --smoke        tiny runs, one round, small memory loads, every test including hset, sadd
+#                  and spop: proves the harness works end to end (CI runs this); no number
+#                  it prints means anything
 #   --rounds N     A/B rounds per configuration (default 3)
 #   --skip-memory  skip the memory comparison
 #   --out FILE     also write the raw per-run results (TSV) to FILE
@@ -17,7 +27,11 @@
 #   CSTORE_ARGS    extra `cstore serve` arguments (default: none, the default configuration)
 #   BASE_PORT      first of the four loopback ports used (default 16379)
 #   N_PLAIN, N_PIPE, N_MSET_DIV, MEM_KEYS   request counts and key count (see below)
-#   TESTS          redis-benchmark tests (default "set get incr mset")
+#   MEM_ELEMENTS   fields of the hash and members of the set in the memory comparison
+#                  (default 1000000)
+#   MEM_KINDS      any of "keys hash set" (the default: all three)
+#   TESTS          redis-benchmark tests (default "set get incr mset"; any of those and
+#                  "hset sadd spop")
 #   MODES          any of "plain P16 plain-t2 P16-t2" (the default: all four; " " for none,
 #                  which runs the memory comparison alone)
 # Under CI=true, a missing redis-server, redis-benchmark or redis-cli fails the script.
@@ -34,7 +48,7 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS="$2"; shift ;;
         --skip-memory) MEMORY=0 ;;
         --out) OUT="$2"; shift ;;
-        -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,37p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -54,10 +68,17 @@ N_PLAIN=${N_PLAIN:-200000}   # unpipelined
 N_PIPE=${N_PIPE:-1000000}    # -P 16
 N_MSET_DIV=${N_MSET_DIV:-4}  # MSET writes 10 keys per request: run 1/4 as many
 MEM_KEYS=${MEM_KEYS:-1000000}
+MEM_ELEMENTS=${MEM_ELEMENTS:-1000000}
+DEFAULT_TESTS="set get incr mset"
 if [ "$SMOKE" = 1 ]; then
-    N_PLAIN=2000 N_PIPE=5000 ROUNDS=1 MEM_KEYS=20000
+    N_PLAIN=2000 N_PIPE=5000 ROUNDS=1 MEM_KEYS=20000 MEM_ELEMENTS=20000
+    DEFAULT_TESTS="set get incr mset hset sadd spop"
 fi
-read -r -a TESTS <<<"${TESTS:-set get incr mset}"
+read -r -a TESTS <<<"${TESTS:-$DEFAULT_TESTS}"
+read -r -a MEM_KINDS <<<"${MEM_KINDS:-keys hash set}"
+# Members SPOP finds beyond the requests of its run: redis-benchmark may send a few more
+# than -n (at most one pipeline per client, 50 x 16).
+SPOP_SPARE=1000
 BASE_PORT=${BASE_PORT:-16379}
 REDIS_PORT=$BASE_PORT
 CSTORE_PORT=$((BASE_PORT + 1))
@@ -112,15 +133,58 @@ stop_server() {
 RESULTS="$WORK/results.tsv"
 printf 'mode\ttest\tserver\tround\trequests\trps\tp50_ms\tp99_ms\tcpu_us_per_req\tsys_share\n' >"$RESULTS"
 
+# The RESP stream that fills `myset` with N members element:000000000000, element:000000000001,
+# ... (names like those redis-benchmark's sadd writes), 1,000 per SADD; written once per N.
+spop_fill_file() {
+    local file="$WORK/spop-fill-$1.resp"
+    if [ ! -s "$file" ]; then
+        python3 - "$1" >"$file" <<'EOF'
+import sys
+n = int(sys.argv[1])
+out = sys.stdout.buffer
+for start in range(0, n, 1000):
+    members = [b"element:%012d" % i for i in range(start, min(n, start + 1000))]
+    parts = [b"*%d\r\n$4\r\nSADD\r\n$5\r\nmyset\r\n" % (len(members) + 2)]
+    parts += [b"$%d\r\n%s\r\n" % (len(m), m) for m in members]
+    out.write(b"".join(parts))
+EOF
+    fi
+    printf '%s' "$file"
+}
+
+# prepare TEST SERVER PORT REQUESTS: puts the key a collection test works on in the state each
+# run of it starts from (see the header); nothing for the string tests. Not timed.
+prepare() {
+    local test=$1 server=$2 port=$3 requests=$4 file members got
+    case "$test" in
+        hset) redis-cli -p "$port" del myhash >/dev/null ;;
+        sadd) redis-cli -p "$port" del myset >/dev/null ;;
+        spop)
+            members=$((requests + SPOP_SPARE))
+            file=$(spop_fill_file "$members")
+            redis-cli -p "$port" del myset >/dev/null
+            redis-cli -p "$port" --pipe <"$file" >"$WORK/fill.log" 2>&1 ||
+                fail "filling myset in $server failed: $(tail -3 "$WORK/fill.log")"
+            got=$(redis-cli -p "$port" scard myset)
+            [ "$got" = "$members" ] || fail "$server holds $got members in myset after filling $members"
+            ;;
+    esac
+}
+
 # run_one MODE TEST SERVER PORT PID ROUND REQUESTS ARGS...
 run_one() {
     local mode=$1 test=$2 server=$3 port=$4 pid=$5 round=$6 requests=$7
     shift 7
-    local user_before sys_before user_after sys_after csv
+    local user_before sys_before user_after sys_after csv left
+    prepare "$test" "$server" "$port" "$requests"
     read -r user_before sys_before < <(cpu_ticks "$pid")
     csv=$(redis-benchmark -p "$port" -c 50 -r 100000 -d 64 -t "$test" -n "$requests" --csv "$@" 2>/dev/null) ||
         fail "redis-benchmark failed against $server ($mode $test)"
     read -r user_after sys_after < <(cpu_ticks "$pid")
+    if [ "$test" = spop ]; then
+        left=$(redis-cli -p "$port" scard myset)
+        [ "$left" -gt 0 ] || fail "$server: the spop run emptied myset, so some SPOPs popped nothing"
+    fi
     # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
     local line
     line=$(printf '%s\n' "$csv" | tr -d '"' | awk -F, 'NR == 2 { print $2 "\t" $5 "\t" $7 }')
@@ -168,36 +232,60 @@ stop_server "$REDIS_PID"
 stop_server "$CSTORE_PID"
 
 MEMORY_RESULTS="$WORK/memory.tsv"
+# INFO memory's used_memory: Redis's allocator count; cstore's own accounting of its keys,
+# values and client buffers (an estimate: the figure maxmemory is checked against).
+used_memory() { redis-cli -p "$1" info memory | tr -d '\r' | awk -F: '$1 == "used_memory" { print $2 }'; }
 if [ "$MEMORY" = 1 ]; then
-    echo "==> memory: $MEM_KEYS keys (11-byte names key:NNNNNNN..., 64-byte values), loaded with redis-cli --pipe" >&2
-    python3 - "$MEM_KEYS" >"$WORK/load.resp" <<'EOF'
+    printf 'kind\tserver\tempty_kib\tloaded_kib\telements\tused_before\tused_after\tencoding\n' >"$MEMORY_RESULTS"
+    for kind in "${MEM_KINDS[@]}"; do
+        case "$kind" in
+            keys) n=$MEM_KEYS what="$n keys (11-byte names key:NNNNNNN..., 64-byte values)" ;;
+            hash) n=$MEM_ELEMENTS what="one hash, bighash, of $n fields (field:NNNNNNN, values value:NNNNNNN)" ;;
+            set) n=$MEM_ELEMENTS what="one set, bigset, of $n members (member:NNNNNNN)" ;;
+            *) fail "unknown MEM_KINDS entry: $kind (keys, hash or set)" ;;
+        esac
+        echo "==> memory: $what, one element per command through redis-cli --pipe" >&2
+        python3 - "$kind" "$n" >"$WORK/load.resp" <<'EOF'
 import sys
-n = int(sys.argv[1])
+kind, n = sys.argv[1], int(sys.argv[2])
 value = b"v" * 64
 out = sys.stdout.buffer
+def command(*args):
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
 chunk = []
 for i in range(n):
-    key = b"key:%07d" % i
-    chunk.append(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$64\r\n%s\r\n" % (len(key), key, value))
+    if kind == "keys":
+        chunk.append(command(b"SET", b"key:%07d" % i, value))
+    elif kind == "hash":
+        chunk.append(command(b"HSET", b"bighash", b"field:%07d" % i, b"value:%07d" % i))
+    else:
+        chunk.append(command(b"SADD", b"bigset", b"member:%07d" % i))
     if len(chunk) == 10000:
         out.write(b"".join(chunk))
         chunk = []
 out.write(b"".join(chunk))
 EOF
-    printf 'server\tempty_kib\tloaded_kib\tkeys\n' >"$MEMORY_RESULTS"
-    for server in redis cstore; do
-        if [ "$server" = redis ]; then start_redis; port=$REDIS_PORT; else start_cstore; port=$CSTORE_PORT; fi
-        pid=$SERVER_PID
-        sleep 0.5
-        empty=$(rss_kib "$pid")
-        redis-cli -p "$port" --pipe <"$WORK/load.resp" >"$WORK/pipe-$server.log" 2>&1 ||
-            fail "redis-cli --pipe into $server failed: $(tail -3 "$WORK/pipe-$server.log")"
-        keys=$(redis-cli -p "$port" dbsize)
-        [ "$keys" = "$MEM_KEYS" ] || fail "$server holds $keys keys after loading $MEM_KEYS"
-        sleep 1
-        loaded=$(rss_kib "$pid")
-        printf '%s\t%s\t%s\t%s\n' "$server" "$empty" "$loaded" "$keys" >>"$MEMORY_RESULTS"
-        stop_server "$pid"
+        for server in redis cstore; do
+            if [ "$server" = redis ]; then start_redis; port=$REDIS_PORT; else start_cstore; port=$CSTORE_PORT; fi
+            pid=$SERVER_PID
+            sleep 0.5
+            empty=$(rss_kib "$pid")
+            used_before=$(used_memory "$port")
+            redis-cli -p "$port" --pipe <"$WORK/load.resp" >"$WORK/pipe-$server.log" 2>&1 ||
+                fail "redis-cli --pipe into $server failed: $(tail -3 "$WORK/pipe-$server.log")"
+            case "$kind" in
+                keys) count=$(redis-cli -p "$port" dbsize) encoding=- ;;
+                hash) count=$(redis-cli -p "$port" hlen bighash) encoding=$(redis-cli -p "$port" object encoding bighash) ;;
+                set) count=$(redis-cli -p "$port" scard bigset) encoding=$(redis-cli -p "$port" object encoding bigset) ;;
+            esac
+            [ "$count" = "$n" ] || fail "$server holds $count $kind elements after loading $n"
+            sleep 1
+            loaded=$(rss_kib "$pid")
+            used_after=$(used_memory "$port")
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$server" "$empty" "$loaded" "$count" \
+                "$used_before" "$used_after" "$encoding" >>"$MEMORY_RESULTS"
+            stop_server "$pid"
+        done
     done
 fi
 
@@ -238,15 +326,27 @@ for mode in modes:
               f"| {r['cpu_us_per_req']:.2f} | {c['cpu_us_per_req']:.2f} | {r2(ratio(c['cpu_us_per_req'], r['cpu_us_per_req']))} "
               f"| {r['sys_share']:.0%} / {c['sys_share']:.0%} |")
 if os.path.exists(memory):
-    mem = {r["server"]: r for r in csv.DictReader(open(memory), delimiter="\t")}
+    mem = list(csv.DictReader(open(memory), delimiter="\t"))
+    label = {"keys": "string keys", "hash": "hash fields", "set": "set members"}
     print()
-    print("| server | empty RSS MiB | loaded RSS MiB | keys | bytes/key (RSS growth / keys) |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    per_key = {}
-    for server in ("redis", "cstore"):
-        m = mem[server]
-        empty, loaded, keys = int(m["empty_kib"]), int(m["loaded_kib"]), int(m["keys"])
-        per_key[server] = (loaded - empty) * 1024 / keys
-        print(f"| {server} | {empty / 1024:.1f} | {loaded / 1024:.1f} | {keys} | {per_key[server]:.1f} |")
-    print(f"\nbytes/key ratio cstore/Redis: {r2(ratio(per_key['cstore'], per_key['redis']))}")
+    print("memory: growth over the empty server per element (per key, per hash field, per set member); "
+          "used_memory is Redis's allocator count, but cstore's own estimate of its data")
+    print()
+    print("| data | server | encoding | empty RSS MiB | loaded RSS MiB | elements | bytes/element (RSS) "
+          "| bytes/element (used_memory) |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    per = {}
+    for m in mem:
+        empty, loaded, n = int(m["empty_kib"]), int(m["loaded_kib"]), int(m["elements"])
+        rss = (loaded - empty) * 1024 / n
+        used = (int(m["used_after"]) - int(m["used_before"])) / n
+        per[(m["kind"], m["server"])] = (rss, used)
+        print(f"| {label[m['kind']]} | {m['server']} | {m['encoding']} | {empty / 1024:.1f} | {loaded / 1024:.1f} "
+              f"| {n} | {rss:.1f} | {used:.1f} |")
+    print()
+    print("| data | RSS ratio cstore/Redis | used_memory ratio cstore/Redis |")
+    print("| --- | ---: | ---: |")
+    for kind in dict.fromkeys(m["kind"] for m in mem):
+        c, r = per[(kind, "cstore")], per[(kind, "redis")]
+        print(f"| {label[kind]} | {r2(ratio(c[0], r[0]))} | {r2(ratio(c[1], r[1]))} |")
 EOF

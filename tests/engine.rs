@@ -23,9 +23,9 @@ fn stored_keys_and_values_never_alias_the_callers_buffer() {
         let request = vec![b'x'; 256];
         let inside = |bytes: &[u8]| request.as_ptr_range().contains(&bytes.as_ptr());
         let (key, value) = (&request[..40], &request[40..104]);
-        store.set(key, value, set_plain());
+        store.set(key, value, set_plain()).unwrap();
         assert_eq!(store.append(&request[..40], &request[..8]), Ok(72));
-        let stored = store.get(key).expect("the key was stored");
+        let stored = store.get(key).unwrap().expect("the key was stored");
         assert!(!inside(&stored), "the value is a copy");
         let (_, keys) = store.scan(0, None, 10);
         assert_eq!(keys.len(), 1, "one walk step over a one-key store finds it");
@@ -37,11 +37,11 @@ fn stored_keys_and_values_never_alias_the_callers_buffer() {
 fn get_with_sees_only_live_values() {
     with_each_strategy(|store, clock| {
         let key = b("k");
-        assert_eq!(store.get_with(&key, |value| value.cloned()), None);
-        store.set(&key, b("v"), SetOptions { expiry: SetExpiry::At(clock.now_ms() + 10), ..set_plain() });
-        assert_eq!(store.get_with(&key, |value| value.map(|v| v.to_vec())), Some(b"v".to_vec()));
+        assert_eq!(store.get_with(&key, |value| value.cloned()).unwrap(), None);
+        store.set(&key, b("v"), SetOptions { expiry: SetExpiry::At(clock.now_ms() + 10), ..set_plain() }).unwrap();
+        assert_eq!(store.get_with(&key, |value| value.map(|v| v.to_vec())).unwrap(), Some(b"v".to_vec()));
         clock.advance(11);
-        assert_eq!(store.get_with(&key, |value| value.cloned()), None, "an expired value reads as absent");
+        assert_eq!(store.get_with(&key, |value| value.cloned()).unwrap(), None, "an expired value reads as absent");
     });
 }
 
@@ -49,14 +49,14 @@ fn get_with_sees_only_live_values() {
 fn set_get_delete() {
     with_each_strategy(|store, _| {
         let key = b("k");
-        assert_eq!(store.get(&key), None);
-        assert_eq!(store.set(&key, b("v1"), set_plain()), SetOutcome { written: true, previous: None });
-        assert_eq!(store.get(&key), Some(b("v1")));
+        assert_eq!(store.get(&key).unwrap(), None);
+        assert_eq!(store.set(&key, b("v1"), set_plain()).unwrap(), SetOutcome { written: true, previous: None });
+        assert_eq!(store.get(&key).unwrap(), Some(b("v1")));
         assert!(store.exists(&key));
         assert_eq!(store.len(), 1);
         assert!(store.delete(&key));
         assert!(!store.delete(&key));
-        assert_eq!(store.get(&key), None);
+        assert_eq!(store.get(&key).unwrap(), None);
         assert!(store.is_empty());
     });
 }
@@ -67,14 +67,20 @@ fn set_conditions_and_previous_value() {
         let key = b("k");
         let nx = SetOptions { condition: SetCondition::IfAbsent, ..set_plain() };
         let xx = SetOptions { condition: SetCondition::IfPresent, ..set_plain() };
-        assert!(!store.set(&key, b("x"), xx).written, "XX on a missing key writes nothing");
-        assert!(store.set(&key, b("first"), nx).written);
-        assert!(!store.set(&key, b("second"), nx).written, "NX on an existing key writes nothing");
-        assert_eq!(store.get(&key), Some(b("first")));
+        assert!(!store.set(&key, b("x"), xx).unwrap().written, "XX on a missing key writes nothing");
+        assert!(store.set(&key, b("first"), nx).unwrap().written);
+        assert!(!store.set(&key, b("second"), nx).unwrap().written, "NX on an existing key writes nothing");
+        assert_eq!(store.get(&key).unwrap(), Some(b("first")));
         let xx_get = SetOptions { return_previous: true, ..xx };
-        assert_eq!(store.set(&key, b("third"), xx_get), SetOutcome { written: true, previous: Some(b("first")) });
+        assert_eq!(
+            store.set(&key, b("third"), xx_get).unwrap(),
+            SetOutcome { written: true, previous: Some(b("first")) }
+        );
         let nx_get = SetOptions { return_previous: true, ..nx };
-        assert_eq!(store.set(&key, b("fourth"), nx_get), SetOutcome { written: false, previous: Some(b("third")) });
+        assert_eq!(
+            store.set(&key, b("fourth"), nx_get).unwrap(),
+            SetOutcome { written: false, previous: Some(b("third")) }
+        );
     });
 }
 
@@ -83,22 +89,22 @@ fn expiry_is_lazy_exact_and_cleared_by_plain_set() {
     with_each_strategy(|store, clock| {
         let key = b("session");
         let deadline = CLOCK_START_MS + 1_000;
-        store.set(&key, b("v"), SetOptions { expiry: SetExpiry::At(deadline), ..set_plain() });
+        store.set(&key, b("v"), SetOptions { expiry: SetExpiry::At(deadline), ..set_plain() }).unwrap();
         assert_eq!(store.ttl(&key), Ttl::ExpiresIn(1_000));
         clock.advance(1_000);
-        assert_eq!(store.get(&key), Some(b("v")), "alive through its deadline millisecond, as in Redis");
+        assert_eq!(store.get(&key).unwrap(), Some(b("v")), "alive through its deadline millisecond, as in Redis");
         assert_eq!(store.ttl(&key), Ttl::ExpiresIn(0));
         clock.advance(1);
-        assert_eq!(store.get(&key), None, "expired one millisecond after the deadline");
+        assert_eq!(store.get(&key).unwrap(), None, "expired one millisecond after the deadline");
         assert_eq!(store.ttl(&key), Ttl::Missing);
         assert_eq!(store.len(), 0, "reading an expired key reclaims it");
         assert_eq!(store.stats().expired_keys, 1);
 
-        store.set(&key, b("v"), SetOptions { expiry: SetExpiry::At(clock.now_ms() + 50), ..set_plain() });
-        store.set(&key, b("w"), set_plain());
+        store.set(&key, b("v"), SetOptions { expiry: SetExpiry::At(clock.now_ms() + 50), ..set_plain() }).unwrap();
+        store.set(&key, b("w"), set_plain()).unwrap();
         assert_eq!(store.ttl(&key), Ttl::Persistent, "plain SET clears the TTL");
-        store.set(&key, b("x"), SetOptions { expiry: SetExpiry::At(clock.now_ms() + 50), ..set_plain() });
-        store.set(&key, b("y"), SetOptions { expiry: SetExpiry::Keep, ..set_plain() });
+        store.set(&key, b("x"), SetOptions { expiry: SetExpiry::At(clock.now_ms() + 50), ..set_plain() }).unwrap();
+        store.set(&key, b("y"), SetOptions { expiry: SetExpiry::Keep, ..set_plain() }).unwrap();
         assert_eq!(store.ttl(&key), Ttl::ExpiresIn(50), "KEEPTTL keeps it");
     });
 }
@@ -107,7 +113,8 @@ fn expiry_is_lazy_exact_and_cleared_by_plain_set() {
 fn set_with_a_past_deadline_leaves_the_key_absent() {
     with_each_strategy(|store, clock| {
         let key = b("k");
-        let outcome = store.set(&key, b("v"), SetOptions { expiry: SetExpiry::At(clock.now_ms() - 1), ..set_plain() });
+        let outcome =
+            store.set(&key, b("v"), SetOptions { expiry: SetExpiry::At(clock.now_ms() - 1), ..set_plain() }).unwrap();
         assert!(outcome.written);
         assert!(!store.exists(&key));
         assert_eq!(store.memory_bytes(), 0);
@@ -121,7 +128,7 @@ fn expire_flags_persist_and_past_deadlines() {
         let now = clock.now_ms();
         let always = ExpireCondition::default();
         assert!(!store.expire_at(&key, now + 10, always), "missing key");
-        store.set(&key, b("v"), set_plain());
+        store.set(&key, b("v"), set_plain()).unwrap();
         let nx = ExpireCondition { nx: true, ..always };
         let xx = ExpireCondition { xx: true, ..always };
         let gt = ExpireCondition { gt: true, ..always };
@@ -146,17 +153,17 @@ fn expire_flags_persist_and_past_deadlines() {
 fn getdel_and_getex() {
     with_each_strategy(|store, clock| {
         let key = b("k");
-        store.set(&key, b("v"), set_plain());
-        assert_eq!(store.getex(&key, TtlUpdate::At(clock.now_ms() + 500)), Some(b("v")));
+        store.set(&key, b("v"), set_plain()).unwrap();
+        assert_eq!(store.getex(&key, TtlUpdate::At(clock.now_ms() + 500)).unwrap(), Some(b("v")));
         assert_eq!(store.ttl(&key), Ttl::ExpiresIn(500));
-        assert_eq!(store.getex(&key, TtlUpdate::Persist), Some(b("v")));
+        assert_eq!(store.getex(&key, TtlUpdate::Persist).unwrap(), Some(b("v")));
         assert_eq!(store.ttl(&key), Ttl::Persistent);
-        assert_eq!(store.getex(&key, TtlUpdate::At(clock.now_ms())), Some(b("v")));
+        assert_eq!(store.getex(&key, TtlUpdate::At(clock.now_ms())).unwrap(), Some(b("v")));
         assert!(!store.exists(&key), "GETEX with a past time deletes the key");
-        store.set(&key, b("v"), set_plain());
-        assert_eq!(store.getdel(&key), Some(b("v")));
-        assert_eq!(store.getdel(&key), None);
-        assert_eq!(store.getex(&key, TtlUpdate::Keep), None);
+        store.set(&key, b("v"), set_plain()).unwrap();
+        assert_eq!(store.getdel(&key).unwrap(), Some(b("v")));
+        assert_eq!(store.getdel(&key).unwrap(), None);
+        assert_eq!(store.getex(&key, TtlUpdate::Keep).unwrap(), None);
     });
 }
 
@@ -169,13 +176,13 @@ fn counters_keep_ttl_and_refuse_bad_values() {
         store.expire_at(&key, clock.now_ms() + 100, ExpireCondition::default());
         assert_eq!(store.incr_by(&key, 4), Ok(0));
         assert_eq!(store.ttl(&key), Ttl::ExpiresIn(100), "INCR keeps the TTL");
-        store.set(&key, b(i64::MAX.to_string()), set_plain());
+        store.set(&key, b(i64::MAX.to_string()), set_plain()).unwrap();
         assert_eq!(store.incr_by(&key, 1), Err(StoreError::Overflow));
-        assert_eq!(store.get(&key), Some(b(i64::MAX.to_string())), "a failed INCR changes nothing");
-        store.set(&key, b("abc"), set_plain());
+        assert_eq!(store.get(&key).unwrap(), Some(b(i64::MAX.to_string())), "a failed INCR changes nothing");
+        store.set(&key, b("abc"), set_plain()).unwrap();
         assert_eq!(store.incr_by(&key, 1), Err(StoreError::NotAnInteger));
         assert_eq!(store.incr_by_float(&key, 1.0), Err(StoreError::NotAFloat));
-        store.set(&key, b("10.5"), set_plain());
+        store.set(&key, b("10.5"), set_plain()).unwrap();
         assert_eq!(store.incr_by_float(&key, 0.1), Ok(b("10.6")));
         assert_eq!(store.incr_by_float(&key, f64::INFINITY), Err(StoreError::NotFinite));
         assert_eq!(store.incr_by(&b("f"), 0).and_then(|_| store.incr_by_float(&b("f"), 2.5)), Ok(b("2.5")));
@@ -188,19 +195,19 @@ fn append_setrange_getrange_strlen() {
         let key = b("s");
         assert_eq!(store.append(&key, b"Hello"), Ok(5));
         assert_eq!(store.append(&key, b" World"), Ok(11));
-        assert_eq!(store.strlen(&key), 11);
-        assert_eq!(store.getrange(&key, 0, 4), b("Hello"));
-        assert_eq!(store.getrange(&key, -5, -1), b("World"));
-        assert_eq!(store.getrange(&key, 0, -1), b("Hello World"));
-        assert_eq!(store.getrange(&key, 5, 3), b(""));
-        assert_eq!(store.getrange(&key, -1, -5), b(""));
-        assert_eq!(store.getrange(&key, 0, 1_000), b("Hello World"));
-        assert_eq!(store.getrange(&b("missing"), 0, -1), b(""));
+        assert_eq!(store.strlen(&key).unwrap(), 11);
+        assert_eq!(store.getrange(&key, 0, 4).unwrap(), b("Hello"));
+        assert_eq!(store.getrange(&key, -5, -1).unwrap(), b("World"));
+        assert_eq!(store.getrange(&key, 0, -1).unwrap(), b("Hello World"));
+        assert_eq!(store.getrange(&key, 5, 3).unwrap(), b(""));
+        assert_eq!(store.getrange(&key, -1, -5).unwrap(), b(""));
+        assert_eq!(store.getrange(&key, 0, 1_000).unwrap(), b("Hello World"));
+        assert_eq!(store.getrange(&b("missing"), 0, -1).unwrap(), b(""));
         assert_eq!(store.setrange(&key, 6, b"Redis"), Ok(11));
-        assert_eq!(store.get(&key), Some(b("Hello Redis")));
+        assert_eq!(store.get(&key).unwrap(), Some(b("Hello Redis")));
         let pad = b("pad");
         assert_eq!(store.setrange(&pad, 3, b"x"), Ok(4));
-        assert_eq!(store.get(&pad), Some(b("\0\0\0x")));
+        assert_eq!(store.get(&pad).unwrap(), Some(b("\0\0\0x")));
         assert_eq!(store.setrange(&b("empty"), 10, b""), Ok(0));
         assert!(!store.exists(&b("empty")), "an empty patch creates nothing");
     });
@@ -214,7 +221,7 @@ fn value_limits_are_enforced_without_change() {
     assert_eq!(store.append(&key, b"9"), Err(StoreError::TooLarge));
     assert_eq!(store.setrange(&key, 8, b"x"), Err(StoreError::TooLarge));
     assert_eq!(store.setrange(&key, usize::MAX, b"x"), Err(StoreError::TooLarge));
-    assert_eq!(store.get(&key), Some(b("12345678")));
+    assert_eq!(store.get(&key).unwrap(), Some(b("12345678")));
 }
 
 #[test]
@@ -223,7 +230,7 @@ fn memory_and_key_counters_return_to_zero() {
         assert_eq!(store.memory_bytes(), 0);
         for i in 0..500 {
             let expiry = if i % 3 == 0 { SetExpiry::At(clock.now_ms() + 10) } else { SetExpiry::Clear };
-            store.set(&b(format!("key:{i}")), b(vec![b'x'; i % 50]), SetOptions { expiry, ..set_plain() });
+            store.set(&b(format!("key:{i}")), b(vec![b'x'; i % 50]), SetOptions { expiry, ..set_plain() }).unwrap();
         }
         let stats = store.stats();
         assert_eq!(stats.keys, 500);
@@ -245,10 +252,10 @@ fn memory_and_key_counters_return_to_zero() {
 fn a_reader_keeps_its_value_after_delete() {
     with_each_strategy(|store, _| {
         let key = b("k");
-        store.set(&key, b("payload"), set_plain());
-        let held = store.get(&key).unwrap();
+        store.set(&key, b("payload"), set_plain()).unwrap();
+        let held = store.get(&key).unwrap().unwrap();
         store.delete(&key);
-        store.set(&key, b("other"), set_plain());
+        store.set(&key, b("other"), set_plain()).unwrap();
         assert_eq!(held, b("payload"));
     });
 }
@@ -257,15 +264,15 @@ fn a_reader_keeps_its_value_after_delete() {
 fn random_key_and_eviction() {
     with_each_strategy(|store, clock| {
         assert_eq!(store.random_key(), None);
-        store.set(&b("only"), b("v"), set_plain());
+        store.set(&b("only"), b("v"), set_plain()).unwrap();
         assert_eq!(store.random_key(), Some(b("only")));
-        store.set(&b("gone"), b("v"), SetOptions { expiry: SetExpiry::At(clock.now_ms() + 1), ..set_plain() });
+        store.set(&b("gone"), b("v"), SetOptions { expiry: SetExpiry::At(clock.now_ms() + 1), ..set_plain() }).unwrap();
         clock.advance(2);
         for _ in 0..20 {
             assert_eq!(store.random_key(), Some(b("only")), "expired keys are never chosen");
         }
         for i in 0..100 {
-            store.set(&b(format!("k{i}")), b("v"), set_plain());
+            store.set(&b(format!("k{i}")), b("v"), set_plain()).unwrap();
         }
         assert_eq!(store.evict_random(30), 30);
         assert_eq!(store.len(), 71);
@@ -280,7 +287,7 @@ fn sweeper_reclaims_expired_keys_nobody_reads() {
     with_each_strategy(|store, clock| {
         for i in 0..1_000 {
             let expiry = if i % 2 == 0 { SetExpiry::At(clock.now_ms() + 5) } else { SetExpiry::Clear };
-            store.set(&b(format!("k{i}")), b("v"), SetOptions { expiry, ..set_plain() });
+            store.set(&b(format!("k{i}")), b("v"), SetOptions { expiry, ..set_plain() }).unwrap();
         }
         assert_eq!(store.sweep_expired().expired, 0, "nothing is due yet");
         clock.advance(6);
@@ -317,7 +324,7 @@ fn active_expiry_estimates_the_average_ttl() {
         assert_eq!(store.avg_ttl_ms(), 0, "nothing sampled yet");
         for i in 0..200 {
             let expiry = SetExpiry::At(clock.now_ms() + 200_000);
-            store.set(&b(format!("k{i}")), b("v"), SetOptions { expiry, ..set_plain() });
+            store.set(&b(format!("k{i}")), b("v"), SetOptions { expiry, ..set_plain() }).unwrap();
         }
         assert_eq!(sweep_until_changed(&store, 0), 200_000, "the first mean is taken as is");
         clock.advance(100_000);
@@ -345,14 +352,18 @@ fn active_expiry_reaches_every_shard_of_many() {
         let (store, clock) = manual_store(Store::builder().strategy(strategy).shards(shards));
         let now = clock.now_ms();
         for i in 0..LONG {
-            store.set(
-                &b(format!("long:{i}")),
-                b("v"),
-                SetOptions { expiry: SetExpiry::At(now + 3_600_000), ..set_plain() },
-            );
+            store
+                .set(
+                    &b(format!("long:{i}")),
+                    b("v"),
+                    SetOptions { expiry: SetExpiry::At(now + 3_600_000), ..set_plain() },
+                )
+                .unwrap();
         }
         for i in 0..SHORT {
-            store.set(&b(format!("short:{i}")), b("v"), SetOptions { expiry: SetExpiry::At(now + 500), ..set_plain() });
+            store
+                .set(&b(format!("short:{i}")), b("v"), SetOptions { expiry: SetExpiry::At(now + 500), ..set_plain() })
+                .unwrap();
         }
         clock.advance(501);
         let started = std::time::Instant::now();
@@ -377,11 +388,11 @@ fn active_expiry_reaches_every_shard_of_many() {
 fn active_expiry_examines_only_keys_with_a_ttl() {
     with_each_strategy(|store, clock| {
         for i in 0..20_000 {
-            store.set(&b(format!("persistent:{i}")), b("v"), set_plain());
+            store.set(&b(format!("persistent:{i}")), b("v"), set_plain()).unwrap();
         }
         for i in 0..100 {
             let expiry = SetExpiry::At(clock.now_ms() + 5);
-            store.set(&b(format!("volatile:{i}")), b("v"), SetOptions { expiry, ..set_plain() });
+            store.set(&b(format!("volatile:{i}")), b("v"), SetOptions { expiry, ..set_plain() }).unwrap();
         }
         clock.advance(6);
         let report = store.sweep_expired();
@@ -398,14 +409,16 @@ fn active_expiry_examines_only_keys_with_a_ttl() {
 fn keys_whose_deadline_comes_back_are_swept_again() {
     with_each_strategy(|store, clock| {
         let expiring = |key: &str, ms: u64| {
-            store.set(&b(key), b("v"), SetOptions { expiry: SetExpiry::At(clock.now_ms() + ms), ..set_plain() });
+            store
+                .set(&b(key), b("v"), SetOptions { expiry: SetExpiry::At(clock.now_ms() + ms), ..set_plain() })
+                .unwrap();
         };
         expiring("again", 1_000);
         assert!(store.persist(b"again"));
         assert_eq!(store.sweep_expired().expired, 0);
         assert!(store.expire_at(b"again", clock.now_ms() + 5, ExpireCondition::default()));
         // A write that keeps the deadline (INCR keeps the TTL) needs no new index entry.
-        store.set(b"counter", b("1"), SetOptions { expiry: SetExpiry::At(clock.now_ms() + 5), ..set_plain() });
+        store.set(b"counter", b("1"), SetOptions { expiry: SetExpiry::At(clock.now_ms() + 5), ..set_plain() }).unwrap();
         assert_eq!(store.incr_by(b"counter", 1), Ok(2));
         clock.advance(6);
         assert_eq!(store.sweep_expired().expired, 2);
@@ -451,7 +464,7 @@ fn dbsize_counts_every_completed_write_and_no_write_not_begun() {
                                 let key = b(format!("{writer}:{i}"));
                                 begun.fetch_add(1, SeqCst);
                                 match phase {
-                                    "insert" => assert!(store.set(&key, b("v"), set_plain()).written),
+                                    "insert" => assert!(store.set(&key, b("v"), set_plain()).unwrap().written),
                                     _ => assert!(store.delete(&key)),
                                 }
                                 completed.fetch_add(1, SeqCst);
@@ -494,7 +507,7 @@ fn dbsize_counts_every_completed_write_and_no_write_not_begun() {
 fn sweeper_thread_runs_until_stopped() {
     with_each_strategy(|store, clock| {
         let store = Arc::new(store);
-        store.set(&b("k"), b("v"), SetOptions { expiry: SetExpiry::At(clock.now_ms() + 1), ..set_plain() });
+        store.set(&b("k"), b("v"), SetOptions { expiry: SetExpiry::At(clock.now_ms() + 1), ..set_plain() }).unwrap();
         clock.advance(2);
         let sweeper =
             Sweeper::start(Arc::clone(&store), Duration::from_millis(1), |store| store.sweep_expired()).unwrap();
@@ -512,9 +525,9 @@ fn sweeper_thread_runs_until_stopped() {
 fn copy_on_write_publishes_numbered_versions() {
     with_each_strategy(|store, _| {
         let before = store.stats().published_versions;
-        store.set(&b("a"), b("1"), set_plain());
-        store.set(&b("a"), b("2"), set_plain());
-        store.get(&b("a"));
+        store.set(&b("a"), b("1"), set_plain()).unwrap();
+        store.set(&b("a"), b("2"), set_plain()).unwrap();
+        store.get(&b("a")).unwrap();
         store.delete(&b("missing"));
         let after = store.stats().published_versions;
         match store.strategy() {

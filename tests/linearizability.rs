@@ -105,6 +105,20 @@ impl Target for Store {
             Command::Append { suffix } => Reply::Length(self.append(key, suffix)),
             Command::SetRange { offset, patch } => Reply::Length(self.setrange(key, *offset, patch)),
             Command::Persist => Reply::Flag(self.persist(key)),
+            Command::HSet { field, value } => Reply::Length(self.hset(key, &[(field, value)])),
+            Command::HDel { field } => Reply::Length(self.hdel(key, &[field])),
+            Command::HGet { field } => {
+                Reply::Value(self.read_hash(key, |hash| hash.and_then(|h| h.get(field)).cloned()))
+            }
+            Command::HLen => Reply::Length(self.read_hash(key, |hash| hash.map_or(0, |h| h.len()))),
+            Command::HIncrBy { field } => Reply::Integer(self.hincr_by(key, field, 1)),
+            Command::SAdd { member } => Reply::Length(self.sadd(key, &[member])),
+            Command::SRem { member } => Reply::Length(self.srem(key, &[member])),
+            Command::SIsMember { member } => {
+                Reply::Length(self.read_set(key, |set| usize::from(set.is_some_and(|s| s.contains(member)))))
+            }
+            Command::SCard => Reply::Length(self.read_set(key, |set| set.map_or(0, |s| s.len()))),
+            Command::SPop => Reply::Value(self.spop(key, 1).map(|popped| popped.into_iter().next())),
             Command::Advance { .. } => unreachable!("the driver moves the clock"),
         }
     }
@@ -128,8 +142,9 @@ impl Target for RacyIncrStore {
             return self.store.run(key, command);
         }
         let current = match self.store.get(key) {
-            None => 0,
-            Some(value) => match parse_integer(&value) {
+            Err(error) => return Reply::Integer(Err(error)),
+            Ok(None) => 0,
+            Ok(Some(value)) => match parse_integer(&value) {
                 Some(number) => number,
                 None => return Reply::Integer(Err(StoreError::NotAnInteger)),
             },
@@ -138,7 +153,7 @@ impl Target for RacyIncrStore {
         thread::yield_now();
         let Some(next) = current.checked_add(1) else { return Reply::Integer(Err(StoreError::Overflow)) };
         let keep_ttl = SetOptions { expiry: SetExpiry::Keep, ..SetOptions::default() };
-        self.store.set(key, next.to_string(), keep_ttl);
+        self.store.set(key, next.to_string(), keep_ttl).unwrap();
         Reply::Integer(Ok(next))
     }
 }
@@ -161,7 +176,8 @@ impl Target for LateClockGet {
         // Give a write and a clock move the chance to slip in between.
         thread::yield_now();
         let now = self.clock.now_ms();
-        Reply::Value(loaded.and_then(|(value, deadline)| deadline.is_none_or(|at| now <= at).then_some(value)))
+        let live = loaded.filter(|(_, deadline)| deadline.is_none_or(|at| now <= at));
+        Reply::Value(live.map(|(value, _)| value.as_string().cloned()).transpose())
     }
 }
 
@@ -198,12 +214,12 @@ impl CopyThenSwitch {
         let (source, target) = (&self.stores[from], &self.stores[1 - from]);
         target.clear();
         for key in source.keys(b"*") {
-            let Some(value) = source.get(&key) else { continue };
+            let Some(value) = source.value(&key) else { continue };
             let expiry = match source.ttl(&key) {
                 Ttl::ExpiresIn(ms) => SetExpiry::At(source.now_ms() + ms),
                 Ttl::Persistent | Ttl::Missing => SetExpiry::Clear,
             };
-            target.set(&key, value, SetOptions { expiry, ..SetOptions::default() });
+            target.set(&key, value, SetOptions { expiry, ..SetOptions::default() }).unwrap();
         }
         // Let writers reach the old store before the switch.
         thread::yield_now();
@@ -243,6 +259,22 @@ fn random_command(rng: &mut SmallRng) -> Command {
         },
     };
     let text = |rng: &mut SmallRng| CompactBytes::from(if rng.random_bool(0.5) { "7" } else { "x" });
+    // Two fields or members, so that commands meet on them; "x" never counts.
+    let element = |rng: &mut SmallRng| CompactBytes::from(if rng.random_bool(0.5) { "a" } else { "b" });
+    if rng.random_bool(0.3) {
+        return match rng.random_range(0..10) {
+            0 => Command::HSet { field: element(rng), value: text(rng) },
+            1 => Command::HDel { field: element(rng) },
+            2 => Command::HGet { field: element(rng) },
+            3 => Command::HLen,
+            4 => Command::HIncrBy { field: element(rng) },
+            5 => Command::SAdd { member: element(rng) },
+            6 => Command::SRem { member: element(rng) },
+            7 => Command::SIsMember { member: element(rng) },
+            8 => Command::SCard,
+            _ => Command::SPop,
+        };
+    }
     match rng.random_range(0..18) {
         0 => Command::Get,
         1 | 2 => set(rng, SetCondition::Always),
@@ -493,7 +525,7 @@ fn every_single_key_command_is_linearizable_during_live_migrations() {
     let clock = ManualClock::new(CLOCK_START_MS);
     let store = store_on(&clock, Strategy::RwLock, 16);
     for i in 0..FILLER_KEYS {
-        store.set(format!("filler:{i}").as_bytes(), "x", SetOptions::default());
+        store.set(format!("filler:{i}").as_bytes(), "x", SetOptions::default()).unwrap();
     }
     let cycle = migration_cycle();
     let recording = AtomicBool::new(true);
@@ -621,11 +653,11 @@ fn set_expiring(value: &'static str, expiry: SetExpiry) -> Command {
 }
 
 fn written() -> Reply {
-    Reply::Set(SetOutcome { written: true, previous: None })
+    Reply::Set(Ok(SetOutcome { written: true, previous: None }))
 }
 
 fn value(text: &'static str) -> Reply {
-    Reply::Value(Some(CompactBytes::from(text)))
+    Reply::Value(Ok(Some(CompactBytes::from(text))))
 }
 
 #[test]
@@ -635,7 +667,7 @@ fn checker_accepts_a_concurrent_linearizable_history() {
     // and the last GET after it. Only the order GET, INCR, SET, GET works.
     let history = [
         op(0, 0, 20, set("5"), written()),
-        op(1, 1, 2, Command::Get, Reply::Value(None)),
+        op(1, 1, 2, Command::Get, Reply::Value(Ok(None))),
         op(2, 3, 6, Command::Incr, Reply::Integer(Ok(1))),
         op(1, 7, 10, Command::Get, value("5")),
     ];
@@ -660,7 +692,7 @@ fn checker_rejects_reads_that_go_back_in_time() {
     let history = [
         op(0, 0, 10, set("new"), written()),
         op(1, 1, 2, Command::Get, value("new")),
-        op(2, 3, 4, Command::Get, Reply::Value(None)),
+        op(2, 3, 4, Command::Get, Reply::Value(Ok(None))),
     ];
     assert!(check::<KeySpec>(&start(), &history).is_err());
 }
@@ -689,7 +721,7 @@ fn checker_follows_the_clock_through_expiry() {
     ];
     let violation = check::<KeySpec>(&start(), &stale).expect_err("the key expired before the GET began");
     assert!(violation.report.contains("Advance"), "{violation}");
-    for seen in [value("v"), Reply::Value(None)] {
+    for seen in [value("v"), Reply::Value(Ok(None))] {
         let racing = [
             op(0, 0, 1, set_expiring("v", SetExpiry::At(deadline)), written()),
             op(1, 2, 5, advance.clone(), Reply::Advanced),
@@ -713,7 +745,7 @@ fn checker_follows_the_clock_through_expiry() {
 #[test]
 fn model_follows_redis_ttl_rules() {
     let now = CLOCK_START_MS;
-    let state = model::Stored { value: CompactBytes::from("41"), deadline: now + 10 };
+    let state = model::Stored { value: model::Val::Str(CompactBytes::from("41")), deadline: now + 10 };
     // INCR, APPEND and SETRANGE keep the TTL; a plain SET clears it; EXPIRE on a missing key
     // fails; a deadline reached deletes, a deadline passed reads as absent.
     let kept = |command: Command| model::step(Some(&state), &command, now).0.is_some_and(|s| s.deadline == now + 10);
@@ -724,6 +756,6 @@ fn model_follows_redis_ttl_rules() {
     assert_eq!(model::step(None, &expire, now), (None, Reply::Flag(false)));
     let expire_now = Command::Expire { deadline: now, only_if_no_ttl: false };
     assert_eq!(model::step(Some(&state), &expire_now, now), (None, Reply::Flag(true)));
-    assert_eq!(model::step(Some(&state), &Command::Get, now + 11), (None, Reply::Value(None)));
+    assert_eq!(model::step(Some(&state), &Command::Get, now + 11), (None, Reply::Value(Ok(None))));
     assert_eq!(model::step(Some(&state), &Command::Get, now + 10), (Some(state.clone()), value("41")));
 }

@@ -27,7 +27,9 @@ fn fill(store: &Store, clock: &ManualClock, n: usize) {
             i if i.is_multiple_of(4) => SetExpiry::At(CLOCK_START_MS + HOUR_MS),
             _ => SetExpiry::Clear,
         };
-        store.set(format!("key:{i}").as_bytes(), format!("value-{i}"), SetOptions { expiry, ..SetOptions::default() });
+        store
+            .set(format!("key:{i}").as_bytes(), format!("value-{i}"), SetOptions { expiry, ..SetOptions::default() })
+            .unwrap();
     }
     clock.advance(10);
 }
@@ -37,10 +39,10 @@ fn assert_filled(store: &Store, n: usize) {
     for i in 0..n {
         let key = format!("key:{i}");
         if i.is_multiple_of(10) {
-            assert_eq!(store.get(key.as_bytes()), None, "{key} expired");
+            assert_eq!(store.get(key.as_bytes()).unwrap(), None, "{key} expired");
             continue;
         }
-        assert_eq!(store.get(key.as_bytes()), Some(b(format!("value-{i}"))), "{key}");
+        assert_eq!(store.get(key.as_bytes()).unwrap(), Some(b(format!("value-{i}"))), "{key}");
         let expected = if i.is_multiple_of(4) { Ttl::ExpiresIn(HOUR_MS - 10) } else { Ttl::Persistent };
         assert_eq!(store.ttl(key.as_bytes()), expected, "{key}");
     }
@@ -100,8 +102,8 @@ fn writers_and_readers_never_fail_or_lose_a_write_during_migrations() {
                 while !done.load(Ordering::Relaxed) {
                     assert_eq!(store.incr_by(counter.as_bytes(), 1), Ok(i as i64 + 1), "{counter}");
                     count.fetch_add(1, Ordering::Relaxed);
-                    store.set(own.as_bytes(), i.to_string(), SetOptions::default());
-                    assert_eq!(store.get(own.as_bytes()), Some(b(i.to_string())), "read your own write");
+                    store.set(own.as_bytes(), i.to_string(), SetOptions::default()).unwrap();
+                    assert_eq!(store.get(own.as_bytes()).unwrap(), Some(b(i.to_string())), "read your own write");
                     i += 1;
                 }
             });
@@ -113,7 +115,7 @@ fn writers_and_readers_never_fail_or_lose_a_write_during_migrations() {
                 let i = (round * 7919) % KEYS;
                 round += 1;
                 if !i.is_multiple_of(10) {
-                    assert_eq!(store.get(format!("key:{i}").as_bytes()), Some(b(format!("value-{i}"))));
+                    assert_eq!(store.get(format!("key:{i}").as_bytes()).unwrap(), Some(b(format!("value-{i}"))));
                 }
             }
         });
@@ -127,7 +129,7 @@ fn writers_and_readers_never_fail_or_lose_a_write_during_migrations() {
     for (writer, count) in increments.iter().enumerate() {
         let expected = count.load(Ordering::Relaxed);
         assert!(expected > 0, "writer {writer} ran during the migrations");
-        assert_eq!(store.get(format!("counter:{writer}").as_bytes()), Some(b(expected.to_string())));
+        assert_eq!(store.get(format!("counter:{writer}").as_bytes()).unwrap(), Some(b(expected.to_string())));
     }
     assert_eq!(store.engine_status().migrations_completed, walk.len() as u64);
 }

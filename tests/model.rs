@@ -690,7 +690,7 @@ fn redis_class(pattern: &[u8], byte: u8) -> (bool, usize) {
 fn store_holding(key: &'static str, value: &'static str) -> (Store, ManualClock, Bytes) {
     let (store, clock) = manual_store(Store::builder());
     let key = Bytes::from_static(key.as_bytes());
-    store.set(&key, Bytes::from_static(value.as_bytes()), SetOptions::default());
+    store.set(&key, Bytes::from_static(value.as_bytes()), SetOptions::default()).unwrap();
     (store, clock, key)
 }
 
@@ -700,16 +700,20 @@ fn keys_live_through_their_deadline_millisecond() {
     // millisecond, GET answers the value and PTTL answers 0.
     let (store, clock, key) = store_holding("k", "v");
     let deadline = clock.now_ms() + 5;
-    store.set(&key, Bytes::from_static(b"v"), SetOptions { expiry: SetExpiry::At(deadline), ..SetOptions::default() });
+    store
+        .set(&key, Bytes::from_static(b"v"), SetOptions { expiry: SetExpiry::At(deadline), ..SetOptions::default() })
+        .unwrap();
     clock.advance(5);
     assert_eq!(store.ttl(&key), Ttl::ExpiresIn(0));
-    assert_eq!(store.get(&key).as_deref(), Some(&b"v"[..]));
+    assert_eq!(store.get(&key).unwrap().as_deref(), Some(&b"v"[..]));
     // SET k v PXAT <now> stores a key that reads until the clock moves on.
     let now = clock.now_ms();
-    store.set(&key, Bytes::from_static(b"w"), SetOptions { expiry: SetExpiry::At(now), ..SetOptions::default() });
-    assert_eq!(store.get(&key).as_deref(), Some(&b"w"[..]));
+    store
+        .set(&key, Bytes::from_static(b"w"), SetOptions { expiry: SetExpiry::At(now), ..SetOptions::default() })
+        .unwrap();
+    assert_eq!(store.get(&key).unwrap().as_deref(), Some(&b"w"[..]));
     clock.advance(1);
-    assert_eq!(store.get(&key), None);
+    assert_eq!(store.get(&key).unwrap(), None);
 }
 
 #[test]

@@ -192,7 +192,7 @@ fn value_limits_outside_what_the_engine_can_store_are_refused_with_a_message() {
 fn the_sweeper_starts_and_stops_at_any_interval() {
     for interval in [Duration::ZERO, Duration::from_millis(1), Duration::MAX] {
         let store = Arc::new(Store::builder().build().expect("the default configuration is valid"));
-        store.set(&Bytes::from_static(b"k"), Bytes::from_static(b"v"), SetOptions::default());
+        store.set(&Bytes::from_static(b"k"), Bytes::from_static(b"v"), SetOptions::default()).unwrap();
         let sweeper = Sweeper::start(Arc::clone(&store), interval, |store| store.sweep_expired())
             .expect("the sweeper thread starts");
         std::thread::sleep(Duration::from_millis(5));
@@ -205,7 +205,7 @@ fn lockfree_scan_accepts_any_count() {
     // SCAN 0 COUNT 9223372036854775807 is a valid Redis command: LockFree's scan must not
     // size anything by COUNT (it once reserved COUNT + 1 heap slots and panicked).
     let store = Store::builder().strategy(EngineStrategy::LockFree).shards(1).build().expect("valid configuration");
-    store.set(&Bytes::from_static(b"k"), Bytes::from_static(b"v"), SetOptions::default());
+    store.set(&Bytes::from_static(b"k"), Bytes::from_static(b"v"), SetOptions::default()).unwrap();
     for count in [usize::MAX, usize::MAX / 2, 1 << 40] {
         assert_eq!(store.scan(0, None, count), (0, vec![CompactBytes::from("k")]), "COUNT {count}");
     }

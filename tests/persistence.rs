@@ -279,12 +279,12 @@ fn a_snapshot_cstore_cannot_load_stops_startup_naming_the_problem_and_stays_unto
         let redis = RedisServer::start(&redis_server, &["--dir", dir.path().to_str().unwrap()]);
         let mut client = RespClient::connect(redis.addr);
         assert_eq!(client.send(&["SET", "plain", "string"]), ok());
-        assert_eq!(client.send(&["HSET", "user:1", "name", "ada"]), int(1));
+        assert_eq!(client.send(&["RPUSH", "queue", "job"]), int(1));
         assert_eq!(client.send(&["SAVE"]), ok());
     }
     let written = std::fs::read(&file).unwrap();
     let stderr = refused_start(dir.path(), &[]);
-    assert!(stderr.contains("key 'user:1' is a hash, a type cstore does not hold"), "{stderr}");
+    assert!(stderr.contains("key 'queue' is a list, a type cstore does not hold"), "{stderr}");
     assert_eq!(std::fs::read(&file).unwrap(), written);
     let server = serve_in(dir.path(), &["--rdb-skip-unsupported-types", "yes"]);
     assert_eq!(server.send(&["GET", "plain"]), bulk("string"));
@@ -305,7 +305,7 @@ fn clients_during_the_load_get_loading_until_the_data_is_in() {
     let header = RdbHeader { redis_version: "7.0.0", ctime_secs: 0, used_mem: 0, keys: 200, volatile_keys: 0 };
     let mut writer = RdbWriter::new(&mut rdb, SaveOptions::default(), &header).unwrap();
     for i in 0..200 {
-        writer.entry(format!("key:{i}").as_bytes(), format!("value {i}").as_bytes(), None).unwrap();
+        writer.entry(format!("key:{i}").as_bytes(), &cstore::engine::Value::from(format!("value {i}")), None).unwrap();
     }
     writer.finish().unwrap();
 
@@ -381,7 +381,7 @@ fn keys_in(file: &Path) -> Vec<Vec<u8>> {
     let options =
         LoadOptions { skip_unsupported_types: false, skip_other_dbs: false, verify_checksum: true, now_ms: 0 };
     let mut keys = Vec::new();
-    load(std::fs::File::open(file).unwrap(), &options, |key| {
+    load(std::fs::File::open(file).unwrap(), &options, &cstore::engine::EncodingLimits::default(), |key| {
         keys.push(key.key.clone());
         Ok(())
     })
@@ -487,14 +487,19 @@ fn bgsave_under_write_load_is_a_point_in_time_cut() {
     let mut saved: Vec<Vec<u64>> = vec![Vec::new(); WRITERS];
     let options =
         LoadOptions { skip_unsupported_types: false, skip_other_dbs: false, verify_checksum: true, now_ms: 0 };
-    load(std::fs::File::open(dir.path().join("dump.rdb")).unwrap(), &options, |key| {
-        if let Some(rest) = key.key.strip_prefix(b"w") {
-            let text = String::from_utf8(rest.to_vec()).unwrap();
-            let (n, seq) = text.split_once(':').unwrap();
-            saved[n.parse::<usize>().unwrap()].push(seq.parse().unwrap());
-        }
-        Ok(())
-    })
+    load(
+        std::fs::File::open(dir.path().join("dump.rdb")).unwrap(),
+        &options,
+        &cstore::engine::EncodingLimits::default(),
+        |key| {
+            if let Some(rest) = key.key.strip_prefix(b"w") {
+                let text = String::from_utf8(rest.to_vec()).unwrap();
+                let (n, seq) = text.split_once(':').unwrap();
+                saved[n.parse::<usize>().unwrap()].push(seq.parse().unwrap());
+            }
+            Ok(())
+        },
+    )
     .unwrap();
     for (n, seqs) in saved.iter_mut().enumerate() {
         seqs.sort_unstable();

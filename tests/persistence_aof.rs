@@ -575,3 +575,149 @@ fn unmount_on_drop(dir: std::path::PathBuf) -> impl Drop {
     }
     Unmount(dir)
 }
+
+/// Hashes and sets, written by every logged hash and set command (SPOP's random pick is
+/// logged as the SREM it was), come back the same after a restart, after BGREWRITEAOF and a
+/// restart, with either kind of rewrite base; redis-check-aof accepts the files and
+/// redis-server loads them with the same contents.
+#[test]
+fn hashes_and_sets_survive_restarts_and_bgrewriteaof() {
+    for preamble in ["no", "yes"] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = ["--aof-use-rdb-preamble", preamble];
+        let written = {
+            let server = serve_aof(dir.path(), &options);
+            let mut client = server.connect();
+            write_collections(&mut client);
+            let written = collections(&mut client);
+            assert_eq!(client.send(&["TYPE", "hash"]), simple("hash"));
+            assert_eq!(client.send(&["OBJECT", "ENCODING", "bighash"]), bulk("hashtable"));
+            assert_eq!(client.send(&["OBJECT", "ENCODING", "bigset"]), bulk("hashtable"));
+            written
+        };
+        let keys: Vec<String> = written.keys().map(|key| String::from_utf8_lossy(key).into_owned()).collect();
+        let expected_keys = "bighash bigset diff hash ints moved overwritten set strings union";
+        assert_eq!(keys.join(" "), expected_keys, "gonehash and solo went with their last field or member");
+        assert_eq!(written[b"hash".as_slice()].1, [&b"counter=41"[..], b"f1=v1", b"f3=v3", b"f4=v4", b"float=1.75"]);
+        assert_eq!((written[b"hash".as_slice()].2, written[b"strings".as_slice()].2), (1, 2), "TTLs in hours");
+        assert_eq!(written[b"overwritten".as_slice()], ("set".to_owned(), vec![b"c".to_vec(), b"d".to_vec()], -1));
+        let rewritten = {
+            let server = serve_aof(dir.path(), &options);
+            let mut client = server.connect();
+            assert_eq!(collections(&mut client), written, "after a restart (preamble {preamble})");
+            assert_eq!(client.send(&["BGREWRITEAOF"]), simple("Background append only file rewriting started"));
+            wait_for_rewrite(&mut client);
+            // After the rewrite, into the incremental file on top of the new base.
+            assert_eq!(client.send(&["HSET", "hash", "after", "rewrite"]), int(1));
+            assert_eq!(client.send(&["SADD", "set", "after"]), int(1));
+            assert_eq!(client.send(&["SREM", "ints", "2"]), int(1));
+            collections(&mut client)
+        };
+        assert_ne!(rewritten, written);
+        if let Some(check) = require("redis-check-aof") {
+            check_aof(&check, dir.path());
+        }
+        let base = std::fs::read_to_string(manifest(dir.path())).unwrap();
+        let base_kind = if preamble == "yes" { "base.rdb" } else { "base.aof" };
+        assert!(base.contains(base_kind) && base.contains("incr.aof"), "{base}");
+        {
+            let server = serve_aof(dir.path(), &options);
+            assert_eq!(collections(&mut server.connect()), rewritten, "after BGREWRITEAOF (preamble {preamble})");
+        }
+        if let Some(redis_server) = require("redis-server") {
+            let redis =
+                RedisServer::start(&redis_server, &["--dir", dir.path().to_str().unwrap(), "--appendonly", "yes"]);
+            assert_eq!(collections(&mut RespClient::connect(redis.addr)), rewritten, "in redis-server");
+        }
+    }
+}
+
+/// Every logged hash and set command, and their effects on expiry and on vanishing keys.
+fn write_collections(client: &mut RespClient) {
+    let many_fields: Vec<String> = (0..300).flat_map(|i| [format!("f{i}"), format!("v{i}")]).collect();
+    let many_members: Vec<String> = (0..600).map(|i| format!("m{i}")).collect();
+    let commands: Vec<Vec<String>> = vec![
+        words("HSET hash f1 v1 f2 v2 f3 v3"),
+        words("HDEL hash f2 nosuch"),
+        words("HINCRBYFLOAT hash float 1.5"),
+        words("HINCRBYFLOAT hash float 0.25"),
+        words("HINCRBY hash counter 41"),
+        words("HSETNX hash f1 ignored"),
+        words("HMSET hash f4 v4"),
+        words("EXPIRE hash 3600"),
+        [&words("HSET bighash")[..], &many_fields].concat(),
+        words("HSET gonehash f v"),
+        words("HDEL gonehash f"),
+        words("SADD set a b c d"),
+        words("SREM set b"),
+        words("SADD ints 3 1 2 5"),
+        words("SPOP ints"),
+        words("SPOP ints 1"),
+        words("SADD ints 2 7"),
+        words("SADD solo only"),
+        words("SPOP solo"),
+        words("SMOVE set moved a"),
+        words("SADD strings x y"),
+        words("SUNIONSTORE union set ints strings"),
+        words("SET overwritten text"),
+        words("SINTERSTORE overwritten set union"),
+        words("SDIFFSTORE diff union set"),
+        [&words("SADD bigset")[..], &many_members].concat(),
+        words("SREM bigset m7"),
+        words("PEXPIRE strings 7200000"),
+    ];
+    for command in commands {
+        let reply = client.send(&command);
+        assert!(!matches!(reply, Value::Error(_)), "{command:?}: {reply:?}");
+    }
+}
+
+fn words(line: &str) -> Vec<String> {
+    line.split(' ').map(str::to_owned).collect()
+}
+
+/// A key's type, its contents (hash pairs as `field=value` and set members, sorted; a
+/// string's value) and its remaining TTL rounded to the hour (-1 for none).
+type Contents = (String, Vec<Vec<u8>>, i64);
+
+/// Every key's [`Contents`].
+fn collections(client: &mut RespClient) -> BTreeMap<Vec<u8>, Contents> {
+    let flat = |value: Value| match value {
+        Value::Array(items) | Value::Set(items) => {
+            items.iter().map(|item| common::server::text_of(item).into_bytes()).collect()
+        }
+        Value::Map(pairs) => pairs
+            .iter()
+            .flat_map(|(field, value)| [field, value].map(|item| common::server::text_of(item).into_bytes()))
+            .collect(),
+        other => panic!("not a collection: {other:?}"),
+    };
+    all_keys(client)
+        .into_iter()
+        .map(|key| {
+            let kind = common::server::text_of(&client.send(&[&b"TYPE"[..], &key]));
+            let contents: Vec<Vec<u8>> = match kind.as_str() {
+                "hash" => {
+                    let items: Vec<Vec<u8>> = flat(client.send(&[&b"HGETALL"[..], &key]));
+                    let mut pairs: Vec<Vec<u8>> =
+                        items.chunks(2).map(|pair| [&pair[0][..], b"=", &pair[1]].concat()).collect();
+                    pairs.sort();
+                    pairs
+                }
+                "set" => {
+                    let mut members = flat(client.send(&[&b"SMEMBERS"[..], &key]));
+                    members.sort();
+                    members
+                }
+                "string" => vec![common::server::text_of(&client.send(&[&b"GET"[..], &key])).into_bytes()],
+                other => panic!("unexpected type {other}"),
+            };
+            let hours = match client.send(&[&b"PTTL"[..], &key]) {
+                Value::Integer(-1) => -1,
+                Value::Integer(ms) if ms > 0 => (ms + 1_800_000) / 3_600_000,
+                other => panic!("PTTL gave {other:?}"),
+            };
+            (key, (kind, contents, hours))
+        })
+        .collect()
+}

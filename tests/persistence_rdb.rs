@@ -64,15 +64,19 @@ fn write_rdb(path: &Path, entries: &[Entry], options: SaveOptions) {
     let file = std::fs::File::create(path).unwrap();
     let mut writer = RdbWriter::new(std::io::BufWriter::new(file), options, &header).unwrap();
     for (key, value, at) in entries {
-        writer.entry(key, value, *at).unwrap();
+        writer.entry(key, &cstore::engine::Value::from(value.as_slice()), *at).unwrap();
     }
     writer.finish().unwrap();
 }
 
 fn load_file(path: &Path, options: LoadOptions) -> Result<Vec<Entry>, RdbError> {
     let mut loaded = Vec::new();
-    load(std::fs::File::open(path).unwrap(), &options, |k| {
-        loaded.push((k.key.clone(), k.value.clone(), k.expires_at_ms));
+    load(std::fs::File::open(path).unwrap(), &options, &cstore::engine::EncodingLimits::default(), |k| {
+        loaded.push((
+            k.key.clone(),
+            k.value.as_string().expect("only strings are saved here").to_vec(),
+            k.expires_at_ms,
+        ));
         Ok(())
     })?;
     Ok(loaded)
@@ -151,6 +155,18 @@ fn redis_server_files_load_into_cstore_with_every_key_value_and_deadline() {
     }
 }
 
+/// Each key loaded, with its type and number of elements, sorted.
+fn load_kinds(path: &Path, options: LoadOptions) -> Result<Vec<(String, &'static str, usize)>, RdbError> {
+    let mut loaded = Vec::new();
+    let limits = cstore::engine::EncodingLimits::default();
+    load(std::fs::File::open(path).unwrap(), &options, &limits, |k| {
+        loaded.push((String::from_utf8(k.key.clone()).unwrap(), k.value.kind().name(), k.value.elements()));
+        Ok(())
+    })?;
+    loaded.sort();
+    Ok(loaded)
+}
+
 #[test]
 fn other_types_and_databases_stop_the_load_by_name_or_are_skipped() {
     let Some(redis_server) = require("redis-server") else { return };
@@ -158,16 +174,17 @@ fn other_types_and_databases_stop_the_load_by_name_or_are_skipped() {
     let (_redis, mut client) = redis_in(&redis_server, dir.path());
     let file = dir.path().join("dump.rdb");
     assert_eq!(client.send(&["SET", "kept", "yes"]), ok());
-    assert_eq!(client.send(&["HSET", "my hash", "field", "value"]), int(1));
+    assert_eq!(client.send(&["RPUSH", "my list", "item"]), int(1));
     assert_eq!(client.send(&["SAVE"]), ok());
     let error = load_file(&file, strict()).unwrap_err();
-    assert!(matches!(&error, RdbError::UnsupportedType { key, type_name: "hash" } if key == "my hash"), "{error}");
+    assert!(matches!(&error, RdbError::UnsupportedType { key, type_name: "list" } if key == "my list"), "{error}");
     // A failed load reads only: the file is as redis-server wrote it.
     let saved = std::fs::read(&file).unwrap();
     load_file(&file, strict()).unwrap_err();
     assert_eq!(std::fs::read(&file).unwrap(), saved);
 
-    // Every type and encoding redis-server 7.0 writes, small and large, is walked past.
+    // Every type and encoding redis-server 7.0 writes, small and large, is loaded (strings,
+    // hashes, sets) or walked past (the others).
     let many: Vec<String> = (0..600).map(|i| format!("member {i} {}", "x".repeat(i % 70))).collect();
     let many: Vec<&str> = many.iter().map(String::as_str).collect();
     assert_eq!(client.send(&[&["RPUSH", "small list", "a", "1"][..]].concat()), int(2));
@@ -194,10 +211,18 @@ fn other_types_and_databases_stop_the_load_by_name_or_are_skipped() {
     assert_eq!(client.send(&["SAVE"]), ok());
 
     let skip_types = LoadOptions { skip_unsupported_types: true, ..strict() };
-    let error = load_file(&file, skip_types).unwrap_err();
+    let error = load_kinds(&file, skip_types).unwrap_err();
     assert!(matches!(&error, RdbError::OtherDatabase { key, db: 5 } if key == "in db 5"), "{error}");
     let skip_both = LoadOptions { skip_other_dbs: true, ..skip_types };
-    assert_eq!(load_file(&file, skip_both).unwrap(), [(b"kept".to_vec(), b"yes".to_vec(), None)]);
+    let loaded = load_kinds(&file, skip_both).unwrap();
+    let expected = [
+        ("intset", "set", 3),
+        ("kept", "string", 1),
+        ("large hash", "hash", 600),
+        ("large set", "set", 600),
+        ("small set", "set", 2),
+    ];
+    assert_eq!(loaded, expected.map(|(key, kind, len)| (key.to_owned(), kind, len)));
     assert_eq!(client.send(&["SELECT", "0"]), ok());
     assert_eq!(client.send(&["TYPE", "stream"]), simple("stream"));
 }

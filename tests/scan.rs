@@ -45,7 +45,7 @@ fn stable_keys() -> impl Iterator<Item = Bytes> {
 }
 
 fn put(store: &Store, key: &Bytes, expiry: SetExpiry) {
-    store.set(key, Bytes::from_static(b"value"), SetOptions { expiry, ..SetOptions::default() });
+    store.set(key, Bytes::from_static(b"value"), SetOptions { expiry, ..SetOptions::default() }).unwrap();
 }
 
 /// A store holding the stable and the churn keys.

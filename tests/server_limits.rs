@@ -202,3 +202,26 @@ fn config_set_changes_maxmemory_and_its_policy_at_runtime() {
     assert_eq!(client.send(&["CONFIG", "SET", "maxmemory", "0"]), ok());
     assert_eq!(client.send(&["SET", "unlimited", "v".repeat(4096).as_str()]), ok());
 }
+
+/// A huge negative count asks SRANDMEMBER and HRANDFIELD for that many picks with repeats:
+/// the reply is written pick by pick and stops at the client's output limit, which closes the
+/// client, instead of building the whole reply (or a vector of picks) first.
+#[test]
+fn a_huge_random_count_stops_at_the_output_limit() {
+    let server = TestServer::start(&["--client-output-buffer-limit", "normal 1mb 0 0"]);
+    assert_eq!(server.send(&["SADD", "s", "member"]), int(1));
+    assert_eq!(server.send(&["HSET", "h", "field", "value"]), int(1));
+    for request in [["SRANDMEMBER", "s", "-4000000000000000000"], ["HRANDFIELD", "h", "-4000000000000000000"]] {
+        let mut greedy = server.connect();
+        greedy.write_command(&request);
+        let closed = loop {
+            match greedy.read_within(Duration::from_secs(30)) {
+                common::server::Received::Reply(_) => continue,
+                common::server::Received::Closed => break true,
+                common::server::Received::Nothing => break false,
+            }
+        };
+        assert!(closed, "{request:?}: the client is closed at its output limit");
+        assert_eq!(server.send(&["SRANDMEMBER", "s", "-3"]), Value::Array(vec![bulk("member"); 3]));
+    }
+}

@@ -69,11 +69,14 @@ fn store(config: EngineConfig) -> Arc<Store> {
 }
 
 fn set(store: &Store, key: &str, value: &str) {
-    store.set(key.as_bytes(), value.as_bytes(), SetOptions::default());
+    store.set(key.as_bytes(), value.as_bytes(), SetOptions::default()).unwrap();
 }
 
 fn value_of(store: &Store, key: &str) -> Option<i64> {
-    store.get(key.as_bytes()).map(|value| cstore::engine::parse_integer(&value).expect("counters hold integers"))
+    store
+        .get(key.as_bytes())
+        .unwrap()
+        .map(|value| cstore::engine::parse_integer(&value).expect("counters hold integers"))
 }
 
 /// Keys present for the whole walk.
@@ -266,7 +269,8 @@ fn snapshot_is_one_instant(from: EngineConfig, to: EngineConfig) {
         .snapshot()
         .for_each(|entry| {
             let key = String::from_utf8(entry.key.to_vec()).expect("the test's keys are text");
-            let previous = taken.insert(key.clone(), entry.value.to_vec());
+            let previous =
+                taken.insert(key.clone(), entry.value.as_string().expect("the test stores strings").to_vec());
             assert!(previous.is_none(), "{from:?} -> {to:?}: the snapshot handed over {key} twice");
             Ok::<(), ()>(())
         })
@@ -338,7 +342,8 @@ fn transactions_are_seen_whole(from: EngineConfig, to: Option<EngineConfig>, ato
     store
         .snapshot()
         .for_each(|entry| {
-            total += cstore::engine::parse_integer(entry.value).expect("accounts hold integers");
+            total += cstore::engine::parse_integer(entry.value.as_string().expect("accounts are strings"))
+                .expect("accounts hold integers");
             Ok::<(), ()>(())
         })
         .expect("no flush, and emitting never fails");

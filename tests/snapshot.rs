@@ -30,7 +30,8 @@ fn collect(store: &Store, mut between: impl FnMut(usize)) -> HashMap<Vec<u8>, (V
     let report = store
         .snapshot()
         .for_each(|entry: SnapshotEntry<'_>| {
-            let previous = taken.insert(entry.key.to_vec(), (entry.value.to_vec(), entry.expires_at_ms));
+            let previous =
+                taken.insert(entry.key.to_vec(), (entry.value.as_string().unwrap().to_vec(), entry.expires_at_ms));
             assert!(previous.is_none(), "{:?} handed over twice", String::from_utf8_lossy(entry.key));
             between(taken.len());
             Ok::<_, std::convert::Infallible>(())
@@ -47,7 +48,7 @@ fn write(store: &Store, key: &[u8], state: &State) {
         }
         Some((value, deadline)) => {
             let expiry = deadline.map_or(SetExpiry::Clear, SetExpiry::At);
-            store.set(key, value.clone(), SetOptions { expiry, ..SetOptions::default() });
+            store.set(key, value.clone(), SetOptions { expiry, ..SetOptions::default() }).unwrap();
         }
     }
 }
@@ -158,7 +159,11 @@ fn the_walk_hands_over_the_cut_while_writers_go_on() {
         let mut taken = HashMap::new();
         point
             .for_each(|entry| {
-                assert!(taken.insert(entry.key.to_vec(), (entry.value.to_vec(), entry.expires_at_ms)).is_none());
+                assert!(
+                    taken
+                        .insert(entry.key.to_vec(), (entry.value.as_string().unwrap().to_vec(), entry.expires_at_ms))
+                        .is_none()
+                );
                 // Every 64 keys, the walk waits for each writer to write a few times more,
                 // so that writes overlap the whole walk however the threads are scheduled.
                 if taken.len() % 64 == 0 {
@@ -213,7 +218,7 @@ fn writes_during_the_walk_never_reach_the_snapshot() {
         }
         for (i, state) in now.iter().enumerate() {
             assert_eq!(
-                store.get(format!("w0:{i}").as_bytes()).map(|v| v.to_vec()),
+                store.get(format!("w0:{i}").as_bytes()).unwrap().map(|v| v.to_vec()),
                 state.as_ref().map(|s| s.0.clone())
             );
         }
@@ -232,7 +237,7 @@ fn the_oracle_rejects_a_walk_that_is_not_point_in_time() {
     let mut taken = HashMap::new();
     for (n, &i) in keys.iter().enumerate() {
         let key = format!("w0:{i}");
-        if let Some(value) = store.get(key.as_bytes()) {
+        if let Some(value) = store.get(key.as_bytes()).unwrap() {
             let deadline = initial[0][i].as_ref().and_then(|s| s.1);
             taken.insert(i, (value.to_vec(), deadline));
         }
@@ -297,7 +302,7 @@ fn the_cut_reports_its_size_and_instant() {
 fn migrations_wait_for_a_snapshot() {
     let store = Arc::new(Store::builder().strategy(Strategy::Mutex).shards(4).build().expect("store"));
     for i in 0..1000 {
-        store.set(format!("k{i}").as_bytes(), "v", SetOptions::default());
+        store.set(format!("k{i}").as_bytes(), "v", SetOptions::default()).unwrap();
     }
     let point = store.snapshot();
     let migrating = {

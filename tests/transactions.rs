@@ -10,19 +10,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
 use common::{with_each_configuration, with_each_strategy};
-use cstore::engine::{EngineConfig, SetOptions, Store, Strategy, Watcher, parse_integer};
+use cstore::engine::{EngineConfig, SetOptions, Store, Strategy, Value, Watcher, parse_integer};
 
 const ACCOUNTS: usize = 16;
 const BALANCE: i64 = 1_000;
 
 fn balance(store: &Store, account: usize) -> i64 {
-    let value = store.get(format!("account:{account}").as_bytes()).expect("every account exists");
+    let value = store.get(format!("account:{account}").as_bytes()).unwrap().expect("every account exists");
     parse_integer(&value).expect("balances are integers")
 }
 
 fn open_accounts(store: &Store) {
     for account in 0..ACCOUNTS {
-        store.set(format!("account:{account}").as_bytes(), BALANCE.to_string(), SetOptions::default());
+        store.set(format!("account:{account}").as_bytes(), BALANCE.to_string(), SetOptions::default()).unwrap();
     }
 }
 
@@ -83,7 +83,7 @@ fn snapshots_never_split_a_transaction() {
                 store
                     .snapshot()
                     .for_each(|entry| {
-                        total += parse_integer(entry.value).expect("balances are integers");
+                        total += parse_integer(entry.value.as_string().unwrap()).expect("balances are integers");
                         Ok::<(), ()>(())
                     })
                     .expect("no flush");
@@ -112,12 +112,14 @@ fn watch_notices_writes_deletions_expiry_and_flushes_but_not_reads() {
     with_each_strategy(|store, clock| {
         let watched = |change: &dyn Fn(&Store)| {
             store.clear();
-            store.set(b"k", "v", SetOptions::default());
-            store.set(
-                b"dying",
-                "v",
-                SetOptions { expiry: cstore::engine::SetExpiry::At(clock.now_ms() + 10), ..SetOptions::default() },
-            );
+            store.set(b"k", "v", SetOptions::default()).unwrap();
+            store
+                .set(
+                    b"dying",
+                    "v",
+                    SetOptions { expiry: cstore::engine::SetExpiry::At(clock.now_ms() + 10), ..SetOptions::default() },
+                )
+                .unwrap();
             let mut watcher = Watcher::default();
             store.watch(&mut watcher, b"k");
             store.watch(&mut watcher, b"dying");
@@ -130,12 +132,12 @@ fn watch_notices_writes_deletions_expiry_and_flushes_but_not_reads() {
             changed
         };
         assert!(!watched(&|_| ()));
-        assert!(!watched(&|store| drop(store.get(b"k"))));
+        assert!(!watched(&|store| drop(store.get(b"k").unwrap())));
         assert!(!watched(&|store| {
-            store.set(b"other", "x", SetOptions::default());
+            store.set(b"other", "x", SetOptions::default()).unwrap();
         }));
         assert!(watched(&|store| {
-            store.set(b"k", "v", SetOptions::default());
+            store.set(b"k", "v", SetOptions::default()).unwrap();
         }));
         assert!(watched(&|store| {
             store.delete(b"k");
@@ -147,19 +149,21 @@ fn watch_notices_writes_deletions_expiry_and_flushes_but_not_reads() {
         assert!(watched(&|_| clock.advance(11)));
         assert!(watched(&|store| {
             clock.advance(11);
-            store.get(b"dying");
+            store.get(b"dying").unwrap();
         }));
         // A key already expired when watched changes nothing by being reclaimed.
         store.clear();
-        store.set(
-            b"gone",
-            "v",
-            SetOptions { expiry: cstore::engine::SetExpiry::At(clock.now_ms() + 1), ..SetOptions::default() },
-        );
+        store
+            .set(
+                b"gone",
+                "v",
+                SetOptions { expiry: cstore::engine::SetExpiry::At(clock.now_ms() + 1), ..SetOptions::default() },
+            )
+            .unwrap();
         clock.advance(2);
         let mut watcher = Watcher::default();
         store.watch(&mut watcher, b"gone");
-        assert!(store.get(b"gone").is_none());
+        assert!(store.get(b"gone").unwrap().is_none());
         let _transaction = store.exclusive();
         assert!(!store.watched_changed(&watcher));
     });
@@ -170,7 +174,7 @@ fn watch_notices_writes_deletions_expiry_and_flushes_but_not_reads() {
 #[test]
 fn rename_and_msetnx_are_seen_whole() {
     with_each_strategy(|store, _clock| {
-        store.set(b"left", "v", SetOptions::default());
+        store.set(b"left", "v", SetOptions::default()).unwrap();
         let renaming = AtomicBool::new(true);
         thread::scope(|scope| {
             let mover = scope.spawn(|| {
@@ -207,23 +211,27 @@ fn rename_copy_and_msetnx_follow_redis() {
     with_each_strategy(|store, clock| {
         let deadline = clock.now_ms() + 5_000;
         let with_ttl = SetOptions { expiry: cstore::engine::SetExpiry::At(deadline), ..SetOptions::default() };
-        store.set(b"a", "1", with_ttl);
+        store.set(b"a", "1", with_ttl).unwrap();
         assert_eq!(store.rename(b"missing", b"x", false), Err(cstore::engine::StoreError::NoSuchKey));
         assert_eq!(store.rename(b"a", b"a", false), Ok(true));
         assert_eq!(store.rename(b"a", b"a", true), Ok(false));
         assert_eq!(store.rename(b"a", b"b", false), Ok(true));
         assert!(!store.exists(b"a"));
-        assert_eq!(store.get_with_deadline(b"b"), Some((common::b("1"), Some(deadline))), "the deadline moves along");
-        store.set(b"c", "3", SetOptions::default());
+        assert_eq!(
+            store.get_with_deadline(b"b"),
+            Some((Value::from(common::b("1")), Some(deadline))),
+            "the deadline moves along"
+        );
+        store.set(b"c", "3", SetOptions::default()).unwrap();
         assert_eq!(store.rename(b"b", b"c", true), Ok(false));
         assert!(store.copy(b"c", b"d", false));
         assert!(!store.copy(b"b", b"d", false), "COPY does not overwrite without REPLACE");
         assert!(store.copy(b"b", b"d", true));
-        assert_eq!(store.get_with_deadline(b"d"), Some((common::b("1"), Some(deadline))));
+        assert_eq!(store.get_with_deadline(b"d"), Some((Value::from(common::b("1")), Some(deadline))));
         assert!(!store.copy(b"missing", b"e", true));
         assert!(!store.set_all_if_none_exist(&[(b"new", b"1"), (b"c", b"2")]));
         assert!(!store.exists(b"new"), "MSETNX sets nothing when one key exists");
         assert!(store.set_all_if_none_exist(&[(b"new", b"1"), (b"newer", b"2")]));
-        assert_eq!(store.get(b"newer"), Some(common::b("2")));
+        assert_eq!(store.get(b"newer").unwrap(), Some(common::b("2")));
     });
 }

@@ -161,11 +161,12 @@ pub trait BenchMap: Sync {
 impl BenchMap for Store {
     type Value = CompactBytes;
     fn get(&self, key: &Bytes) -> Option<CompactBytes> {
-        Store::get(self, key)
+        // The benchmark stores strings only.
+        Store::get(self, key).ok().flatten()
     }
 
     fn insert(&self, key: &Bytes, value: Bytes) {
-        self.set(key, value, SetOptions::default());
+        self.put(key, value.into(), SetOptions::default());
     }
 
     fn remove(&self, key: &Bytes) -> bool {
@@ -173,7 +174,7 @@ impl BenchMap for Store {
     }
 
     fn update(&self, key: &Bytes, value: Bytes) -> bool {
-        self.set(key, value, SetOptions { condition: SetCondition::IfPresent, ..SetOptions::default() }).written
+        self.put(key, value.into(), SetOptions { condition: SetCondition::IfPresent, ..SetOptions::default() })
     }
 }
 

@@ -1,7 +1,7 @@
 //! What the engine stores per key, and what a read-modify-write decides to do with it.
 
 use super::clock::Now;
-use super::compact::CompactBytes;
+use super::value::Value;
 
 /// Expiry deadline meaning "never expires". Deadlines are milliseconds since the Unix epoch.
 pub(crate) const NEVER: u64 = u64::MAX;
@@ -12,18 +12,18 @@ pub(crate) const NEVER: u64 = u64::MAX;
 /// `maxmemory` is enforced against this estimate.
 pub(crate) const ENTRY_OVERHEAD: usize = 96;
 
-/// One stored value. Cloning is cheap (see [`CompactBytes`]), so a reader that holds a clone
-/// is never affected by a later delete or overwrite of the key.
+/// One stored value. Cloning is cheap (see [`Value`]), so a reader that holds a clone is
+/// never affected by a later delete or overwrite of the key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Entry {
-    pub(crate) value: CompactBytes,
+    pub(crate) value: Value,
     /// Absolute deadline in milliseconds since the Unix epoch, or [`NEVER`].
     pub(crate) expires_at: u64,
 }
 
 impl Entry {
-    pub(crate) fn new(value: CompactBytes, expires_at: u64) -> Self {
-        Entry { value, expires_at }
+    pub(crate) fn new(value: impl Into<Value>, expires_at: u64) -> Self {
+        Entry { value: value.into(), expires_at }
     }
 
     /// Whether the entry has expired at `now`. As in Redis (`keyIsExpired`), a key is
@@ -71,7 +71,7 @@ impl Footprint {
     pub(crate) fn of(key: &[u8], entry: &Entry) -> Self {
         Footprint {
             keys: 1,
-            bytes: (key.len() + entry.value.len() + ENTRY_OVERHEAD) as i64,
+            bytes: (key.len() + entry.value.memory() + ENTRY_OVERHEAD) as i64,
             volatile: i64::from(entry.is_volatile()),
         }
     }

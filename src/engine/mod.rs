@@ -10,7 +10,9 @@
 //! # Ok::<(), cstore::engine::ConfigError>(())
 //! ```
 //!
-//! Keys and values are stored as [`CompactBytes`] (`compact.rs`). Layout: `shard.rs` defines
+//! Keys and strings are stored as [`CompactBytes`] (`compact.rs`); a key holds a [`Value`]
+//! (`value.rs`): a string, or a persistent hash (`hash.rs`) or set (`set.rs`) ordered for
+//! SCAN by `member.rs`. Layout: `shard.rs` defines
 //! what a shard kind must do and the sharded container; `locked.rs` (Mutex, RwLock),
 //! `lockfree.rs` and `cow.rs` are the kinds; `kinds.rs` is one engine (a kind times a shard
 //! count) and its write rule; `store.rs` routes a key to the engine that holds it;
@@ -29,33 +31,40 @@ mod cow;
 mod entry;
 mod float;
 mod gates;
+mod hash;
 mod kinds;
 mod locked;
 mod lockfree;
+mod member;
 mod migration;
 mod multikey;
 mod ops;
 mod scan;
+mod set;
 mod shard;
 mod snapshot;
 mod store;
 mod sweeper;
 mod sync;
 mod transaction;
+mod value;
 mod watch;
 
 pub use clock::{Clock, ManualClock};
 pub use compact::{CompactBytes, INLINE_LEN, MAX_STRING_LEN};
 pub use config::{ConfigError, EngineConfig, MAX_SHARDS, Strategy};
 pub use float::{Float, parse_float};
+pub use hash::Hash;
 pub use migration::{EngineStatus, MIGRATION_CHUNK, MigrationProgress, MigrationReport};
 pub use ops::{
     ExpireCondition, SetCondition, SetExpiry, SetOptions, SetOutcome, StoreError, Ttl, TtlUpdate, parse_integer,
 };
 pub use scan::glob_match;
+pub use set::Set;
 pub use shard::thread_lock_wait_ns;
 pub use snapshot::{PointInTime, SNAPSHOT_CHUNK, SnapshotEntry, SnapshotError, SnapshotReport};
 pub use store::{RemovalHook, Store, StoreBuilder, StoreStats};
 pub use sweeper::{SweepReport, Sweeper};
 pub use transaction::{Exclusive, Pass};
+pub use value::{EncodingLimits, Value, ValueType};
 pub use watch::Watcher;

@@ -1,11 +1,17 @@
-//! The commands that change several keys as one: RENAME, RENAMENX, COPY and MSETNX. Each is a
+//! The commands that change several keys as one: RENAME, RENAMENX, COPY, MSETNX, SMOVE and
+//! the STORE forms of the set algebra. Each is a
 //! few single-key steps; what makes it one change is that the caller holds the store
 //! exclusively while they run (`transaction.rs`), as the server does for these commands.
 //! Without that, each step is still linearizable, but a concurrent reader may see a state
 //! between them.
 
+use std::sync::Arc;
+
+use super::entry::{Entry, NEVER, Write};
 use super::ops::{SetCondition, SetExpiry, SetOptions, StoreError};
+use super::set::Set;
 use super::store::Store;
+use super::value::Value;
 
 /// The options that store `value` with the deadline it had (`None`: none).
 fn keeping(deadline: Option<u64>) -> SetOptions {
@@ -24,7 +30,7 @@ impl Store {
         if only_if_absent && self.exists(to) {
             return Ok(false);
         }
-        self.set(to, value, keeping(deadline));
+        self.put(to, value, keeping(deadline));
         self.delete(from);
         Ok(true)
     }
@@ -34,7 +40,7 @@ impl Store {
     pub fn copy(&self, from: &[u8], to: &[u8], replace: bool) -> bool {
         let Some((value, deadline)) = self.get_with_deadline(from) else { return false };
         let condition = if replace { SetCondition::Always } else { SetCondition::IfAbsent };
-        self.set(to, value, SetOptions { condition, ..keeping(deadline) }).written
+        self.put(to, value, SetOptions { condition, ..keeping(deadline) })
     }
 
     /// MSETNX: stores every pair if none of the keys exists; returns whether it did.
@@ -43,8 +49,32 @@ impl Store {
             return false;
         }
         for (key, value) in pairs {
-            self.set(key, *value, SetOptions::default());
+            self.put(key, Value::from(*value), SetOptions::default());
         }
         true
+    }
+
+    /// SMOVE: moves `member` from the set `from` to the set `to`; whether it was in `from`.
+    /// As Redis: a missing `from` answers 0 before `to`'s type is looked at.
+    pub fn smove(&self, from: &[u8], to: &[u8], member: &[u8]) -> Result<bool, StoreError> {
+        let Some(source) = self.set_value(from)? else { return Ok(false) };
+        self.set_value(to)?;
+        if !source.contains(member) {
+            return Ok(false);
+        }
+        if from != to {
+            self.srem(from, &[member])?;
+            self.sadd(to, &[member])?;
+        }
+        Ok(true)
+    }
+
+    /// SINTERSTORE, SUNIONSTORE, SDIFFSTORE: `key` becomes `set`, whatever it held (with no
+    /// deadline), or goes when `set` is empty. Returns the set's size.
+    pub fn replace_with_set(&self, key: &[u8], set: Set) -> usize {
+        let len = set.len();
+        let entry = (!set.is_empty()).then(|| Entry::new(Value::Set(Arc::new(set)), NEVER));
+        self.update(key, |_| (entry.clone().map_or(Write::Remove, Write::Put), ()));
+        len
     }
 }

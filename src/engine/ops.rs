@@ -7,6 +7,7 @@ use super::compact::CompactBytes;
 use super::entry::{Entry, NEVER, Write};
 use super::float::{self, Float, parse_float};
 use super::store::Store;
+use super::value::{Value, ValueType};
 
 /// A command that cannot be applied to the value it found. Messages follow Redis's wording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -23,6 +24,27 @@ pub enum StoreError {
     TooLarge,
     #[error("no such key")]
     NoSuchKey,
+    #[error("Operation against a key holding the wrong kind of value")]
+    WrongType,
+    #[error("hash value is not an integer")]
+    HashNotAnInteger,
+    #[error("hash value is not a float")]
+    HashNotAFloat,
+}
+
+impl StoreError {
+    /// The error code a reply starts with: WRONGTYPE for a type mismatch, ERR otherwise.
+    pub fn code(self) -> &'static str {
+        match self {
+            StoreError::WrongType => "WRONGTYPE",
+            _ => "ERR",
+        }
+    }
+}
+
+/// The string under a live entry; WRONGTYPE for another type.
+fn string_of(entry: Option<&Entry>) -> Result<Option<&CompactBytes>, StoreError> {
+    entry.map(|e| e.value.as_string()).transpose()
 }
 
 /// When SET writes.
@@ -138,21 +160,36 @@ fn integer_bytes(n: i64) -> CompactBytes {
 }
 
 impl Store {
-    pub fn get(&self, key: &[u8]) -> Option<CompactBytes> {
+    pub fn get(&self, key: &[u8]) -> Result<Option<CompactBytes>, StoreError> {
+        self.read(key, |entry| string_of(entry).map(|s| s.cloned()))
+    }
+
+    /// The whole value under `key`, of any type.
+    pub fn value(&self, key: &[u8]) -> Option<Value> {
         self.read(key, |entry| entry.map(|e| e.value.clone()))
+    }
+
+    /// TYPE: the type of the value under `key`.
+    pub fn value_type(&self, key: &[u8]) -> Option<ValueType> {
+        self.read(key, |entry| entry.map(|e| e.value.kind()))
+    }
+
+    /// OBJECT ENCODING: the encoding of the value under `key`.
+    pub fn encoding(&self, key: &[u8]) -> Option<&'static str> {
+        self.read(key, |entry| entry.map(|e| e.value.encoding()))
     }
 
     /// GET without taking a reference: `f` sees the live value while the shard is being read
     /// (under its lock, for the locked strategies), so a server can copy a small value into a
     /// reply without the atomic increment and decrement of a clone. `f` must be short: a
     /// writer to the shard may wait for it. Clone large values out instead.
-    pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(Option<&CompactBytes>) -> R) -> R {
-        self.read(key, |entry| f(entry.map(|e| &e.value)))
+    pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(Option<&CompactBytes>) -> R) -> Result<R, StoreError> {
+        self.read(key, |entry| string_of(entry).map(f))
     }
 
     /// The value and absolute deadline (ms since the Unix epoch) of a live key: what the
     /// append-only file records after a write, so that replaying it needs no clock.
-    pub fn get_with_deadline(&self, key: &[u8]) -> Option<(CompactBytes, Option<u64>)> {
+    pub fn get_with_deadline(&self, key: &[u8]) -> Option<(Value, Option<u64>)> {
         self.read(key, |entry| entry.map(|e| (e.value.clone(), e.is_volatile().then_some(e.expires_at))))
     }
 
@@ -160,8 +197,8 @@ impl Store {
         self.read(key, |entry| entry.is_some())
     }
 
-    pub fn strlen(&self, key: &[u8]) -> usize {
-        self.read(key, |entry| entry.map_or(0, |e| e.value.len()))
+    pub fn strlen(&self, key: &[u8]) -> Result<usize, StoreError> {
+        self.read(key, |entry| string_of(entry).map(|s| s.map_or(0, |s| s.len())))
     }
 
     pub fn ttl(&self, key: &[u8]) -> Ttl {
@@ -175,60 +212,84 @@ impl Store {
 
     /// GETRANGE: the bytes between `start` and `end` inclusive; negative offsets count from
     /// the end. A missing key reads as the empty string.
-    pub fn getrange(&self, key: &[u8], start: i64, end: i64) -> CompactBytes {
+    pub fn getrange(&self, key: &[u8], start: i64, end: i64) -> Result<CompactBytes, StoreError> {
         self.read(key, |entry| {
-            let Some(entry) = entry else { return CompactBytes::default() };
-            let len = i64::try_from(entry.value.len()).unwrap_or(i64::MAX);
+            let Some(value) = string_of(entry)? else { return Ok(CompactBytes::default()) };
+            let len = i64::try_from(value.len()).unwrap_or(i64::MAX);
             if start < 0 && end < 0 && start > end {
-                return CompactBytes::default();
+                return Ok(CompactBytes::default());
             }
             let start = if start < 0 { (len + start).max(0) } else { start };
             let end = if end < 0 { (len + end).max(0) } else { end.min(len - 1) };
             if len == 0 || start > end {
-                return CompactBytes::default();
+                return Ok(CompactBytes::default());
             }
             // Both bounds now lie in 0..len.
-            entry.value.slice(start as usize..=end as usize)
+            Ok(value.slice(start as usize..=end as usize))
         })
     }
 
-    pub fn set(&self, key: &[u8], value: impl Into<CompactBytes>, options: SetOptions) -> SetOutcome {
+    /// SET. Only SET ... GET looks at the type of what it replaces (WRONGTYPE, and nothing
+    /// written, unless it is a string).
+    pub fn set(&self, key: &[u8], value: impl Into<Value>, options: SetOptions) -> Result<SetOutcome, StoreError> {
         let value = value.into();
         self.update(key, |current| {
-            let previous = if options.return_previous { current.map(|e| e.value.clone()) } else { None };
+            let previous = match options.return_previous.then(|| string_of(current)) {
+                Some(Err(error)) => return (Write::Keep, Err(error)),
+                Some(Ok(previous)) => previous.cloned(),
+                None => None,
+            };
             let allowed = match options.condition {
                 SetCondition::Always => true,
                 SetCondition::IfAbsent => current.is_none(),
                 SetCondition::IfPresent => current.is_some(),
             };
             if !allowed {
-                return (Write::Keep, SetOutcome { written: false, previous });
+                return (Write::Keep, Ok(SetOutcome { written: false, previous }));
             }
             let expires_at = match options.expiry {
                 SetExpiry::Clear => NEVER,
                 SetExpiry::Keep => current.map_or(NEVER, |e| e.expires_at),
                 SetExpiry::At(deadline) => deadline,
             };
-            (Write::Put(Entry::new(value.clone(), expires_at)), SetOutcome { written: true, previous })
+            (Write::Put(Entry::new(value.clone(), expires_at)), Ok(SetOutcome { written: true, previous }))
         })
+    }
+
+    /// SET without GET, which stores any value and cannot fail: whether it stored it.
+    pub(crate) fn put(&self, key: &[u8], value: Value, options: SetOptions) -> bool {
+        let options = SetOptions { return_previous: false, ..options };
+        self.set(key, value, options).is_ok_and(|outcome| outcome.written)
     }
 
     /// DEL / UNLINK of one key: whether it existed.
     pub fn delete(&self, key: &[u8]) -> bool {
-        self.update(key, |current| (Write::Remove, current.is_some()))
+        self.remove(key).is_some()
     }
 
-    pub fn getdel(&self, key: &[u8]) -> Option<CompactBytes> {
+    /// Removes the key and returns its value, so that the caller frees a large collection
+    /// after the shard is released (or hands it to another thread: UNLINK).
+    pub fn remove(&self, key: &[u8]) -> Option<Value> {
         self.update(key, |current| (Write::Remove, current.map(|e| e.value.clone())))
     }
 
+    pub fn getdel(&self, key: &[u8]) -> Result<Option<CompactBytes>, StoreError> {
+        self.update(key, |current| match string_of(current) {
+            Ok(value) => (Write::Remove, Ok(value.cloned())),
+            Err(error) => (Write::Keep, Err(error)),
+        })
+    }
+
     /// GETEX: the value, after changing its expiry as asked.
-    pub fn getex(&self, key: &[u8], ttl: TtlUpdate) -> Option<CompactBytes> {
+    pub fn getex(&self, key: &[u8], ttl: TtlUpdate) -> Result<Option<CompactBytes>, StoreError> {
         let at = self.now();
         let now = at.0;
         self.update_with(key, &at, |current| {
-            let Some(entry) = current else { return (Write::Keep, None) };
-            let value = Some(entry.value.clone());
+            let Some(entry) = current else { return (Write::Keep, Ok(None)) };
+            let value = match entry.value.as_string() {
+                Ok(value) => Ok(Some(value.clone())),
+                Err(error) => return (Write::Keep, Err(error)),
+            };
             let write = match ttl {
                 TtlUpdate::Keep => Write::Keep,
                 TtlUpdate::Persist if entry.expires_at == NEVER => Write::Keep,
@@ -247,9 +308,10 @@ impl Store {
         self.update(key, |current| {
             let value = match current {
                 None => 0,
-                Some(entry) => match parse_integer(&entry.value) {
-                    Some(value) => value,
-                    None => return (Write::Keep, Err(StoreError::NotAnInteger)),
+                Some(entry) => match entry.value.as_string().map(|text| parse_integer(text)) {
+                    Ok(Some(value)) => value,
+                    Ok(None) => return (Write::Keep, Err(StoreError::NotAnInteger)),
+                    Err(error) => return (Write::Keep, Err(error)),
                 },
             };
             match value.checked_add(delta) {
@@ -269,9 +331,10 @@ impl Store {
         self.update(key, |current| {
             let value = match current {
                 None => Float::from(0.0),
-                Some(entry) => match parse_float(&entry.value) {
-                    Some(value) => value,
-                    None => return (Write::Keep, Err(StoreError::NotAFloat)),
+                Some(entry) => match entry.value.as_string().map(|text| parse_float(text)) {
+                    Ok(Some(value)) => value,
+                    Ok(None) => return (Write::Keep, Err(StoreError::NotAFloat)),
+                    Err(error) => return (Write::Keep, Err(error)),
                 },
             };
             let text = match float::add(value, increment) {
@@ -288,17 +351,18 @@ impl Store {
     pub fn append(&self, key: &[u8], suffix: &[u8]) -> Result<usize, StoreError> {
         let max_len = self.max_value_len();
         self.update(key, |current| {
-            let Some(entry) = current else {
-                if suffix.len() > max_len {
-                    return (Write::Keep, Err(StoreError::TooLarge));
-                }
-                return (Write::Put(Entry::new(CompactBytes::from(suffix), NEVER)), Ok(suffix.len()));
+            let value = match string_of(current) {
+                Ok(Some(value)) => value,
+                Ok(None) if suffix.len() > max_len => return (Write::Keep, Err(StoreError::TooLarge)),
+                Ok(None) => return (Write::Put(Entry::new(CompactBytes::from(suffix), NEVER)), Ok(suffix.len())),
+                Err(error) => return (Write::Keep, Err(error)),
             };
-            let len = entry.value.len() + suffix.len();
+            let len = value.len() + suffix.len();
             if len > max_len {
                 return (Write::Keep, Err(StoreError::TooLarge));
             }
-            (Write::Put(Entry::new(CompactBytes::concat(&entry.value, suffix), entry.expires_at)), Ok(len))
+            let expires_at = current.map_or(NEVER, |e| e.expires_at);
+            (Write::Put(Entry::new(CompactBytes::concat(value, suffix), expires_at)), Ok(len))
         })
     }
 
@@ -307,7 +371,11 @@ impl Store {
     pub fn setrange(&self, key: &[u8], offset: usize, patch: &[u8]) -> Result<usize, StoreError> {
         let max_len = self.max_value_len();
         self.update(key, |current| {
-            let old_len = current.map_or(0, |e| e.value.len());
+            let old = match string_of(current) {
+                Ok(old) => old,
+                Err(error) => return (Write::Keep, Err(error)),
+            };
+            let old_len = old.map_or(0, |old| old.len());
             if patch.is_empty() {
                 return (Write::Keep, Ok(old_len));
             }
@@ -316,8 +384,8 @@ impl Store {
                 _ => return (Write::Keep, Err(StoreError::TooLarge)),
             };
             let mut value = vec![0; old_len.max(end)];
-            if let Some(entry) = current {
-                value[..old_len].copy_from_slice(&entry.value);
+            if let Some(old) = old {
+                value[..old_len].copy_from_slice(old);
             }
             value[offset..end].copy_from_slice(patch);
             let new_len = value.len();

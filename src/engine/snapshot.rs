@@ -44,6 +44,7 @@ use super::shard::KeyHasher;
 use super::store::{Layout, Store};
 use super::sync::{Arc, AtomicBool, Mutex, MutexGuard, Ordering};
 use super::transaction::Pass;
+use super::value::Value;
 
 /// Keys the walk takes from a shard per step: the most a writer of that shard waits for it.
 pub const SNAPSHOT_CHUNK: usize = 128;
@@ -135,7 +136,7 @@ impl ShardCut {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SnapshotEntry<'a> {
     pub key: &'a [u8],
-    pub value: &'a [u8],
+    pub value: &'a Value,
     /// Deadline in milliseconds since the Unix epoch, if the key had one.
     pub expires_at_ms: Option<u64>,
 }

@@ -20,6 +20,7 @@ use super::shard::{Router, Totals};
 use super::snapshot::Cut;
 use super::sync::{Arc, ArcSwap, AtomicU64, AtomicUsize, Mutex, Ordering};
 use super::transaction::TransactionGate;
+use super::value::EncodingLimits;
 use super::watch::Watches;
 
 /// Largest value a command may create, as Redis's default `proto-max-bulk-len` (512 MiB).
@@ -92,6 +93,8 @@ pub struct Store {
     avg_ttl_ms: AtomicU64,
     clock: Clock,
     max_value_len: usize,
+    /// The compact encodings' thresholds for new versions of collections.
+    encoding_limits: ArcSwap<EncodingLimits>,
     /// Told of every key the store removes by itself (eviction, active and lazy expiry), after
     /// the engine has let go of its locks: the server logs them to the AOF.
     removal_hook: OnceLock<RemovalHook>,
@@ -189,6 +192,7 @@ impl StoreBuilder {
             avg_ttl_ms: AtomicU64::new(0),
             clock: self.clock,
             max_value_len: self.max_value_len,
+            encoding_limits: ArcSwap::from_pointee(EncodingLimits::default()),
             removal_hook: OnceLock::new(),
             transactions: TransactionGate::default(),
             watches: Watches::default(),
@@ -242,6 +246,16 @@ impl Store {
 
     pub(crate) fn max_value_len(&self) -> usize {
         self.max_value_len
+    }
+
+    /// The thresholds of the compact encodings (Redis's `hash-max-listpack-entries` and the
+    /// like) that writes from now on apply.
+    pub fn encoding_limits(&self) -> EncodingLimits {
+        **self.encoding_limits.load()
+    }
+
+    pub fn set_encoding_limits(&self, limits: EncodingLimits) {
+        self.encoding_limits.store(Arc::new(limits));
     }
 
     /// The store's clock, in milliseconds since the Unix epoch.

@@ -9,7 +9,7 @@ use super::config::PersistenceConfig;
 use super::file::{self, SaveFileError};
 use super::progress::LoadProgress;
 use super::rdb::{self, LoadReport, RdbError, RdbHeader, RdbWriter};
-use crate::engine::{MAX_STRING_LEN, SetExpiry, SetOptions, SnapshotError, Store};
+use crate::engine::{SetExpiry, SetOptions, SnapshotError, Store};
 
 /// What a successful save wrote.
 #[derive(Clone, Copy, Debug)]
@@ -86,12 +86,10 @@ pub fn load(
     };
     progress.add_total(file.metadata().map_or(0, |meta| meta.len()));
     let options = config.load_options(store.now_ms());
-    let report = rdb::load(progress.reader(file), &options, |key| {
-        if key.value.len() > MAX_STRING_LEN {
-            return Err(format!("its value of {} bytes exceeds the longest string cstore stores", key.value.len()));
-        }
+    // The reader refuses strings, fields and members over MAX_STRING_LEN, naming the key.
+    let report = rdb::load(progress.reader(file), &options, &store.encoding_limits(), |key| {
         let expiry = key.expires_at_ms.map_or(SetExpiry::Clear, SetExpiry::At);
-        store.set(&key.key, key.value.as_slice(), SetOptions { expiry, ..SetOptions::default() });
+        store.put(&key.key, key.value.clone(), SetOptions { expiry, ..SetOptions::default() });
         Ok(())
     })
     .map_err(|source| LoadError::Rdb { path: shown(), source })?;

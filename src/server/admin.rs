@@ -186,7 +186,7 @@ mod tests {
     async fn metrics_are_served_as_openmetrics_with_live_store_numbers() {
         let running = start().await;
         running.state.metrics.record_command(1, Outcome::Ok, Duration::from_micros(20));
-        running.state.store.set(&Bytes::from_static(b"k"), Bytes::from_static(b"v"), SetOptions::default());
+        running.state.store.set(&Bytes::from_static(b"k"), Bytes::from_static(b"v"), SetOptions::default()).unwrap();
         let response = request(running.address, "GET", "/metrics").await;
         assert_eq!(response.status, 200);
         assert!(

@@ -66,7 +66,7 @@ use super::command::CommandError;
 use super::command::server::{InfoSection, redis_version};
 use super::config::RuntimeSettings;
 use super::metrics::Metrics;
-use crate::engine::Store;
+use crate::engine::{Store, Value};
 use crate::persistence::aof::manifest::{AofFile, FileKind, Manifest};
 use crate::persistence::aof::{self, resp};
 use crate::persistence::config::{AppendFsync, PersistenceConfig};
@@ -218,7 +218,13 @@ impl Aof {
             let record = match logged {
                 Logged::Unchanged => return result,
                 Logged::Changed => self.state_record(key),
-                Logged::Stored { value, deadline } => record_of(key, Some((value, deadline))),
+                Logged::Stored { value, deadline } => Record::single(string_record(key, value, deadline)),
+                Logged::Command(args) => {
+                    let mut record = Vec::new();
+                    resp::encode(&mut record, args);
+                    Record::single(record)
+                }
+                Logged::Encoded(record) => Record::single(record),
             };
             *wait = (*wait).max(self.append(record));
         }
@@ -226,11 +232,12 @@ impl Aof {
     }
 
     /// The record of `key`'s state now; the caller holds its stripe.
-    fn state_record(&self, key: &[u8]) -> Vec<u8> {
-        match self.store.get_with_deadline(key) {
-            Some((value, deadline)) => record_of(key, Some((&value, deadline))),
-            None => record_of(key, None),
-        }
+    fn state_record(&self, key: &[u8]) -> Record {
+        let state = self.store.get_with_deadline(key);
+        let commands = record_of(key, state.as_ref().map(|(value, deadline)| (value, *deadline)));
+        // A collection's state takes several commands, which a replay must apply whole.
+        let whole = matches!(state, Some((Value::Hash(_) | Value::Set(_), _)));
+        Record { commands, whole }
     }
 
     fn note_removal(&self, key: &[u8]) {
@@ -270,7 +277,7 @@ impl Aof {
         if self.logging.load(Relaxed) {
             let mut record = Vec::new();
             resp::encode(&mut record, &[b"FLUSHALL"]);
-            *wait = (*wait).max(self.append(record));
+            *wait = (*wait).max(self.append(Record::single(record)));
         }
         result
     }
@@ -291,20 +298,31 @@ impl Aof {
         if opened {
             let mut exec = Vec::new();
             resp::encode(&mut exec, &[b"EXEC"]);
-            position = self.append(exec);
+            position = self.append(Record::single(exec));
         }
         (result, position)
     }
 
-    fn append(&self, mut record: Vec<u8>) -> u64 {
+    fn append(&self, record: Record) -> u64 {
         let mut log = self.log.lock();
         let Some(current) = log.current.clone() else { return 0 };
-        if log.transaction == Some(false) {
-            log.transaction = Some(true);
+        let Record { commands: mut record, whole } = record;
+        let opens = match log.transaction {
+            Some(false) => {
+                log.transaction = Some(true);
+                true
+            }
+            Some(true) => false,
+            None => whole,
+        };
+        if opens {
             let mut multi = Vec::with_capacity(record.len() + 16);
             resp::encode(&mut multi, &[b"MULTI"]);
             multi.append(&mut record);
             record = multi;
+        }
+        if whole && log.transaction.is_none() {
+            resp::encode(&mut record, &[b"EXEC"]);
         }
         log.appended += record.len() as u64;
         match log.pending.last_mut() {
@@ -765,6 +783,27 @@ pub(crate) enum Logged<'v> {
     Changed,
     /// The key now holds `value`, expiring at `deadline` (Unix ms): no need to read it back.
     Stored { value: &'v [u8], deadline: Option<u64> },
+    /// The key changed as replaying this command (deterministic, and applied to the state the
+    /// log already gives the key) changes it: how a write to one element of a large collection
+    /// is logged without copying the collection.
+    Command(&'v [&'v [u8]]),
+    /// [`Logged::Command`] for a command the write computed (HINCRBYFLOAT's HSET of its result,
+    /// SPOP's SREM of what it popped), already encoded.
+    Encoded(Vec<u8>),
+}
+
+/// What one append adds to the log: its commands, and whether there are several that a
+/// replay must apply all or none of (wrapped in MULTI and EXEC unless a transaction already
+/// wraps them).
+struct Record {
+    commands: Vec<u8>,
+    whole: bool,
+}
+
+impl Record {
+    fn single(commands: Vec<u8>) -> Self {
+        Record { commands, whole: false }
+    }
 }
 
 impl From<bool> for Logged<'_> {
@@ -773,13 +812,27 @@ impl From<bool> for Logged<'_> {
     }
 }
 
-/// The record that gives `key` its `state` (value and deadline), or deletes it.
-fn record_of(key: &[u8], state: Option<(&[u8], Option<u64>)>) -> Vec<u8> {
-    let mut record = Vec::with_capacity(48 + key.len() + state.map_or(0, |(value, _)| value.len()));
+/// The commands that give `key` its `state` (value and deadline), or delete it: one SET for
+/// a string; DEL and the collection rebuilt (see [`resp::encode_value`]) otherwise.
+fn record_of(key: &[u8], state: Option<(&Value, Option<u64>)>) -> Vec<u8> {
+    let mut record = Vec::with_capacity(48 + key.len() + state.map_or(0, |(value, _)| value.memory()));
     match state {
-        Some((value, None)) => resp::encode(&mut record, &[b"SET", key, value]),
-        Some((value, Some(at))) => resp::encode(&mut record, &[b"SET", key, value, b"PXAT", at.to_string().as_bytes()]),
+        Some((Value::String(value), deadline)) => return string_record(key, value, deadline),
+        Some((collection, deadline)) => {
+            resp::encode(&mut record, &[b"DEL", key]);
+            resp::encode_value(&mut record, key, collection, deadline);
+        }
         None => resp::encode(&mut record, &[b"DEL", key]),
+    }
+    record
+}
+
+/// The SET that gives `key` the string `value` and `deadline`.
+fn string_record(key: &[u8], value: &[u8], deadline: Option<u64>) -> Vec<u8> {
+    let mut record = Vec::with_capacity(48 + key.len() + value.len());
+    match deadline {
+        None => resp::encode(&mut record, &[b"SET", key, value]),
+        Some(at) => resp::encode(&mut record, &[b"SET", key, value, b"PXAT", at.to_string().as_bytes()]),
     }
     record
 }

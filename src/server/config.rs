@@ -11,6 +11,7 @@ mod byte_size;
 mod client_memory;
 mod output_limits;
 mod runtime;
+mod tuning;
 
 use std::fmt;
 use std::io;

@@ -11,6 +11,7 @@ pub mod config; // ServerConfig (defaults < file < env/flags) and CONFIG GET/SET
 mod connection; // one client: read, execute every buffered request, write once
 pub mod frame; // request decoder: complete requests from the read buffer, zero-copy arguments
 mod latch; // one-way signals tasks wait for (shutdown's drain; a client's eviction or shutdown)
+mod lazyfree; // UNLINK frees large collections on a background thread
 mod listener; // bind, accept within maxclients, drain on shutdown
 pub mod metrics; // Prometheus metrics, lock-free on the command path
 pub mod output; // a client's pending replies: encoded bytes and values by reference, hard limit

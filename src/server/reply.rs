@@ -48,6 +48,12 @@ impl<'a> ReplyWriter<'a> {
         self.out.hold(bytes)
     }
 
+    /// Whether the client's output passed its limit: the client is being disconnected, and
+    /// nothing more written to it will be sent.
+    pub(crate) fn overflowed(&self) -> bool {
+        self.out.overflowed()
+    }
+
     /// Switches protocol for the replies that follow, as HELLO does in the middle of a pipeline.
     pub fn set_protocol(&mut self, protocol: Protocol) {
         self.protocol = protocol;

@@ -109,11 +109,16 @@ pub fn bytes_of(stored: CompactBytes) -> Bytes {
     Bytes::copy_from_slice(&stored)
 }
 
+/// The models store only strings, so a type error is a bug of the store.
+fn strings_only<T>(reply: Result<T, cstore::engine::StoreError>) -> T {
+    reply.expect("only strings are stored, so no command meets the wrong type")
+}
+
 /// Runs `op` on `store`, whose clock is `clock`.
 pub fn apply(store: &Store, clock: &ManualClock, op: &Op) -> Reply {
     let now = clock.now_ms();
     match op {
-        Op::Get(key) => Reply::Value(store.get(key).map(bytes_of)),
+        Op::Get(key) => Reply::Value(strings_only(store.get(key)).map(bytes_of)),
         Op::Set { key, value, condition, ttl, return_previous } => {
             let expiry = match *ttl {
                 SetTtl::Clear => SetExpiry::Clear,
@@ -121,24 +126,24 @@ pub fn apply(store: &Store, clock: &ManualClock, op: &Op) -> Reply {
                 SetTtl::At(deadline) => SetExpiry::At(deadline.resolve(now)),
             };
             let options = SetOptions { condition: *condition, expiry, return_previous: *return_previous };
-            Reply::Set(store.set(key, value.clone(), options))
+            Reply::Set(strings_only(store.set(key, value.clone(), options)))
         }
         Op::Delete(key) => Reply::Flag(store.delete(key)),
         Op::Exists(key) => Reply::Flag(store.exists(key)),
-        Op::GetDel(key) => Reply::Value(store.getdel(key).map(bytes_of)),
+        Op::GetDel(key) => Reply::Value(strings_only(store.getdel(key)).map(bytes_of)),
         Op::GetEx(key, ttl) => {
             let update = match *ttl {
                 GetExTtl::Keep => TtlUpdate::Keep,
                 GetExTtl::Persist => TtlUpdate::Persist,
                 GetExTtl::At(deadline) => TtlUpdate::At(deadline.resolve(now)),
             };
-            Reply::Value(store.getex(key, update).map(bytes_of))
+            Reply::Value(strings_only(store.getex(key, update)).map(bytes_of))
         }
         Op::IncrBy(key, delta) => Reply::Integer(store.incr_by(key, *delta)),
         Op::IncrByFloat(key, delta) => Reply::Float(store.incr_by_float(key, *delta).map(bytes_of)),
         Op::Append(key, suffix) => Reply::NewLength(store.append(key, suffix)),
-        Op::Strlen(key) => Reply::Size(store.strlen(key)),
-        Op::GetRange(key, start, end) => Reply::Range(bytes_of(store.getrange(key, *start, *end))),
+        Op::Strlen(key) => Reply::Size(strings_only(store.strlen(key))),
+        Op::GetRange(key, start, end) => Reply::Range(bytes_of(strings_only(store.getrange(key, *start, *end)))),
         Op::SetRange(key, offset, patch) => Reply::NewLength(store.setrange(key, *offset, patch)),
         Op::ExpireAt(key, deadline, condition) => Reply::Flag(store.expire_at(key, deadline.resolve(now), *condition)),
         Op::Persist(key) => Reply::Flag(store.persist(key)),

@@ -17,6 +17,8 @@ use cstore::engine::{
 };
 use cstore::engine::{Float, parse_integer};
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use super::checker::SequentialSpec;
 
 /// "No deadline", as the engine stores it.
@@ -59,6 +61,32 @@ pub enum Command {
         patch: CompactBytes,
     },
     Persist,
+    HSet {
+        field: CompactBytes,
+        value: CompactBytes,
+    },
+    HDel {
+        field: CompactBytes,
+    },
+    HGet {
+        field: CompactBytes,
+    },
+    HLen,
+    HIncrBy {
+        field: CompactBytes,
+    },
+    SAdd {
+        member: CompactBytes,
+    },
+    SRem {
+        member: CompactBytes,
+    },
+    SIsMember {
+        member: CompactBytes,
+    },
+    SCard,
+    /// SPOP of one member: which one is the store's choice, so the model allows each.
+    SPop,
     /// Moves the store's clock forward.
     Advance {
         ms: u64,
@@ -75,8 +103,8 @@ pub struct Timed {
 /// What a command returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
-    Value(Option<CompactBytes>),
-    Set(SetOutcome),
+    Value(Result<Option<CompactBytes>, StoreError>),
+    Set(Result<SetOutcome, StoreError>),
     Flag(bool),
     Integer(Result<i64, StoreError>),
     Float(Result<CompactBytes, StoreError>),
@@ -85,10 +113,18 @@ pub enum Reply {
     Advanced,
 }
 
+/// A key's value: a string, a hash or a set.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Val {
+    Str(CompactBytes),
+    Hash(BTreeMap<CompactBytes, CompactBytes>),
+    Set(BTreeSet<CompactBytes>),
+}
+
 /// A key's value and its deadline ([`NEVER`] for none).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Stored {
-    pub value: CompactBytes,
+    pub value: Val,
     pub deadline: u64,
 }
 
@@ -132,11 +168,31 @@ impl SequentialSpec for KeySpec {
         readings.dedup();
         readings
             .into_iter()
-            .map(|now| {
-                let (stored, reply) = step(state.stored.as_ref(), &timed.command, now);
-                (KeyState { stored, clock: state.clock.clone() }, reply)
+            .flat_map(|now| {
+                outcomes(state.stored.as_ref(), &timed.command, now)
+                    .into_iter()
+                    .map(|(stored, reply)| (KeyState { stored, clock: state.clock.clone() }, reply))
             })
             .collect()
+    }
+}
+
+/// Every outcome of `command` at clock reading `now`: one, except for SPOP, which may pop any
+/// member.
+fn outcomes(stored: Option<&Stored>, command: &Command, now: u64) -> Vec<(Option<Stored>, Reply)> {
+    let live = stored.filter(|entry| !(entry.deadline != NEVER && now > entry.deadline));
+    match (command, live.map(|entry| &entry.value)) {
+        (Command::SPop, Some(Val::Set(members))) => members
+            .iter()
+            .map(|member| {
+                let mut rest = members.clone();
+                rest.remove(member);
+                let deadline = live.map_or(NEVER, |entry| entry.deadline);
+                let next = (!rest.is_empty()).then(|| Stored { value: Val::Set(rest), deadline });
+                (next, Reply::Value(Ok(Some(member.clone()))))
+            })
+            .collect(),
+        _ => vec![step(stored, command, now)],
     }
 }
 
@@ -156,12 +212,27 @@ pub fn step(stored: Option<&Stored>, command: &Command, now: u64) -> (Option<Sto
     (next, reply)
 }
 
+/// The live string, `None` for no key, WRONGTYPE for a hash or a set.
+fn string(live: Option<&Stored>) -> Result<Option<CompactBytes>, StoreError> {
+    match live.map(|entry| &entry.value) {
+        None => Ok(None),
+        Some(Val::Str(text)) => Ok(Some(text.clone())),
+        Some(_) => Err(StoreError::WrongType),
+    }
+}
+
 fn decide(live: Option<&Stored>, command: &Command, now: u64) -> (Write, Reply) {
-    let value = live.map(|entry| entry.value.clone());
     let deadline = live.map_or(NEVER, |entry| entry.deadline);
-    let put = |value: CompactBytes, deadline: u64| Write::Put(Stored { value, deadline });
+    if let Some(decided) = collection_command(live, command, deadline) {
+        return decided;
+    }
+    let value = match string(live) {
+        Ok(value) => value,
+        Err(error) => return type_agnostic(live, command, now).unwrap_or_else(|| refused(command, error)),
+    };
+    let put = |value: CompactBytes, deadline: u64| Write::Put(Stored { value: Val::Str(value), deadline });
     match command {
-        Command::Get => (Write::Keep, Reply::Value(value)),
+        Command::Get => (Write::Keep, Reply::Value(Ok(value))),
         Command::Set { value: new, condition, return_previous, expiry } => {
             let previous = if *return_previous { value } else { None };
             let allowed = match condition {
@@ -170,7 +241,7 @@ fn decide(live: Option<&Stored>, command: &Command, now: u64) -> (Write, Reply) 
                 SetCondition::IfPresent => live.is_some(),
             };
             if !allowed {
-                return (Write::Keep, Reply::Set(SetOutcome { written: false, previous }));
+                return (Write::Keep, Reply::Set(Ok(SetOutcome { written: false, previous })));
             }
             let deadline = match expiry {
                 SetExpiry::Clear => NEVER,
@@ -178,10 +249,9 @@ fn decide(live: Option<&Stored>, command: &Command, now: u64) -> (Write, Reply) 
                 // A deadline already past leaves the key absent (through the write rule).
                 SetExpiry::At(at) => *at,
             };
-            (put(new.clone(), deadline), Reply::Set(SetOutcome { written: true, previous }))
+            (put(new.clone(), deadline), Reply::Set(Ok(SetOutcome { written: true, previous })))
         }
-        Command::Delete => (Write::Remove, Reply::Flag(live.is_some())),
-        Command::GetDel => (Write::Remove, Reply::Value(value)),
+        Command::GetDel => (Write::Remove, Reply::Value(Ok(value))),
         Command::Incr => {
             // A missing key counts as 0; the TTL survives the increment. The integer grammar
             // itself (Redis's string2ll) is unit-tested beside `parse_integer`.
@@ -201,30 +271,16 @@ fn decide(live: Option<&Stored>, command: &Command, now: u64) -> (Write, Reply) 
             Ok(text) => (put(text.clone(), deadline), Reply::Float(Ok(text))),
             Err(error) => (Write::Keep, Reply::Float(Err(error))),
         },
-        Command::Expire { deadline: at, only_if_no_ttl } => match live {
-            None => (Write::Keep, Reply::Flag(false)),
-            Some(_) if *only_if_no_ttl && deadline != NEVER => (Write::Keep, Reply::Flag(false)),
-            // Redis deletes at once when the deadline is not in the future.
-            Some(_) if *at <= now => (Write::Remove, Reply::Flag(true)),
-            Some(entry) => (put(entry.value.clone(), *at), Reply::Flag(true)),
-        },
-        Command::Ttl => {
-            let ttl = match live {
-                None => Ttl::Missing,
-                Some(entry) if entry.deadline == NEVER => Ttl::Persistent,
-                Some(entry) => Ttl::ExpiresIn(entry.deadline.saturating_sub(now)),
-            };
-            (Write::Keep, Reply::Ttl(ttl))
-        }
         Command::GetEx { update } => {
-            let Some(entry) = live else { return (Write::Keep, Reply::Value(None)) };
+            let Some(entry) = live else { return (Write::Keep, Reply::Value(Ok(None))) };
+            let again = |deadline| Write::Put(Stored { value: entry.value.clone(), deadline });
             let write = match update {
                 TtlUpdate::Keep => Write::Keep,
-                TtlUpdate::Persist => put(entry.value.clone(), NEVER),
+                TtlUpdate::Persist => again(NEVER),
                 TtlUpdate::At(at) if *at <= now => Write::Remove,
-                TtlUpdate::At(at) => put(entry.value.clone(), *at),
+                TtlUpdate::At(at) => again(*at),
             };
-            (write, Reply::Value(value))
+            (write, Reply::Value(Ok(value)))
         }
         Command::Append { suffix } => {
             // APPEND creates a missing key (without TTL) and keeps an existing TTL.
@@ -242,12 +298,148 @@ fn decide(live: Option<&Stored>, command: &Command, now: u64) -> (Write, Reply) 
             let length = bytes.len();
             (put(CompactBytes::from(bytes), deadline), Reply::Length(Ok(length)))
         }
+        other => type_agnostic(live, other, now).expect("every string command is decided above"),
+    }
+}
+
+/// The commands that work on a key of any type: DEL, EXPIRE, TTL, PERSIST.
+fn type_agnostic(live: Option<&Stored>, command: &Command, now: u64) -> Option<(Write, Reply)> {
+    let again = |entry: &Stored, deadline| Write::Put(Stored { value: entry.value.clone(), deadline });
+    Some(match command {
+        Command::Delete => (Write::Remove, Reply::Flag(live.is_some())),
+        Command::Expire { deadline: at, only_if_no_ttl } => match live {
+            None => (Write::Keep, Reply::Flag(false)),
+            Some(entry) if *only_if_no_ttl && entry.deadline != NEVER => (Write::Keep, Reply::Flag(false)),
+            // Redis deletes at once when the deadline is not in the future.
+            Some(_) if *at <= now => (Write::Remove, Reply::Flag(true)),
+            Some(entry) => (again(entry, *at), Reply::Flag(true)),
+        },
+        Command::Ttl => {
+            let ttl = match live {
+                None => Ttl::Missing,
+                Some(entry) if entry.deadline == NEVER => Ttl::Persistent,
+                Some(entry) => Ttl::ExpiresIn(entry.deadline.saturating_sub(now)),
+            };
+            (Write::Keep, Reply::Ttl(ttl))
+        }
         Command::Persist => match live {
-            Some(entry) if entry.deadline != NEVER => (put(entry.value.clone(), NEVER), Reply::Flag(true)),
+            Some(entry) if entry.deadline != NEVER => (again(entry, NEVER), Reply::Flag(true)),
             _ => (Write::Keep, Reply::Flag(false)),
         },
         Command::Advance { .. } => unreachable!("clock moves are applied by KeySpec::apply"),
-    }
+        _ => return None,
+    })
+}
+
+/// What a string command answers on a hash or a set: WRONGTYPE, and nothing written (SET
+/// without GET is type-agnostic and never gets here).
+fn refused(command: &Command, error: StoreError) -> (Write, Reply) {
+    let reply = match command {
+        Command::Set { return_previous: false, .. } => unreachable!("SET without GET overwrites any type"),
+        Command::Get | Command::GetDel | Command::GetEx { .. } => Reply::Value(Err(error)),
+        Command::Set { .. } => Reply::Set(Err(error)),
+        Command::Incr => Reply::Integer(Err(error)),
+        Command::IncrByFloat { .. } => Reply::Float(Err(error)),
+        _ => Reply::Length(Err(error)),
+    };
+    (Write::Keep, reply)
+}
+
+/// The hash and set commands, and SET without GET (which replaces a value of any type);
+/// `None` for the others.
+fn collection_command(live: Option<&Stored>, command: &Command, deadline: u64) -> Option<(Write, Reply)> {
+    let hash = || match live.map(|entry| &entry.value) {
+        None => Ok(BTreeMap::new()),
+        Some(Val::Hash(fields)) => Ok(fields.clone()),
+        Some(_) => Err(StoreError::WrongType),
+    };
+    let set = || match live.map(|entry| &entry.value) {
+        None => Ok(BTreeSet::new()),
+        Some(Val::Set(members)) => Ok(members.clone()),
+        Some(_) => Err(StoreError::WrongType),
+    };
+    // A collection left empty takes its key with it.
+    let store_hash = |fields: BTreeMap<CompactBytes, CompactBytes>| match fields.is_empty() {
+        true => Write::Remove,
+        false => Write::Put(Stored { value: Val::Hash(fields), deadline }),
+    };
+    let store_set = |members: BTreeSet<CompactBytes>| match members.is_empty() {
+        true => Write::Remove,
+        false => Write::Put(Stored { value: Val::Set(members), deadline }),
+    };
+    let length = |result: Result<usize, StoreError>| Reply::Length(result);
+    Some(match command {
+        Command::Set { value, condition, return_previous: false, expiry } => {
+            let allowed = match condition {
+                SetCondition::Always => true,
+                SetCondition::IfAbsent => live.is_none(),
+                SetCondition::IfPresent => live.is_some(),
+            };
+            if !allowed {
+                return Some((Write::Keep, Reply::Set(Ok(SetOutcome { written: false, previous: None }))));
+            }
+            let deadline = match expiry {
+                SetExpiry::Clear => NEVER,
+                SetExpiry::Keep => deadline,
+                SetExpiry::At(at) => *at,
+            };
+            let reply = Reply::Set(Ok(SetOutcome { written: true, previous: None }));
+            (Write::Put(Stored { value: Val::Str(value.clone()), deadline }), reply)
+        }
+        Command::HSet { field, value } => match hash() {
+            Ok(mut fields) => {
+                let added = usize::from(fields.insert(field.clone(), value.clone()).is_none());
+                (store_hash(fields), length(Ok(added)))
+            }
+            Err(error) => (Write::Keep, length(Err(error))),
+        },
+        Command::HDel { field } => match hash() {
+            Ok(mut fields) => match fields.remove(field) {
+                Some(_) => (store_hash(fields), length(Ok(1))),
+                None => (Write::Keep, length(Ok(0))),
+            },
+            Err(error) => (Write::Keep, length(Err(error))),
+        },
+        Command::HGet { field } => (Write::Keep, Reply::Value(hash().map(|fields| fields.get(field).cloned()))),
+        Command::HLen => (Write::Keep, length(hash().map(|fields| fields.len()))),
+        Command::HIncrBy { field } => match hash() {
+            Ok(mut fields) => {
+                let current = match fields.get(field) {
+                    None => 0,
+                    Some(text) => match parse_integer(text) {
+                        Some(number) => number,
+                        None => return Some((Write::Keep, Reply::Integer(Err(StoreError::HashNotAnInteger)))),
+                    },
+                };
+                // The histories' counters stay far from overflow.
+                let next = current + 1;
+                fields.insert(field.clone(), CompactBytes::from(next.to_string()));
+                (store_hash(fields), Reply::Integer(Ok(next)))
+            }
+            Err(error) => (Write::Keep, Reply::Integer(Err(error))),
+        },
+        Command::SAdd { member } => match set() {
+            Ok(mut members) => {
+                let added = usize::from(members.insert(member.clone()));
+                (store_set(members), length(Ok(added)))
+            }
+            Err(error) => (Write::Keep, length(Err(error))),
+        },
+        Command::SRem { member } => match set() {
+            Ok(mut members) => match members.remove(member) {
+                true => (store_set(members), length(Ok(1))),
+                false => (Write::Keep, length(Ok(0))),
+            },
+            Err(error) => (Write::Keep, length(Err(error))),
+        },
+        Command::SIsMember { member } => {
+            (Write::Keep, length(set().map(|members| usize::from(members.contains(member)))))
+        }
+        Command::SCard => (Write::Keep, length(set().map(|members| members.len()))),
+        // Only an empty or absent set gets here (`outcomes` pops from the others).
+        Command::SPop => (Write::Keep, Reply::Value(set().map(|_| None))),
+        _ => return None,
+    })
 }
 
 /// INCRBYFLOAT's sum of `value` (a missing key counts as 0) and `increment`, as the store
@@ -259,7 +451,7 @@ fn float_sum(value: Option<&CompactBytes>, increment: f64) -> Result<CompactByte
     }
     SCRATCH.with(|scratch| {
         match value {
-            Some(value) => drop(scratch.set(b"x", value.clone(), SetOptions::default())),
+            Some(value) => drop(scratch.set(b"x", value.clone(), SetOptions::default()).unwrap()),
             None => drop(scratch.delete(b"x")),
         }
         scratch.incr_by_float(b"x", Float::from(increment))

@@ -101,6 +101,95 @@ def check_transactions(client: redis.Redis) -> None:
     assert client.get("tx:n") == "1"
 
 
+def check_hashes_and_sets(client: redis.Redis) -> None:
+    # A hash past the listpack thresholds: every field comes back, by HGETALL and by HSCAN.
+    fields = {f"field:{i}": str(i) for i in range(1000)}
+    assert client.hset("h:big", mapping=fields) == len(fields)
+    assert client.hlen("h:big") == len(fields)
+    assert client.hgetall("h:big") == fields
+    assert client.hget("h:big", "field:7") == "7"
+    assert client.hmget("h:big", ["field:1", "missing"]) == ["1", None]
+    assert client.hincrby("h:big", "field:7", 3) == 10
+    assert client.hincrby("h:big", "counter", -2) == -2
+    assert client.hincrbyfloat("h:big", "counter", 0.5) == -1.5
+    assert client.hexists("h:big", "counter") is True
+    assert client.hdel("h:big", "counter", "missing") == 1
+    fields["field:7"] = "10"
+    scanned = list(client.hscan_iter("h:big", count=50))
+    assert len(scanned) == len(fields) and dict(scanned) == fields
+    assert dict(client.hscan_iter("h:big", match="field:99*")) == {
+        field: value for field, value in fields.items() if field.startswith("field:99")
+    }
+    assert client.hrandfield("h:big") in fields
+    assert set(client.hkeys("h:big")) == set(fields) and sorted(client.hvals("h:big")) == sorted(fields.values())
+    assert client.object("encoding", "h:big") == "hashtable"
+    assert client.hset("h:small", "a", "1") == 1
+    assert client.object("encoding", "h:small") == "listpack"
+    assert client.type("h:small") == "hash"
+
+    # A set of 1000 members: SMEMBERS and SSCAN give each member once.
+    members = {f"member:{i}" for i in range(1000)}
+    assert client.sadd("s:big", *members) == len(members)
+    assert client.sadd("s:big", "member:1") == 0
+    assert client.scard("s:big") == len(members)
+    assert set(client.smembers("s:big")) == members
+    scanned = list(client.sscan_iter("s:big", count=50))
+    assert len(scanned) == len(members) and set(scanned) == members
+    assert set(client.sscan_iter("s:big", match="member:99*")) == {m for m in members if m.startswith("member:99")}
+    assert client.sismember("s:big", "member:5") in (True, 1)
+    assert list(client.smismember("s:big", ["member:5", "missing"])) in ([True, False], [1, 0])
+    assert client.srem("s:big", "member:5", "missing") == 1
+    members.discard("member:5")
+    popped = client.spop("s:big")
+    assert popped in members
+    members.discard(popped)
+    several = client.spop("s:big", 10)
+    assert len(several) == 10 and set(several) <= members
+    members -= set(several)
+    assert set(client.smembers("s:big")) == members
+    assert client.srandmember("s:big") in members
+    assert client.sadd("s:ints", 3, 1, 2) == 3
+    assert client.object("encoding", "s:ints") == "intset"
+    assert client.sinter("s:ints", "s:big") in (set(), [])
+    assert client.sunionstore("s:union", "s:ints", "s:big") == len(members) + 3
+    assert client.smove("s:ints", "s:other", 1) is True
+    assert set(client.smembers("s:other")) == {"1"}
+    try:
+        client.hset("s:other", "f", "v")
+    except redis.ResponseError as error:
+        assert "wrong kind of value" in str(error), str(error)
+    else:
+        raise AssertionError("HSET on a set did not fail")
+
+    # MULTI ... EXEC mixing hashes and sets.
+    with client.pipeline(transaction=True) as pipe:
+        pipe.hset("hs:tx:h", mapping={"a": "1", "b": "2"}).sadd("hs:tx:s", "x", "y").hincrby("hs:tx:h", "a", 5)
+        pipe.scard("hs:tx:s").hgetall("hs:tx:h")
+        assert pipe.execute() == [2, 2, 6, 2, {"a": "6", "b": "2"}]
+
+    # WATCH on a hash: transaction() retries while another client changes it.
+    other = redis.Redis(connection_pool=client.connection_pool)
+    attempts = []
+
+    def move_balance(pipe: redis.client.Pipeline) -> None:
+        balance = int(pipe.hget("hs:tx:h", "a"))
+        attempts.append(balance)
+        if len(attempts) == 1:
+            other.hset("hs:tx:h", "a", "100")
+        pipe.multi()
+        pipe.hset("hs:tx:h", mapping={"a": "0", "moved": str(balance)})
+        pipe.sadd("hs:tx:s", f"moved:{balance}")
+
+    assert client.transaction(move_balance, "hs:tx:h") == [1, 1]
+    assert attempts == [6, 100], attempts
+    assert client.hgetall("hs:tx:h") == {"a": "0", "b": "2", "moved": "100"}
+    assert set(client.smembers("hs:tx:s")) == {"x", "y", "moved:100"}
+
+    # The key goes with its last field or member.
+    assert client.hdel("h:small", "a") == 1 and client.exists("h:small") == 0
+    assert client.delete("h:big", "s:big", "s:union", "s:other", "hs:tx:h", "hs:tx:s") == 6
+
+
 def check_server_and_connection(client: redis.Redis, protocol: int) -> None:
     assert client.client_setname("py-client") is True
     assert client.client_getname() == "py-client"
@@ -163,6 +252,7 @@ def main() -> None:
     check_commands(client)
     check_pipeline_and_scan(client)
     check_transactions(client)
+    check_hashes_and_sets(client)
     check_server_and_connection(client, args.protocol)
     check_errors(client)
     if args.password:

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use super::manifest::{AofFile, Manifest};
 use super::resp::{CommandReader, ReadError};
 use crate::engine::{
-    Clock, ExpireCondition, ManualClock, SetCondition, SetExpiry, SetOptions, SnapshotError, Store, TtlUpdate,
+    Clock, ExpireCondition, ManualClock, SetCondition, SetExpiry, SetOptions, SnapshotError, Store, TtlUpdate, Value,
     parse_float, parse_integer,
 };
 use crate::persistence::progress::LoadProgress;
@@ -67,6 +67,8 @@ pub fn load(
         .clock(Clock::Manual(ManualClock::new(0)))
         .build()
         .map_err(|error| AofLoadError::Manifest { path: dir.to_owned(), reason: error.to_string() })?;
+    // The collections built here move to `store` as they are: encode them by its thresholds.
+    scratch.set_encoding_limits(store.encoding_limits());
     let mut report = AofLoadReport::default();
     let now_ms = store.now_ms();
     let files: Vec<&AofFile> = manifest.base.iter().chain(&manifest.incrs).collect();
@@ -83,9 +85,9 @@ pub fn load(
         if is_rdb {
             // Keys expired by now are kept while loading, as Redis does for a preamble.
             let options = LoadOptions { now_ms: 0, ..rdb_options };
-            rdb::load(input, &options, |key| {
+            rdb::load(input, &options, &scratch.encoding_limits(), |key| {
                 let expiry = key.expires_at_ms.map_or(SetExpiry::Clear, SetExpiry::At);
-                scratch.set(&key.key, key.value.as_slice(), SetOptions { expiry, ..SetOptions::default() });
+                scratch.put(&key.key, key.value.clone(), SetOptions { expiry, ..SetOptions::default() });
                 Ok(())
             })
             .map_err(|source| AofLoadError::Rdb { path: path.clone(), source })?;
@@ -97,7 +99,7 @@ pub fn load(
     let cut = scratch.snapshot();
     let moved = cut.for_each(|entry| {
         let expiry = entry.expires_at_ms.map_or(SetExpiry::Clear, SetExpiry::At);
-        store.set(entry.key, entry.value, SetOptions { expiry, ..SetOptions::default() });
+        store.put(entry.key, entry.value.clone(), SetOptions { expiry, ..SetOptions::default() });
         Ok::<(), io::Error>(())
     });
     match moved {
@@ -229,27 +231,28 @@ fn apply(store: &Store, now_ms: u64, command: &[Vec<u8>]) -> Result<(), String> 
                     _ => return Err(format!("SET with option {:?}", String::from_utf8_lossy(&option))),
                 }
             }
-            store.set(args[0], args[1], options);
+            store.put(args[0], Value::from(args[1]), options);
         }
         b"SETNX" => {
             arity(2)?;
-            store.set(args[0], args[1], SetOptions { condition: SetCondition::IfAbsent, ..SetOptions::default() });
+            let options = SetOptions { condition: SetCondition::IfAbsent, ..SetOptions::default() };
+            store.put(args[0], Value::from(args[1]), options);
         }
         b"SETEX" | b"PSETEX" => {
             arity(3)?;
             let at = deadline(now_ms, args[1], name == b"PSETEX", false)?;
-            store.set(args[0], args[2], SetOptions { expiry: SetExpiry::At(at), ..SetOptions::default() });
+            store.put(args[0], Value::from(args[2]), SetOptions { expiry: SetExpiry::At(at), ..SetOptions::default() });
         }
         b"GETSET" => {
             arity(2)?;
-            store.set(args[0], args[1], SetOptions::default());
+            store.put(args[0], Value::from(args[1]), SetOptions::default());
         }
         b"MSET" => {
             if args.is_empty() || !args.len().is_multiple_of(2) {
                 return Err("MSET without key value pairs".to_owned());
             }
             for pair in args.chunks_exact(2) {
-                store.set(pair[0], pair[1], SetOptions::default());
+                store.put(pair[0], Value::from(pair[1]), SetOptions::default());
             }
         }
         b"DEL" | b"UNLINK" | b"GETDEL" => {
@@ -312,7 +315,7 @@ fn apply(store: &Store, now_ms: u64, command: &[Vec<u8>]) -> Result<(), String> 
                     TtlUpdate::At(at)
                 }
             };
-            store.getex(args[0], update);
+            store.getex(args[0], update).map_err(|error| format!("GETEX: {error}"))?;
         }
         b"PERSIST" => {
             arity(1)?;
@@ -320,6 +323,42 @@ fn apply(store: &Store, now_ms: u64, command: &[Vec<u8>]) -> Result<(), String> 
         }
         b"FLUSHALL" | b"FLUSHDB" => {
             store.clear();
+        }
+        b"HSET" | b"HMSET" => {
+            if args.len() < 3 || args.len().is_multiple_of(2) {
+                return Err("HSET without field value pairs".to_owned());
+            }
+            let pairs: Vec<(&[u8], &[u8])> = args[1..].chunks_exact(2).map(|pair| (pair[0], pair[1])).collect();
+            store.hset(args[0], &pairs).map_err(|error| format!("HSET: {error}"))?;
+        }
+        b"HSETNX" => {
+            arity(3)?;
+            store.hsetnx(args[0], args[1], args[2]).map_err(|error| format!("HSETNX: {error}"))?;
+        }
+        b"HDEL" => {
+            at_least(2)?;
+            store.hdel(args[0], &args[1..]).map_err(|error| format!("HDEL: {error}"))?;
+        }
+        b"HINCRBY" => {
+            arity(3)?;
+            store.hincr_by(args[0], args[1], integer(args[2])?).map_err(|error| format!("HINCRBY: {error}"))?;
+        }
+        b"HINCRBYFLOAT" => {
+            arity(3)?;
+            let delta = parse_float(args[2]).ok_or("HINCRBYFLOAT by a value that is not a float")?;
+            store.hincr_by_float(args[0], args[1], delta).map_err(|error| format!("HINCRBYFLOAT: {error}"))?;
+        }
+        b"SADD" => {
+            at_least(2)?;
+            store.sadd(args[0], &args[1..]).map_err(|error| format!("SADD: {error}"))?;
+        }
+        b"SREM" => {
+            at_least(2)?;
+            store.srem(args[0], &args[1..]).map_err(|error| format!("SREM: {error}"))?;
+        }
+        b"SMOVE" => {
+            arity(3)?;
+            store.smove(args[0], args[1], args[2]).map_err(|error| format!("SMOVE: {error}"))?;
         }
         _ => {
             let shown: String = String::from_utf8_lossy(&name).chars().take(64).collect();
@@ -383,8 +422,8 @@ mod tests {
         assert_eq!((progress.total_bytes(), progress.loaded_bytes()), (sizes, sizes));
         // Both keys are handed over; `n`'s deadline has passed, so the store no longer shows it.
         assert_eq!((report.files, report.commands, report.keys), (2, 6, 2));
-        assert_eq!(store.get(b"n"), None);
-        assert_eq!(store.get(b"t").as_deref(), Some(&b"xy"[..]));
+        assert_eq!(store.get(b"n"), Ok(None));
+        assert_eq!(store.get(b"t").unwrap().as_deref(), Some(&b"xy"[..]));
         assert!(report.truncated.is_none());
     }
 
@@ -424,11 +463,11 @@ mod tests {
     fn commands_cstore_cannot_run_stop_the_load() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.manifest"), "file a.1.incr.aof seq 1 type i\n").unwrap();
-        write(dir.path(), "a.1.incr.aof", &[&[b"HSET", b"h", b"f", b"v"]]);
+        write(dir.path(), "a.1.incr.aof", &[&[b"LPUSH", b"l", b"v"]]);
         let error =
             load(dir.path(), "a.manifest", &Store::builder().build().unwrap(), options(), &LoadProgress::default())
                 .unwrap_err();
-        assert!(error.to_string().contains("HSET"), "{error}");
+        assert!(error.to_string().contains("LPUSH"), "{error}");
         let missing = load(
             &dir.path().join("none"),
             "a.manifest",

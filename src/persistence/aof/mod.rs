@@ -85,11 +85,7 @@ pub fn write_base(
                 let mut record = Vec::new();
                 let walked = cut.for_each(|entry| {
                     record.clear();
-                    // Redis's rewrite writes SET, then PEXPIREAT for a key with a deadline.
-                    resp::encode(&mut record, &[b"SET", entry.key, entry.value]);
-                    if let Some(at) = entry.expires_at_ms {
-                        resp::encode(&mut record, &[b"PEXPIREAT", entry.key, at.to_string().as_bytes()]);
-                    }
+                    resp::encode_value(&mut record, entry.key, entry.value, entry.expires_at_ms);
                     out.write_all(&record)
                 });
                 match walked {

@@ -4,6 +4,12 @@
 
 use std::io::{self, BufRead};
 
+use crate::engine::Value;
+
+/// Fields or members per HSET or SADD a collection is rebuilt with, as Redis's rewrite
+/// (`AOF_REWRITE_ITEMS_PER_CMD`): long enough to be cheap, short enough to replay lightly.
+pub const ITEMS_PER_COMMAND: usize = 64;
+
 /// Appends one command to `out`.
 pub fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
     let mut number = itoa::Buffer::new();
@@ -16,6 +22,32 @@ pub fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(arg);
         out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Appends the commands that recreate `key` holding `value` on an empty key, as Redis's rewrite
+/// writes them: SET, or HSET / SADD of up to [`ITEMS_PER_COMMAND`] items each; then
+/// PEXPIREAT when the key has a deadline (ms since the epoch).
+pub fn encode_value(out: &mut Vec<u8>, key: &[u8], value: &Value, deadline: Option<u64>) {
+    match value {
+        Value::String(text) => encode(out, &[b"SET", key, text]),
+        Value::Hash(hash) => {
+            for chunk in hash.pairs().chunks(ITEMS_PER_COMMAND) {
+                let mut args: Vec<&[u8]> = vec![b"HSET", key];
+                args.extend(chunk.iter().flat_map(|(field, value)| [&field[..], &value[..]]));
+                encode(out, &args);
+            }
+        }
+        Value::Set(set) => {
+            for chunk in set.members().chunks(ITEMS_PER_COMMAND) {
+                let mut args: Vec<&[u8]> = vec![b"SADD", key];
+                args.extend(chunk.iter().map(|member| &member[..]));
+                encode(out, &args);
+            }
+        }
+    }
+    if let Some(at) = deadline {
+        encode(out, &[b"PEXPIREAT", key, itoa::Buffer::new().format(at).as_bytes()]);
     }
 }
 

@@ -4,13 +4,15 @@
 use std::io::{self, BufRead, Read};
 
 use super::skip::{self, Skippable};
-use super::{CRC64, MAX_READ_VERSION, RdbError, op, printable_key};
+use super::{CRC64, MAX_READ_VERSION, RdbError, op, printable_key, values};
+use crate::engine::{EncodingLimits, Value};
 
 /// How a load treats what cstore cannot hold, with the cstore configs they come from.
 #[derive(Clone, Copy, Debug)]
 pub struct LoadOptions {
-    /// `rdb-skip-unsupported-types`: skip (with a warning) keys of types other than string,
-    /// function libraries and module data, instead of stopping the load.
+    /// `rdb-skip-unsupported-types`: skip (with a warning) keys of the types and encodings
+    /// cstore does not load (see `values.rs`), function libraries and module data, instead of
+    /// stopping the load.
     pub skip_unsupported_types: bool,
     /// `rdb-skip-other-dbs`: skip keys of databases other than 0 instead of stopping.
     pub skip_other_dbs: bool,
@@ -20,11 +22,11 @@ pub struct LoadOptions {
     pub now_ms: u64,
 }
 
-/// A key read from the file, ready for the store.
+/// A key read from the file, ready for the store (cloning its value is cheap).
 #[derive(Debug, PartialEq, Eq)]
 pub struct LoadedKey {
     pub key: Vec<u8>,
-    pub value: Vec<u8>,
+    pub value: Value,
     pub expires_at_ms: Option<u64>,
 }
 
@@ -48,12 +50,14 @@ pub struct LoadReport {
 /// Skipped keys logged one by one before only the count goes on (in the report).
 const SKIP_WARNINGS: u64 = 10;
 
-/// Reads a whole RDB file, handing each live string key of database 0 to `store` in file
-/// order. Stops at the first problem; what `store` received by then is the caller's to
-/// discard. `store` may refuse a key (too large, say) with a reason.
+/// Reads a whole RDB file, handing each live key of database 0 (a string, hash or set) to
+/// `store` in file order, its collections built with `limits` (the store's encoding limits).
+/// Stops at the first problem; what `store` received by then is the caller's to discard.
+/// `store` may refuse a key with a reason.
 pub fn load<R: Read>(
     input: R,
     options: &LoadOptions,
+    limits: &EncodingLimits,
     mut store: impl FnMut(&LoadedKey) -> Result<(), String>,
 ) -> Result<LoadReport, RdbError> {
     let mut input = Input::new(io::BufReader::with_capacity(1 << 16, input));
@@ -105,11 +109,11 @@ pub fn load<R: Read>(
             kind => {
                 let key = input.string("a key")?;
                 let pending_expiry = expires_at_ms.take();
-                if kind != op::TYPE_STRING || db != 0 {
+                if !values::is_loadable(kind) || db != 0 {
                     skip_key(&mut input, options, &mut report, kind, &key, db)?;
                     continue;
                 }
-                let value = input.string("a string value")?;
+                let value = values::read(&mut input, kind, &key, limits)?;
                 if pending_expiry.is_some_and(|at| at <= options.now_ms) {
                     report.keys_expired += 1;
                     continue;
@@ -135,7 +139,7 @@ fn skip_key(
     db: u64,
 ) -> Result<(), RdbError> {
     let skippable = Skippable::of(kind).ok_or_else(|| input.corrupt(format!("unknown value type {kind}")))?;
-    if kind != op::TYPE_STRING && !options.skip_unsupported_types {
+    if !values::is_loadable(kind) && !options.skip_unsupported_types {
         return Err(RdbError::UnsupportedType { key: printable_key(key), type_name: skippable.type_name() });
     }
     if db != 0 && !options.skip_other_dbs {

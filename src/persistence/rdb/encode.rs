@@ -1,9 +1,12 @@
-//! The writer: Redis 7.0's `rdbSaveRio` for a store of strings, byte for byte in layout
-//! (LZF output may differ from liblzf's own bytes; every LZF decoder reads it).
+//! The writer: Redis 7.0's `rdbSaveRio`, byte for byte in layout (LZF output may differ from
+//! liblzf's own bytes; every LZF decoder reads it). Hashes and sets are written in their
+//! plain layouts (`RDB_TYPE_HASH`, `RDB_TYPE_SET`: a length, then the strings), which every
+//! Redis loads into whichever encoding its own thresholds pick.
 
 use std::io::{self, Write};
 
 use super::{CRC64, RDB_VERSION, op};
+use crate::engine::Value;
 
 /// Settings that change the bytes written, with the Redis configs they come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,8 +69,8 @@ impl<W: Write> RdbWriter<W> {
         Ok(writer)
     }
 
-    /// Writes one string key, with its deadline in ms since the epoch if it has one.
-    pub fn entry(&mut self, key: &[u8], value: &[u8], expires_at_ms: Option<u64>) -> io::Result<()> {
+    /// Writes one key, with its deadline in ms since the epoch if it has one.
+    pub fn entry(&mut self, key: &[u8], value: &Value, expires_at_ms: Option<u64>) -> io::Result<()> {
         if let Some((keys, expires)) = self.resize.take() {
             self.put(&[op::SELECTDB])?;
             self.length(0)?;
@@ -79,9 +82,29 @@ impl<W: Write> RdbWriter<W> {
             self.put(&[op::EXPIRETIME_MS])?;
             self.put(&at.to_le_bytes())?;
         }
-        self.put(&[op::TYPE_STRING])?;
-        self.string(key)?;
-        self.string(value)
+        match value {
+            Value::String(text) => {
+                self.put(&[op::TYPE_STRING])?;
+                self.string(key)?;
+                self.string(text)
+            }
+            Value::Hash(hash) => {
+                self.put(&[op::TYPE_HASH])?;
+                self.string(key)?;
+                self.length(hash.len() as u64)?;
+                for (field, value) in hash.pairs() {
+                    self.string(&field)?;
+                    self.string(&value)?;
+                }
+                Ok(())
+            }
+            Value::Set(set) => {
+                self.put(&[op::TYPE_SET])?;
+                self.string(key)?;
+                self.length(set.len() as u64)?;
+                set.members().iter().try_for_each(|member| self.string(member))
+            }
+        }
     }
 
     /// Writes EOF and the checksum, flushes, and hands back the output (to fsync it).

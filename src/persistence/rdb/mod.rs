@@ -5,14 +5,17 @@
 //! EOF  CRC-64/REDIS of every byte before it, little-endian (zero when saved with rdbchecksum no)
 //! ```
 //!
-//! [`RdbWriter`] writes it (strings only: the one type cstore holds); [`load`] reads what
-//! redis-server 7 writes, and stops at anything cstore cannot hold unless told to skip it.
+//! [`RdbWriter`] writes it (strings, hashes and sets, the types cstore holds); [`load`]
+//! reads what redis-server 7 writes (strings, and hashes and sets in every encoding Redis 7
+//! uses, `values.rs`), and stops at anything cstore cannot hold unless told to skip it.
 
+mod blob;
 mod decode;
 mod encode;
 mod skip;
 #[cfg(test)]
 mod tests;
+mod values;
 
 pub use decode::{LoadOptions, LoadReport, LoadedKey, load};
 pub use encode::{RdbHeader, RdbWriter, SaveOptions};
@@ -39,6 +42,11 @@ mod op {
     pub(super) const EOF: u8 = 255;
 
     pub(super) const TYPE_STRING: u8 = 0;
+    pub(super) const TYPE_SET: u8 = 2;
+    pub(super) const TYPE_HASH: u8 = 4;
+    pub(super) const TYPE_SET_INTSET: u8 = 11;
+    pub(super) const TYPE_HASH_LISTPACK: u8 = 16;
+    pub(super) const TYPE_SET_LISTPACK: u8 = 20;
 
     /// The two top bits of a length byte: 6-bit, 14-bit, 32/64-bit length, or a special encoding.
     pub(super) const LEN_6BIT: u8 = 0;

@@ -1,9 +1,15 @@
 //! Round trips through the writer and reader, hand-built files for what only Redis writes,
-//! and random corruption: every outcome is a value or an error, never a panic.
+//! and random corruption: every outcome is a value or an error, never a panic. Hashes and
+//! sets, their blobs and the files redis-server writes are in the submodules.
+
+mod blobs;
+mod collections;
+mod redis_server;
 
 use proptest::prelude::*;
 
 use super::*;
+use crate::engine::{EncodingLimits, Value};
 
 const NOW_MS: u64 = 1_700_000_000_000;
 
@@ -15,7 +21,12 @@ fn header(keys: u64, volatile_keys: u64) -> RdbHeader<'static> {
     RdbHeader { redis_version: "7.0.0", ctime_secs: NOW_MS / 1000, used_mem: 1234, keys, volatile_keys }
 }
 
-type Entry = (Vec<u8>, Vec<u8>, Option<u64>);
+type Entry = (Vec<u8>, Value, Option<u64>);
+
+/// A string entry.
+fn text(key: &[u8], value: &[u8], at: Option<u64>) -> Entry {
+    (key.to_vec(), Value::from(value), at)
+}
 
 fn save(entries: &[Entry], options: SaveOptions) -> Vec<u8> {
     let volatile = entries.iter().filter(|e| e.2.is_some()).count() as u64;
@@ -28,7 +39,7 @@ fn save(entries: &[Entry], options: SaveOptions) -> Vec<u8> {
 
 fn load_all(bytes: &[u8], options: &LoadOptions) -> Result<(Vec<Entry>, LoadReport), RdbError> {
     let mut loaded = Vec::new();
-    let report = load(bytes, options, |k| {
+    let report = load(bytes, options, &EncodingLimits::default(), |k| {
         loaded.push((k.key.clone(), k.value.clone(), k.expires_at_ms));
         Ok(())
     })?;
@@ -63,7 +74,7 @@ fn sample_entries() -> Vec<Entry> {
         (b"1234", b"value under an integer key", None),
     ]
     .into_iter()
-    .map(|(k, v, at)| (k.to_vec(), v.to_vec(), at))
+    .map(|(k, v, at)| text(k, v, at))
     .collect()
 }
 
@@ -82,7 +93,7 @@ fn every_encoding_round_trips() {
 
 #[test]
 fn compression_applies_only_where_it_saves_space() {
-    let compressible = vec![(b"k".to_vec(), b"x".repeat(10_000), None)];
+    let compressible = vec![text(b"k", &b"x".repeat(10_000), None)];
     assert!(save(&compressible, SaveOptions::default()).len() < 1000);
     assert!(save(&compressible, SaveOptions { compression: false, checksum: true }).len() > 10_000);
     // Incompressible: written raw, so the file is not larger than without compression.
@@ -105,9 +116,9 @@ fn an_empty_store_has_no_database_section() {
 #[test]
 fn expired_keys_are_not_loaded() {
     let entries = vec![
-        (b"past".to_vec(), b"1".to_vec(), Some(NOW_MS - 1)),
-        (b"now".to_vec(), b"1".to_vec(), Some(NOW_MS)),
-        (b"future".to_vec(), b"1".to_vec(), Some(NOW_MS + 1)),
+        text(b"past", b"1", Some(NOW_MS - 1)),
+        text(b"now", b"1", Some(NOW_MS)),
+        text(b"future", b"1", Some(NOW_MS + 1)),
     ];
     let (loaded, report) = load_all(&save(&entries, SaveOptions::default()), &options()).unwrap();
     assert_eq!(loaded, entries[2..]);
@@ -116,12 +127,12 @@ fn expired_keys_are_not_loaded() {
 
 #[test]
 fn a_flipped_bit_fails_the_checksum_unless_checking_is_off() {
-    let mut bytes = save(&[(b"key".to_vec(), b"value".to_vec(), None)], SaveOptions::default());
+    let mut bytes = save(&[text(b"key", b"value", None)], SaveOptions::default());
     let position = bytes.windows(5).position(|w| w == b"value").unwrap();
     bytes[position] = b'w';
     assert!(matches!(load_all(&bytes, &options()), Err(RdbError::Checksum { .. })));
     let unchecked = LoadOptions { verify_checksum: false, ..options() };
-    assert_eq!(load_all(&bytes, &unchecked).unwrap().0[0].1, b"walue");
+    assert_eq!(load_all(&bytes, &unchecked).unwrap().0[0].1, Value::from("walue"));
 }
 
 /// A file as Redis would write it, from raw body bytes (after the magic, before EOF).
@@ -141,12 +152,13 @@ fn s(text: &[u8]) -> Vec<u8> {
     out
 }
 
-fn hash_then_string(db: u8) -> Vec<u8> {
-    let mut body = vec![op::SELECTDB, db, 4];
-    body.extend(s(b"myhash"));
-    body.push(1); // one field
-    body.extend(s(b"field"));
-    body.extend(s(b"value"));
+/// A list (a type cstore does not hold) in database `db`, then a string in database 0.
+fn list_then_string(db: u8) -> Vec<u8> {
+    let mut body = vec![op::SELECTDB, db, 1];
+    body.extend(s(b"mylist"));
+    body.push(2); // two elements
+    body.extend(s(b"a"));
+    body.extend(s(b"b"));
     body.push(op::SELECTDB);
     body.push(0);
     body.push(0);
@@ -157,13 +169,13 @@ fn hash_then_string(db: u8) -> Vec<u8> {
 
 #[test]
 fn an_unsupported_type_stops_the_load_naming_the_key_unless_skipped() {
-    let bytes = hash_then_string(0);
+    let bytes = list_then_string(0);
     let error = load_all(&bytes, &options()).unwrap_err();
-    assert!(matches!(&error, RdbError::UnsupportedType { key, type_name: "hash" } if key == "myhash"), "{error}");
+    assert!(matches!(&error, RdbError::UnsupportedType { key, type_name: "list" } if key == "mylist"), "{error}");
     assert!(error.to_string().contains("rdb-skip-unsupported-types yes"), "{error}");
     let skip = LoadOptions { skip_unsupported_types: true, ..options() };
     let (loaded, report) = load_all(&bytes, &skip).unwrap();
-    assert_eq!(loaded, [(b"kept".to_vec(), b"yes".to_vec(), None)]);
+    assert_eq!(loaded, [text(b"kept", b"yes", None)]);
     assert_eq!(report.keys_skipped, 1);
 }
 
@@ -177,10 +189,10 @@ fn a_key_of_another_database_stops_the_load_unless_skipped() {
     assert!(matches!(&error, RdbError::OtherDatabase { key, db: 3 } if key == "elsewhere"), "{error}");
     let skip = LoadOptions { skip_other_dbs: true, ..options() };
     assert_eq!(load_all(&bytes, &skip).unwrap().1.keys_skipped, 1);
-    // A hash in database 3 needs both options.
+    // A list in database 3 needs both options.
     let both = LoadOptions { skip_other_dbs: true, skip_unsupported_types: true, ..options() };
-    assert!(load_all(&hash_then_string(3), &skip).is_err());
-    assert_eq!(load_all(&hash_then_string(3), &both).unwrap().0.len(), 1);
+    assert!(load_all(&list_then_string(3), &skip).is_err());
+    assert_eq!(load_all(&list_then_string(3), &both).unwrap().0.len(), 1);
 }
 
 #[test]
@@ -199,7 +211,7 @@ fn old_expiry_opcodes_aux_eviction_hints_and_functions_are_read() {
     let (loaded, report) = load_all(&raw_file(9, &body), &options()).unwrap();
     assert_eq!(report.written_by.as_deref(), Some("6.2.0"));
     assert_eq!(loaded[0].2, Some((NOW_MS / 1000 + 100) * 1000));
-    assert_eq!(loaded[1], (b"idle".to_vec(), b"12345".to_vec(), None));
+    assert_eq!(loaded[1], text(b"idle", b"12345", None));
 
     let mut body = vec![op::FUNCTION2];
     body.extend(s(b"#!lua name=lib"));
@@ -242,9 +254,15 @@ fn corrupt_lengths_give_errors_without_huge_allocations() {
     assert!(error.to_string().contains("LZF"), "{error}");
 }
 
+/// The strings, and the collections in their small encodings.
+fn small_entries() -> Vec<Entry> {
+    let small = collections::collections().into_iter().filter(|e| e.1.encoding() != "hashtable");
+    sample_entries().into_iter().chain(small).collect()
+}
+
 #[test]
 fn every_truncation_is_an_error() {
-    let bytes = save(&sample_entries(), SaveOptions::default());
+    let bytes = save(&small_entries(), SaveOptions::default());
     for len in 0..bytes.len() {
         assert!(load_all(&bytes[..len], &options()).is_err(), "a file cut at {len} of {} loaded", bytes.len());
     }
@@ -260,7 +278,7 @@ proptest! {
         cut in any::<prop::sample::Index>(),
         skip in any::<bool>(),
     ) {
-        let mut bytes = save(&sample_entries(), SaveOptions::default());
+        let mut bytes = save(&small_entries(), SaveOptions::default());
         for (index, byte) in changes {
             let i = index.index(bytes.len());
             bytes[i] = byte;
@@ -290,7 +308,7 @@ proptest! {
         ),
     ) {
         let entries: Vec<Entry> =
-            entries.into_iter().map(|(k, v, ttl)| (k, v, ttl.map(|t| NOW_MS + 1 + u64::from(t)))).collect();
+            entries.into_iter().map(|(k, v, ttl)| text(&k, &v, ttl.map(|t| NOW_MS + 1 + u64::from(t)))).collect();
         let (loaded, _) = load_all(&save(&entries, SaveOptions::default()), &options()).unwrap();
         prop_assert_eq!(loaded, entries);
     }

@@ -200,7 +200,7 @@ mod tests {
 
     #[test]
     fn every_table_syntax_uses_each_token() {
-        for spec in COMMANDS {
+        for spec in COMMANDS.iter() {
             let args = parse_syntax(spec.syntax);
             let words = spec
                 .syntax

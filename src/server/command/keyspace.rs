@@ -2,22 +2,92 @@
 //! SCAN, KEYS, RANDOMKEY.
 
 use super::expiry::{Base, ExpireArg, Unit};
+use super::scan::{ScanArgs, reply_scan};
 use super::{Args, CommandError, Ctx};
-use crate::engine::{CompactBytes, ExpireCondition, INLINE_LEN, Ttl};
+use crate::engine::{CompactBytes, ExpireCondition, INLINE_LEN, Ttl, Value};
+use crate::server::lazyfree;
 
 fn count_reply(ctx: &mut Ctx<'_, '_>, count: usize) {
     ctx.out.integer(i64::try_from(count).unwrap_or(i64::MAX));
 }
 
-pub(crate) fn del(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+/// DEL: a removed value is freed here, after its shard was released.
+pub(crate) fn del(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), CommandError> {
+    remove_keys(ctx, args, drop)
+}
+
+/// UNLINK: a removed collection is freed in the background (`lazyfree.rs`).
+pub(crate) fn unlink(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), CommandError> {
+    remove_keys(ctx, args, lazyfree::free)
+}
+
+fn remove_keys(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>, free: fn(Value)) -> Result<(), CommandError> {
     let mut deleted = 0;
     for key in args.rest() {
-        deleted += usize::from(ctx.logged(key, |store| {
-            let existed = store.delete(key);
-            (existed, existed)
-        }));
+        let removed = ctx.logged(key, |store| {
+            let removed = store.remove(key);
+            let existed = removed.is_some();
+            (removed, existed)
+        });
+        if let Some(value) = removed {
+            deleted += 1;
+            free(value);
+        }
     }
     count_reply(ctx, deleted);
+    Ok(())
+}
+
+/// OBJECT ENCODING | REFCOUNT | HELP. IDLETIME and FREQ need per-key access tracking, which
+/// cstore does not keep; they are refused by name.
+pub(crate) fn object(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let subcommand = args.bytes()?;
+    let upper = subcommand.to_ascii_uppercase();
+    let wrong_arity = || {
+        CommandError::Other(format!(
+            "ERR wrong number of arguments for 'object|{}' command",
+            String::from_utf8_lossy(subcommand).to_ascii_lowercase()
+        ))
+    };
+    match upper.as_slice() {
+        b"HELP" if args.is_empty() => {
+            let lines = [
+                "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "ENCODING <key>",
+                "    Return the kind of internal representation used in order to store the value",
+                "    associated with a <key>.",
+                "REFCOUNT <key>",
+                "    Return the number of references of the value associated with the specified",
+                "    <key>.",
+                "HELP",
+                "    Print this help.",
+            ];
+            ctx.out.array(lines.len());
+            lines.iter().for_each(|line| ctx.out.simple(line));
+        }
+        b"ENCODING" | b"REFCOUNT" if args.remaining() == 1 => {
+            let key = args.bytes()?;
+            match ctx.state.store.encoding(key) {
+                None => ctx.out.null(),
+                Some(encoding) if upper == b"ENCODING" => ctx.out.bulk(encoding.as_bytes()),
+                // A value has one owner, the store (readers' clones are not counted).
+                Some(_) => ctx.out.integer(1),
+            }
+        }
+        b"IDLETIME" | b"FREQ" if args.remaining() == 1 => {
+            return Err(CommandError::Other(format!(
+                "ERR OBJECT {} is not supported: cstore does not track key access",
+                String::from_utf8_lossy(&upper)
+            )));
+        }
+        b"HELP" | b"ENCODING" | b"REFCOUNT" | b"IDLETIME" | b"FREQ" => return Err(wrong_arity()),
+        _ => {
+            return Err(CommandError::Other(format!(
+                "ERR unknown subcommand '{}'. Try OBJECT HELP.",
+                String::from_utf8_lossy(subcommand)
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -29,8 +99,8 @@ pub(crate) fn exists(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
 }
 
 pub(crate) fn type_of(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
-    let exists = ctx.state.store.exists(args.bytes()?);
-    ctx.out.simple(if exists { "string" } else { "none" });
+    let kind = ctx.state.store.value_type(args.bytes()?);
+    ctx.out.simple(kind.map_or("none", |kind| kind.name()));
     Ok(())
 }
 
@@ -131,46 +201,15 @@ pub(crate) fn persist(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), C
     Ok(())
 }
 
-/// SCAN's default COUNT, as in Redis.
-const DEFAULT_SCAN_COUNT: usize = 10;
-
-/// The most entries one SCAN call examines, whatever COUNT asks. COUNT is only a hint (Redis:
-/// "the server may return more or fewer"), and the walk's guarantee holds for any number per
-/// call; without a bound, `SCAN 0 COUNT 100000000` would gather a whole store into one reply
-/// (memory the output limit only sees once it is built) and hold a shard's lock for the
-/// whole shard. 10,000 entries keep a call under about a millisecond of copying.
-const MAX_SCAN_COUNT: usize = 10_000;
-
 pub(crate) fn scan(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
-    let raw_cursor = args.bytes()?;
-    let cursor = std::str::from_utf8(raw_cursor)
-        .ok()
-        .filter(|text| text.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|text| text.parse::<u64>().ok())
-        .ok_or_else(|| CommandError::Other("ERR invalid cursor".into()))?;
-    let (mut pattern, mut count, mut only_strings) = (None, DEFAULT_SCAN_COUNT, true);
-    while let Some(option) = args.option() {
-        if args.is_empty() {
-            return Err(CommandError::Syntax);
-        }
-        match option.as_str() {
-            "MATCH" => pattern = Some(args.bytes()?),
-            "COUNT" => {
-                count = usize::try_from(args.integer()?).ok().filter(|&c| c >= 1).ok_or(CommandError::Syntax)?;
-            }
-            // Every cstore value is a string; any other type matches nothing.
-            "TYPE" => only_strings = args.bytes()?.eq_ignore_ascii_case(b"string"),
-            _ => return Err(CommandError::Syntax),
-        }
+    let scan = ScanArgs::parse(&mut args, true)?;
+    let (next, mut keys) = ctx.state.store.scan(scan.cursor, scan.pattern, scan.count);
+    if let Some(kind) = scan.kind {
+        // As Redis, the type is checked after the walk, key by key.
+        let store = &ctx.state.store;
+        keys.retain(|key| kind.is_some() && store.value_type(key) == kind);
     }
-    let (next, keys) = ctx.state.store.scan(cursor, pattern, count.min(MAX_SCAN_COUNT));
-    let keys = if only_strings { keys } else { Vec::new() };
-    ctx.out.array(2);
-    ctx.out.bulk(next.to_string().as_bytes());
-    ctx.out.array(keys.len());
-    for key in &keys {
-        ctx.out.bulk(key);
-    }
+    reply_scan(ctx, next, &keys);
     Ok(())
 }
 

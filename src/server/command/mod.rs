@@ -5,11 +5,16 @@ mod args;
 mod connection;
 mod docs;
 mod expiry;
+mod hashes;
 mod keyspace;
 mod persistence;
+mod random;
+mod scan;
 pub(crate) mod server;
+mod sets;
 mod strings;
 mod table;
+mod table_types;
 mod traced;
 mod transactions;
 
@@ -44,7 +49,7 @@ pub(crate) enum CommandError {
     NotFloat,
     #[error("ERR invalid expire time in '{0}' command")]
     InvalidExpire(&'static str),
-    #[error("ERR {0}")]
+    #[error("{} {}", .0.code(), .0)]
     Store(#[from] StoreError),
     #[error("NOAUTH Authentication required.")]
     NoAuth,
@@ -184,6 +189,7 @@ impl Ctx<'_, '_> {
 pub(crate) type Handler = fn(&mut Ctx<'_, '_>, Args<'_>) -> Result<(), CommandError>;
 
 /// One row of the command table.
+#[derive(Clone)]
 pub(crate) struct CommandSpec {
     /// Lower-case, as Redis reports command names.
     pub(crate) name: &'static str,

@@ -171,6 +171,7 @@ pub(crate) fn config(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
             }
             let pairs: Vec<(&[u8], &[u8])> = rest.chunks_exact(2).map(|p| (p[0], p[1])).collect();
             ctx.state.settings.config_set(&pairs).map_err(CommandError::Other)?;
+            ctx.state.store.set_encoding_limits(ctx.state.settings.encoding_limits());
             // +OK means accepted: a strategy or shard change migrates in the background, in a
             // span that links to this command's, when this one is traced.
             ctx.state.reconfigurer.settings_changed(telemetry::propagation::current_span_context());

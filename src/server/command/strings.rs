@@ -26,8 +26,8 @@ fn stored(value: &[u8], expiry: SetExpiry) -> Logged<'_> {
 /// are taken by reference and copied after, so a writer never waits for a long copy.
 const COPY_UNDER_READ_MAX: usize = 16 * 1024;
 
-/// Replies with the value under `key`, or null.
-fn reply_get(ctx: &mut Ctx<'_, '_>, key: &[u8]) {
+/// Replies with the string under `key`, or null; WRONGTYPE for another type.
+fn reply_get(ctx: &mut Ctx<'_, '_>, key: &[u8]) -> Result<(), CommandError> {
     let out = &mut *ctx.out;
     let large = ctx.state.store.get_with(key, |value| match value {
         Some(value) if value.len() > COPY_UNDER_READ_MAX => Some(value.clone()),
@@ -39,15 +39,15 @@ fn reply_get(ctx: &mut Ctx<'_, '_>, key: &[u8]) {
             out.null();
             None
         }
-    });
+    })?;
     if let Some(value) = large {
         out.value(&value);
     }
+    Ok(())
 }
 
 pub(crate) fn get(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
-    reply_get(ctx, args.bytes()?);
-    Ok(())
+    reply_get(ctx, args.bytes()?)
 }
 
 /// Which command's options are being read: SET and GETEX share one grammar, as in Redis.
@@ -118,11 +118,10 @@ pub(crate) fn set(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Comma
         None => SetExpiry::Clear,
     };
     let options = SetOptions { condition: parsed.condition, expiry, return_previous: parsed.get };
-    let outcome = ctx.logged(key, |store| {
-        let outcome = store.set(key, value, options);
-        let logged = if outcome.written { stored(value, expiry) } else { Logged::Unchanged };
-        (outcome, logged)
-    });
+    let outcome = ctx.logged(key, |store| match store.set(key, value, options) {
+        Ok(outcome) if outcome.written => (Ok(outcome), stored(value, expiry)),
+        unchanged => (unchanged, Logged::Unchanged),
+    })?;
     if options.return_previous {
         reply_value(ctx, outcome.previous);
     } else if outcome.written {
@@ -137,7 +136,7 @@ pub(crate) fn setnx(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Com
     let (key, value) = (args.bytes()?, args.bytes()?);
     let options = SetOptions { condition: SetCondition::IfAbsent, ..SetOptions::default() };
     let written = ctx.logged(key, |store| {
-        let written = store.set(key, value, options).written;
+        let written = store.set(key, value, options).is_ok_and(|outcome| outcome.written);
         (written, written)
     });
     ctx.out.integer(i64::from(written));
@@ -154,7 +153,7 @@ fn set_with_expiry(
     let payload = args.bytes()?;
     let deadline = ExpireArg { value, unit, base: Base::FromNow }.deadline(ctx.state.store.now_ms(), false, command)?;
     let options = SetOptions { expiry: SetExpiry::At(deadline), ..SetOptions::default() };
-    ctx.logged(key, |store| (store.set(key, payload, options), stored(payload, options.expiry)));
+    ctx.logged(key, |store| (store.set(key, payload, options), stored(payload, options.expiry)))?;
     ctx.out.ok();
     Ok(())
 }
@@ -170,7 +169,10 @@ pub(crate) fn psetex(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), Comman
 pub(crate) fn getset(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
     let (key, value) = (args.bytes()?, args.bytes()?);
     let options = SetOptions { return_previous: true, ..SetOptions::default() };
-    let previous = ctx.logged(key, |store| (store.set(key, value, options).previous, stored(value, options.expiry)));
+    let previous = ctx.logged(key, |store| match store.set(key, value, options) {
+        Ok(outcome) => (Ok(outcome.previous), stored(value, options.expiry)),
+        Err(error) => (Err(error), Logged::Unchanged),
+    })?;
     reply_value(ctx, previous);
     Ok(())
 }
@@ -179,9 +181,9 @@ pub(crate) fn getdel(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
     let key = args.bytes()?;
     let value = ctx.logged(key, |store| {
         let value = store.getdel(key);
-        let deleted = value.is_some();
+        let deleted = matches!(value, Ok(Some(_)));
         (value, deleted)
-    });
+    })?;
     reply_value(ctx, value);
     Ok(())
 }
@@ -196,9 +198,9 @@ pub(crate) fn getex(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Com
     };
     let value = ctx.logged(key, |store| {
         let value = store.getex(key, update);
-        let changed = value.is_some() && update != TtlUpdate::Keep;
+        let changed = matches!(value, Ok(Some(_))) && update != TtlUpdate::Keep;
         (value, changed)
-    });
+    })?;
     reply_value(ctx, value);
     Ok(())
 }
@@ -206,7 +208,12 @@ pub(crate) fn getex(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Com
 /// MGET names up to max-args keys of up to 512 MiB each, far more than memory holds: the
 /// reply is streamed.
 pub(crate) fn mget(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
-    ctx.stream_array(args.rest(), |ctx, key| reply_get(ctx, key));
+    // A key of another type reads as null here, as in Redis.
+    ctx.stream_array(args.rest(), |ctx, key| {
+        if reply_get(ctx, key).is_err() {
+            ctx.out.null();
+        }
+    });
     Ok(())
 }
 
@@ -217,7 +224,7 @@ pub(crate) fn mset(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Comm
     }
     for pair in pairs.chunks_exact(2) {
         let options = SetOptions::default();
-        ctx.logged(pair[0], |store| (store.set(pair[0], pair[1], options), stored(pair[1], options.expiry)));
+        ctx.logged(pair[0], |store| (store.put(pair[0], pair[1].into(), options), stored(pair[1], options.expiry)));
     }
     ctx.out.ok();
     Ok(())
@@ -293,7 +300,7 @@ pub(crate) fn append(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
 }
 
 pub(crate) fn strlen(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
-    let len = ctx.state.store.strlen(args.bytes()?);
+    let len = ctx.state.store.strlen(args.bytes()?)?;
     ctx.out.integer(i64::try_from(len).unwrap_or(i64::MAX));
     Ok(())
 }
@@ -301,7 +308,7 @@ pub(crate) fn strlen(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
 pub(crate) fn getrange(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
     let key = args.bytes()?;
     let (start, end) = (args.integer()?, args.integer()?);
-    let range = ctx.state.store.getrange(key, start, end);
+    let range = ctx.state.store.getrange(key, start, end)?;
     ctx.out.bulk(&range);
     Ok(())
 }

@@ -1,13 +1,17 @@
 //! Every command cstore serves, with the metadata COMMAND INFO and COMMAND DOCS report.
 
-use super::{CommandSpec, Flags, Handler, connection, keyspace, persistence, server, strings, transactions};
+use std::sync::LazyLock;
 
-const R: Flags = Flags::READONLY.with(Flags::FAST);
-const R_SLOW: Flags = Flags::READONLY;
-const W: Flags = Flags::WRITE.with(Flags::DENYOOM);
-const W_FAST: Flags = Flags::WRITE.with(Flags::DENYOOM).with(Flags::FAST);
+use super::{
+    CommandSpec, Flags, Handler, connection, keyspace, persistence, server, strings, table_types, transactions,
+};
+
+pub(super) const R: Flags = Flags::READONLY.with(Flags::FAST);
+pub(super) const R_SLOW: Flags = Flags::READONLY;
+pub(super) const W: Flags = Flags::WRITE.with(Flags::DENYOOM);
+pub(super) const W_FAST: Flags = Flags::WRITE.with(Flags::DENYOOM).with(Flags::FAST);
 /// Writes that only remove or shrink, allowed even over the memory limit.
-const W_FREE: Flags = Flags::WRITE.with(Flags::FAST);
+pub(super) const W_FREE: Flags = Flags::WRITE.with(Flags::FAST);
 const CONN: Flags = Flags::FAST.with(Flags::LOADING).with(Flags::STALE).with(Flags::NOSCRIPT);
 const CONN_NOAUTH: Flags = CONN.with(Flags::NOAUTH);
 const ADMIN: Flags = Flags::ADMIN.with(Flags::LOADING).with(Flags::STALE).with(Flags::NOSCRIPT);
@@ -22,15 +26,16 @@ macro_rules! multi_key {
         )
     };
 }
+pub(super) use multi_key;
 
 /// Keys at (first, last, step): none, the first argument, or all arguments from the first.
-const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
-const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
-const ALL_KEYS: (i32, i32, i32) = (1, -1, 1);
+pub(super) const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
+pub(super) const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
+pub(super) const ALL_KEYS: (i32, i32, i32) = (1, -1, 1);
 const KEY_VALUE_PAIRS: (i32, i32, i32) = (1, -1, 2);
 
 #[allow(clippy::too_many_arguments)] // A table row: naming each column beats a builder here.
-const fn row(
+pub(super) const fn row(
     name: &'static str,
     syntax: &'static str,
     arity: i32,
@@ -81,7 +86,11 @@ const fn walk_row(
     )
 }
 
-pub(crate) static COMMANDS: &[CommandSpec] = &[
+/// Every command: the rows here, then those of `table_types.rs`.
+pub(crate) static COMMANDS: LazyLock<Vec<CommandSpec>> =
+    LazyLock::new(|| BASE.iter().chain(table_types::ROWS).cloned().collect());
+
+const BASE: &[CommandSpec] = &[
     // connection
     row(
         "ping",
@@ -618,8 +627,10 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
         "generic",
         "4.0.0",
         "O(N) where N is the number of keys",
-        multi_key!("Deletes keys; values still held by readers are freed when released."),
-        keyspace::del,
+        multi_key!(
+            "Deletes keys; a large collection is freed in the background, and values still held by readers when released."
+        ),
+        keyspace::unlink,
     ),
     row(
         "exists",
@@ -678,7 +689,7 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
         "generic",
         "1.0.0",
         "O(1)",
-        "Returns the type of a key's value (always string in cstore).",
+        "Returns the type of a key's value: string, hash or set (none for a missing key).",
         keyspace::type_of,
     ),
     row(

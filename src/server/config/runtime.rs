@@ -12,11 +12,14 @@ use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
 use super::byte_size::parse_byte_size;
+use super::tuning::{self, Tuning};
 use super::{
     ConfigError, LimitUpdate, MAX_CLIENT_IDLE_TIMEOUT_SECS, MaxMemoryClients, MaxMemoryClientsError, MaxMemoryPolicy,
     OutputBufferLimits, OutputLimitError, Password, ServerConfig,
 };
-use crate::engine::{EngineConfig, Float, MAX_SHARDS, Strategy, glob_match, parse_float, parse_integer};
+use crate::engine::{
+    EncodingLimits, EngineConfig, Float, MAX_SHARDS, Strategy, glob_match, parse_float, parse_integer,
+};
 use crate::persistence::config::{AppendFsync, PersistenceConfig};
 use crate::persistence::rules::{InvalidSaveRules, SaveRules};
 
@@ -63,6 +66,8 @@ pub struct RuntimeSettings {
     /// them), since a client that can choose where the server writes can overwrite any file
     /// the server may write.
     persistence: PersistenceConfig,
+    /// The collection types' encoding thresholds (`tuning.rs`).
+    tuning: Tuning,
     /// Held by CONFIG GET and CONFIG SET, so that two CONFIG SETs of several parameters each
     /// cannot interleave into a mix neither asked for, and CONFIG GET sees whole ones.
     config_command: Mutex<()>,
@@ -97,6 +102,7 @@ impl RuntimeSettings {
             auto_aof_rewrite_min_size: AtomicU64::new(config.persistence.auto_aof_rewrite_min_size),
             aof_use_rdb_preamble: AtomicBool::new(config.persistence.aof_use_rdb_preamble),
             persistence: config.persistence.clone(),
+            tuning: Tuning::default(),
             config_command: Mutex::new(()),
         })
     }
@@ -234,7 +240,7 @@ impl RuntimeSettings {
         for &pattern in patterns {
             if pattern.iter().any(|byte| matches!(byte, b'*' | b'?' | b'[')) {
                 let pattern = pattern.to_ascii_lowercase();
-                for parameter in PARAMETERS.iter().filter(|p| glob_match(&pattern, p.name.as_bytes())) {
+                for parameter in all_parameters().filter(|p| glob_match(&pattern, p.name.as_bytes())) {
                     add(parameter.name.to_owned(), parameter);
                 }
             } else if let Some(parameter) = lookup(pattern) {
@@ -304,7 +310,17 @@ impl RuntimeSettings {
             Change::AutoAofRewritePercentage(percent) => self.auto_aof_rewrite_percentage.store(percent, Relaxed),
             Change::AutoAofRewriteMinSize(bytes) => self.auto_aof_rewrite_min_size.store(bytes, Relaxed),
             Change::AofUseRdbPreamble(on) => self.aof_use_rdb_preamble.store(on, Relaxed),
+            Change::Tuning(index, value) => self.tuning.set(index, value),
         }
+    }
+
+    pub(super) fn tuning(&self) -> &Tuning {
+        &self.tuning
+    }
+
+    /// The hash and set encoding thresholds, for the store.
+    pub fn encoding_limits(&self) -> EncodingLimits {
+        self.tuning.encoding_limits()
     }
 }
 
@@ -314,7 +330,7 @@ fn set_failed(name: &[u8], reason: &str) -> String {
 }
 
 /// A parsed, not yet applied, CONFIG SET value.
-enum Change {
+pub(super) enum Change {
     MaxMemory(u64),
     MaxMemoryPolicy(MaxMemoryPolicy),
     MaxMemoryClients(MaxMemoryClients),
@@ -337,6 +353,8 @@ enum Change {
     AutoAofRewritePercentage(u64),
     AutoAofRewriteMinSize(u64),
     AofUseRdbPreamble(bool),
+    /// Knob `.0` of [`Tuning`] becomes `.1`.
+    Tuning(usize, i64),
 }
 
 fn fsync_index(policy: AppendFsync) -> u8 {
@@ -344,18 +362,22 @@ fn fsync_index(policy: AppendFsync) -> u8 {
 }
 
 /// Turns a CONFIG SET argument into a [`Change`], or gives Redis's reason for refusing it.
-type ParseValue = fn(&[u8]) -> Result<Change, String>;
+pub(super) type ParseValue = fn(&[u8]) -> Result<Change, String>;
 
 /// One CONFIG parameter: its Redis name, how to show it, and how to parse a new value
 /// (`None`: fixed at startup).
-struct Parameter {
-    name: &'static str,
-    get: fn(&RuntimeSettings) -> String,
-    parse: Option<ParseValue>,
+pub(super) struct Parameter {
+    pub(super) name: &'static str,
+    pub(super) get: fn(&RuntimeSettings) -> String,
+    pub(super) parse: Option<ParseValue>,
+}
+
+fn all_parameters() -> impl Iterator<Item = &'static Parameter> {
+    PARAMETERS.iter().chain(tuning::PARAMETERS)
 }
 
 fn lookup(name: &[u8]) -> Option<&'static Parameter> {
-    PARAMETERS.iter().find(|parameter| parameter.name.as_bytes().eq_ignore_ascii_case(name))
+    all_parameters().find(|parameter| parameter.name.as_bytes().eq_ignore_ascii_case(name))
 }
 
 /// Every parameter CONFIG knows: the runtime-mutable settings, then read-only ones that
@@ -559,7 +581,11 @@ fn absolute(dir: &std::path::Path) -> String {
 }
 
 /// A Redis integer (`string2ll` rules) within `min..=max`, with Redis's two error texts.
-fn integer_in<T: TryFrom<i64> + PartialOrd + fmt::Display + Copy>(value: &[u8], min: T, max: T) -> Result<T, String> {
+pub(super) fn integer_in<T: TryFrom<i64> + PartialOrd + fmt::Display + Copy>(
+    value: &[u8],
+    min: T,
+    max: T,
+) -> Result<T, String> {
     let number = parse_integer(value).ok_or_else(|| "argument couldn't be parsed into an integer".to_owned())?;
     T::try_from(number)
         .ok()
@@ -661,7 +687,7 @@ mod tests {
         );
         assert_eq!(get(&settings, &["p?rt", "[b]ind"]), pairs(&[("port", "6379"), ("bind", "::")]));
         assert_eq!(get(&settings, &["nothing-matches", "\u{ff}"]), pairs(&[]));
-        assert_eq!(get(&settings, &["*"]).len(), PARAMETERS.len());
+        assert_eq!(get(&settings, &["*"]).len(), all_parameters().count());
     }
 
     #[test]
