@@ -28,7 +28,7 @@ fn members(n: usize, prefix: &str) -> Vec<Vec<u8>> {
 pub(super) fn collections() -> Vec<Entry> {
     vec![
         (b"small hash".to_vec(), hash_of(&pairs(3, 1)), None),
-        (b"large hash".to_vec(), hash_of(&pairs(500, 1)), Some(NOW_MS + 60_000)),
+        (b"large hash".to_vec(), hash_of(&pairs(600, 1)), Some(NOW_MS + 60_000)),
         (b"long-valued hash".to_vec(), hash_of(&pairs(2, 100)), None),
         (b"intset".to_vec(), set_of(&members(10, "")), None),
         (b"small set".to_vec(), set_of(&members(5, "m")), Some(NOW_MS + 1)),

@@ -146,7 +146,7 @@ fn redis_server_hashes_and_sets_load_into_cstore() {
     }
     let dir = temp_dir();
     let redis = Redis::start(&dir);
-    let fields: Vec<String> = (0..300).flat_map(|i| [format!("f{i}"), format!("value {i}")]).collect();
+    let fields: Vec<String> = (0..600).flat_map(|i| [format!("f{i}"), format!("value {i}")]).collect();
     let large_members: Vec<String> = (0..1000).map(|i| format!("member:{i}")).collect();
     let ints: Vec<String> = [-70000i64, -5, 0, 12, 1 << 40].iter().map(i64::to_string).collect();
     let with = |command: &[&str], rest: &[String]| {
@@ -159,7 +159,7 @@ fn redis_server_hashes_and_sets_load_into_cstore() {
         ["a", "text", "b", "7", "c", "-1000", "d", "30000", "e", "-8000000", "f", "2000000000", "g", "-9000000000"];
     let small: Vec<String> = small.iter().map(|s| s.to_string()).collect();
     assert_eq!(with(&["HSET", "small hash"], &small), "7");
-    assert_eq!(with(&["HSET", "large hash"], &fields), "300");
+    assert_eq!(with(&["HSET", "large hash"], &fields), "600");
     assert_eq!(with(&["SADD", "intset"], &ints), "5");
     assert_eq!(with(&["SADD", "large set"], &large_members), "1000");
     assert_eq!(redis.cli(&["SADD", "small set", "x", "y", "z"]), "3");
