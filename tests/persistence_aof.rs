@@ -634,7 +634,7 @@ fn hashes_and_sets_survive_restarts_and_bgrewriteaof() {
 
 /// Every logged hash and set command, and their effects on expiry and on vanishing keys.
 fn write_collections(client: &mut RespClient) {
-    let many_fields: Vec<String> = (0..300).flat_map(|i| [format!("f{i}"), format!("v{i}")]).collect();
+    let many_fields: Vec<String> = (0..600).flat_map(|i| [format!("f{i}"), format!("v{i}")]).collect();
     let many_members: Vec<String> = (0..600).map(|i| format!("m{i}")).collect();
     let commands: Vec<Vec<String>> = vec![
         words("HSET hash f1 v1 f2 v2 f3 v3"),
