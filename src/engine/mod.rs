@@ -5,9 +5,9 @@
 //! use cstore::engine::{SetOptions, Store, Strategy};
 //!
 //! let store = Store::builder().strategy(Strategy::RwLock).shards(32).build()?;
-//! store.set(b"greeting", "hello", SetOptions::default());
-//! assert_eq!(store.get(b"greeting").as_deref(), Some(&b"hello"[..]));
-//! # Ok::<(), cstore::engine::ConfigError>(())
+//! store.set(b"greeting", "hello", SetOptions::default())?;
+//! assert_eq!(store.get(b"greeting")?.as_deref(), Some(&b"hello"[..]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! Keys and strings are stored as [`CompactBytes`] (`compact.rs`); a key holds a [`Value`]
