@@ -7,12 +7,12 @@ use std::sync::Arc;
 use imbl::OrdMap;
 
 use super::compact::CompactBytes;
-use super::entry::{Entry, NEVER, Write};
+use super::entry::{Entry, Write};
 use super::float::{self, Float, parse_float};
 use super::member::{self, From, Member, Named};
 use super::ops::{StoreError, parse_integer};
 use super::store::Store;
-use super::value::{EncodingLimits, Value};
+use super::value::{EncodingLimits, Value, store_collection};
 
 /// Bytes charged per field beyond its field's and value's bytes: the two handles and the
 /// share of a B-tree node (the listpack's entries cost less, but are charged alike so that a
@@ -168,13 +168,9 @@ fn hash_of(entry: Option<&Entry>) -> Result<Option<&Arc<Hash>>, StoreError> {
     }
 }
 
-/// The write that stores `hash` under the key of `entry` (keeping its deadline), or removes
-/// the key once the hash is empty, as Redis does.
+/// See [`store_collection`].
 fn store_hash(entry: Option<&Entry>, hash: Hash) -> Write {
-    if hash.is_empty() {
-        return Write::Remove;
-    }
-    Write::Put(Entry::new(Value::Hash(Arc::new(hash)), entry.map_or(NEVER, |e| e.expires_at)))
+    store_collection(entry, Value::Hash(Arc::new(hash)))
 }
 
 impl Store {

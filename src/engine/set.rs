@@ -7,11 +7,11 @@ use std::sync::Arc;
 use imbl::OrdSet;
 
 use super::compact::CompactBytes;
-use super::entry::{Entry, NEVER, Write};
+use super::entry::{Entry, Write};
 use super::member::{self, From, Member, Named};
 use super::ops::{StoreError, parse_integer};
 use super::store::Store;
-use super::value::{EncodingLimits, Value};
+use super::value::{EncodingLimits, Value, store_collection};
 
 /// Bytes charged per member beyond its own: its handle and its share of a B-tree node.
 const MEMBER_OVERHEAD: usize = 40;
@@ -200,13 +200,9 @@ pub(crate) fn set_of(entry: Option<&Entry>) -> Result<Option<&Arc<Set>>, StoreEr
     }
 }
 
-/// The write that stores `set` under the key of `entry` (keeping its deadline), or removes
-/// the key once the set is empty, as Redis does.
-pub(crate) fn store_set(entry: Option<&Entry>, set: Set) -> Write {
-    if set.is_empty() {
-        return Write::Remove;
-    }
-    Write::Put(Entry::new(Value::Set(Arc::new(set)), entry.map_or(NEVER, |e| e.expires_at)))
+/// See [`store_collection`].
+fn store_set(entry: Option<&Entry>, set: Set) -> Write {
+    store_collection(entry, Value::Set(Arc::new(set)))
 }
 
 impl Store {

@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 use super::compact::CompactBytes;
+use super::entry::{Entry, NEVER, Write};
 use super::hash::Hash;
 use super::ops::StoreError;
 use super::set::Set;
@@ -98,6 +99,15 @@ impl Value {
             Value::Set(set) => set.memory(),
         }
     }
+}
+
+/// The write that gives the key of `entry` the new version of its collection, keeping its
+/// deadline, or removes the key once the collection is empty, as Redis does.
+pub(crate) fn store_collection(entry: Option<&Entry>, collection: Value) -> Write {
+    if collection.elements() == 0 {
+        return Write::Remove;
+    }
+    Write::Put(Entry::new(collection, entry.map_or(NEVER, |e| e.expires_at)))
 }
 
 /// Anything that makes a string makes a string value.
