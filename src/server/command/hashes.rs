@@ -3,6 +3,7 @@
 
 use super::random::{Picks, reply_picks};
 use super::scan::{ScanArgs, reply_scan};
+use super::sets::change_elements;
 use super::{Args, CommandError, Ctx};
 use crate::engine::{CompactBytes, Hash, StoreError};
 use crate::persistence::aof::resp;
@@ -90,18 +91,8 @@ pub(crate) fn hmget(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Com
     Ok(())
 }
 
-pub(crate) fn hdel(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
-    let key = args.bytes()?;
-    let fields = args.rest();
-    let mut logged: Vec<&[u8]> = vec![b"HDEL", key];
-    logged.extend_from_slice(fields);
-    let removed = ctx.logged(key, |store| match store.hdel(key, fields) {
-        Ok(0) => (Ok(0), Logged::Unchanged),
-        Ok(removed) => (Ok(removed), Logged::Command(&logged)),
-        Err(error) => (Err(error), Logged::Unchanged),
-    })?;
-    count_reply(ctx, removed);
-    Ok(())
+pub(crate) fn hdel(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), CommandError> {
+    change_elements(ctx, args, b"HDEL", |store, key, fields| store.hdel(key, fields))
 }
 
 /// Replies with what `f` reads of the hash under the command's key (no hash: `None`).

@@ -17,8 +17,9 @@ fn count_reply(ctx: &mut Ctx<'_, '_>, count: usize) {
     ctx.out.integer(i64::try_from(count).unwrap_or(i64::MAX));
 }
 
-/// SADD and SREM: `op` returns how many members it changed; logged as the command itself.
-fn change_members(
+/// SADD, SREM and HDEL: `op` returns how many elements it changed; logged as the command
+/// itself when it changed any.
+pub(super) fn change_elements(
     ctx: &mut Ctx<'_, '_>,
     mut args: Args<'_>,
     name: &'static [u8],
@@ -38,11 +39,11 @@ fn change_members(
 }
 
 pub(crate) fn sadd(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), CommandError> {
-    change_members(ctx, args, b"SADD", |store, key, members| store.sadd(key, members))
+    change_elements(ctx, args, b"SADD", |store, key, members| store.sadd(key, members))
 }
 
 pub(crate) fn srem(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), CommandError> {
-    change_members(ctx, args, b"SREM", |store, key, members| store.srem(key, members))
+    change_elements(ctx, args, b"SREM", |store, key, members| store.srem(key, members))
 }
 
 pub(crate) fn sismember(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
