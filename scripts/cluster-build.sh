@@ -128,8 +128,11 @@ mv "$stages.tmp" "$stages"
 step "built into $BIN"
 for t in "${TIMINGS[@]}"; do echo "  $t"; done
 printf '  %-48s %6ss\n' total "$(elapsed "$start_all")"
+# sed, not head: head exits after its lines, and under pipefail the writer's SIGPIPE would
+# fail the whole build whenever it loses that race.
 "$BIN/kube-apiserver" --version
-"$BIN/etcd" --version | head -2 | paste -sd' '
-"$BIN/kwok" --version 2>&1 | head -1
+"$BIN/etcd" --version | sed -n 1,2p | paste -sd' '
+"$BIN/kwok" --version 2>&1 | sed -n 1p
 "$BIN/jaeger" version 2>&1 | tail -1
+echo # its version line ends without a newline
 ls -l "$BIN"
