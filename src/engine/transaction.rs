@@ -31,6 +31,10 @@
 //! that check an invariant over several keys under a pass, for every strategy, and across a
 //! migration; `tests/shuttle.rs` runs the same on shuttle's scheduler through `sync.rs`, and
 //! shows that the check catches transfers made without exclusivity.
+//! `tests/multikey_linearizability.rs` checks, over the network, that histories mixing
+//! EXECs, MSET, MSETNX and RENAME with single-key commands are linearizable as a whole (each
+//! transaction at one instant), under every strategy and across migrations, and that the
+//! checker rejects the same histories when their EXECs and MSETs are sent unwrapped.
 
 use std::cell::Cell;
 

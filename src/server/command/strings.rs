@@ -222,10 +222,15 @@ pub(crate) fn mset(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Comm
     if !pairs.len().is_multiple_of(2) {
         return Err(CommandError::WrongArity("mset"));
     }
-    for pair in pairs.chunks_exact(2) {
-        let options = SetOptions::default();
-        ctx.logged(pair[0], |store| (store.put(pair[0], pair[1].into(), options), stored(pair[1], options.expiry)));
-    }
+    // The command holds the store exclusively (`Flags::EXCLUSIVE`), so no client sees part
+    // of it, and the AOF logs it whole between MULTI and EXEC.
+    let keys: Vec<&[u8]> = pairs.chunks_exact(2).map(|pair| pair[0]).collect();
+    ctx.logged_together(&keys, |store| {
+        for pair in pairs.chunks_exact(2) {
+            store.put(pair[0], pair[1].into(), SetOptions::default());
+        }
+        ((), true)
+    });
     ctx.out.ok();
     Ok(())
 }

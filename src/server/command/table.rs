@@ -489,12 +489,12 @@ const BASE: &[CommandSpec] = &[
         "mset",
         "(key value) ...",
         -3,
-        W,
+        W.with(Flags::EXCLUSIVE),
         KEY_VALUE_PAIRS,
         "string",
         "1.0.1",
         "O(N) where N is the number of keys",
-        multi_key!("Sets several keys."),
+        "Sets several keys: all at once, seen whole by every client under every strategy.",
         strings::mset,
     ),
     row(
@@ -809,7 +809,7 @@ mod tests {
 
     #[test]
     fn multi_key_commands_state_their_guarantee() {
-        for name in ["mget", "mset", "del", "unlink", "exists"] {
+        for name in ["mget", "del", "unlink", "exists"] {
             let spec = COMMANDS.iter().find(|s| s.name == name).unwrap();
             assert!(spec.summary.contains("not atomic under any strategy"), "{name} must document its guarantee");
         }
