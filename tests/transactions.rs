@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
 use common::{with_each_configuration, with_each_strategy};
-use cstore::engine::{EngineConfig, SetOptions, Store, Strategy, Value, Watcher, parse_integer};
+use cstore::engine::{EngineConfig, SetOptions, Store, Strategy, Ttl, Value, Watcher, parse_integer};
 
 const ACCOUNTS: usize = 16;
 const BALANCE: i64 = 1_000;
@@ -233,5 +233,31 @@ fn rename_copy_and_msetnx_follow_redis() {
         assert!(!store.exists(b"new"), "MSETNX sets nothing when one key exists");
         assert!(store.set_all_if_none_exist(&[(b"new", b"1"), (b"newer", b"2")]));
         assert_eq!(store.get(b"newer").unwrap(), Some(common::b("2")));
+    });
+}
+
+#[test]
+fn time_stands_still_while_a_transaction_runs() {
+    with_each_strategy(|store, clock| {
+        let deadline = clock.now_ms() + 5;
+        let with_ttl = SetOptions { expiry: cstore::engine::SetExpiry::At(deadline), ..SetOptions::default() };
+        store.set(b"short", "lived", with_ttl).unwrap();
+        let transaction = store.exclusive();
+        let started = store.now_ms();
+        clock.advance(10);
+        assert_eq!(store.now_ms(), started, "the store's time is the transaction's start");
+        assert_eq!(store.get(b"short").unwrap(), Some(common::b("lived")), "nothing expires inside a transaction");
+        assert_eq!(store.ttl(b"short"), Ttl::ExpiresIn(5));
+        // The sweeper reclaims under a pass: it waits for the transaction to end.
+        let swept = thread::scope(|scope| {
+            let sweeper = scope.spawn(|| store.sweep_expired().expired);
+            thread::sleep(std::time::Duration::from_millis(20));
+            assert!(store.exists(b"short"), "the sweeper removed a key the transaction still sees");
+            drop(transaction);
+            sweeper.join().unwrap()
+        });
+        assert_eq!(store.now_ms(), started + 10, "the clock moves again once the transaction ends");
+        assert!(swept <= 1);
+        assert!(!store.exists(b"short"));
     });
 }

@@ -258,14 +258,20 @@ impl Store {
         self.encoding_limits.store(Arc::new(limits));
     }
 
-    /// The store's clock, in milliseconds since the Unix epoch.
+    /// The store's time, in milliseconds since the Unix epoch: its clock's, or while a
+    /// transaction runs, the instant it started (`transaction.rs`).
     pub fn now_ms(&self) -> u64 {
+        self.transactions.frozen_ms().unwrap_or_else(|| self.clock_ms())
+    }
+
+    /// The clock's own reading, frozen or not.
+    pub(crate) fn clock_ms(&self) -> u64 {
         self.clock.now_ms()
     }
 
     /// "Now" for one operation, read before it looks at any entry (see [`Now`]).
     pub(crate) fn now(&self) -> Now {
-        Now(self.clock.now_ms())
+        Now(self.now_ms())
     }
 
     /// Reads the live entry under `key` (an expired entry reads as absent and is reclaimed).
@@ -573,7 +579,11 @@ impl Store {
                 (next, visited) = (next + 1, visited + 1);
                 continue;
             };
-            let reclaimed = step.due.iter().filter(|key| self.reclaim_if_expired(key, &Now(now))).count() as u64;
+            // Under a pass: a transaction's frozen time may still see these keys alive.
+            let reclaimed = {
+                let _pass = self.pass();
+                step.due.iter().filter(|key| self.reclaim_if_expired(key, &Now(now))).count() as u64
+            };
             examined += step.examined;
             expired += reclaimed;
             ttls.merge(step.ttls);

@@ -22,6 +22,12 @@
 //! `LockFree` or `CopyOnWrite`, which takes no lock of its own, waits while a transaction
 //! runs (the README's table states this per strategy).
 //!
+//! The store's time stands still while exclusivity is held, as Redis freezes its clock for
+//! a transaction (and for each command): the holder reads "now" once, when it gets
+//! exclusivity, so no key expires between a transaction's commands and every deadline they
+//! compute starts from the same instant. The expiry sweeper reclaims under a pass, so it
+//! cannot remove a key that the transaction still sees alive.
+//!
 //! A thread must not ask for a pass or for exclusivity while it holds either: the stripes are
 //! not re-entrant (a nested pass could wait behind an exclusive holder that waits for the
 //! outer one). The server takes one per command (`server/command/mod.rs`).
@@ -41,7 +47,7 @@ use std::cell::Cell;
 use crossbeam_utils::CachePadded;
 
 use super::store::Store;
-use super::sync::{AtomicUsize, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use super::sync::{AtomicU64, AtomicUsize, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Stripes of the transaction lock: enough that the worker threads of a large machine rarely
 /// share one, few enough that an exclusive acquisition (one lock per stripe) stays short.
@@ -52,13 +58,18 @@ pub(crate) struct TransactionGate {
     stripes: Box<[CachePadded<RwLock<()>>]>,
     /// The stripe the next thread to ask for one gets.
     next_stripe: AtomicUsize,
+    /// The store's "now" while exclusivity is held, in milliseconds; [`NOT_FROZEN`] otherwise.
+    frozen_ms: CachePadded<AtomicU64>,
 }
+
+const NOT_FROZEN: u64 = u64::MAX;
 
 impl Default for TransactionGate {
     fn default() -> Self {
         TransactionGate {
             stripes: (0..STRIPES).map(|_| CachePadded::new(RwLock::new(()))).collect(),
             next_stripe: AtomicUsize::new(0),
+            frozen_ms: CachePadded::new(AtomicU64::new(NOT_FROZEN)),
         }
     }
 }
@@ -77,6 +88,14 @@ impl TransactionGate {
         // A stripe index from another store's gate is still below STRIPES.
         &self.stripes[index % STRIPES]
     }
+
+    /// The time a transaction froze, while one runs.
+    pub(crate) fn frozen_ms(&self) -> Option<u64> {
+        match self.frozen_ms.load(Ordering::Relaxed) {
+            NOT_FROZEN => None,
+            frozen => Some(frozen),
+        }
+    }
 }
 
 /// Permission to run operations that see every transaction whole: held, no transaction runs.
@@ -89,6 +108,15 @@ pub struct Pass<'a> {
 #[must_use = "exclusivity ends when this is dropped"]
 pub struct Exclusive<'a> {
     _stripes: Vec<RwLockWriteGuard<'a, ()>>,
+    frozen_ms: &'a AtomicU64,
+}
+
+impl Drop for Exclusive<'_> {
+    /// The clock moves again before the stripes are released (fields drop after this), so
+    /// no pass ever sees a transaction's frozen time.
+    fn drop(&mut self) {
+        self.frozen_ms.store(NOT_FROZEN, Ordering::Relaxed);
+    }
 }
 
 impl Store {
@@ -105,8 +133,11 @@ impl Store {
     }
 
     /// Exclusivity for a transaction: waits for the passes in progress, then holds back new
-    /// ones until the returned guard is dropped.
+    /// ones until the returned guard is dropped. The store's time stands still until then.
     pub fn exclusive(&self) -> Exclusive<'_> {
-        Exclusive { _stripes: self.transactions.stripes.iter().map(|stripe| stripe.write()).collect() }
+        let stripes = self.transactions.stripes.iter().map(|stripe| stripe.write()).collect();
+        let frozen_ms = &*self.transactions.frozen_ms;
+        frozen_ms.store(self.clock_ms(), Ordering::Relaxed);
+        Exclusive { _stripes: stripes, frozen_ms }
     }
 }
