@@ -206,12 +206,16 @@ fn rename_and_msetnx_are_seen_whole() {
     });
 }
 
+fn set_expiring(store: &Store, key: &[u8], value: &str, deadline: u64) {
+    let with_ttl = SetOptions { expiry: cstore::engine::SetExpiry::At(deadline), ..SetOptions::default() };
+    store.set(key, value, with_ttl).unwrap();
+}
+
 #[test]
 fn rename_copy_and_msetnx_follow_redis() {
     with_each_strategy(|store, clock| {
         let deadline = clock.now_ms() + 5_000;
-        let with_ttl = SetOptions { expiry: cstore::engine::SetExpiry::At(deadline), ..SetOptions::default() };
-        store.set(b"a", "1", with_ttl).unwrap();
+        set_expiring(&store, b"a", "1", deadline);
         assert_eq!(store.rename(b"missing", b"x", false), Err(cstore::engine::StoreError::NoSuchKey));
         assert_eq!(store.rename(b"a", b"a", false), Ok(true));
         assert_eq!(store.rename(b"a", b"a", true), Ok(false));
@@ -239,9 +243,7 @@ fn rename_copy_and_msetnx_follow_redis() {
 #[test]
 fn time_stands_still_while_a_transaction_runs() {
     with_each_strategy(|store, clock| {
-        let deadline = clock.now_ms() + 5;
-        let with_ttl = SetOptions { expiry: cstore::engine::SetExpiry::At(deadline), ..SetOptions::default() };
-        store.set(b"short", "lived", with_ttl).unwrap();
+        set_expiring(&store, b"short", "lived", clock.now_ms() + 5);
         let transaction = store.exclusive();
         let started = store.now_ms();
         clock.advance(10);
