@@ -241,6 +241,45 @@ fn every_client_sees_a_transaction_whole() {
     });
 }
 
+/// A pipeline keeps the store's exclusivity from one MSET-like command to the next and must
+/// let it go before anything that asks for a pass or for exclusivity itself (any other
+/// command, EXEC, a queued command); a mistake there deadlocks the connection.
+#[test]
+fn pipelines_that_mix_exclusive_commands_with_others_complete() {
+    with_each_server(|server| {
+        thread::scope(|scope| {
+            for client_id in 0..3 {
+                scope.spawn(move || {
+                    let mut client = server.connect();
+                    let (a, b, c) = (format!("a{client_id}"), format!("b{client_id}"), format!("c{client_id}"));
+                    let (a, b, c) = (a.as_str(), b.as_str(), c.as_str());
+                    for _ in 0..200 {
+                        let commands: Vec<Vec<&str>> = vec![
+                            vec!["MSET", a, "1", b, "2"],
+                            vec!["MSET", c, "3"],
+                            vec!["RENAME", c, "moved"],
+                            vec!["GET", a],
+                            vec!["MSETNX", a, "9", "fresh", "9"],
+                            vec!["MULTI"],
+                            vec!["MSET", c, "4"],
+                            vec!["GET", c],
+                            vec!["EXEC"],
+                            vec!["MSET", b, "5"],
+                            vec!["PING"],
+                            vec!["MSET", a, "6"],
+                        ];
+                        let replies = client.pipeline(&commands);
+                        assert_eq!(replies[3], bulk("1"));
+                        assert_eq!(replies[4], int(0));
+                        assert_eq!(replies[8], Value::Array(vec![ok(), bulk("4")]));
+                        assert_eq!(replies[11], ok());
+                    }
+                });
+            }
+        });
+    });
+}
+
 #[test]
 fn the_aof_logs_a_transaction_between_multi_and_exec_and_replays_it() {
     let dir = tempfile::tempdir().unwrap();

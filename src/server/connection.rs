@@ -272,65 +272,137 @@ async fn execute_buffered(
 ) -> io::Result<Option<Ending>> {
     let mut clock = Instant::now();
     loop {
+        let after = match execute_ready(state, connection, session, &mut clock) {
+            Ok(Pause::Empty) => break,
+            Ok(Pause::Evicted) => return Ok(Some(Ending::Evicted)),
+            Ok(Pause::After(after)) => after,
+            Ok(Pause::Resume(len)) => {
+                if let Some(ending) = resume(state, connection, session, len).await? {
+                    return Ok(Some(ending));
+                }
+                clock = Instant::now();
+                match finish_request(connection, session, len) {
+                    Some(after) => after,
+                    None => continue,
+                }
+            }
+            Err(error) => return refuse(state, connection, session, &error).await.map(Some),
+        };
+        match after {
+            AfterRequest::OutputLimit => return Ok(Some(Ending::OutputLimit)),
+            AfterRequest::Closing => {
+                return Ok(Some(connection.writing(session.aof_wait).drain(state, 0).await?.unwrap_or(Ending::Quit)));
+            }
+            AfterRequest::Flush => {
+                if let Some(ending) = connection.writing(session.aof_wait).drain(state, 0).await? {
+                    return Ok(Some(ending));
+                }
+                // Waiting for the client to read is not the next request's time.
+                clock = Instant::now();
+            }
+        }
+    }
+    connection.writing(session.aof_wait).drain(state, 0).await
+}
+
+/// Why [`execute_ready`] stopped.
+enum Pause {
+    /// No complete request is buffered.
+    Empty,
+    /// The client was evicted (`maxmemory-clients`).
+    Evicted,
+    /// The request of this length at the front stopped midway: it continues once the client
+    /// has read enough (see [`resume`]).
+    Resume(usize),
+    After(AfterRequest),
+}
+
+/// What a finished request requires before the next one runs.
+enum AfterRequest {
+    /// Its replies broke the client's output limit: the connection ends.
+    OutputLimit,
+    /// The client asked to close (QUIT): write what is pending, then close.
+    Closing,
+    /// Enough replies are pending to write them before going on.
+    Flush,
+}
+
+/// Executes buffered requests until one needs the connection to wait (for the client to
+/// read, or to write before closing) or none is left. Never waits itself, which is what
+/// lets it keep the store's exclusivity from one request to the next (`command::execute`):
+/// the guard never lives across an await.
+fn execute_ready(
+    state: &ServerState,
+    connection: &mut Connection,
+    session: &mut Session,
+    clock: &mut Instant,
+) -> Result<Pause, ProtocolError> {
+    let mut held = None;
+    loop {
         if connection.info.is_evicted() {
-            return Ok(Some(Ending::Evicted));
+            return Ok(Pause::Evicted);
         }
         // The decoder fails rather than buffer more than `max_request_len` of one request,
         // so memory per connection stays bounded by that plus one read.
         let limits = request_limits(state, session);
-        match connection.decoder.decode_front(&mut connection.input, &limits) {
-            Ok(Some(len)) => {
-                // The arguments are borrowed from the read buffer, on the stack for up to
-                // REQUEST_ARGS_INLINE of them: a request costs no allocation.
-                let args: RequestArgs<'_> = connection.decoder.args(&connection.input[..len]).collect();
-                let hard_limit = state.settings.output_buffer_limits().normal.hard;
-                connection.output.set_hard_limit(usize::try_from(hard_limit).unwrap_or(usize::MAX));
-                let mut writer = ReplyWriter::new(&mut connection.output, session.protocol());
-                clock = command::execute(state, session, &args, &mut writer, clock);
-                // A command that stopped midway continues once the client has read enough.
-                while session.resume_at.is_some() && !connection.output.overflowed() {
-                    let writing = Writing {
-                        stream: &mut connection.stream,
-                        output: &mut connection.output,
-                        over_soft_limit_since: &mut connection.over_soft_limit_since,
-                        info: &connection.info,
-                        published: &mut connection.published,
-                        input: &connection.input,
-                        argv_mem: args.iter().map(|arg| arg.len()).sum(),
-                        aof_wait: session.aof_wait,
-                    };
-                    if let Some(ending) = writing.drain(state, FLUSH_THRESHOLD).await? {
-                        return Ok(Some(ending));
-                    }
-                    let mut writer = ReplyWriter::new(&mut connection.output, session.protocol());
-                    command::resume(state, session, &args, &mut writer);
-                    clock = Instant::now();
-                }
-                session.resume_at = None;
-                session.reply_keys = Vec::new();
-                drop(args);
-                connection.input.advance(len);
-                if connection.output.overflowed() {
-                    return Ok(Some(Ending::OutputLimit));
-                }
-                if session.closing {
-                    return Ok(Some(
-                        connection.writing(session.aof_wait).drain(state, 0).await?.unwrap_or(Ending::Quit),
-                    ));
-                }
-                if connection.output.pending() >= FLUSH_THRESHOLD {
-                    if let Some(ending) = connection.writing(session.aof_wait).drain(state, 0).await? {
-                        return Ok(Some(ending));
-                    }
-                    // Waiting for the client to read is not the next request's time.
-                    clock = Instant::now();
-                }
-            }
-            Ok(None) => break,
-            Err(error) => return refuse(state, connection, session, &error).await.map(Some),
+        let Some(len) = connection.decoder.decode_front(&mut connection.input, &limits)? else {
+            return Ok(Pause::Empty);
+        };
+        {
+            // The arguments are borrowed from the read buffer, on the stack for up to
+            // REQUEST_ARGS_INLINE of them: a request costs no allocation.
+            let args: RequestArgs<'_> = connection.decoder.args(&connection.input[..len]).collect();
+            let hard_limit = state.settings.output_buffer_limits().normal.hard;
+            connection.output.set_hard_limit(usize::try_from(hard_limit).unwrap_or(usize::MAX));
+            let mut writer = ReplyWriter::new(&mut connection.output, session.protocol());
+            *clock = command::execute(state, session, &args, &mut writer, *clock, &mut held);
+        }
+        // A command that stopped midway continues once the client has read enough.
+        if session.resume_at.is_some() && !connection.output.overflowed() {
+            return Ok(Pause::Resume(len));
+        }
+        if let Some(after) = finish_request(connection, session, len) {
+            return Ok(Pause::After(after));
         }
     }
-    connection.writing(session.aof_wait).drain(state, 0).await
+}
+
+/// Continues the request of length `len` at the front, which stopped midway, each time the
+/// client has read enough, until it is done.
+async fn resume(
+    state: &ServerState,
+    connection: &mut Connection,
+    session: &mut Session,
+    len: usize,
+) -> io::Result<Option<Ending>> {
+    while session.resume_at.is_some() && !connection.output.overflowed() {
+        let argv_mem = connection.decoder.args(&connection.input[..len]).map(<[u8]>::len).sum();
+        let writing = Writing { argv_mem, ..connection.writing(session.aof_wait) };
+        if let Some(ending) = writing.drain(state, FLUSH_THRESHOLD).await? {
+            return Ok(Some(ending));
+        }
+        let args: RequestArgs<'_> = connection.decoder.args(&connection.input[..len]).collect();
+        let mut writer = ReplyWriter::new(&mut connection.output, session.protocol());
+        command::resume(state, session, &args, &mut writer);
+    }
+    Ok(None)
+}
+
+/// Done with the request of length `len` at the front: drops it from the read buffer and
+/// says whether the connection must stop executing for now.
+fn finish_request(connection: &mut Connection, session: &mut Session, len: usize) -> Option<AfterRequest> {
+    session.resume_at = None;
+    session.reply_keys = Vec::new();
+    connection.input.advance(len);
+    if connection.output.overflowed() {
+        Some(AfterRequest::OutputLimit)
+    } else if session.closing {
+        Some(AfterRequest::Closing)
+    } else if connection.output.pending() >= FLUSH_THRESHOLD {
+        Some(AfterRequest::Flush)
+    } else {
+        None
+    }
 }
 
 impl Connection {

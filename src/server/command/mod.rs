@@ -30,7 +30,7 @@ use super::persistence::LOADING;
 use super::reply::ReplyWriter;
 use super::session::Session;
 use super::state::ServerState;
-use crate::engine::StoreError;
+use crate::engine::{Exclusive, StoreError};
 use crate::server::metrics::Outcome;
 use crate::telemetry;
 use traced::CommandTrace;
@@ -270,16 +270,23 @@ fn unknown_command(request: &[&[u8]]) -> String {
 /// Runs one request and returns when it finished. `started` is when the server began on it:
 /// a connection passes the previous request's finish time, so the clock is read once per
 /// request rather than twice (a request's time then includes its own decoding).
-pub(crate) fn execute(
-    state: &ServerState,
+///
+/// `held` is the store's exclusivity kept from the connection's previous request: a run of
+/// pipelined commands that each hold the store exclusively ([`Flags::EXCLUSIVE`], such as
+/// MSET) takes it once, instead of handing the store over between workers per command. Any
+/// other request lets it go first; the caller lets it go before it waits for anything.
+pub(crate) fn execute<'s>(
+    state: &'s ServerState,
     session: &mut Session,
     request: &[&[u8]],
     out: &mut ReplyWriter<'_>,
     started: Instant,
+    held: &mut Option<Exclusive<'s>>,
 ) -> Instant {
     // A trace context sent with CLIENT TRACEPARENT is for the next request, whatever it is.
     let parent = session.trace_parent.take();
     let Some((index, spec)) = request.first().and_then(|name| lookup(name)) else {
+        *held = None;
         state.metrics.unknown_command();
         session.queue(request, true);
         out.error(&unknown_command(request));
@@ -289,10 +296,15 @@ pub(crate) fn execute(
     // writes); those that change several keys as one are transactions themselves; EXEC holds
     // the store exclusively itself.
     let store = &*state.store;
-    let exclusive =
-        (spec.flags.contains(Flags::EXCLUSIVE) && session.transaction().is_none()).then(|| store.exclusive());
+    let exclusive = spec.flags.contains(Flags::EXCLUSIVE) && session.transaction().is_none();
+    if !exclusive {
+        // Before a pass or EXEC's own exclusivity: neither may be asked for while it is held.
+        *held = None;
+    } else if held.is_none() {
+        *held = Some(store.exclusive());
+    }
     let touches_keys = spec.flags.contains(Flags::WRITE) || spec.flags.contains(Flags::READONLY);
-    let _pass = (exclusive.is_none() && touches_keys).then(|| store.pass());
+    let _pass = (!exclusive && touches_keys).then(|| store.pass());
     if session.transaction().is_some() && !controls_transactions(spec) {
         queue(state, session, (index, spec), request, out);
         return Instant::now();
