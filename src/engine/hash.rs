@@ -74,6 +74,15 @@ impl Hash {
         }
     }
 
+    /// Calls `f` with every field and value, in the order of [`Hash::pairs`], until it fails:
+    /// a walk that copies nothing (the AOF rewrite and the RDB writer stream with it).
+    pub fn try_for_each<E>(&self, mut f: impl FnMut(&[u8], &[u8]) -> Result<(), E>) -> Result<(), E> {
+        match &self.repr {
+            Repr::Listpack(pairs) => pairs.iter().try_for_each(|(field, value)| f(field, value)),
+            Repr::Table(map) => map.iter().try_for_each(|(field, value)| f(&field.0, value)),
+        }
+    }
+
     /// A pair picked at random: uniformly for a listpack; for a B-tree, the first pair at or
     /// after a random scan position (O(log n), as fair as Redis's bucket sampling).
     pub fn random(&self, rng: &mut impl rand::Rng) -> Option<(&CompactBytes, &CompactBytes)> {

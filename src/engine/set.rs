@@ -79,6 +79,19 @@ impl Set {
         }
     }
 
+    /// Calls `f` with every member, in the order of [`Set::members`], until it fails: a walk
+    /// that copies nothing (the AOF rewrite and the RDB writer stream with it).
+    pub fn try_for_each<E>(&self, mut f: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+        match &self.repr {
+            Repr::Intset(numbers) => {
+                let mut text = itoa::Buffer::new();
+                numbers.iter().try_for_each(|&n| f(text.format(n).as_bytes()))
+            }
+            Repr::Listpack(members) => members.iter().try_for_each(|member| f(member)),
+            Repr::Table(members) => members.iter().try_for_each(|member| f(&member.0)),
+        }
+    }
+
     /// A member picked at random: uniformly for the compact encodings; for a B-tree, the
     /// first member at or after a random scan position (O(log n)).
     pub fn random(&self, rng: &mut impl rand::Rng) -> Option<CompactBytes> {

@@ -820,7 +820,7 @@ fn record_of(key: &[u8], state: Option<(&Value, Option<u64>)>) -> Vec<u8> {
         Some((Value::String(value), deadline)) => return string_record(key, value, deadline),
         Some((collection, deadline)) => {
             resp::encode(&mut record, &[b"DEL", key]);
-            resp::encode_value(&mut record, key, collection, deadline);
+            resp::encode_value(&mut record, key, collection, deadline).expect("a Vec takes every write");
         }
         None => resp::encode(&mut record, &[b"DEL", key]),
     }

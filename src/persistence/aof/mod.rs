@@ -82,12 +82,8 @@ pub fn write_base(
             None => {
                 let mut out = CountingWriter { out: &mut *out, written: &mut size };
                 out.write_all(&select_db0())?;
-                let mut record = Vec::new();
-                let walked = cut.for_each(|entry| {
-                    record.clear();
-                    resp::encode_value(&mut record, entry.key, entry.value, entry.expires_at_ms);
-                    out.write_all(&record)
-                });
+                let walked =
+                    cut.for_each(|entry| resp::encode_value(&mut out, entry.key, entry.value, entry.expires_at_ms));
                 match walked {
                     Ok(_) | Err(SnapshotError::Flushed) => {}
                     Err(SnapshotError::Emit(error)) => return Err(error),

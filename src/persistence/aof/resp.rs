@@ -2,7 +2,7 @@
 //! written by [`encode`] and read back by [`CommandReader`], which tells a file cut short in
 //! the middle of a command (a torn write) from one that is wrong.
 
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Write};
 
 use crate::engine::Value;
 
@@ -12,42 +12,92 @@ pub const ITEMS_PER_COMMAND: usize = 64;
 
 /// Appends one command to `out`.
 pub fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
-    let mut number = itoa::Buffer::new();
-    out.push(b'*');
-    out.extend_from_slice(number.format(args.len()).as_bytes());
-    out.extend_from_slice(b"\r\n");
+    array_header(out, args.len());
     for arg in args {
-        out.push(b'$');
-        out.extend_from_slice(number.format(arg.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
+        bulk(out, arg);
     }
 }
 
-/// Appends the commands that recreate `key` holding `value` on an empty key, as Redis's rewrite
+/// `*len\r\n`, the start of a command of `len` arguments.
+fn array_header(out: &mut Vec<u8>, len: usize) {
+    out.push(b'*');
+    out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// One argument: `$len\r\n`, the bytes, `\r\n`.
+fn bulk(out: &mut Vec<u8>, arg: &[u8]) {
+    out.push(b'$');
+    out.extend_from_slice(itoa::Buffer::new().format(arg.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(arg);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes the commands that recreate `key` holding `value` on an empty key, as Redis's rewrite
 /// writes them: SET, or HSET / SADD of up to [`ITEMS_PER_COMMAND`] items each; then
-/// PEXPIREAT when the key has a deadline (ms since the epoch).
-pub fn encode_value(out: &mut Vec<u8>, key: &[u8], value: &Value, deadline: Option<u64>) {
+/// PEXPIREAT when the key has a deadline (ms since the epoch). A collection is written a
+/// command at a time as it is walked, so a huge one is never copied whole.
+pub fn encode_value(out: &mut impl Write, key: &[u8], value: &Value, deadline: Option<u64>) -> io::Result<()> {
+    let mut command = Vec::new();
     match value {
-        Value::String(text) => encode(out, &[b"SET", key, text]),
+        Value::String(text) => encode(&mut command, &[b"SET", key, text]),
         Value::Hash(hash) => {
-            for chunk in hash.pairs().chunks(ITEMS_PER_COMMAND) {
-                let mut args: Vec<&[u8]> = vec![b"HSET", key];
-                args.extend(chunk.iter().flat_map(|(field, value)| [&field[..], &value[..]]));
-                encode(out, &args);
-            }
+            let mut batch = Batch::new(&mut *out, b"HSET", key);
+            hash.try_for_each(|field, value| batch.push(&[field, value]))?;
+            batch.flush()?;
         }
         Value::Set(set) => {
-            for chunk in set.members().chunks(ITEMS_PER_COMMAND) {
-                let mut args: Vec<&[u8]> = vec![b"SADD", key];
-                args.extend(chunk.iter().map(|member| &member[..]));
-                encode(out, &args);
-            }
+            let mut batch = Batch::new(&mut *out, b"SADD", key);
+            set.try_for_each(|member| batch.push(&[member]))?;
+            batch.flush()?;
         }
     }
     if let Some(at) = deadline {
-        encode(out, &[b"PEXPIREAT", key, itoa::Buffer::new().format(at).as_bytes()]);
+        encode(&mut command, &[b"PEXPIREAT", key, itoa::Buffer::new().format(at).as_bytes()]);
+    }
+    out.write_all(&command)
+}
+
+/// An HSET or SADD being filled with items, written out every [`ITEMS_PER_COMMAND`] of them.
+struct Batch<'a, W> {
+    out: &'a mut W,
+    command: &'static [u8],
+    key: &'a [u8],
+    items: usize,
+    /// The items' arguments, encoded.
+    args: Vec<u8>,
+    arg_count: usize,
+}
+
+impl<'a, W: Write> Batch<'a, W> {
+    fn new(out: &'a mut W, command: &'static [u8], key: &'a [u8]) -> Self {
+        Batch { out, command, key, items: 0, args: Vec::new(), arg_count: 0 }
+    }
+
+    fn push(&mut self, item: &[&[u8]]) -> io::Result<()> {
+        for arg in item {
+            bulk(&mut self.args, arg);
+        }
+        self.arg_count += item.len();
+        self.items += 1;
+        if self.items == ITEMS_PER_COMMAND { self.flush() } else { Ok(()) }
+    }
+
+    /// Writes the command with the items pushed since the last one, if any.
+    fn flush(&mut self) -> io::Result<()> {
+        if self.items == 0 {
+            return Ok(());
+        }
+        let mut head = Vec::with_capacity(32 + self.key.len());
+        array_header(&mut head, self.arg_count + 2);
+        bulk(&mut head, self.command);
+        bulk(&mut head, self.key);
+        self.out.write_all(&head)?;
+        self.out.write_all(&self.args)?;
+        self.args.clear();
+        (self.items, self.arg_count) = (0, 0);
+        Ok(())
     }
 }
 
@@ -169,6 +219,40 @@ mod tests {
             commands.push(command);
         }
         Ok(commands)
+    }
+
+    #[test]
+    fn a_collection_is_rebuilt_by_commands_of_at_most_64_items_in_walk_order() {
+        use crate::engine::{EncodingLimits, Hash, Set};
+        let limits = EncodingLimits::REDIS_DEFAULTS;
+        let fields: Vec<(Vec<u8>, Vec<u8>)> =
+            (0..600).map(|i| (format!("f{i}").into_bytes(), format!("v{i}").into_bytes())).collect();
+        let hash = Hash::from_pairs(fields.iter().map(|(f, v)| (&f[..], &v[..])), &limits);
+        let numbers: Vec<Vec<u8>> = (0..130).map(|i| (i * 7).to_string().into_bytes()).collect();
+        let set = Set::from_members(numbers.iter().map(Vec::as_slice), &limits);
+        let mut out = Vec::new();
+        encode_value(&mut out, b"h", &Value::Hash(hash.clone().into()), Some(1_700_000_000_000)).unwrap();
+        encode_value(&mut out, b"s", &Value::Set(set.clone().into()), None).unwrap();
+        let commands = read_all(&out).unwrap();
+
+        let (hsets, rest) = commands.split_at(10); // 600 fields: 9 of 64 and one of 24
+        assert!(hsets.iter().all(|c| c[0] == b"HSET" && c[1] == b"h"));
+        assert_eq!(
+            hsets.iter().map(|c| (c.len() - 2) / 2).collect::<Vec<_>>(),
+            [64, 64, 64, 64, 64, 64, 64, 64, 64, 24]
+        );
+        let written: Vec<(Vec<u8>, Vec<u8>)> = hsets
+            .iter()
+            .flat_map(|c| c[2..].chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect::<Vec<_>>())
+            .collect();
+        let walked: Vec<(Vec<u8>, Vec<u8>)> = hash.pairs().iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
+        assert_eq!(written, walked);
+        assert_eq!(rest[0], [&b"PEXPIREAT"[..], b"h", b"1700000000000"]);
+
+        let sadds = &rest[1..];
+        assert_eq!(sadds.iter().map(|c| c.len() - 2).collect::<Vec<_>>(), [64, 64, 2], "an intset, as text");
+        let members: Vec<Vec<u8>> = sadds.iter().flat_map(|c| c[2..].to_vec()).collect();
+        assert_eq!(members, set.members().iter().map(|m| m.to_vec()).collect::<Vec<_>>());
     }
 
     #[test]

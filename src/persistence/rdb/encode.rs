@@ -92,17 +92,16 @@ impl<W: Write> RdbWriter<W> {
                 self.put(&[op::TYPE_HASH])?;
                 self.string(key)?;
                 self.length(hash.len() as u64)?;
-                for (field, value) in hash.pairs() {
-                    self.string(&field)?;
-                    self.string(&value)?;
-                }
-                Ok(())
+                hash.try_for_each(|field, value| {
+                    self.string(field)?;
+                    self.string(value)
+                })
             }
             Value::Set(set) => {
                 self.put(&[op::TYPE_SET])?;
                 self.string(key)?;
                 self.length(set.len() as u64)?;
-                set.members().iter().try_for_each(|member| self.string(member))
+                set.try_for_each(|member| self.string(member))
             }
         }
     }
