@@ -40,10 +40,13 @@ impl Hash {
 
     /// A hash of `pairs` (a repeated field keeps its last value), encoded as setting them one
     /// by one would.
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>, limits: &EncodingLimits) -> Self {
+    pub fn from_pairs(
+        pairs: impl IntoIterator<Item = (impl AsRef<[u8]>, impl AsRef<[u8]>)>,
+        limits: &EncodingLimits,
+    ) -> Self {
         let mut hash = Hash::new();
         for (field, value) in pairs {
-            hash.insert(field, CompactBytes::from(value), limits);
+            hash.insert(field.as_ref(), CompactBytes::from(value.as_ref()), limits);
         }
         hash
     }

@@ -41,10 +41,10 @@ impl Set {
     }
 
     /// A set of `members` (duplicates count once), encoded as adding them one by one would.
-    pub fn from_members<'a>(members: impl IntoIterator<Item = &'a [u8]>, limits: &EncodingLimits) -> Self {
+    pub fn from_members(members: impl IntoIterator<Item = impl AsRef<[u8]>>, limits: &EncodingLimits) -> Self {
         let mut set = Set::new();
         for member in members {
-            set.insert(member, limits);
+            set.insert(member.as_ref(), limits);
         }
         set
     }

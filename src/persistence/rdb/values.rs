@@ -12,7 +12,8 @@
 //!
 //! A corrupt value (a bad blob, a duplicate member or field, an empty collection, which
 //! Redis never writes) is [`RdbError::Corrupt`] naming the key. The collection is built with
-//! the caller's encoding limits, so it gets the encoding adding its members would give.
+//! the caller's encoding limits, so it gets the encoding adding its members would give, and
+//! as its members are read ([`Strings`]): a huge one is never held twice.
 
 use std::io::BufRead;
 use std::sync::Arc;
@@ -45,21 +46,25 @@ pub(super) fn read(
     let value = match kind {
         op::TYPE_STRING => {
             let text = input.string("a string value")?;
-            fits(key, std::slice::from_ref(&text))?;
+            fits(key, &text)?;
             return Ok(Value::from(text));
         }
         op::TYPE_SET => {
             let count = input.plain_length("a set size")?;
-            let members = strings(input, count, "a set member")?;
-            fits(key, &members)?;
-            set(members, limits)
+            let mut members = Strings { input: &mut *input, key, left: count, what: "a set member", error: None };
+            let set = Set::from_members(&mut members, limits);
+            members.finish()?;
+            counted_set(set, count)
         }
         op::TYPE_HASH => {
             let count = input.plain_length("a hash size")?;
-            let count = count.checked_mul(2).ok_or_else(|| corrupt(input, format!("a hash of {count} fields")))?;
-            let items = strings(input, count, "a hash field or value")?;
-            fits(key, &items)?;
-            hash(items, limits)
+            let items = count.checked_mul(2).ok_or_else(|| corrupt(input, format!("a hash of {count} fields")))?;
+            let mut items =
+                Strings { input: &mut *input, key, left: items, what: "a hash field or value", error: None };
+            let pairs = std::iter::from_fn(|| Some((items.next()?, items.next()?)));
+            let hash = Hash::from_pairs(pairs, limits);
+            items.finish()?;
+            counted_hash(hash, count)
         }
         // A blob's entries are at most 2^32 - 1 bytes (listpack) or integers (intset): they fit.
         op::TYPE_SET_INTSET => {
@@ -79,49 +84,77 @@ pub(super) fn read(
     value.map_err(|reason| corrupt(input, reason))
 }
 
-/// `count` strings; the vector grows with what the file holds, not with what it claims.
-fn strings(input: &mut Input<impl BufRead>, count: u64, what: &'static str) -> Result<Vec<Vec<u8>>, RdbError> {
-    let mut items = Vec::with_capacity(usize::try_from(count.min(1024)).unwrap_or(0));
-    for _ in 0..count {
-        items.push(input.string(what)?);
+/// The strings of a collection, read from the file one at a time while the collection is built
+/// from them. The first error (a bad string, or one longer than cstore stores) ends the
+/// iteration and is kept for [`Strings::finish`].
+struct Strings<'a, R> {
+    input: &'a mut Input<R>,
+    key: &'a [u8],
+    left: u64,
+    what: &'static str,
+    error: Option<RdbError>,
+}
+
+impl<R: BufRead> Iterator for Strings<'_, R> {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        if self.left == 0 || self.error.is_some() {
+            return None;
+        }
+        self.left -= 1;
+        let read = self.input.string(self.what).and_then(|text| fits(self.key, &text).map(|()| text));
+        read.map_err(|error| self.error = Some(error)).ok()
     }
-    Ok(items)
+}
+
+impl<R> Strings<'_, R> {
+    /// The error that ended the reading, if one did.
+    fn finish(self) -> Result<(), RdbError> {
+        self.error.map_or(Ok(()), Err)
+    }
+}
+
+/// A set of `members`, read from a file that said it holds `count` of them.
+fn counted_set(set: Set, count: u64) -> Result<Value, String> {
+    match count {
+        0 => Err("an empty set".to_owned()),
+        _ if set.len() as u64 != count => Err(format!("a set of {count} members with duplicates")),
+        _ => Ok(Value::Set(Arc::new(set))),
+    }
+}
+
+/// A hash of `fields`, read from a file that said it holds `count` of them.
+fn counted_hash(hash: Hash, count: u64) -> Result<Value, String> {
+    match count {
+        0 => Err("an empty hash".to_owned()),
+        _ if hash.len() as u64 != count => Err(format!("a hash of {count} fields with duplicates")),
+        _ => Ok(Value::Hash(Arc::new(hash))),
+    }
 }
 
 fn set(members: Vec<Vec<u8>>, limits: &EncodingLimits) -> Result<Value, String> {
-    if members.is_empty() {
-        return Err("an empty set".to_owned());
-    }
-    let set = Set::from_members(members.iter().map(Vec::as_slice), limits);
-    if set.len() != members.len() {
-        return Err(format!("a set of {} members with duplicates", members.len()));
-    }
-    Ok(Value::Set(Arc::new(set)))
+    let count = members.len() as u64;
+    counted_set(Set::from_members(members, limits), count)
 }
 
 /// A hash from fields and values alternating.
 fn hash(items: Vec<Vec<u8>>, limits: &EncodingLimits) -> Result<Value, String> {
-    if items.is_empty() {
-        return Err("an empty hash".to_owned());
-    }
     if !items.len().is_multiple_of(2) {
         return Err(format!("a hash of {} fields and values (an odd count)", items.len()));
     }
-    let pairs = items.chunks_exact(2).map(|pair| (&pair[0][..], &pair[1][..]));
-    let hash = Hash::from_pairs(pairs, limits);
-    if hash.len() * 2 != items.len() {
-        return Err(format!("a hash of {} fields with duplicates", items.len() / 2));
-    }
-    Ok(Value::Hash(Arc::new(hash)))
+    let count = items.len() as u64 / 2;
+    let pairs = items.chunks_exact(2).map(|pair| (&pair[0], &pair[1]));
+    counted_hash(Hash::from_pairs(pairs, limits), count)
 }
 
 /// Refuses (naming the key) a string, field or member longer than cstore stores.
-fn fits(key: &[u8], strings: &[Vec<u8>]) -> Result<(), RdbError> {
-    match strings.iter().find(|s| s.len() > MAX_STRING_LEN) {
-        Some(long) => Err(RdbError::Rejected {
-            key: printable_key(key),
-            reason: format!("its value holds a string of {} bytes, longer than cstore stores", long.len()),
-        }),
-        None => Ok(()),
+fn fits(key: &[u8], text: &[u8]) -> Result<(), RdbError> {
+    if text.len() <= MAX_STRING_LEN {
+        return Ok(());
     }
+    Err(RdbError::Rejected {
+        key: printable_key(key),
+        reason: format!("its value holds a string of {} bytes, longer than cstore stores", text.len()),
+    })
 }

@@ -182,6 +182,11 @@ fn corrupt_collections_stop_the_load_naming_the_key() {
     assert!(matches!(error, RdbError::Corrupt { .. }), "{error}");
     let cut = file_with(op::TYPE_SET, b"k", &plain(3, &["a", "b"]));
     assert!(load_all(&cut, &options()).is_err());
+    // A plain hash cut short inside a pair, and after a whole one.
+    for items in [&["f", "1", "g"][..], &["f", "1"]] {
+        let cut = file_with(op::TYPE_HASH, b"k", &plain(2, items));
+        assert!(load_all(&cut, &options()).is_err(), "{items:?}");
+    }
 }
 
 #[test]
