@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Peak extra memory while cstore saves one huge hash: loads a hash of FIELDS fields (40-byte
-# values) into a fresh `cstore serve` with the AOF on, resets the process's peak RSS
+# Peak extra memory while cstore saves or loads one huge hash: loads a hash of FIELDS fields
+# (40-byte values) into a fresh `cstore serve` with the AOF on, resets the process's peak RSS
 # (/proc/PID/clear_refs), runs BGREWRITEAOF or BGSAVE, waits for it to finish and prints the
-# RSS before and the peak during it. A save that copied the collection first shows it here.
+# RSS before and the peak during it; LOAD saves the hash with SAVE and starts a second server
+# on that snapshot, and prints its RSS and peak RSS once it has loaded. A save or a load that
+# copied the collection whole shows here.
 #
-#   scripts/bench-save-collection.sh [BGREWRITEAOF|BGSAVE]   # default: both
+#   scripts/bench-save-collection.sh [BGREWRITEAOF|BGSAVE|LOAD]   # default: all three
 #
 # Environment:
 #   CSTORE_BIN   the cstore binary (default: target/release/cstore, built if missing)
@@ -27,7 +29,8 @@ measure() {
     case "$command" in
         BGREWRITEAOF) in_progress=aof_rewrite_in_progress ;;
         BGSAVE) in_progress=rdb_bgsave_in_progress ;;
-        *) fail "unknown command $command (BGREWRITEAOF or BGSAVE)" ;;
+        LOAD) in_progress=loading ;;
+        *) fail "unknown command $command (BGREWRITEAOF, BGSAVE or LOAD)" ;;
     esac
     dir=$(mktemp -d)
     "$BIN" serve --port "$PORT" --dir "$dir" --appendonly yes --save "" >"$dir/log" 2>&1 &
@@ -47,6 +50,20 @@ for start in range(0, fields, 1000):
         out.write(b"$%d\r\n%s\r\n" % (len(arg), arg))
 PY
     [ "$(redis-cli -p "$PORT" HLEN big)" = "$FIELDS" ] || fail "the hash was not loaded whole"
+    if [ "$command" = LOAD ]; then
+        redis-cli -p "$PORT" SAVE >/dev/null
+        kill "$pid"
+        wait "$pid" 2>/dev/null || true
+        "$BIN" serve --port "$PORT" --dir "$dir" --save "" >"$dir/log" 2>&1 &
+        pid=$!
+        until [ "$(redis-cli -p "$PORT" INFO persistence 2>/dev/null | tr -d '\r' | awk -F: -v f="$in_progress" '$1 == f {print $2}')" = 0 ]; do
+            sleep 0.1
+        done
+        [ "$(redis-cli -p "$PORT" HLEN big)" = "$FIELDS" ] || fail "the snapshot did not load whole"
+        printf '%-13s %9d fields: RSS loaded %7d kB, peak while loading %7d kB\n' "$command" "$FIELDS" \
+            "$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")" "$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")"
+        return
+    fi
     local before
     before=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
     echo 5 >"/proc/$pid/clear_refs" # resets VmHWM to the current RSS
@@ -61,6 +78,6 @@ PY
         "$command" "$FIELDS" "$before" "$peak" $((peak - before)) "$(awk -v p="$peak" -v b="$before" 'BEGIN { print 100 * (p - b) / b }')"
 }
 
-for command in ${1:-BGREWRITEAOF BGSAVE}; do
+for command in ${1:-BGREWRITEAOF BGSAVE LOAD}; do
     measure "$command"
 done
