@@ -280,6 +280,29 @@ fn pipelines_that_mix_exclusive_commands_with_others_complete() {
     });
 }
 
+/// A long pipeline of exclusive commands hands the store over every so often; it and a
+/// client reading meanwhile both finish, with every MSET applied.
+#[test]
+fn a_long_run_of_pipelined_msets_completes_beside_a_reader() {
+    with_each_server(|server| {
+        thread::scope(|scope| {
+            let reader = scope.spawn(|| {
+                let mut client = server.connect();
+                for _ in 0..500 {
+                    assert!(!matches!(client.send(&["GET", "run:0"]), Value::Error(_)));
+                }
+            });
+            let mut client = server.connect();
+            let values: Vec<String> = (0..1_000).map(|i| i.to_string()).collect();
+            let commands: Vec<Vec<&str>> =
+                values.iter().map(|value| vec!["MSET", "run:0", value.as_str(), "run:1", value.as_str()]).collect();
+            assert!(client.pipeline(&commands).iter().all(|reply| *reply == ok()));
+            assert_eq!(client.send(&["MGET", "run:0", "run:1"]), Value::Array(vec![bulk("999"), bulk("999")]));
+            reader.join().unwrap();
+        });
+    });
+}
+
 #[test]
 fn the_aof_logs_a_transaction_between_multi_and_exec_and_replays_it() {
     let dir = tempfile::tempdir().unwrap();

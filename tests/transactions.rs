@@ -263,3 +263,20 @@ fn time_stands_still_while_a_transaction_runs() {
         assert!(!store.exists(b"short"));
     });
 }
+
+#[test]
+fn a_fair_release_ends_exclusivity_and_leaves_a_later_transaction_frozen() {
+    with_each_strategy(|store, clock| {
+        let first = store.exclusive();
+        let frozen = store.now_ms();
+        clock.advance(5);
+        first.release_fairly();
+        assert_eq!(store.now_ms(), frozen + 5, "the clock moves once the transaction is released");
+        drop(store.pass());
+        let second = store.exclusive();
+        clock.advance(5);
+        assert_eq!(store.now_ms(), frozen + 5, "a new transaction freezes at its own start");
+        drop(second);
+        assert_eq!(store.now_ms(), frozen + 10);
+    });
+}

@@ -47,7 +47,7 @@ use std::cell::Cell;
 use crossbeam_utils::CachePadded;
 
 use super::store::Store;
-use super::sync::{AtomicU64, AtomicUsize, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use super::sync::{AtomicU64, AtomicUsize, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard, unlock_fair};
 
 /// Stripes of the transaction lock: enough that the worker threads of a large machine rarely
 /// share one, few enough that an exclusive acquisition (one lock per stripe) stays short.
@@ -111,11 +111,23 @@ pub struct Exclusive<'a> {
     frozen_ms: &'a AtomicU64,
 }
 
+impl Exclusive<'_> {
+    /// Ends the exclusivity handing the store to the threads already waiting for it, passes
+    /// and transactions alike, instead of letting this thread take it back at once.
+    pub fn release_fairly(mut self) {
+        self.frozen_ms.store(NOT_FROZEN, Ordering::Relaxed);
+        std::mem::take(&mut self._stripes).into_iter().for_each(unlock_fair);
+    }
+}
+
 impl Drop for Exclusive<'_> {
     /// The clock moves again before the stripes are released (fields drop after this), so
-    /// no pass ever sees a transaction's frozen time.
+    /// no pass ever sees a transaction's frozen time. After [`Exclusive::release_fairly`]
+    /// there is nothing left to do: another transaction may have frozen the clock since.
     fn drop(&mut self) {
-        self.frozen_ms.store(NOT_FROZEN, Ordering::Relaxed);
+        if !self._stripes.is_empty() {
+            self.frozen_ms.store(NOT_FROZEN, Ordering::Relaxed);
+        }
     }
 }
 

@@ -267,6 +267,16 @@ fn unknown_command(request: &[&[u8]]) -> String {
     format!("ERR unknown command '{name}', with args beginning with: {args}")
 }
 
+/// Exclusive commands one connection runs in a row before it hands the store over fairly.
+const MAX_EXCLUSIVE_RUN: u32 = 64;
+
+/// The store's exclusivity a connection keeps across a run of exclusive commands.
+pub(crate) struct HeldExclusive<'s> {
+    guard: Exclusive<'s>,
+    /// Commands run under it so far.
+    commands: u32,
+}
+
 /// Runs one request and returns when it finished. `started` is when the server began on it:
 /// a connection passes the previous request's finish time, so the clock is read once per
 /// request rather than twice (a request's time then includes its own decoding).
@@ -281,7 +291,7 @@ pub(crate) fn execute<'s>(
     request: &[&[u8]],
     out: &mut ReplyWriter<'_>,
     started: Instant,
-    held: &mut Option<Exclusive<'s>>,
+    held: &mut Option<HeldExclusive<'s>>,
 ) -> Instant {
     // A trace context sent with CLIENT TRACEPARENT is for the next request, whatever it is.
     let parent = session.trace_parent.take();
@@ -300,8 +310,16 @@ pub(crate) fn execute<'s>(
     if !exclusive {
         // Before a pass or EXEC's own exclusivity: neither may be asked for while it is held.
         *held = None;
-    } else if held.is_none() {
-        *held = Some(store.exclusive());
+    } else {
+        match held.take() {
+            // A long run hands the store over now and then, so that a client pipelining
+            // thousands of MSETs makes the other workers wait one run at a time, not for all.
+            Some(run) if run.commands >= MAX_EXCLUSIVE_RUN => run.guard.release_fairly(),
+            Some(run) => *held = Some(run),
+            None => {}
+        }
+        let run = held.get_or_insert_with(|| HeldExclusive { guard: store.exclusive(), commands: 0 });
+        run.commands += 1;
     }
     let touches_keys = spec.flags.contains(Flags::WRITE) || spec.flags.contains(Flags::READONLY);
     let _pass = (!exclusive && touches_keys).then(|| store.pass());
