@@ -107,7 +107,7 @@ pub struct Pass<'a> {
 /// Exclusivity over every pass: while it is held, what the holder does is one transaction.
 #[must_use = "exclusivity ends when this is dropped"]
 pub struct Exclusive<'a> {
-    _stripes: Vec<RwLockWriteGuard<'a, ()>>,
+    stripes: Vec<RwLockWriteGuard<'a, ()>>,
     frozen_ms: &'a AtomicU64,
 }
 
@@ -116,7 +116,7 @@ impl Exclusive<'_> {
     /// and transactions alike, instead of letting this thread take it back at once.
     pub fn release_fairly(mut self) {
         self.frozen_ms.store(NOT_FROZEN, Ordering::Relaxed);
-        std::mem::take(&mut self._stripes).into_iter().for_each(unlock_fair);
+        std::mem::take(&mut self.stripes).into_iter().for_each(unlock_fair);
     }
 }
 
@@ -125,7 +125,7 @@ impl Drop for Exclusive<'_> {
     /// no pass ever sees a transaction's frozen time. After [`Exclusive::release_fairly`]
     /// there is nothing left to do: another transaction may have frozen the clock since.
     fn drop(&mut self) {
-        if !self._stripes.is_empty() {
+        if !self.stripes.is_empty() {
             self.frozen_ms.store(NOT_FROZEN, Ordering::Relaxed);
         }
     }
@@ -150,6 +150,6 @@ impl Store {
         let stripes = self.transactions.stripes.iter().map(|stripe| stripe.write()).collect();
         let frozen_ms = &*self.transactions.frozen_ms;
         frozen_ms.store(self.clock_ms(), Ordering::Relaxed);
-        Exclusive { _stripes: stripes, frozen_ms }
+        Exclusive { stripes, frozen_ms }
     }
 }

@@ -115,21 +115,23 @@ impl<R> Strings<'_, R> {
     }
 }
 
-/// A set of `members`, read from a file that said it holds `count` of them.
+/// A set built from a file that said it holds `count` members.
 fn counted_set(set: Set, count: u64) -> Result<Value, String> {
-    match count {
-        0 => Err("an empty set".to_owned()),
-        _ if set.len() as u64 != count => Err(format!("a set of {count} members with duplicates")),
-        _ => Ok(Value::Set(Arc::new(set))),
-    }
+    check_count(set.len(), count, "set", "members").map(|()| Value::Set(Arc::new(set)))
 }
 
-/// A hash of `fields`, read from a file that said it holds `count` of them.
+/// A hash built from a file that said it holds `count` fields.
 fn counted_hash(hash: Hash, count: u64) -> Result<Value, String> {
+    check_count(hash.len(), count, "hash", "fields").map(|()| Value::Hash(Arc::new(hash)))
+}
+
+/// Redis never writes an empty collection, nor one with duplicates: a built collection of
+/// `len` elements from a claimed `count` must be neither.
+fn check_count(len: usize, count: u64, kind: &str, elements: &str) -> Result<(), String> {
     match count {
-        0 => Err("an empty hash".to_owned()),
-        _ if hash.len() as u64 != count => Err(format!("a hash of {count} fields with duplicates")),
-        _ => Ok(Value::Hash(Arc::new(hash))),
+        0 => Err(format!("an empty {kind}")),
+        _ if len as u64 != count => Err(format!("a {kind} of {count} {elements} with duplicates")),
+        _ => Ok(()),
     }
 }
 

@@ -311,12 +311,10 @@ pub(crate) fn execute<'s>(
         // Before a pass or EXEC's own exclusivity: neither may be asked for while it is held.
         *held = None;
     } else {
-        match held.take() {
-            // A long run hands the store over now and then, so that a client pipelining
-            // thousands of MSETs makes the other workers wait one run at a time, not for all.
-            Some(run) if run.commands >= MAX_EXCLUSIVE_RUN => run.guard.release_fairly(),
-            Some(run) => *held = Some(run),
-            None => {}
+        // A long run hands the store over now and then, so that a client pipelining thousands
+        // of MSETs makes the other workers wait one run at a time, not for all of them.
+        if let Some(run) = held.take_if(|run| run.commands >= MAX_EXCLUSIVE_RUN) {
+            run.guard.release_fairly();
         }
         let run = held.get_or_insert_with(|| HeldExclusive { guard: store.exclusive(), commands: 0 });
         run.commands += 1;
