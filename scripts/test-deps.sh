@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the integration tests drive for real, and only what is missing:
-#   - redis-server, redis-check-rdb, redis-cli, redis-benchmark (Debian packages redis-server,
+#   - redis-server, redis-check-rdb, redis-check-aof, redis-cli, redis-benchmark (Debian packages redis-server,
 #     redis-tools);
 #   - redis-py (PyPI package redis, pinned) in a Python venv at .venv.
 # Idempotent and quiet: a second run changes nothing and prints nothing.
@@ -29,7 +29,7 @@ install_debian_packages() {
 }
 
 verify() {
-    for tool in redis-server redis-cli redis-benchmark redis-check-rdb; do
+    for tool in redis-server redis-cli redis-benchmark redis-check-rdb redis-check-aof; do
         command -v "$tool" >/dev/null 2>&1 || problem "$tool is missing"
     done
     venv_has "$REDIS_PY" || problem "$REDIS_PY is missing from $VENV"

@@ -302,7 +302,7 @@ fn clients_during_the_load_get_loading_until_the_data_is_in() {
     let made = Command::new("mkfifo").arg(&fifo).status().expect("cannot run mkfifo");
     assert!(made.success());
     let mut rdb = Vec::new();
-    let header = RdbHeader { redis_version: "7.0.0", ctime_secs: 0, used_mem: 0, keys: 200, volatile_keys: 0 };
+    let header = RdbHeader { redis_version: "7.0.0", ctime_secs: 0, used_mem: 0 };
     let mut writer = RdbWriter::new(&mut rdb, SaveOptions::default(), &header).unwrap();
     for i in 0..200 {
         writer.entry(format!("key:{i}").as_bytes(), &cstore::engine::Value::from(format!("value {i}")), None).unwrap();
@@ -378,8 +378,7 @@ fn shutdown_during_the_load_does_not_save_a_partial_store() {
 
 /// The keys in an RDB file, read with cstore's codec.
 fn keys_in(file: &Path) -> Vec<Vec<u8>> {
-    let options =
-        LoadOptions { skip_unsupported_types: false, skip_other_dbs: false, verify_checksum: true, now_ms: 0 };
+    let options = LoadOptions::strict(0);
     let mut keys = Vec::new();
     load(std::fs::File::open(file).unwrap(), &options, &cstore::engine::EncodingLimits::default(), |key| {
         keys.push(key.key.clone());
@@ -485,8 +484,7 @@ fn bgsave_under_write_load_is_a_point_in_time_cut() {
     assert!(during > 0, "no write landed while the save ran: the test proved nothing");
 
     let mut saved: Vec<Vec<u64>> = vec![Vec::new(); WRITERS];
-    let options =
-        LoadOptions { skip_unsupported_types: false, skip_other_dbs: false, verify_checksum: true, now_ms: 0 };
+    let options = LoadOptions::strict(0);
     load(
         std::fs::File::open(dir.path().join("dump.rdb")).unwrap(),
         &options,

@@ -29,6 +29,8 @@ SELECT 0
 SELECT 1
 SELECT -1
 SELECT abc
+SELECT 16
+SELECT 0
 NOSUCH
 NOSUCH a "b c"
 nosuch aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa b
@@ -325,6 +327,76 @@ DBSIZE
 FLUSHALL SYNC
 FLUSHALL bogus
 FLUSHDB ASYNC extra
+
+# Databases: SELECT, MOVE, SWAPDB, COPY ... DB, FLUSHDB
+FLUSHALL
+SET db:a 0a
+SET db:t 0t PX 100000
+SELECT 1
+DBSIZE
+GET db:a
+SET db:a 1a
+SELECT 0
+MOVE db:a 1
+MOVE db:t 2
+MOVE db:t 0
+MOVE db:t 16
+MOVE db:t x
+MOVE db:missing 1
+MOVE db:a
+SELECT 2
+[pttl] PTTL db:t
+GET db:t
+COPY db:t db:c DB 3
+COPY db:t db:t DB 2
+COPY db:t db:t DB 3
+COPY db:t db:t DB 16
+SELECT 3
+GET db:c
+[pttl] PTTL db:c
+SWAPDB 0 3
+SWAPDB 0 16
+SWAPDB x 1
+SWAPDB 0 x
+SWAPDB 0 -1
+SWAPDB 0
+SWAPDB 1 1
+GET db:c
+KEYS *
+SELECT 0
+GET db:c
+GET db:a
+DBSIZE
+FLUSHDB
+DBSIZE
+SELECT 1
+DBSIZE
+MULTI
+SELECT 2
+SET db:m x
+EXEC
+GET db:m
+SELECT 1
+GET db:m
+SELECT 0
+WATCH db:w
+SELECT 5
+SET db:w changed-elsewhere
+SELECT 0
+MULTI
+SET db:w mine
+EXEC
+WATCH db:w
+SWAPDB 0 5
+MULTI
+SET db:w mine
+EXEC
+GET db:w
+SELECT 5
+GET db:w
+FLUSHALL
+DBSIZE
+SELECT 0
 
 # connection and client
 CLIENT SETNAME "my name"
@@ -1108,11 +1180,10 @@ const DEVIATIONS: &[Deviation] = &[
 #[test]
 fn cstore_answers_like_redis_over_resp2_and_resp3() {
     let Some(redis_server) = common::tools::require("redis-server") else { return };
-    // cstore has one keyspace; with one database Redis refuses SELECT 1 the same way.
     // Both save (SAVE is replayed) into a directory of their own.
     let redis_dir = tempfile::tempdir().unwrap();
     let cstore_dir = tempfile::tempdir().unwrap();
-    let redis = RedisServer::start(&redis_server, &["--databases", "1", "--dir", redis_dir.path().to_str().unwrap()]);
+    let redis = RedisServer::start(&redis_server, &["--dir", redis_dir.path().to_str().unwrap()]);
     let cstore = TestServer::start(&["--dir", cstore_dir.path().to_str().unwrap()]);
     let steps = parse_script(SCRIPT);
     let mut mismatches = Vec::new();

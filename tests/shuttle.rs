@@ -12,6 +12,9 @@
 //!   no read misses a key that exists, and reads never go back in time.
 //! - Point-in-time snapshots (`Store::snapshot`, `Cut`) beside a migration: the walk hands
 //!   over one instant of the store while writers go on.
+//! - Snapshots of several databases (`Databases::snapshot`): one instant of all of them
+//!   while a writer moves from one to the other and they migrate; cutting them one after the
+//!   other is caught.
 //! - Transactions (`Store::exclusive`, `Store::pass`, transaction.rs): a reader under a pass
 //!   and a snapshot's cut see a transaction whole, beside a migration too; transfers made
 //!   without exclusivity are caught.
@@ -298,6 +301,66 @@ fn a_snapshot_beside_a_migration_hands_over_one_instant() {
         let to = ENGINES[(index + 1) % ENGINES.len()];
         explore(ENGINE_ITERATIONS, move || snapshot_is_one_instant(from, to));
     }
+}
+
+/// A writer increments a counter in database 0, then the same counter in database 1, twice,
+/// while every database migrates; a snapshot of the databases is one instant of all of them
+/// (`Databases::snapshot`, gates.rs's `install_all_behind_gates`) when database 0's count is
+/// database 1's or one more. `together: false` cuts each database on its own, one after the
+/// other: the broken control.
+fn databases_are_cut_at_one_instant(from: EngineConfig, to: EngineConfig, together: bool) {
+    let databases = Arc::new(Store::builder().config(from).build_databases(2).expect("valid engine"));
+    for number in 0..2 {
+        set(databases.get(number).unwrap(), LEAD, "0");
+    }
+    let counter = thread::spawn({
+        let databases = Arc::clone(&databases);
+        move || {
+            for _ in 0..2 {
+                for number in 0..2 {
+                    databases.get(number).unwrap().incr_by(LEAD.as_bytes(), 1).expect("counters hold integers");
+                }
+            }
+        }
+    });
+    let migrator = thread::spawn({
+        let databases = Arc::clone(&databases);
+        move || databases.migrate(to).expect("valid engine")
+    });
+    let mut counts = [0i64; 2];
+    let mut take = |number: usize, cut: cstore::engine::PointInTime<'_>| {
+        cut.for_each(|entry| {
+            let value = entry.value.as_string().expect("the test stores strings");
+            counts[number] = cstore::engine::parse_integer(value).expect("counters hold integers");
+            Ok::<(), ()>(())
+        })
+        .expect("no flush, and emitting never fails");
+    };
+    if together {
+        databases.snapshot().into_iter().for_each(|(number, cut)| take(number, cut));
+    } else {
+        for number in 0..2 {
+            take(number, databases.get(number).unwrap().snapshot());
+        }
+    }
+    counter.join().unwrap();
+    migrator.join().unwrap();
+    let [zero, one] = counts;
+    assert!(zero == one || zero == one + 1, "{from:?} -> {to:?}: the databases were cut apart: {counts:?}");
+}
+
+#[test]
+fn a_snapshot_cuts_every_database_at_one_instant() {
+    for (index, from) in ENGINES.into_iter().enumerate() {
+        let to = ENGINES[(index + 1) % ENGINES.len()];
+        explore(ENGINE_ITERATIONS, move || databases_are_cut_at_one_instant(from, to, true));
+    }
+}
+
+#[test]
+#[should_panic(expected = "the databases were cut apart")]
+fn databases_cut_one_after_the_other_are_caught() {
+    explore(ENGINE_ITERATIONS, || databases_are_cut_at_one_instant(ENGINES[0], ENGINES[1], false));
 }
 
 /// Two accounts whose total every transaction keeps: a transfer moves one unit between them.

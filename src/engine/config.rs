@@ -70,6 +70,10 @@ pub enum ConfigError {
     MigrationInProgress,
     #[error("max value length must be between 1 byte and {max} bytes (4 GiB - 1), got {0}", max = super::compact::MAX_STRING_LEN)]
     InvalidMaxValueLen(usize),
+    #[error("databases must be between 1 and {max}, got {0}", max = super::databases::MAX_DATABASES)]
+    InvalidDatabases(usize),
+    #[error("DB index is out of range")]
+    InvalidDatabase(usize),
 }
 
 /// The engine's knobs, as they appear in the store's configuration file.

@@ -51,11 +51,7 @@ impl Store {
     /// load the layout while it holds it (`store.rs` never nests them). `at_cut` runs at the
     /// instant between: no write is in flight, and every later one passes through the gates.
     pub(crate) fn install_behind_gates<T>(&self, gates: &Gates, layout: Layout, at_cut: impl FnOnce() -> T) -> T {
-        let closed = gates.hold_all();
-        wait_until_unused(self.layout.swap(Arc::new(layout)));
-        let cut = at_cut();
-        drop(closed);
-        cut
+        install_all_behind_gates([(self, gates, layout)], at_cut)
     }
 
     /// Publishes `layout` (one without gates) and returns once no operation holds the
@@ -63,6 +59,23 @@ impl Store {
     pub(crate) fn install(&self, layout: Layout) {
         wait_until_unused(self.layout.swap(Arc::new(layout)));
     }
+}
+
+/// [`Store::install_behind_gates`] for several stores (databases) at one instant: every
+/// layout is published before the first wait, and every gate opens after the last, so
+/// `at_cut` sees no write in flight in any of them. A write that completed before another
+/// began is on the same side of the cut or before it.
+pub(crate) fn install_all_behind_gates<'a, T>(
+    installs: impl IntoIterator<Item = (&'a Store, &'a Gates, Layout)>,
+    at_cut: impl FnOnce() -> T,
+) -> T {
+    let installs: Vec<_> = installs.into_iter().collect();
+    let closed: Vec<_> = installs.iter().map(|(_, gates, _)| gates.hold_all()).collect();
+    let previous: Vec<_> = installs.into_iter().map(|(store, _, layout)| store.layout.swap(Arc::new(layout))).collect();
+    previous.into_iter().for_each(wait_until_unused);
+    let cut = at_cut();
+    drop(closed);
+    cut
 }
 
 /// Waits until no operation holds `layout` any more (each holds it for one operation, so this

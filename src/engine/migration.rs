@@ -252,7 +252,7 @@ impl Store {
         let id = self.next_engine_id.fetch_add(1, Ordering::Relaxed);
         // Room for every key the source holds, plus a margin for keys written meanwhile.
         let expected_keys = u64::try_from(source.totals().keys).unwrap_or(0).saturating_mul(9) / 8;
-        let engine = Arc::new(Engine::new(id, target, &self.router, expected_keys));
+        let engine = Arc::new(Engine::new(id, target, &self.shared.router, expected_keys));
         let migration = Arc::new(Migration::new(Arc::clone(&source), Arc::clone(&engine)));
 
         self.install_behind_gates(&migration.gates, Layout::Migrating(Arc::clone(&migration)), || ());

@@ -21,13 +21,15 @@
 //! makes a group of operations one transaction, and `watch.rs` tells WATCHed keys' changes; `ops.rs` is
 //! every command, written once over two primitives (read, and atomic read-modify-write) so that all
 //! strategies share one semantics; `scan.rs` has cursors and glob patterns; `sweeper.rs`
-//! is active expiry; `sync.rs` supplies the locks and atomics, which shuttle's replace in a
+//! is active expiry; `databases.rs` numbers several stores as Redis's databases and
+//! shares what spans them; `sync.rs` supplies the locks and atomics, which shuttle's replace in a
 //! build with the test-only `shuttle` feature (`tests/shuttle.rs`).
 
 mod clock;
 mod compact;
 mod config;
 mod cow;
+mod databases;
 mod entry;
 mod float;
 mod gates;
@@ -53,6 +55,7 @@ mod watch;
 pub use clock::{Clock, ManualClock};
 pub use compact::{CompactBytes, INLINE_LEN, MAX_STRING_LEN};
 pub use config::{ConfigError, EngineConfig, MAX_SHARDS, Strategy};
+pub use databases::{DEFAULT_DATABASES, Databases, MAX_DATABASES};
 pub use float::{Float, parse_float};
 pub use hash::Hash;
 pub use migration::{EngineStatus, MIGRATION_CHUNK, MigrationProgress, MigrationReport};

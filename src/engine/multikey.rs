@@ -1,4 +1,4 @@
-//! The commands that change several keys as one: RENAME, RENAMENX, COPY, MSETNX, SMOVE and
+//! The commands that change several keys as one: RENAME, RENAMENX, COPY, MOVE, MSETNX, SMOVE and
 //! the STORE forms of the set algebra. Each is a
 //! few single-key steps; what makes it one change is that the caller holds the store
 //! exclusively while they run (`transaction.rs`), as the server does for these commands.
@@ -38,9 +38,24 @@ impl Store {
     /// COPY: stores `from`'s value and deadline under `to` too, unless `to` exists and not
     /// `replace`. Returns whether it copied.
     pub fn copy(&self, from: &[u8], to: &[u8], replace: bool) -> bool {
+        self.copy_to(from, self, to, replace)
+    }
+
+    /// COPY ... DB: [`Store::copy`] into `target`, another database (or this one).
+    pub fn copy_to(&self, from: &[u8], target: &Store, to: &[u8], replace: bool) -> bool {
         let Some((value, deadline)) = self.get_with_deadline(from) else { return false };
         let condition = if replace { SetCondition::Always } else { SetCondition::IfAbsent };
-        self.put(to, value, SetOptions { condition, ..keeping(deadline) })
+        target.put(to, value, SetOptions { condition, ..keeping(deadline) })
+    }
+
+    /// MOVE: moves `key`, with its deadline, to database `target` unless it exists there.
+    /// Returns whether it moved.
+    pub fn move_to(&self, key: &[u8], target: &Store) -> bool {
+        if !self.copy_to(key, target, key, false) {
+            return false;
+        }
+        self.delete(key);
+        true
     }
 
     /// MSETNX: stores every pair if none of the keys exists; returns whether it did.

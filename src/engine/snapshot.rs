@@ -38,7 +38,7 @@ use crossbeam_utils::CachePadded;
 use super::clock::Now;
 use super::compact::CompactBytes;
 use super::entry::{Decide, Entry};
-use super::gates::Gates;
+use super::gates::{Gates, install_all_behind_gates};
 use super::kinds::{Engine, Updated};
 use super::shard::KeyHasher;
 use super::store::{Layout, Store};
@@ -186,7 +186,41 @@ impl Store {
         Some(self.snapshot_after(walk, &pass))
     }
 
-    fn snapshot_after<'a>(&'a self, walk: MutexGuard<'a, ()>, _cut_within: &Pass<'_>) -> PointInTime<'a> {
+    fn snapshot_after<'a>(&'a self, walk: MutexGuard<'a, ()>, within: &Pass<'_>) -> PointInTime<'a> {
+        let mut cut = Store::cut_together(vec![(self, walk)], within);
+        cut.pop().expect("one cut per store")
+    }
+
+    /// Takes one cut of several stores (the databases of a server) at one instant, each
+    /// store's walk lock held by the caller. Under a pass, as [`Store::snapshot`].
+    pub(crate) fn cut_together<'a>(
+        stores: Vec<(&'a Store, MutexGuard<'a, ()>)>,
+        _cut_within: &Pass<'_>,
+    ) -> Vec<PointInTime<'a>> {
+        let cuts: Vec<Arc<Cut>> = stores.iter().map(|(store, _)| store.new_cut()).collect();
+        let installs =
+            stores.iter().zip(&cuts).map(|((store, _), cut)| (*store, &cut.gates, Layout::Saving(Arc::clone(cut))));
+        let (cut_ms, totals) = install_all_behind_gates(installs, || {
+            let cut_ms = stores.first().map_or(0, |(store, _)| store.now_ms());
+            (cut_ms, cuts.iter().map(|cut| cut.engine.totals()).collect::<Vec<_>>())
+        });
+        stores
+            .into_iter()
+            .zip(cuts)
+            .zip(totals)
+            .map(|(((store, walk), cut), totals)| PointInTime {
+                store,
+                cut,
+                cut_ms,
+                keys: u64::try_from(totals.keys).unwrap_or(0),
+                volatile_keys: u64::try_from(totals.volatile).unwrap_or(0),
+                _one_walk_at_a_time: walk,
+            })
+            .collect()
+    }
+
+    /// A cut of the running engine, not installed yet; the caller holds the walk lock.
+    fn new_cut(&self) -> Arc<Cut> {
         // In a `match`, so that the layout is let go before the cut waits for its users.
         let engine = match &**self.layout.load() {
             Layout::Stable(engine) => Arc::clone(engine),
@@ -195,23 +229,12 @@ impl Store {
             }
         };
         let shards = engine.shard_count();
-        let cut = Arc::new(Cut {
+        Arc::new(Cut {
             engine,
             gates: Gates::new(shards),
             shards: (0..shards).map(|_| CachePadded::new(ShardCut::default())).collect(),
             flushed: AtomicBool::new(false),
-        });
-        let (cut_ms, totals) = self.install_behind_gates(&cut.gates, Layout::Saving(Arc::clone(&cut)), || {
-            (self.now_ms(), cut.engine.totals())
-        });
-        PointInTime {
-            store: self,
-            cut,
-            cut_ms,
-            keys: u64::try_from(totals.keys).unwrap_or(0),
-            volatile_keys: u64::try_from(totals.volatile).unwrap_or(0),
-            _one_walk_at_a_time: walk,
-        }
+        })
     }
 }
 

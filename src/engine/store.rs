@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::clock::{Clock, Now};
 use super::compact::{CompactBytes, MAX_STRING_LEN};
 use super::config::{ConfigError, EngineConfig, Strategy, validate_shards};
+use super::databases::Databases;
 use super::entry::{Entry, Write};
 use super::kinds::{Engine, Found, TtlSample, Updated};
 use super::migration::{Migration, MigrationHistory};
@@ -74,12 +75,17 @@ impl Layout {
     }
 }
 
-/// A concurrent key-value store. Share it between threads with `Arc<Store>`.
+/// A concurrent key-value store: one database. Share it between threads with `Arc<Store>`;
+/// several databases that share transactions and WATCH are a [`Databases`].
 pub struct Store {
     pub(crate) layout: ArcSwap<Layout>,
-    /// Every engine of this store routes with this hasher, so a key keeps its SCAN slot
-    /// across migrations.
-    pub(crate) router: Router,
+    /// What this store shares with the other databases of its [`Databases`] (alone, its own).
+    pub(crate) shared: Arc<Shared>,
+    /// Which store of its [`Databases`] this is; never changes (see `number`).
+    pub(crate) slot: usize,
+    /// The database number clients reach this store by: `slot` until SWAPDB exchanges it
+    /// with another's (`databases.rs`). WATCH and the removal hook name databases by it.
+    pub(crate) number: AtomicUsize,
     /// Numbers the engines (SCAN cursors name theirs).
     pub(crate) next_engine_id: AtomicU64,
     /// Held for the whole of a migration or snapshot: store-wide walks run one at a time.
@@ -91,11 +97,19 @@ pub struct Store {
     sweep_next: AtomicUsize,
     /// INFO keyspace's `avg_ttl`: a running estimate from the sweeper's samples.
     avg_ttl_ms: AtomicU64,
+}
+
+/// What the databases of one server share: one transaction lock and one WATCH registry
+/// (a transaction may span databases), one clock, the limits and the removal hook.
+pub(crate) struct Shared {
+    /// Every engine of every database routes with this hasher, so a key keeps its SCAN slot
+    /// across migrations.
+    pub(crate) router: Router,
     clock: Clock,
     max_value_len: usize,
     /// The compact encodings' thresholds for new versions of collections.
     encoding_limits: ArcSwap<EncodingLimits>,
-    /// Told of every key the store removes by itself (eviction, active and lazy expiry), after
+    /// Told of every key a store removes by itself (eviction, active and lazy expiry), after
     /// the engine has let go of its locks: the server logs them to the AOF.
     removal_hook: OnceLock<RemovalHook>,
     /// Transactions hold it exclusively, commands pass through it (`transaction.rs`).
@@ -104,8 +118,9 @@ pub struct Store {
     pub(crate) watches: Watches,
 }
 
-/// See [`Store::set_removal_hook`].
-pub type RemovalHook = Box<dyn Fn(&[u8]) + Send + Sync>;
+/// See [`Store::set_removal_hook`]: called with the store's slot in its [`Databases`]
+/// ([`Databases::slot`]; 0 for a store of its own) and the key.
+pub type RemovalHook = Box<dyn Fn(usize, &[u8]) + Send + Sync>;
 
 /// Expired and evicted keys and lock waits of engines that are gone.
 #[derive(Default)]
@@ -174,29 +189,79 @@ impl StoreBuilder {
     }
 
     pub fn build(self) -> Result<Store, ConfigError> {
+        let (config, shared) = self.validate()?;
+        Ok(Store::new(Arc::new(shared), 0, config))
+    }
+
+    /// `count` databases, 1 to [`MAX_DATABASES`](crate::engine::MAX_DATABASES), that share transactions and WATCH. Each is
+    /// created with this builder's engine when first used.
+    pub fn build_databases(self, count: usize) -> Result<Databases, ConfigError> {
+        let (config, shared) = self.validate()?;
+        Databases::new(Arc::new(shared), config, count)
+    }
+
+    fn validate(self) -> Result<(EngineConfig, Shared), ConfigError> {
         let shards = validate_shards(self.shards)?;
         if self.max_value_len == 0 || self.max_value_len > MAX_STRING_LEN {
             return Err(ConfigError::InvalidMaxValueLen(self.max_value_len));
         }
-        let router = Router::default();
-        let config = EngineConfig { strategy: self.strategy, shards: shards as u32 };
-        let engine = Engine::new(0, config, &router, 0);
-        Ok(Store {
-            layout: ArcSwap::from_pointee(Layout::Stable(Arc::new(engine))),
-            router,
-            next_engine_id: AtomicU64::new(1),
-            walking: Mutex::new(()),
-            migration_history: Mutex::default(),
-            retired: RetiredCounters::default(),
-            sweep_next: AtomicUsize::new(0),
-            avg_ttl_ms: AtomicU64::new(0),
+        let shared = Shared {
+            router: Router::default(),
             clock: self.clock,
             max_value_len: self.max_value_len,
             encoding_limits: ArcSwap::from_pointee(EncodingLimits::default()),
             removal_hook: OnceLock::new(),
             transactions: TransactionGate::default(),
             watches: Watches::default(),
-        })
+        };
+        Ok((EngineConfig { strategy: self.strategy, shards: shards as u32 }, shared))
+    }
+}
+
+impl Shared {
+    pub(crate) fn clock_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// [`Store::now_ms`], the same for every database.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.transactions.frozen_ms().unwrap_or_else(|| self.clock_ms())
+    }
+
+    pub(crate) fn encoding_limits(&self) -> EncodingLimits {
+        **self.encoding_limits.load()
+    }
+
+    pub(crate) fn set_encoding_limits(&self, limits: EncodingLimits) {
+        self.encoding_limits.store(Arc::new(limits));
+    }
+
+    pub(crate) fn set_removal_hook(&self, hook: RemovalHook) -> Result<(), RemovalHook> {
+        self.removal_hook.set(hook)
+    }
+}
+
+impl Store {
+    /// Database `slot` of those sharing `shared`, empty, running `config` (already validated).
+    pub(crate) fn new(shared: Arc<Shared>, slot: usize, config: EngineConfig) -> Store {
+        let engine = Engine::new(0, config, &shared.router, 0);
+        Store {
+            layout: ArcSwap::from_pointee(Layout::Stable(Arc::new(engine))),
+            shared,
+            slot,
+            number: AtomicUsize::new(slot),
+            next_engine_id: AtomicU64::new(1),
+            walking: Mutex::new(()),
+            migration_history: Mutex::default(),
+            retired: RetiredCounters::default(),
+            sweep_next: AtomicUsize::new(0),
+            avg_ttl_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// The database number clients reach this store by (0 for a store of its own).
+    pub fn number(&self) -> usize {
+        self.number.load(Ordering::Relaxed)
     }
 }
 
@@ -245,28 +310,23 @@ impl Store {
     }
 
     pub(crate) fn max_value_len(&self) -> usize {
-        self.max_value_len
+        self.shared.max_value_len
     }
 
     /// The thresholds of the compact encodings (Redis's `hash-max-listpack-entries` and the
     /// like) that writes from now on apply.
     pub fn encoding_limits(&self) -> EncodingLimits {
-        **self.encoding_limits.load()
+        self.shared.encoding_limits()
     }
 
     pub fn set_encoding_limits(&self, limits: EncodingLimits) {
-        self.encoding_limits.store(Arc::new(limits));
+        self.shared.set_encoding_limits(limits);
     }
 
     /// The store's time, in milliseconds since the Unix epoch: its clock's, or while a
     /// transaction runs, the instant it started (`transaction.rs`).
     pub fn now_ms(&self) -> u64 {
-        self.transactions.frozen_ms().unwrap_or_else(|| self.clock_ms())
-    }
-
-    /// The clock's own reading, frozen or not.
-    pub(crate) fn clock_ms(&self) -> u64 {
-        self.clock.now_ms()
+        self.shared.now_ms()
     }
 
     /// "Now" for one operation, read before it looks at any entry (see [`Now`]).
@@ -318,7 +378,7 @@ impl Store {
             Layout::Migrating(migration) => migration.update(key, now, f),
         };
         if updated.changed {
-            self.watches.touch(key, updated.reclaimed);
+            self.shared.watches.touch(self.number(), key, updated.reclaimed);
         }
         if updated.reclaimed {
             self.removed(key);
@@ -345,12 +405,12 @@ impl Store {
     /// released, possibly while the caller of a write holds its own locks, so it should only
     /// note the key. Set once; later calls return the hook back.
     pub fn set_removal_hook(&self, hook: RemovalHook) -> Result<(), RemovalHook> {
-        self.removal_hook.set(hook)
+        self.shared.set_removal_hook(hook)
     }
 
     fn removed(&self, key: &[u8]) {
-        if let Some(hook) = self.removal_hook.get() {
-            hook(key);
+        if let Some(hook) = self.shared.removal_hook.get() {
+            hook(self.slot, key);
         }
     }
 
@@ -412,9 +472,10 @@ impl Store {
     pub fn clear(&self) -> usize {
         // Watched keys that exist change; a key created after this look is touched by its
         // own write.
-        for key in self.watches.watched_keys() {
+        let number = self.number();
+        for key in self.shared.watches.watched_keys(number) {
             if self.is_live(&key) {
-                self.watches.touch(&key, false);
+                self.shared.watches.touch(number, &key, false);
             }
         }
         let removed = match &**self.layout.load() {

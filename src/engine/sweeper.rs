@@ -30,7 +30,12 @@ impl Store {
     /// Runs one active-expiry pass now (the sweeper thread calls this periodically): at most
     /// one round of every shard, and at most [`SWEEP_BUDGET`].
     pub fn sweep_expired(&self) -> SweepReport {
-        let (examined, expired) = self.sweep_pass(SWEEP_CHUNK, SWEEP_BUDGET);
+        self.sweep_with_budget(SWEEP_BUDGET)
+    }
+
+    /// [`Store::sweep_expired`] for at most `budget`: one database's share of a pass.
+    pub(crate) fn sweep_with_budget(&self, budget: Duration) -> SweepReport {
+        let (examined, expired) = self.sweep_pass(SWEEP_CHUNK, budget);
         SweepReport { examined, expired }
     }
 }
@@ -43,12 +48,13 @@ pub struct Sweeper {
 }
 
 impl Sweeper {
-    /// Starts a thread that runs `pass` every `interval`: normally [`Store::sweep_expired`],
-    /// wrapped in whatever tracing or logging the caller wants around each pass.
-    pub fn start(
-        store: Arc<Store>,
+    /// Starts a thread that runs `pass` every `interval`: normally [`Store::sweep_expired`]
+    /// or [`Databases::sweep_expired`](super::Databases::sweep_expired), wrapped in whatever
+    /// tracing or logging the caller wants around each pass.
+    pub fn start<T: Send + Sync + 'static>(
+        store: Arc<T>,
         interval: Duration,
-        pass: impl Fn(&Store) -> SweepReport + Send + 'static,
+        pass: impl Fn(&T) -> SweepReport + Send + 'static,
     ) -> std::io::Result<Sweeper> {
         let (stop, stopped) = mpsc::channel::<()>();
         let expired = Arc::new(AtomicU64::new(0));

@@ -46,7 +46,8 @@ use std::cell::Cell;
 
 use crossbeam_utils::CachePadded;
 
-use super::store::Store;
+use super::databases::Databases;
+use super::store::{Shared, Store};
 use super::sync::{AtomicU64, AtomicUsize, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard, unlock_fair};
 
 /// Stripes of the transaction lock: enough that the worker threads of a large machine rarely
@@ -131,25 +132,53 @@ impl Drop for Exclusive<'_> {
     }
 }
 
+impl Shared {
+    pub(crate) fn pass(&self) -> Pass<'_> {
+        Pass { _stripe: self.transactions.stripe().read() }
+    }
+
+    pub(crate) fn try_pass(&self) -> Option<Pass<'_>> {
+        self.transactions.stripe().try_read().map(|stripe| Pass { _stripe: stripe })
+    }
+
+    fn exclusive(&self) -> Exclusive<'_> {
+        let stripes = self.transactions.stripes.iter().map(|stripe| stripe.write()).collect();
+        let frozen_ms = &*self.transactions.frozen_ms;
+        frozen_ms.store(self.clock_ms(), Ordering::Relaxed);
+        Exclusive { stripes, frozen_ms }
+    }
+}
+
+/// The transaction lock is one for all the databases of a server, so a store's and its
+/// [`Databases`]' are the same lock.
 impl Store {
     /// A pass for one operation or command that must see transactions whole (a read of
     /// several keys, or a write that a snapshot's cut must not split). Cheap: one uncontended
     /// atomic on a stripe of the caller's thread; waits only while a transaction runs.
     pub fn pass(&self) -> Pass<'_> {
-        Pass { _stripe: self.transactions.stripe().read() }
+        self.shared.pass()
     }
 
     /// [`Store::pass`] that gives up at once when a transaction runs or waits to run.
     pub fn try_pass(&self) -> Option<Pass<'_>> {
-        self.transactions.stripe().try_read().map(|stripe| Pass { _stripe: stripe })
+        self.shared.try_pass()
     }
 
     /// Exclusivity for a transaction: waits for the passes in progress, then holds back new
     /// ones until the returned guard is dropped. The store's time stands still until then.
     pub fn exclusive(&self) -> Exclusive<'_> {
-        let stripes = self.transactions.stripes.iter().map(|stripe| stripe.write()).collect();
-        let frozen_ms = &*self.transactions.frozen_ms;
-        frozen_ms.store(self.clock_ms(), Ordering::Relaxed);
-        Exclusive { stripes, frozen_ms }
+        self.shared.exclusive()
+    }
+}
+
+impl Databases {
+    /// [`Store::exclusive`]: every database is held.
+    pub fn exclusive(&self) -> Exclusive<'_> {
+        self.shared.exclusive()
+    }
+
+    /// [`Store::pass`]: a pass through the lock every database shares.
+    pub fn pass(&self) -> Pass<'_> {
+        self.shared.pass()
     }
 }

@@ -29,7 +29,10 @@ pub struct PersistenceConfig {
     /// `rdb-skip-unsupported-types` (cstore's): load a Redis file holding hashes, lists and
     /// other types by skipping those keys, instead of refusing to start.
     pub rdb_skip_unsupported_types: bool,
-    /// `rdb-skip-other-dbs` (cstore's): skip keys of databases other than 0 likewise.
+    /// `rdb-skip-other-dbs` (cstore's): load a file written by a server with more databases
+    /// by skipping the keys of databases beyond `databases` (numbers `databases` and up),
+    /// instead of refusing to start. Commands of an AOF on such databases still stop the
+    /// load: skipping some would leave the others (a MOVE or SWAPDB with them) wrong.
     pub rdb_skip_other_dbs: bool,
     /// `appendonly`: log every write to the append-only file, and load it (not the snapshot)
     /// at startup.
@@ -131,10 +134,12 @@ impl PersistenceConfig {
         self.dir.join(&self.dbfilename)
     }
 
-    pub fn load_options(&self, now_ms: u64) -> LoadOptions {
+    /// How to load into a server of `databases` databases whose clock reads `now_ms`.
+    pub fn load_options(&self, now_ms: u64, databases: usize) -> LoadOptions {
         LoadOptions {
             skip_unsupported_types: self.rdb_skip_unsupported_types,
             skip_other_dbs: self.rdb_skip_other_dbs,
+            databases,
             verify_checksum: self.rdbchecksum,
             now_ms,
         }

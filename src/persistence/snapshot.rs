@@ -1,15 +1,15 @@
-//! The store to and from its snapshot file: [`save`] writes the engine's point-in-time cut
-//! through the RDB writer into a crash-safe file replacement; [`load`] fills a store from
-//! the file at startup.
+//! The databases to and from their snapshot file: [`save`] writes the engine's point-in-time
+//! cut of every database through the RDB writer into a crash-safe file replacement; [`load`]
+//! fills the databases from the file at startup.
 
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::config::PersistenceConfig;
 use super::file::{self, SaveFileError};
 use super::progress::LoadProgress;
 use super::rdb::{self, LoadReport, RdbError, RdbHeader, RdbWriter};
-use crate::engine::{SetExpiry, SetOptions, SnapshotError, Store};
+use crate::engine::{Databases, SetExpiry, SetOptions};
 
 /// What a successful save wrote.
 #[derive(Clone, Copy, Debug)]
@@ -22,40 +22,36 @@ pub struct SaveReport {
 pub enum SaveError {
     #[error(transparent)]
     File(#[from] SaveFileError),
-    /// FLUSHALL ran during the save: the cut is gone, the previous file stays. Not a failure
-    /// of the disk (Redis likewise kills its saving child on FLUSHALL without an error).
-    #[error("the store was flushed during the save; the previous snapshot file is unchanged")]
+    /// FLUSHALL or FLUSHDB ran during the save: that database's cut is gone, the previous file
+    /// stays. Not a failure of the disk (Redis likewise kills its saving child on FLUSHALL
+    /// without an error).
+    #[error("a database was flushed during the save; the previous snapshot file is unchanged")]
     Flushed,
 }
 
-/// Saves the store as it is now to `dir/dbfilename`. Writers go on meanwhile; the file holds
-/// exactly the keys live at the moment of the call.
-pub fn save(store: &Store, config: &PersistenceConfig, redis_version: &str) -> Result<SaveReport, SaveError> {
-    let cut = store.snapshot();
-    let header = RdbHeader {
-        redis_version,
-        ctime_secs: cut.cut_ms() / 1000,
-        used_mem: store.memory_bytes(),
-        keys: cut.keys(),
-        volatile_keys: cut.volatile_keys(),
-    };
+/// Saves every database as it is now to `dir/dbfilename`, each database with keys as its own
+/// section (SELECTDB n), as redis-server does. Writers go on meanwhile; the file holds
+/// exactly the keys live at the moment of the call, in every database.
+pub fn save(databases: &Databases, config: &PersistenceConfig, redis_version: &str) -> Result<SaveReport, SaveError> {
+    let cut = databases.snapshot();
+    // The walk and the writing, not the wait for the cut (behind a migration, say).
+    let started = Instant::now();
+    // Every database is cut at the same instant; 0 cuts only if no database was ever created.
+    let cut_ms = cut.first().map_or_else(|| databases.now_ms(), |(_, database)| database.cut_ms());
+    let header = RdbHeader { redis_version, ctime_secs: cut_ms / 1000, used_mem: databases.memory_bytes() };
     let mut flushed = false;
     let written = file::replace_atomically(&config.dir, &config.dbfilename, |out| {
         let mut writer = RdbWriter::new(out, config.save_options(), &header)?;
-        let report = cut.for_each(|entry| writer.entry(entry.key, entry.value, entry.expires_at_ms));
-        let report = match report {
-            Ok(report) => report,
-            Err(SnapshotError::Emit(error)) => return Err(error),
-            Err(SnapshotError::Flushed) => {
-                flushed = true;
-                return Err(io::Error::other("flushed"));
-            }
-        };
+        let written = writer.databases(cut)?;
+        if written.flushed {
+            flushed = true;
+            return Err(io::Error::other("flushed"));
+        }
         writer.finish()?;
-        Ok(report)
+        Ok(written.keys)
     });
     match written {
-        Ok(report) => Ok(SaveReport { keys: report.keys, duration: report.duration }),
+        Ok(keys) => Ok(SaveReport { keys, duration: started.elapsed() }),
         Err(_) if flushed => Err(SaveError::Flushed),
         Err(error) => Err(error.into()),
     }
@@ -69,11 +65,12 @@ pub enum LoadError {
     Rdb { path: String, source: RdbError },
 }
 
-/// Fills `store` from `dir/dbfilename`; `None` when there is no such file (a first start).
-/// The file is only read.
-/// What was read goes to `progress`.
+/// Fills `databases` from `dir/dbfilename`, each key into the database the file names (a
+/// key of a database beyond `databases.count()` stops the load, or is skipped with
+/// `rdb-skip-other-dbs`); `None` when there is no such file (a first start). The file is
+/// only read. What was read goes to `progress`.
 pub fn load(
-    store: &Store,
+    databases: &Databases,
     config: &PersistenceConfig,
     progress: &LoadProgress,
 ) -> Result<Option<LoadReport>, LoadError> {
@@ -85,13 +82,90 @@ pub fn load(
         Err(source) => return Err(LoadError::Open { path: shown(), source }),
     };
     progress.add_total(file.metadata().map_or(0, |meta| meta.len()));
-    let options = config.load_options(store.now_ms());
-    // The reader refuses strings, fields and members over MAX_STRING_LEN, naming the key.
-    let report = rdb::load(progress.reader(file), &options, &store.encoding_limits(), |key| {
+    let options = config.load_options(databases.now_ms(), databases.count());
+    // The reader refuses strings, fields and members over MAX_STRING_LEN, naming the key,
+    // and keys of databases beyond `databases`.
+    let report = rdb::load(progress.reader(file), &options, &databases.encoding_limits(), |key| {
+        let store = databases.get(key.db).ok_or_else(|| format!("database {} does not exist", key.db))?;
         let expiry = key.expires_at_ms.map_or(SetExpiry::Clear, SetExpiry::At);
         store.put(&key.key, key.value.clone(), SetOptions { expiry, ..SetOptions::default() });
         Ok(())
     })
     .map_err(|source| LoadError::Rdb { path: shown(), source })?;
     Ok(Some(report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Clock, ManualClock, Store, Value};
+    use crate::persistence::rdb::RdbError;
+    use crate::persistence::test_support::contents;
+
+    const NOW_MS: u64 = 1_700_000_000_000;
+
+    fn databases(count: usize) -> Databases {
+        Store::builder().clock(Clock::Manual(ManualClock::new(NOW_MS))).build_databases(count).unwrap()
+    }
+
+    /// Strings, hashes and sets, some with deadlines, in databases 0, 3 and 15; the same key
+    /// name in several of them.
+    fn filled() -> Databases {
+        let databases = databases(16);
+        let later = |ms| SetOptions { expiry: SetExpiry::At(NOW_MS + ms), ..SetOptions::default() };
+        for number in [0, 3, 15] {
+            let store = databases.get(number).unwrap();
+            store.put(b"name", Value::from(format!("db {number}")), SetOptions::default());
+            store.put(format!("only in {number}").as_bytes(), Value::from("x"), later(1000 * number as u64 + 1));
+            store.hset(b"hash", &[(b"db", number.to_string().as_bytes()), (b"f", b"v")]).unwrap();
+            store.sadd(b"set", &[b"a", number.to_string().as_bytes()]).unwrap();
+        }
+        databases.get(15).unwrap().expire_at(b"hash", NOW_MS + 60_000, Default::default());
+        databases
+    }
+
+    fn config(dir: &std::path::Path) -> PersistenceConfig {
+        PersistenceConfig { dir: dir.to_owned(), ..PersistenceConfig::default() }
+    }
+
+    #[test]
+    fn every_database_round_trips_with_its_deadlines() {
+        let dir = tempfile::tempdir().unwrap();
+        let saved = filled();
+        assert_eq!(save(&saved, &config(dir.path()), "7.0.0").unwrap().keys, 12);
+        let loaded = databases(16);
+        let report = load(&loaded, &config(dir.path()), &LoadProgress::default()).unwrap().unwrap();
+        assert_eq!(report.keys_loaded, 12);
+        assert_eq!(contents(&loaded), contents(&saved));
+        assert_eq!(loaded.get(15).unwrap().get(b"name").unwrap().as_deref(), Some(&b"db 15"[..]));
+        assert_eq!(loaded.get(15).unwrap().get_with_deadline(b"hash").unwrap().1, Some(NOW_MS + 60_000));
+        // Databases the file does not name stay unused.
+        assert_eq!(loaded.created().count(), 3);
+    }
+
+    #[test]
+    fn databases_beyond_databases_stop_the_load_unless_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        save(&filled(), &config(dir.path()), "7.0.0").unwrap();
+        let error = load(&databases(4), &config(dir.path()), &LoadProgress::default()).unwrap_err();
+        assert!(
+            matches!(&error, LoadError::Rdb { source: RdbError::OtherDatabase { db: 15, databases: 4, .. }, .. }),
+            "{error}"
+        );
+        let skipping = PersistenceConfig { rdb_skip_other_dbs: true, ..config(dir.path()) };
+        let four = databases(4);
+        let report = load(&four, &skipping, &LoadProgress::default()).unwrap().unwrap();
+        assert_eq!((report.keys_loaded, report.keys_skipped), (8, 4));
+        let numbers: Vec<usize> = contents(&four).iter().map(|(number, ..)| *number).collect();
+        assert_eq!(numbers, [0, 0, 0, 0, 3, 3, 3, 3]);
+    }
+
+    #[test]
+    fn an_empty_server_saves_a_file_without_databases_that_loads_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(save(&databases(16), &config(dir.path()), "7.0.0").unwrap().keys, 0);
+        let loaded = databases(16);
+        assert_eq!(load(&loaded, &config(dir.path()), &LoadProgress::default()).unwrap().unwrap().keys_loaded, 0);
+        assert!(loaded.is_empty());
+    }
 }

@@ -16,7 +16,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 use super::metrics::{self, Metrics};
-use crate::engine::Store;
+use crate::engine::Databases;
 
 /// Whether the server accepts clients, shared between the server (which changes it) and
 /// `/readyz` (which reports it). Clones share one state; a new one is starting.
@@ -65,7 +65,7 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     pub readiness: Readiness,
     /// Read at scrape time for the store-wide metrics.
-    pub store: Arc<Store>,
+    pub databases: Arc<Databases>,
 }
 
 /// The admin routes; every other path answers 404.
@@ -96,7 +96,7 @@ async fn readyz(State(state): State<AdminState>) -> (StatusCode, &'static str) {
 }
 
 async fn prometheus_metrics(State(state): State<AdminState>) -> Response {
-    match state.metrics.encode(&state.store.stats(), &state.store.engine_status()) {
+    match state.metrics.encode(&state.databases.stats(), &state.databases.engine_status()) {
         Ok(body) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response(),
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "metrics could not be encoded").into_response(),
     }
@@ -114,7 +114,7 @@ mod tests {
     use tokio::task::JoinHandle;
 
     use super::*;
-    use crate::engine::{EngineConfig, SetOptions, Strategy};
+    use crate::engine::{EngineConfig, SetOptions, Store, Strategy};
     use crate::server::metrics::Outcome;
 
     /// An admin server on a free port, stopped by dropping (or sending on) `stop`.
@@ -130,7 +130,7 @@ mod tests {
         let state = AdminState {
             metrics: Arc::new(Metrics::new(&["get", "set"])),
             readiness: Readiness::new(),
-            store: Arc::new(Store::builder().config(engine).build().unwrap()),
+            databases: Arc::new(Store::builder().config(engine).build_databases(16).unwrap()),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -186,7 +186,13 @@ mod tests {
     async fn metrics_are_served_as_openmetrics_with_live_store_numbers() {
         let running = start().await;
         running.state.metrics.record_command(1, Outcome::Ok, Duration::from_micros(20));
-        running.state.store.set(&Bytes::from_static(b"k"), Bytes::from_static(b"v"), SetOptions::default()).unwrap();
+        running
+            .state
+            .databases
+            .get(0)
+            .unwrap()
+            .set(&Bytes::from_static(b"k"), Bytes::from_static(b"v"), SetOptions::default())
+            .unwrap();
         let response = request(running.address, "GET", "/metrics").await;
         assert_eq!(response.status, 200);
         assert!(

@@ -4,7 +4,8 @@
 //!
 //! # What is logged
 //! After a write to a key, the key's whole resulting state: `SET key value [PXAT deadline]`,
-//! or `DEL key` when it is gone (FLUSHALL and FLUSHDB log `FLUSHALL`). Redis logs the
+//! or `DEL key` when it is gone; FLUSHALL, FLUSHDB and SWAPDB as themselves. A record names
+//! its database with `SELECT` only when the database changes, as Redis's log does. Redis logs the
 //! command instead (rewriting relative expiries to absolute ones); a state depends on no
 //! clock and no previous value, so replay is deterministic whatever expired in between, and
 //! a key evicted or expired by the time of the record is logged as deleted. The cost: APPEND
@@ -18,7 +19,7 @@
 //! (a fixed hash of the key over [`STRIPES`] mutexes, independent of the engine's shards)
 //! from before it runs until its record is in the log buffer. Writes to different keys
 //! commute (each record is a key's whole state), so their order in the log does not matter.
-//! A rewrite holds every stripe around `Store::try_snapshot` and the switch to the new
+//! A rewrite holds every stripe around `Databases::try_snapshot` and the switch to the new
 //! incremental file: every write that the cut contains was appended before the switch (old
 //! files), every write after the cut after it (new file). `try_snapshot` rather than
 //! `snapshot`: a BGSAVE or migration in progress must not keep writers waiting on the
@@ -66,7 +67,7 @@ use super::command::CommandError;
 use super::command::server::{InfoSection, redis_version};
 use super::config::RuntimeSettings;
 use super::metrics::Metrics;
-use crate::engine::{Store, Value};
+use crate::engine::{Databases, Store, Value};
 use crate::persistence::aof::manifest::{AofFile, FileKind, Manifest};
 use crate::persistence::aof::{self, resp};
 use crate::persistence::config::{AppendFsync, PersistenceConfig};
@@ -109,6 +110,16 @@ struct Log {
     stop: bool,
     /// During an EXEC: whether its MULTI is in the log yet (written before its first record).
     transaction: Option<bool>,
+    /// The database the records in `current` apply to now, if known.
+    db: Option<usize>,
+}
+
+impl Log {
+    /// New records go to `file` (`None`: nowhere), where database `db` is selected.
+    fn switch_to(&mut self, file: Option<Arc<IncrFile>>, db: Option<usize>) {
+        self.current = file;
+        self.db = db;
+    }
 }
 
 /// The file side of the log, locked while a batch is written so that batches reach the
@@ -138,7 +149,7 @@ struct Status {
 }
 
 pub(crate) struct Aof {
-    store: Arc<Store>,
+    databases: Arc<Databases>,
     settings: Arc<RuntimeSettings>,
     metrics: Arc<Metrics>,
     stripes: Box<[CachePadded<Mutex<()>>]>,
@@ -158,8 +169,9 @@ pub(crate) struct Aof {
     status: Mutex<Status>,
     write_failed: AtomicBool,
     writer: Mutex<Option<JoinHandle<()>>>,
-    /// Keys the store removed by itself (evicted, expired) whose state is still to be logged.
-    removed: Mutex<Vec<Vec<u8>>>,
+    /// Keys the store removed by itself (evicted, expired) whose state is still to be logged,
+    /// with the slot of their database's store (its number may change before they are).
+    removed: Mutex<Vec<(usize, Vec<u8>)>>,
 }
 
 /// FNV-1a: a fixed hash, so a key keeps its stripe whatever the engine's shard count.
@@ -170,12 +182,12 @@ fn stripe_of(key: &[u8]) -> usize {
 
 impl Aof {
     pub(crate) fn new(
-        store: Arc<Store>,
+        databases: Arc<Databases>,
         settings: Arc<RuntimeSettings>,
         metrics: Arc<Metrics>,
     ) -> io::Result<Arc<Self>> {
         let aof = Arc::new(Aof {
-            store,
+            databases,
             settings,
             metrics,
             stripes: (0..STRIPES).map(|_| CachePadded::new(Mutex::new(()))).collect(),
@@ -195,12 +207,12 @@ impl Aof {
         // evicted key would come back at the next start. Noted here, logged by
         // `log_removals` (the hook may run under a stripe, which logging takes).
         let noted = Arc::downgrade(&aof);
-        let hook = Box::new(move |key: &[u8]| {
+        let hook = Box::new(move |slot: usize, key: &[u8]| {
             if let Some(aof) = noted.upgrade() {
-                aof.note_removal(key);
+                aof.note_removal(slot, key);
             }
         });
-        if aof.store.set_removal_hook(hook).is_err() {
+        if aof.databases.set_removal_hook(hook).is_err() {
             return Err(io::Error::other("the store already reports its removals elsewhere"));
         }
         let writer = Arc::clone(&aof);
@@ -209,40 +221,49 @@ impl Aof {
         Ok(aof)
     }
 
-    /// Runs `op` (a write to `key` returning its result and what it did to the key) and logs
-    /// the key's resulting state. `wait` becomes the log position the reply waits for.
-    pub(crate) fn write<'v, R>(&self, wait: &mut u64, key: &[u8], op: impl FnOnce() -> (R, Logged<'v>)) -> R {
+    /// Runs `op` (a write to `key` of database `store` returning its result and what it did
+    /// to the key) and logs the key's resulting state. `wait` becomes the log position the
+    /// reply waits for. The caller holds a pass or exclusivity, so the database's number
+    /// cannot change (SWAPDB) before the record is in the log.
+    pub(crate) fn write<'v, R>(
+        &self,
+        wait: &mut u64,
+        store: &Store,
+        key: &[u8],
+        op: impl FnOnce() -> (R, Logged<'v>),
+    ) -> R {
         let _ordered = self.stripes[stripe_of(key)].lock();
         let (result, logged) = op();
         if self.logging.load(Relaxed) {
+            let db = Some(store.number());
             let record = match logged {
                 Logged::Unchanged => return result,
-                Logged::Changed => self.state_record(key),
-                Logged::Stored { value, deadline } => Record::single(string_record(key, value, deadline)),
+                Logged::Changed => self.state_record(store, key),
+                Logged::Stored { value, deadline } => Record::single(db, string_record(key, value, deadline)),
                 Logged::Command(args) => {
                     let mut record = Vec::new();
                     resp::encode(&mut record, args);
-                    Record::single(record)
+                    Record::single(db, record)
                 }
-                Logged::Encoded(record) => Record::single(record),
+                Logged::Encoded(record) => Record::single(db, record),
             };
             *wait = (*wait).max(self.append(record));
         }
         result
     }
 
-    /// The record of `key`'s state now; the caller holds its stripe.
-    fn state_record(&self, key: &[u8]) -> Record {
-        let state = self.store.get_with_deadline(key);
+    /// The record of `key`'s state now in `store`; the caller holds its stripe.
+    fn state_record(&self, store: &Store, key: &[u8]) -> Record {
+        let state = store.get_with_deadline(key);
         let commands = record_of(key, state.as_ref().map(|(value, deadline)| (value, *deadline)));
         // A collection's state takes several commands, which a replay must apply whole.
         let whole = matches!(state, Some((Value::Hash(_) | Value::Set(_), _)));
-        Record { commands, whole }
+        Record { db: Some(store.number()), commands, whole }
     }
 
-    fn note_removal(&self, key: &[u8]) {
+    fn note_removal(&self, slot: usize, key: &[u8]) {
         if self.logging.load(Relaxed) {
-            self.removed.lock().push(key.to_vec());
+            self.removed.lock().push((slot, key.to_vec()));
         }
     }
 
@@ -255,10 +276,12 @@ impl Aof {
     pub(crate) fn log_removals_in_command(&self) -> u64 {
         let removed = std::mem::take(&mut *self.removed.lock());
         let mut position = 0;
-        for key in removed {
+        for (slot, key) in removed {
             let _ordered = self.stripes[stripe_of(&key)].lock();
-            if self.logging.load(Relaxed) {
-                position = self.append(self.state_record(&key));
+            if self.logging.load(Relaxed)
+                && let Some(store) = self.databases.in_slot(slot)
+            {
+                position = self.append(self.state_record(store, &key));
             }
         }
         position
@@ -266,20 +289,32 @@ impl Aof {
 
     /// [`Aof::log_removals_in_command`] for a caller outside any command (cron, the sweeper).
     pub(crate) fn log_removals(&self) -> u64 {
-        let _pass = self.store.pass();
+        let _pass = self.databases.pass();
         self.log_removals_in_command()
     }
 
-    /// FLUSHALL / FLUSHDB: runs `op` with every key's writes held back, and logs it.
-    pub(crate) fn flush_all<R>(&self, wait: &mut u64, op: impl FnOnce() -> R) -> R {
+    /// FLUSHALL (`db` is `None`) or FLUSHDB of `db`: runs `op` with every key's writes held
+    /// back, and logs it.
+    pub(crate) fn flush<R>(&self, wait: &mut u64, db: Option<&Store>, op: impl FnOnce() -> R) -> R {
         let _all = self.hold_all();
         let result = op();
         if self.logging.load(Relaxed) {
             let mut record = Vec::new();
-            resp::encode(&mut record, &[b"FLUSHALL"]);
-            *wait = (*wait).max(self.append(Record::single(record)));
+            let command: &[u8] = if db.is_some() { b"FLUSHDB" } else { b"FLUSHALL" };
+            resp::encode(&mut record, &[command]);
+            *wait = (*wait).max(self.append(Record::single(db.map(Store::number), record)));
         }
         result
+    }
+
+    /// Logs SWAPDB `a` `b`, which the caller ran holding every database exclusively: no
+    /// other record can come between the swap and its own.
+    pub(crate) fn swapped(&self, wait: &mut u64, a: usize, b: usize) {
+        if self.logging.load(Relaxed) {
+            let mut record = Vec::new();
+            resp::encode(&mut record, &[b"SWAPDB", a.to_string().as_bytes(), b.to_string().as_bytes()]);
+            *wait = (*wait).max(self.append(Record::single(None, record)));
+        }
     }
 
     fn hold_all(&self) -> Vec<MutexGuard<'_, ()>> {
@@ -298,7 +333,7 @@ impl Aof {
         if opened {
             let mut exec = Vec::new();
             resp::encode(&mut exec, &[b"EXEC"]);
-            position = self.append(Record::single(exec));
+            position = self.append(Record::single(None, exec));
         }
         (result, position)
     }
@@ -306,7 +341,17 @@ impl Aof {
     fn append(&self, record: Record) -> u64 {
         let mut log = self.log.lock();
         let Some(current) = log.current.clone() else { return 0 };
-        let Record { commands: mut record, whole } = record;
+        let Record { db, commands: mut record, whole } = record;
+        // The log says which database a record is for only when it changes, as Redis's does.
+        if let Some(db) = db
+            && log.db != Some(db)
+        {
+            let mut select = Vec::with_capacity(record.len() + 24);
+            resp::encode(&mut select, &[b"SELECT", db.to_string().as_bytes()]);
+            select.append(&mut record);
+            record = select;
+            log.db = Some(db);
+        }
         let opens = match log.transaction {
             Some(false) => {
                 log.transaction = Some(true);
@@ -525,7 +570,9 @@ impl Aof {
             }
         };
         let _all = self.hold_all();
-        self.log.lock().current = Some(incr);
+        // The database the continued file's last record selected is not known: the next
+        // record says its own.
+        self.log.lock().switch_to(Some(incr), None);
         self.logging.store(true, Relaxed);
         tracing::info!(dir = %dir.display(), "appending to the AOF");
         Ok(())
@@ -560,7 +607,7 @@ impl Aof {
             let _all = self.hold_all();
             self.logging.store(false, Relaxed);
             let mut log = self.log.lock();
-            log.current = None;
+            log.switch_to(None, None);
             log.appended
         };
         self.wait_written(end);
@@ -615,7 +662,7 @@ impl Aof {
             // The new incremental file is listed nowhere without its base: stop logging to it.
             let _all = self.hold_all();
             self.logging.store(false, Relaxed);
-            self.log.lock().current = None;
+            self.log.lock().switch_to(None, None);
         }
         let mut status = self.status.lock();
         status.rewrite_started = None;
@@ -662,9 +709,10 @@ impl Aof {
         };
         let cut = loop {
             let all = self.hold_all();
-            if let Some(cut) = self.store.try_snapshot() {
+            if let Some(cut) = self.databases.try_snapshot() {
                 if let Some((incr, _)) = &incr {
-                    self.log.lock().current = Some(Arc::clone(incr));
+                    // A new incremental file starts with SELECT 0 (`new_incr`).
+                    self.log.lock().switch_to(Some(Arc::clone(incr)), Some(0));
                     self.logging.store(true, Relaxed);
                 }
                 drop(all);
@@ -682,10 +730,8 @@ impl Aof {
         };
         let header = RdbHeader {
             redis_version: redis_version(),
-            ctime_secs: cut.cut_ms() / 1000,
-            used_mem: self.store.memory_bytes(),
-            keys: cut.keys(),
-            volatile_keys: cut.volatile_keys(),
+            ctime_secs: cut.first().map_or(0, |(_, db)| db.cut_ms()) / 1000,
+            used_mem: self.databases.memory_bytes(),
         };
         let base_size = aof::write_base(cut, &dir, &base.name, rdb.then(|| (config.save_options(), header)))
             .map_err(|error| error.to_string())?;
@@ -792,17 +838,18 @@ pub(crate) enum Logged<'v> {
     Encoded(Vec<u8>),
 }
 
-/// What one append adds to the log: its commands, and whether there are several that a
-/// replay must apply all or none of (wrapped in MULTI and EXEC unless a transaction already
-/// wraps them).
+/// What one append adds to the log: the database its commands are for (`None`: any), the
+/// commands, and whether there are several that a replay must apply all or none of (wrapped
+/// in MULTI and EXEC unless a transaction already wraps them).
 struct Record {
+    db: Option<usize>,
     commands: Vec<u8>,
     whole: bool,
 }
 
 impl Record {
-    fn single(commands: Vec<u8>) -> Self {
-        Record { commands, whole: false }
+    fn single(db: Option<usize>, commands: Vec<u8>) -> Self {
+        Record { db, commands, whole: false }
     }
 }
 

@@ -54,6 +54,8 @@ pub struct ServerConfig {
     pub admin_port: u16,
     /// Locking strategy and shard count, as a nested `[engine]` table.
     pub engine: EngineConfig,
+    /// Number of databases (Redis's `databases`): SELECT takes 0 to this minus one.
+    pub databases: usize,
     /// Most simultaneous client connections.
     pub max_clients: u32,
     /// Largest bulk string a client may send, in bytes.
@@ -112,6 +114,7 @@ impl Default for ServerConfig {
             port: 6379,
             admin_port: 8080,
             engine: EngineConfig::default(),
+            databases: crate::engine::DEFAULT_DATABASES,
             max_clients: 10_000,
             max_bulk_len: 512 << 20,
             max_request_len: 1 << 30,
@@ -192,6 +195,9 @@ impl ServerConfig {
             format!("must differ from port (both are {})", self.port)
         })?;
         ensure(self.max_clients >= 1, "maxClients", || "must be at least 1".into())?;
+        ensure((1..=crate::engine::MAX_DATABASES).contains(&self.databases), "databases", || {
+            format!("must be between 1 and {}, got {}", crate::engine::MAX_DATABASES, self.databases)
+        })?;
         ensure(self.max_request_len >= 1, "maxRequestLen", || "must be at least 1 byte".into())?;
         for (setting, bytes) in [("maxBulkLen", self.max_bulk_len), ("maxInlineLen", self.max_inline_len)] {
             ensure(bytes >= 1, setting, || "must be at least 1 byte".into())?;
@@ -412,6 +418,7 @@ mod tests {
             bind: "::1".parse().unwrap(),
             port: 7000,
             admin_port: 9090,
+            databases: 32,
             engine: EngineConfig { strategy: Strategy::CopyOnWrite, shards: 64 },
             max_clients: 5,
             max_bulk_len: 1 << 20,
@@ -532,6 +539,8 @@ mod tests {
             ),
             ("adminPort = 6379", "invalid adminPort: must differ from port (both are 6379)"),
             ("maxClients = 0", "invalid maxClients: must be at least 1"),
+            ("databases = 0", "invalid databases: must be between 1 and 4096, got 0"),
+            ("databases = 4097", "invalid databases: must be between 1 and 4096, got 4097"),
             ("maxRequestLen = 0", "invalid maxRequestLen: must be at least 1 byte"),
             ("maxBulkLen = 0", "invalid maxBulkLen: must be at least 1 byte"),
             (

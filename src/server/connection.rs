@@ -172,7 +172,7 @@ pub(crate) async fn serve(state: Arc<ServerState>, stream: TcpStream, registrati
     state.metrics.client_connected();
     let ending = run(&state, &mut connection, &mut session).await;
     // A dropped connection discards its transaction and its watched keys.
-    state.store.unwatch(&mut session.watcher);
+    state.databases.unwatch(&mut session.watcher);
     state.metrics.client_disconnected();
     match ending {
         Ok(Ending::OutputLimit) => {

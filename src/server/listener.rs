@@ -25,7 +25,7 @@ use super::persistence::{CRON_INTERVAL, Persistence};
 use super::reconfigure::Reconfigurer;
 use super::session::{Clients, EVICTION_RETRY};
 use super::state::{ServerState, ShutdownRequest};
-use crate::engine::{Store, SweepReport, Sweeper};
+use crate::engine::{Databases, Store, SweepReport, Sweeper};
 use crate::telemetry;
 
 /// Sent to a client refused because the server is full, before closing.
@@ -55,10 +55,10 @@ impl Server {
         config.validate()?;
         config.max_clients = fit_max_clients_to_file_limit(config.max_clients);
         let settings = RuntimeSettings::from_config(&config)?;
-        let store = Store::builder()
+        let databases = Store::builder()
             .config(config.engine)
             .max_value_len(usize::try_from(config.max_bulk_len).unwrap_or(usize::MAX))
-            .build()
+            .build_databases(config.databases)
             .context("invalid engine configuration")?;
         let listener = bind::listen(config.bind, config.port, "redis")
             .with_context(|| format!("cannot listen on {}", SocketAddr::new(config.bind, config.port)))?;
@@ -67,16 +67,17 @@ impl Server {
         // The port asked for may be 0: the span shows the one the OS gave.
         tracing::Span::current().record("port", listener.local_addr()?.port());
         let command_names: Vec<&'static str> = COMMANDS.iter().map(|spec| spec.name).collect();
-        let store = Arc::new(store);
+        let databases = Arc::new(databases);
         let settings = Arc::new(settings);
         let metrics = Arc::new(Metrics::new(&command_names));
-        let reconfigurer = Reconfigurer::start(Arc::clone(&store), Arc::clone(&settings), Arc::clone(&metrics))
+        let reconfigurer = Reconfigurer::start(Arc::clone(&databases), Arc::clone(&settings), Arc::clone(&metrics))
             .context("cannot start the migration thread")?;
-        let persistence = Arc::new(Persistence::new(Arc::clone(&store), Arc::clone(&settings), Arc::clone(&metrics)));
-        let aof = Aof::new(Arc::clone(&store), Arc::clone(&settings), Arc::clone(&metrics))
+        let persistence =
+            Arc::new(Persistence::new(Arc::clone(&databases), Arc::clone(&settings), Arc::clone(&metrics)));
+        let aof = Aof::new(Arc::clone(&databases), Arc::clone(&settings), Arc::clone(&metrics))
             .context("cannot start the AOF writer thread")?;
         let state = ServerState {
-            store,
+            databases,
             settings,
             metrics,
             reconfigurer,
@@ -110,12 +111,12 @@ impl Server {
         let Server { state, listener, admin_listener } = self;
         let config = &state.config;
         let admin_port = admin_listener.local_addr()?.port();
-        let store = Arc::clone(&state.store);
+        let databases = Arc::clone(&state.databases);
 
         // Not ready (503) until the data is loaded.
         let readiness = Readiness::default();
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-        let admin_state = AdminState { metrics: Arc::clone(&state.metrics), readiness: readiness.clone(), store };
+        let admin_state = AdminState { metrics: Arc::clone(&state.metrics), readiness: readiness.clone(), databases };
         let admin = tokio::spawn(admin::serve_admin(admin_listener, admin_state, async {
             let _ = admin_stopped.await;
         }));
@@ -148,17 +149,18 @@ impl Server {
                 state.persistence.finish_loading();
                 let sweep_state = Arc::clone(&state);
                 let sweeper = Sweeper::start(
-                    Arc::clone(&state.store),
+                    Arc::clone(&state.databases),
                     Duration::from_millis(config.active_expire_interval_ms),
-                    move |store| traced_sweep(&sweep_state, store),
+                    move |databases| traced_sweep(&sweep_state, databases),
                 )?;
                 let cron = tokio::spawn(save_cron(Arc::clone(&state.persistence), Arc::clone(&state.aof)));
                 readiness.set_ready();
                 // Logged once ready: tests and operators take this line to mean /readyz answers ready.
                 tracing::info!(
                     version = env!("CARGO_PKG_VERSION"),
-                    strategy = %state.store.strategy(),
-                    shards = state.store.shard_count(),
+                    strategy = %state.databases.engine_status().running.strategy,
+                    shards = state.databases.engine_status().running.shards,
+                    databases = state.databases.count(),
                     port = state.resp_addr.port(),
                     admin_port,
                     maxmemory = state.settings.max_memory(),
@@ -288,14 +290,14 @@ async fn final_save(state: &Arc<ServerState>) -> anyhow::Result<()> {
 
 /// One active-expiry pass, traced as often as commands are when there are keys with an
 /// expiry to look at (a pass over none would only add empty spans).
-fn traced_sweep(state: &ServerState, store: &Store) -> SweepReport {
-    if !telemetry::sampler::sample(state.settings.trace_sample_ratio()) || store.stats().volatile_keys == 0 {
-        let report = store.sweep_expired();
+fn traced_sweep(state: &ServerState, databases: &Databases) -> SweepReport {
+    if !telemetry::sampler::sample(state.settings.trace_sample_ratio()) || databases.stats().volatile_keys == 0 {
+        let report = databases.sweep_expired();
         state.aof.log_removals();
         return report;
     }
     let span = tracing::info_span!("expiry sweep", examined = Empty, expired = Empty);
-    let report = span.in_scope(|| store.sweep_expired());
+    let report = span.in_scope(|| databases.sweep_expired());
     // The expired keys go to the AOF as DEL, as Redis propagates them.
     span.in_scope(|| state.aof.log_removals());
     span.record("examined", report.examined);

@@ -12,7 +12,7 @@ use super::command::CommandError;
 use super::command::server::{InfoSection, redis_version};
 use super::config::RuntimeSettings;
 use super::metrics::Metrics;
-use crate::engine::Store;
+use crate::engine::Databases;
 use crate::persistence::aof::{self, manifest::Manifest};
 use crate::persistence::progress::LoadProgress;
 use crate::persistence::rdb::LoadReport;
@@ -39,7 +39,7 @@ pub(crate) const ALREADY_IN_PROGRESS: &str = "ERR Background save already in pro
 
 /// What everything that saves shares. Writes touch only the two atomics.
 pub(crate) struct Persistence {
-    store: Arc<Store>,
+    databases: Arc<Databases>,
     settings: Arc<RuntimeSettings>,
     metrics: Arc<Metrics>,
     /// Writes since the last successful save (`rdb_changes_since_last_save`).
@@ -78,10 +78,10 @@ fn unix_now() -> u64 {
 }
 
 impl Persistence {
-    pub(crate) fn new(store: Arc<Store>, settings: Arc<RuntimeSettings>, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(databases: Arc<Databases>, settings: Arc<RuntimeSettings>, metrics: Arc<Metrics>) -> Self {
         let now = unix_now();
         Persistence {
-            store,
+            databases,
             settings,
             metrics,
             dirty: AtomicU64::new(0),
@@ -113,10 +113,10 @@ impl Persistence {
             let dir = config.aof_dir();
             let started = Instant::now();
             let span = tracing::info_span!("aof load", dir = %dir.display());
-            let options = config.load_options(self.store.now_ms());
+            let options = config.load_options(self.databases.now_ms(), self.databases.count());
             let manifest_name = aof::manifest_name(&config.appendfilename);
             let loaded =
-                span.in_scope(|| aof::load::load(&dir, &manifest_name, &self.store, options, &self.progress))?;
+                span.in_scope(|| aof::load::load(&dir, &manifest_name, &self.databases, options, &self.progress))?;
             if let Some((manifest, report)) = loaded {
                 if let Some((path, dropped)) = &report.truncated {
                     tracing::warn!(
@@ -141,7 +141,7 @@ impl Persistence {
         }
         let started = Instant::now();
         let span = tracing::info_span!("rdb load", path = %config.path().display());
-        let report = span.in_scope(|| snapshot::load(&self.store, &config, &self.progress))?;
+        let report = span.in_scope(|| snapshot::load(&self.databases, &config, &self.progress))?;
         match &report {
             Some(report) => tracing::info!(
                 path = %config.path().display(),
@@ -252,7 +252,7 @@ impl Persistence {
     fn run(&self) -> Result<SaveReport, SaveError> {
         let config = self.settings.persistence();
         let span = tracing::info_span!("rdb save", path = %config.path().display());
-        let result = span.in_scope(|| snapshot::save(&self.store, &config, redis_version()));
+        let result = span.in_scope(|| snapshot::save(&self.databases, &config, redis_version()));
         self.finish(&result);
         result
     }

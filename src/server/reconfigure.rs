@@ -1,5 +1,6 @@
 //! Applies `CONFIG SET strategy|shards` to the running store: a background thread migrates
-//! the store live (`engine/migration.rs`) until it runs what the settings ask for.
+//! every database live, one after the other (`engine/migration.rs`, `engine/databases.rs`),
+//! until they run what the settings ask for.
 //!
 //! `CONFIG SET` answers `+OK` once the new configuration is accepted and this thread has been
 //! told; it does not wait for the migration (a million keys take about a second). Progress and
@@ -21,7 +22,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::config::RuntimeSettings;
 use super::metrics::Metrics;
-use crate::engine::Store;
+use crate::engine::Databases;
 
 /// Wakes the migration thread, with the span of the request that changed the settings when it
 /// is traced. Dropping it (with the server) ends the thread once the migration under way, if
@@ -32,14 +33,14 @@ pub(crate) struct Reconfigurer {
 
 impl Reconfigurer {
     pub(crate) fn start(
-        store: Arc<Store>,
+        databases: Arc<Databases>,
         settings: Arc<RuntimeSettings>,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Reconfigurer> {
         let (wake, woken) = mpsc::channel();
         std::thread::Builder::new()
             .name("cstore-migrate".into())
-            .spawn(move || follow_settings(&store, &settings, &metrics, &woken))?;
+            .spawn(move || follow_settings(&databases, &settings, &metrics, &woken))?;
         Ok(Reconfigurer { wake })
     }
 
@@ -53,7 +54,7 @@ impl Reconfigurer {
 }
 
 fn follow_settings(
-    store: &Store,
+    databases: &Databases,
     settings: &RuntimeSettings,
     metrics: &Metrics,
     woken: &Receiver<Option<SpanContext>>,
@@ -65,7 +66,7 @@ fn follow_settings(
             // several; the next migration applies all of them, so it links to all of them.
             requests.extend(woken.try_iter().flatten());
             let wanted = settings.engine();
-            let running = store.engine_status().running;
+            let running = databases.engine_status().running;
             if wanted == running {
                 break;
             }
@@ -82,7 +83,7 @@ fn follow_settings(
                 span.add_link(request);
             }
             let _entered = span.enter();
-            match store.migrate(wanted) {
+            match databases.migrate(wanted) {
                 Ok(report) => {
                     span.record("cstore.keys_moved", report.keys_moved);
                     span.record("cstore.longest_pause_us", report.longest_pause.as_micros() as u64);

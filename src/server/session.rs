@@ -45,6 +45,8 @@ pub(crate) struct ClientInfo {
     closing: Flags,
     /// Commands queued since MULTI plus one, 0 outside a transaction (CLIENT LIST's `multi`).
     multi: AtomicUsize,
+    /// The selected database, for CLIENT LIST.
+    db: AtomicUsize,
     /// Bytes those queued commands hold (`multi-mem`, part of `tot-mem`).
     multi_mem: AtomicUsize,
 }
@@ -113,7 +115,7 @@ impl ClientInfo {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 multi={} \
+            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} \
              qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r \
              cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
@@ -123,6 +125,7 @@ impl ClientInfo {
             age.as_secs(),
             idle_ms / 1000,
             flags,
+            self.db.load(Ordering::Relaxed),
             multi as i64 - 1,
             gauge(&memory.qbuf),
             gauge(&memory.qbuf_free),
@@ -228,6 +231,8 @@ pub(crate) struct Session {
     transaction: Option<Queued>,
     /// The keys this client WATCHes.
     pub(crate) watcher: Watcher,
+    /// The database this client's commands use (SELECT).
+    db: usize,
     /// Set while EXEC runs the queue: a reply cannot stop midway and resume later then, since
     /// the transaction must end before the connection writes.
     pub(crate) in_exec: bool,
@@ -247,7 +252,19 @@ impl Session {
             transaction: None,
             watcher: Watcher::default(),
             in_exec: false,
+            db: 0,
         }
+    }
+
+    /// The database this client's commands use.
+    pub(crate) fn db(&self) -> usize {
+        self.db
+    }
+
+    /// SELECT: the caller has checked that database `number` exists.
+    pub(crate) fn select(&mut self, number: usize) {
+        self.db = number;
+        self.info.db.store(number, Ordering::Relaxed);
     }
 
     /// The queue of the transaction under way, if MULTI was sent.
@@ -360,6 +377,7 @@ impl Clients {
             no_evict: AtomicBool::new(false),
             closing: Flags::default(),
             multi: AtomicUsize::new(0),
+            db: AtomicUsize::new(0),
             multi_mem: AtomicUsize::new(0),
         });
         info.publish(BufferUsage::default());

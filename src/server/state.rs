@@ -1,4 +1,4 @@
-//! What every connection shares: the store, the settings that CONFIG SET may change, the
+//! What every connection shares: the databases, the settings that CONFIG SET may change, the
 //! metrics and the client list; plus the server-wide checks commands rely on (password,
 //! memory limit) and INFO.
 
@@ -16,7 +16,7 @@ use super::metrics::Metrics;
 use super::persistence::Persistence;
 use super::reconfigure::Reconfigurer;
 use super::session::Clients;
-use crate::engine::Store;
+use crate::engine::{Databases, Store};
 
 /// Keys evicted per round under `allkeys-random`, and rounds per command at most: enough
 /// to catch up with one large write, bounded so that one command never stalls.
@@ -24,7 +24,7 @@ const EVICTION_BATCH: usize = 16;
 const EVICTION_ROUNDS: usize = 64;
 
 pub(crate) struct ServerState {
-    pub(crate) store: Arc<Store>,
+    pub(crate) databases: Arc<Databases>,
     pub(crate) settings: Arc<RuntimeSettings>,
     pub(crate) metrics: Arc<Metrics>,
     /// Migrates the store when CONFIG SET changes strategy or shards.
@@ -68,6 +68,11 @@ impl ShutdownRequest {
 }
 
 impl ServerState {
+    /// Database `number`, which SELECT has checked exists.
+    pub(crate) fn database(&self, number: usize) -> &Store {
+        self.databases.get(number).expect("a client's database number is always in range")
+    }
+
     /// Enforces `maxmemory` before a command that may grow the data set: refuses it under
     /// `noeviction`, evicts random keys under `allkeys-random`.
     /// Client buffers count toward the limit, as in Redis (whose `used_memory` includes them),
@@ -82,7 +87,7 @@ impl ServerState {
         }
         let mut evicted_any = false;
         for _ in 0..EVICTION_ROUNDS {
-            let evicted = self.store.evict_random(EVICTION_BATCH);
+            let evicted = self.databases.evict_random(EVICTION_BATCH);
             evicted_any |= evicted > 0;
             if evicted == 0 || self.used_memory() <= limit {
                 break;
@@ -100,7 +105,7 @@ impl ServerState {
 
     /// The memory `maxmemory` limits: keys and values, and every client's buffers.
     pub(crate) fn used_memory(&self) -> u64 {
-        self.store.memory_bytes() + self.clients.memory()
+        self.databases.memory_bytes() + self.clients.memory()
     }
 
     /// INFO's text for the requested sections (none, "default", "all" or "everything"
@@ -109,7 +114,7 @@ impl ServerState {
         let every =
             requested.is_empty() || requested.iter().any(|s| matches!(s.as_str(), "all" | "default" | "everything"));
         let wanted = |name: &str| every || requested.iter().any(|s| s == name);
-        let stats = self.store.stats();
+        let stats = self.databases.stats();
         let uptime = self.started.elapsed().as_secs();
         let mut sections = Vec::new();
         if wanted("server") {
@@ -179,16 +184,21 @@ impl ServerState {
         }
         if wanted("keyspace") {
             let mut section = InfoSection::new("Keyspace");
-            if stats.keys > 0 {
-                section = section.field(
-                    "db0",
-                    format!("keys={},expires={},avg_ttl={}", stats.keys, stats.volatile_keys, self.store.avg_ttl_ms()),
-                );
+            // By database number, those that hold keys, as Redis lists them.
+            for number in 0..self.databases.count() {
+                let Some(store) = self.databases.existing(number) else { continue };
+                let db = store.stats();
+                if db.keys > 0 {
+                    section = section.field(
+                        &format!("db{number}"),
+                        format!("keys={},expires={},avg_ttl={}", db.keys, db.volatile_keys, store.avg_ttl_ms()),
+                    );
+                }
             }
             sections.push(section.finish());
         }
         if wanted("cstore") {
-            let engine = self.store.engine_status();
+            let engine = self.databases.engine_status();
             let wanted = self.settings.engine();
             let progress = engine.migration;
             let last = engine.last_migration;

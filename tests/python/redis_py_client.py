@@ -206,6 +206,35 @@ def check_server_and_connection(client: redis.Redis, protocol: int) -> None:
     assert fields["proto"] == protocol and fields["server"] == "redis", hello
 
 
+def check_database_urls(port: int, protocol: int, password: str | None) -> None:
+    # The database number in a URL, as Celery, Sidekiq and Rails configure it: redis-py sends
+    # SELECT on every new connection of the pool.
+    auth = f":{password}@" if password else ""
+    url = f"redis://{auth}127.0.0.1:{port}"
+    zero = redis.Redis.from_url(f"{url}/0", protocol=protocol, decode_responses=True)
+    two = redis.Redis.from_url(f"{url}/2", protocol=protocol, decode_responses=True)
+    assert two.flushdb() is True
+    assert two.set("url:k", "in two") is True
+    assert zero.get("url:k") is None
+    assert two.get("url:k") == "in two"
+    assert two.dbsize() == 1
+    assert zero.info("keyspace")["db2"]["keys"] == 1
+    assert two.move("url:k", 3) is True
+    assert redis.Redis.from_url(f"{url}/3", protocol=protocol, decode_responses=True).get("url:k") == "in two"
+    assert zero.swapdb(2, 3) is True
+    assert two.get("url:k") == "in two"
+    # A transaction runs in the connection's database.
+    with two.pipeline() as pipe:
+        assert pipe.set("url:t", "1").incr("url:t").execute() == [True, 2]
+    assert zero.get("url:t") is None and two.get("url:t") == "2"
+    try:
+        redis.Redis.from_url(f"{url}/16", protocol=protocol).ping()
+    except (redis.ResponseError, redis.ConnectionError) as error:
+        assert "DB index is out of range" in str(error), str(error)
+    else:
+        raise AssertionError("database 16 was accepted")
+
+
 def check_errors(client: redis.Redis) -> None:
     expectations = [
         (("INCR", "greeting"), "value is not an integer or out of range"),
@@ -255,6 +284,7 @@ def main() -> None:
     check_hashes_and_sets(client)
     check_server_and_connection(client, args.protocol)
     check_errors(client)
+    check_database_urls(args.port, args.protocol, args.password)
     if args.password:
         check_authentication(args.port, args.protocol, args.password)
     print("ok")

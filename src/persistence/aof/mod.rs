@@ -7,7 +7,7 @@
 //! manifest.rs the manifest's lines, parsed and written as Redis does
 //! resp.rs     commands as RESP, and a reader that tells a torn tail from corruption
 //! load.rs     startup: manifest, base, incrementals, into the store
-//! mod.rs      file names and the base writer (from the engine's point-in-time cut)
+//! mod.rs      file names and the base writer (from a point-in-time cut of every database)
 //! ```
 //! The server side (logging writes, fsync policies, rewrites) is `server/aof.rs`.
 //!
@@ -22,13 +22,17 @@
 //! command at the end of the last incremental file, which the load cuts off with a warning
 //! (Redis's `aof-load-truncated yes`); anything else wrong stops startup naming the file.
 //!
-//! How it is tested: unit tests here (manifest, RESP reader cut at every byte, replay);
-//! `tests/persistence_aof.rs` drives the real binary with redis-server 7 and redis-check-aof
+//! How it is tested: unit tests here (manifest, RESP reader cut at every byte, replay with
+//! SELECT, SWAPDB, MOVE, COPY ... DB, FLUSHDB, bases of several databases);
+//! `redis_server.rs` replays redis-server's AOFs of several databases and has redis-server
+//! and redis-check-aof read cstore's; `tests/persistence_aof.rs` drives the real binary with redis-server 7 and redis-check-aof
 //! as oracles, `kill -9` during writes with `appendfsync always`, torn tails, and
 //! BGREWRITEAOF under load.
 
 pub mod load;
 pub mod manifest;
+#[cfg(test)]
+mod redis_server;
 pub mod resp;
 
 use std::io::{self, Write};
@@ -51,47 +55,63 @@ pub fn incr_name(appendfilename: &str, seq: u64) -> String {
     format!("{appendfilename}.{seq}.incr.aof")
 }
 
-/// What every AOF file starts with, so that a file replays into database 0 on its own.
+/// What every incremental AOF file starts with: the replay of each file starts in database 0
+/// (as Redis's, which loads each file with a fresh client), and this says so to any reader.
 pub fn select_db0() -> Vec<u8> {
     let mut out = Vec::new();
     resp::encode(&mut out, &[b"SELECT", b"0"]);
     out
 }
 
-/// Writes the keys of `cut` as a base file `dir/name`, crash-safely; returns its size. A
-/// FLUSHALL during the walk ends the walk early: what was written is kept, since the
-/// FLUSHALL itself is logged after the cut and clears it at replay.
+/// Writes the keys of `cut` (every database's, [`Databases::snapshot`]) as a base file
+/// `dir/name`, crash-safely; returns its size. As Redis's rewrite: an RDB with a section per
+/// database that has keys, or commands with `SELECT n` before each such database's keys. A
+/// FLUSHDB or FLUSHALL during the walk ends the walk of the databases it flushed early: what
+/// was written is kept, since the flush itself is logged after the cut and clears them at
+/// replay.
+///
+/// [`Databases::snapshot`]: crate::engine::Databases::snapshot
 pub fn write_base(
-    cut: PointInTime<'_>,
+    cut: Vec<(usize, PointInTime<'_>)>,
     dir: &Path,
     name: &str,
     rdb: Option<(SaveOptions, RdbHeader<'_>)>,
 ) -> Result<u64, SaveFileError> {
     file::replace_atomically(dir, name, |out| {
         let mut size = 0u64;
+        let mut out = CountingWriter { out: &mut *out, written: &mut size };
         match rdb {
             Some((options, header)) => {
-                let mut writer =
-                    RdbWriter::new(CountingWriter { out: &mut *out, written: &mut size }, options, &header)?;
-                match cut.for_each(|entry| writer.entry(entry.key, entry.value, entry.expires_at_ms)) {
-                    Ok(_) | Err(SnapshotError::Flushed) => {}
-                    Err(SnapshotError::Emit(error)) => return Err(error),
-                }
+                let mut writer = RdbWriter::new(&mut out, options, &header)?;
+                writer.databases(cut)?;
                 writer.finish()?;
             }
-            None => {
-                let mut out = CountingWriter { out: &mut *out, written: &mut size };
-                out.write_all(&select_db0())?;
-                let walked =
-                    cut.for_each(|entry| resp::encode_value(&mut out, entry.key, entry.value, entry.expires_at_ms));
-                match walked {
-                    Ok(_) | Err(SnapshotError::Flushed) => {}
-                    Err(SnapshotError::Emit(error)) => return Err(error),
-                }
-            }
+            None => write_commands(&mut out, cut)?,
         }
         Ok(size)
     })
+}
+
+/// The RESP base: for each database, `SELECT n` before its first key, then the commands
+/// that recreate its keys; a database without keys writes nothing.
+fn write_commands(out: &mut impl Write, cut: Vec<(usize, PointInTime<'_>)>) -> io::Result<()> {
+    for (number, database) in cut {
+        let mut selected = false;
+        let walked = database.for_each(|entry| {
+            if !selected {
+                let mut select = Vec::new();
+                resp::encode(&mut select, &[b"SELECT", itoa::Buffer::new().format(number).as_bytes()]);
+                out.write_all(&select)?;
+                selected = true;
+            }
+            resp::encode_value(&mut *out, entry.key, entry.value, entry.expires_at_ms)
+        });
+        match walked {
+            Ok(_) | Err(SnapshotError::Flushed) => {}
+            Err(SnapshotError::Emit(error)) => return Err(error),
+        }
+    }
+    Ok(())
 }
 
 /// Counts what goes through it: the base's size without a `stat` afterwards.

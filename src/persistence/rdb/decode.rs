@@ -14,17 +14,36 @@ pub struct LoadOptions {
     /// cstore does not load (see `values.rs`), function libraries and module data, instead of
     /// stopping the load.
     pub skip_unsupported_types: bool,
-    /// `rdb-skip-other-dbs`: skip keys of databases other than 0 instead of stopping.
+    /// `rdb-skip-other-dbs`: skip keys of databases numbered `databases` and up (which a
+    /// server with more databases wrote) instead of stopping.
     pub skip_other_dbs: bool,
+    /// `databases`: how many numbered databases the server has; keys of databases 0 to
+    /// `databases - 1` are loaded.
+    pub databases: usize,
     /// `rdbchecksum`: verify the CRC-64 trailer (a zero trailer means "saved without one").
     pub verify_checksum: bool,
     /// The store clock now: keys whose deadline has passed are not loaded, as Redis does.
     pub now_ms: u64,
 }
 
+impl LoadOptions {
+    /// Redis's defaults at `now_ms`: 16 databases, nothing skipped, the checksum verified.
+    pub fn strict(now_ms: u64) -> Self {
+        LoadOptions {
+            skip_unsupported_types: false,
+            skip_other_dbs: false,
+            databases: crate::engine::DEFAULT_DATABASES,
+            verify_checksum: true,
+            now_ms,
+        }
+    }
+}
+
 /// A key read from the file, ready for the store (cloning its value is cheap).
 #[derive(Debug, PartialEq, Eq)]
 pub struct LoadedKey {
+    /// The database the key is in: below [`LoadOptions::databases`].
+    pub db: usize,
     pub key: Vec<u8>,
     pub value: Value,
     pub expires_at_ms: Option<u64>,
@@ -50,8 +69,10 @@ pub struct LoadReport {
 /// Skipped keys logged one by one before only the count goes on (in the report).
 const SKIP_WARNINGS: u64 = 10;
 
-/// Reads a whole RDB file, handing each live key of database 0 (a string, hash or set) to
-/// `store` in file order, its collections built with `limits` (the store's encoding limits).
+/// Reads a whole RDB file, handing each live key (a string, hash or set) of databases 0 to
+/// `options.databases - 1` to `store` in file order, with its database (the last SELECTDB
+/// before it; 0 before any, as Redis), its collections built with `limits` (the store's
+/// encoding limits).
 /// Stops at the first problem; what `store` received by then is the caller's to discard.
 /// `store` may refuse a key with a reason.
 pub fn load<R: Read>(
@@ -109,16 +130,17 @@ pub fn load<R: Read>(
             kind => {
                 let key = input.string("a key")?;
                 let pending_expiry = expires_at_ms.take();
-                if !values::is_loadable(kind) || db != 0 {
+                let in_range = usize::try_from(db).ok().filter(|db| *db < options.databases);
+                let Some(db_index) = in_range.filter(|_| values::is_loadable(kind)) else {
                     skip_key(&mut input, options, &mut report, kind, &key, db)?;
                     continue;
-                }
+                };
                 let value = values::read(&mut input, kind, &key, limits)?;
                 if pending_expiry.is_some_and(|at| at <= options.now_ms) {
                     report.keys_expired += 1;
                     continue;
                 }
-                let loaded = LoadedKey { key, value, expires_at_ms: pending_expiry };
+                let loaded = LoadedKey { db: db_index, key, value, expires_at_ms: pending_expiry };
                 store(&loaded).map_err(|reason| RdbError::Rejected { key: printable_key(&loaded.key), reason })?;
                 report.keys_loaded += 1;
             }
@@ -128,8 +150,9 @@ pub fn load<R: Read>(
     Ok(report)
 }
 
-/// A key of another database or type: skipped if the options say so (its value is read
-/// and dropped), else the load stops naming it.
+/// A key of a database beyond `options.databases` or of a type cstore does not hold:
+/// skipped if the options say so (its value is read and dropped), else the load stops
+/// naming it.
 fn skip_key(
     input: &mut Input<impl BufRead>,
     options: &LoadOptions,
@@ -142,8 +165,9 @@ fn skip_key(
     if !values::is_loadable(kind) && !options.skip_unsupported_types {
         return Err(RdbError::UnsupportedType { key: printable_key(key), type_name: skippable.type_name() });
     }
-    if db != 0 && !options.skip_other_dbs {
-        return Err(RdbError::OtherDatabase { key: printable_key(key), db });
+    let beyond = !usize::try_from(db).is_ok_and(|db| db < options.databases);
+    if beyond && !options.skip_other_dbs {
+        return Err(RdbError::OtherDatabase { key: printable_key(key), db, databases: options.databases });
     }
     skip::value(input, skippable)?;
     report.keys_skipped += 1;

@@ -6,7 +6,7 @@
 use std::io::{self, Write};
 
 use super::{CRC64, RDB_VERSION, op};
-use crate::engine::Value;
+use crate::engine::{PointInTime, SnapshotError, Value};
 
 /// Settings that change the bytes written, with the Redis configs they come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,35 +30,38 @@ pub struct RdbHeader<'a> {
     pub redis_version: &'a str,
     /// `ctime`: when the save started, seconds since the epoch.
     pub ctime_secs: u64,
-    /// `used-mem`: the store's memory use at the start, in bytes.
+    /// `used-mem`: the memory use of every database at the start, in bytes.
     pub used_mem: u64,
-    /// Keys and keys with an expiry, for RESIZEDB (hints that let a reader presize).
-    pub keys: u64,
-    pub volatile_keys: u64,
 }
 
-/// Writes one RDB file: [`RdbWriter::new`] writes the header, [`RdbWriter::entry`] each key,
-/// [`RdbWriter::finish`] the trailer. Everything written goes through the checksum.
+/// What [`RdbWriter::databases`] wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DatabasesWritten {
+    /// Keys written, over every database.
+    pub keys: u64,
+    /// Whether a database was flushed (FLUSHDB, FLUSHALL) while its keys were being written:
+    /// its section then holds only the keys written before, so the file is not the cut.
+    pub flushed: bool,
+}
+
+/// Writes one RDB file: [`RdbWriter::new`] writes the header, [`RdbWriter::databases`] a
+/// point-in-time cut of the databases (or [`RdbWriter::select_db`] and [`RdbWriter::entry`]
+/// key by key), [`RdbWriter::finish`] the trailer. Everything written goes through the
+/// checksum.
 pub struct RdbWriter<W: Write> {
     out: W,
     crc: crc::Digest<'static, u64, crc::Table<16>>,
     options: SaveOptions,
-    /// RESIZEDB's hints, written with SELECTDB before the first key: like Redis, a store
-    /// without keys has no database section.
-    resize: Option<(u64, u64)>,
+    /// The database selected and RESIZEDB's hints, written before its first key: like
+    /// Redis, a database without keys has no section.
+    pending_db: Option<PendingDb>,
     /// Scratch for LZF output, kept across keys.
     compressed: Vec<u8>,
 }
 
 impl<W: Write> RdbWriter<W> {
     pub fn new(out: W, options: SaveOptions, header: &RdbHeader<'_>) -> io::Result<Self> {
-        let mut writer = RdbWriter {
-            out,
-            crc: CRC64.digest(),
-            options,
-            resize: Some((header.keys, header.volatile_keys)),
-            compressed: Vec::new(),
-        };
+        let mut writer = RdbWriter { out, crc: CRC64.digest(), options, pending_db: None, compressed: Vec::new() };
         writer.put(format!("REDIS{RDB_VERSION:04}").as_bytes())?;
         writer.aux(b"redis-ver", header.redis_version.as_bytes())?;
         writer.aux(b"redis-bits", usize::BITS.to_string().as_bytes())?;
@@ -69,14 +72,41 @@ impl<W: Write> RdbWriter<W> {
         Ok(writer)
     }
 
+    /// Writes every database of `cut` ([`Databases::snapshot`](crate::engine::Databases::snapshot)'s
+    /// cut, in increasing order of number) as its own section, as Redis's `rdbSaveRio`: SELECTDB,
+    /// RESIZEDB with the database's keys and keys with a deadline at the cut, then its keys. A
+    /// database flushed during its walk ends its own section early and the others go on
+    /// (reported in [`DatabasesWritten::flushed`]: an AOF base keeps what was written, since
+    /// the flush is logged after the cut; a snapshot is abandoned).
+    pub fn databases(&mut self, cut: Vec<(usize, PointInTime<'_>)>) -> io::Result<DatabasesWritten> {
+        let mut written = DatabasesWritten::default();
+        for (number, database) in cut {
+            self.select_db(number, database.keys(), database.volatile_keys());
+            match database.for_each(|entry| self.entry(entry.key, entry.value, entry.expires_at_ms)) {
+                Ok(report) => written.keys += report.keys,
+                Err(SnapshotError::Flushed) => written.flushed = true,
+                Err(SnapshotError::Emit(error)) => return Err(error),
+            }
+        }
+        Ok(written)
+    }
+
+    /// The keys written next belong to database `number`, which has `keys` keys of which
+    /// `volatile_keys` have a deadline (RESIZEDB's hints, which let a reader presize). Written
+    /// with the first key, so that a database without keys has no section, as in Redis. Keys
+    /// written before any `select_db` load into database 0.
+    pub fn select_db(&mut self, number: usize, keys: u64, volatile_keys: u64) {
+        self.pending_db = Some(PendingDb { number: number as u64, keys, volatile_keys });
+    }
+
     /// Writes one key, with its deadline in ms since the epoch if it has one.
     pub fn entry(&mut self, key: &[u8], value: &Value, expires_at_ms: Option<u64>) -> io::Result<()> {
-        if let Some((keys, expires)) = self.resize.take() {
+        if let Some(db) = self.pending_db.take() {
             self.put(&[op::SELECTDB])?;
-            self.length(0)?;
+            self.length(db.number)?;
             self.put(&[op::RESIZEDB])?;
-            self.length(keys)?;
-            self.length(expires)?;
+            self.length(db.keys)?;
+            self.length(db.volatile_keys)?;
         }
         if let Some(at) = expires_at_ms {
             self.put(&[op::EXPIRETIME_MS])?;
@@ -178,6 +208,14 @@ impl<W: Write> RdbWriter<W> {
     }
 }
 
+/// A database selected with [`RdbWriter::select_db`] whose section is not written yet.
+#[derive(Clone, Copy, Debug)]
+struct PendingDb {
+    number: u64,
+    keys: u64,
+    volatile_keys: u64,
+}
+
 /// An integer encoding: at most 1 + 4 bytes.
 struct Encoded {
     bytes: [u8; 5],
@@ -234,7 +272,7 @@ mod tests {
     }
 
     fn written_length(len: u64) -> Vec<u8> {
-        let header = RdbHeader { redis_version: "7.0.0", ctime_secs: 0, used_mem: 0, keys: 0, volatile_keys: 0 };
+        let header = RdbHeader { redis_version: "7.0.0", ctime_secs: 0, used_mem: 0 };
         let mut writer = RdbWriter::new(Vec::new(), SaveOptions::default(), &header).unwrap();
         let start = writer.out.len();
         writer.length(len).unwrap();

@@ -1,9 +1,13 @@
 //! Redis's RDB format (the parts cstore uses), as redis-server 7.0 writes it in `rdb.c`:
 //!
 //! ```text
-//! "REDIS0010"  AUX(name, value)*  [SELECTDB 0  RESIZEDB(keys, expires)  ([EXPIRETIME_MS t] 0 key value)*]
+//! "REDIS0010"  AUX(name, value)*
+//! (SELECTDB n  RESIZEDB(keys, expires)  ([EXPIRETIME_MS t] type key value)*)*
 //! EOF  CRC-64/REDIS of every byte before it, little-endian (zero when saved with rdbchecksum no)
 //! ```
+//!
+//! A SELECTDB section per numbered database that has keys, in increasing order of number;
+//! a database without keys has none.
 //!
 //! [`RdbWriter`] writes it (strings, hashes and sets, the types cstore holds); [`load`]
 //! reads what redis-server 7 writes (strings, and hashes and sets in every encoding Redis 7
@@ -18,7 +22,7 @@ mod tests;
 mod values;
 
 pub use decode::{LoadOptions, LoadReport, LoadedKey, load};
-pub use encode::{RdbHeader, RdbWriter, SaveOptions};
+pub use encode::{DatabasesWritten, RdbHeader, RdbWriter, SaveOptions};
 
 /// The version cstore writes: redis-server 7.0's, the oldest Redis 7 that must read our files.
 pub const RDB_VERSION: u32 = 10;
@@ -90,10 +94,14 @@ pub enum RdbError {
     )]
     UnsupportedType { key: String, type_name: &'static str },
     #[error(
-        "key '{key}' is in database {db}, but cstore has only database 0: the load stopped and the file \
-         is untouched (rdb-skip-other-dbs yes loads database 0 and skips the others)"
+        "key '{key}' is in database {db}, but this server has `databases` {databases} (numbers 0 to \
+         {last}): the file was written by a server with more databases. The load stopped and the file is \
+         untouched (`databases` {needed} or more loads it; rdb-skip-other-dbs yes loads the rest and skips \
+         the keys of databases from {databases} on)",
+        last = databases.saturating_sub(1),
+        needed = db.saturating_add(1)
     )]
-    OtherDatabase { key: String, db: u64 },
+    OtherDatabase { key: String, db: u64, databases: usize },
     #[error(
         "the RDB file holds {what}, which cstore cannot load: the load stopped and the file is untouched \
          (rdb-skip-unsupported-types yes skips it)"

@@ -13,12 +13,13 @@ use crate::engine::{EncodingLimits, Value};
 
 const NOW_MS: u64 = 1_700_000_000_000;
 
+/// Redis's default 16 databases.
 fn options() -> LoadOptions {
-    LoadOptions { skip_unsupported_types: false, skip_other_dbs: false, verify_checksum: true, now_ms: NOW_MS }
+    LoadOptions::strict(NOW_MS)
 }
 
-fn header(keys: u64, volatile_keys: u64) -> RdbHeader<'static> {
-    RdbHeader { redis_version: "7.0.0", ctime_secs: NOW_MS / 1000, used_mem: 1234, keys, volatile_keys }
+fn header() -> RdbHeader<'static> {
+    RdbHeader { redis_version: "7.0.0", ctime_secs: NOW_MS / 1000, used_mem: 1234 }
 }
 
 type Entry = (Vec<u8>, Value, Option<u64>);
@@ -28,19 +29,35 @@ fn text(key: &[u8], value: &[u8], at: Option<u64>) -> Entry {
     (key.to_vec(), Value::from(value), at)
 }
 
+/// `entries` as database 0.
 fn save(entries: &[Entry], options: SaveOptions) -> Vec<u8> {
-    let volatile = entries.iter().filter(|e| e.2.is_some()).count() as u64;
-    let mut writer = RdbWriter::new(Vec::new(), options, &header(entries.len() as u64, volatile)).unwrap();
-    for (key, value, at) in entries {
-        writer.entry(key, value, *at).unwrap();
+    save_databases(&[(0, entries.to_vec())], options)
+}
+
+/// Each database's entries in its own section, in the order given.
+fn save_databases(databases: &[(usize, Vec<Entry>)], options: SaveOptions) -> Vec<u8> {
+    let mut writer = RdbWriter::new(Vec::new(), options, &header()).unwrap();
+    for (number, entries) in databases {
+        let volatile = entries.iter().filter(|e| e.2.is_some()).count() as u64;
+        writer.select_db(*number, entries.len() as u64, volatile);
+        for (key, value, at) in entries {
+            writer.entry(key, value, *at).unwrap();
+        }
     }
     writer.finish().unwrap()
 }
 
+/// The keys loaded, whatever their database.
 fn load_all(bytes: &[u8], options: &LoadOptions) -> Result<(Vec<Entry>, LoadReport), RdbError> {
+    let (loaded, report) = load_databases(bytes, options)?;
+    Ok((loaded.into_iter().map(|(_, entry)| entry).collect(), report))
+}
+
+/// The keys loaded, with their databases.
+fn load_databases(bytes: &[u8], options: &LoadOptions) -> Result<(Vec<(usize, Entry)>, LoadReport), RdbError> {
     let mut loaded = Vec::new();
     let report = load(bytes, options, &EncodingLimits::default(), |k| {
-        loaded.push((k.key.clone(), k.value.clone(), k.expires_at_ms));
+        loaded.push((k.db, (k.key.clone(), k.value.clone(), k.expires_at_ms)));
         Ok(())
     })?;
     Ok((loaded, report))
@@ -180,19 +197,64 @@ fn an_unsupported_type_stops_the_load_naming_the_key_unless_skipped() {
 }
 
 #[test]
-fn a_key_of_another_database_stops_the_load_unless_skipped() {
+fn a_key_of_a_database_beyond_databases_stops_the_load_unless_skipped() {
     let mut body = vec![op::SELECTDB, 3, 0];
-    body.extend(s(b"elsewhere"));
+    body.extend(s(b"three"));
+    body.extend(s(b"v"));
+    body.extend([op::SELECTDB, 20, 0]);
+    body.extend(s(b"twenty"));
     body.extend(s(b"v"));
     let bytes = raw_file(10, &body);
     let error = load_all(&bytes, &options()).unwrap_err();
-    assert!(matches!(&error, RdbError::OtherDatabase { key, db: 3 } if key == "elsewhere"), "{error}");
+    assert!(matches!(&error, RdbError::OtherDatabase { key, db: 20, databases: 16 } if key == "twenty"), "{error}");
+    for expected in ["database 20", "`databases` 16", "`databases` 21 or more", "rdb-skip-other-dbs yes"] {
+        assert!(error.to_string().contains(expected), "{expected}: {error}");
+    }
     let skip = LoadOptions { skip_other_dbs: true, ..options() };
-    assert_eq!(load_all(&bytes, &skip).unwrap().1.keys_skipped, 1);
-    // A list in database 3 needs both options.
+    let (loaded, report) = load_databases(&bytes, &skip).unwrap();
+    assert_eq!(loaded, [(3, text(b"three", b"v", None))]);
+    assert_eq!((report.keys_loaded, report.keys_skipped), (1, 1));
+    // With 21 databases, both load; with 3, database 3 is beyond too.
+    assert_eq!(load_databases(&bytes, &LoadOptions { databases: 21, ..options() }).unwrap().0.len(), 2);
+    let three = LoadOptions { databases: 3, ..options() };
+    assert!(matches!(load_all(&bytes, &three), Err(RdbError::OtherDatabase { db: 3, databases: 3, .. })));
+    // A list in database 20 needs both options.
     let both = LoadOptions { skip_other_dbs: true, skip_unsupported_types: true, ..options() };
-    assert!(load_all(&list_then_string(3), &skip).is_err());
-    assert_eq!(load_all(&list_then_string(3), &both).unwrap().0.len(), 1);
+    assert!(load_all(&list_then_string(20), &skip).is_err());
+    assert_eq!(load_all(&list_then_string(20), &both).unwrap().0.len(), 1);
+    // A database number no machine can index is beyond too, not a panic.
+    let mut body = vec![op::SELECTDB, op::LEN_64BIT];
+    body.extend(u64::MAX.to_be_bytes());
+    body.extend([0]);
+    body.extend(s(b"far"));
+    body.extend(s(b"v"));
+    let error = load_all(&raw_file(10, &body), &options()).unwrap_err();
+    assert!(matches!(error, RdbError::OtherDatabase { db: u64::MAX, .. }), "{error}");
+    assert_eq!(load_all(&raw_file(10, &body), &skip).unwrap().1.keys_skipped, 1);
+}
+
+#[test]
+fn databases_round_trip_each_in_its_own_section_in_order() {
+    let collections = collections::collections();
+    let databases = vec![
+        (0, vec![text(b"zero", b"0", None), text(b"shared name", b"in 0", Some(NOW_MS + 5_000))]),
+        (3, collections[..4].to_vec()),
+        // Selected but without keys: no section, as Redis.
+        (7, Vec::new()),
+        (15, collections[4..].iter().cloned().chain([text(b"shared name", b"in 15", None)]).collect()),
+    ];
+    let bytes = save_databases(&databases, SaveOptions::default());
+    let (loaded, report) = load_databases(&bytes, &options()).unwrap();
+    let expected: Vec<(usize, Entry)> =
+        databases.iter().flat_map(|(number, entries)| entries.iter().map(|e| (*number, e.clone()))).collect();
+    assert_eq!(loaded, expected);
+    assert_eq!(report.keys_loaded, expected.len() as u64);
+    // SELECTDB n RESIZEDB keys volatile, as rdbSaveDb writes them; none for database 7.
+    for (number, keys, volatile) in [(0u8, 2u8, 1u8), (3, 4, 1), (15, 5, 1)] {
+        let section = [op::SELECTDB, number, op::RESIZEDB, keys, volatile];
+        assert_eq!(bytes.windows(5).filter(|w| *w == section).count(), 1, "{section:?}");
+    }
+    assert!(!bytes.windows(2).any(|w| w == [op::SELECTDB, 7]));
 }
 
 #[test]

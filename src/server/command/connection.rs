@@ -119,13 +119,18 @@ fn authenticate(ctx: &mut Ctx<'_, '_>, user: Option<&[u8]>, password: &[u8]) -> 
 }
 
 pub(crate) fn select(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
-    match args.integer()? {
-        0 => {
-            ctx.out.ok();
-            Ok(())
-        }
-        _ => Err(CommandError::Other("ERR DB index is out of range".into())),
-    }
+    let number = database_number(ctx, &mut args)?;
+    ctx.session.select(number);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// A database number argument: an integer, and one of the server's databases.
+pub(crate) fn database_number(ctx: &Ctx<'_, '_>, args: &mut Args<'_>) -> Result<usize, CommandError> {
+    usize::try_from(args.integer()?)
+        .ok()
+        .filter(|number| *number < ctx.state.databases.count())
+        .ok_or_else(|| CommandError::Other("ERR DB index is out of range".into()))
 }
 
 pub(crate) fn quit(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) -> Result<(), CommandError> {
@@ -136,7 +141,8 @@ pub(crate) fn quit(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) -> Result<(), Command
 
 pub(crate) fn reset(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) -> Result<(), CommandError> {
     ctx.session.end_transaction();
-    ctx.state.store.unwatch(&mut ctx.session.watcher);
+    ctx.state.databases.unwatch(&mut ctx.session.watcher);
+    ctx.session.select(0);
     ctx.session.set_protocol(Protocol::Resp2);
     ctx.out.set_protocol(Protocol::Resp2);
     *ctx.session.info.name.lock() = None;

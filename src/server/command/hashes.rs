@@ -66,7 +66,7 @@ pub(crate) fn hsetnx(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
 
 pub(crate) fn hget(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
     let (key, field) = (args.bytes()?, args.bytes()?);
-    let value = ctx.state.store.read_hash(key, |hash| hash.and_then(|h| h.get(field)).cloned())?;
+    let value = ctx.db().read_hash(key, |hash| hash.and_then(|h| h.get(field)).cloned())?;
     match value {
         Some(value) => ctx.out.value(&value),
         None => ctx.out.null(),
@@ -78,8 +78,7 @@ pub(crate) fn hmget(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Com
     let key = args.bytes()?;
     let fields = args.rest();
     let values: Vec<Option<CompactBytes>> = ctx
-        .state
-        .store
+        .db()
         .read_hash(key, |hash| fields.iter().map(|field| hash.and_then(|h| h.get(field)).cloned()).collect())?;
     ctx.out.array(values.len());
     for value in &values {
@@ -97,7 +96,7 @@ pub(crate) fn hdel(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), CommandE
 
 /// Replies with what `f` reads of the hash under the command's key (no hash: `None`).
 fn read_count(ctx: &mut Ctx<'_, '_>, key: &[u8], f: impl FnOnce(Option<&Hash>) -> usize) -> Result<(), CommandError> {
-    let count = ctx.state.store.read_hash(key, f)?;
+    let count = ctx.db().read_hash(key, f)?;
     count_reply(ctx, count);
     Ok(())
 }
@@ -127,7 +126,7 @@ enum Part {
 /// Replies with a version of the whole hash, read with no lock held. Written whole, as Redis
 /// writes it, under the client's output limits.
 fn reply_whole(ctx: &mut Ctx<'_, '_>, key: &[u8], part: Part) -> Result<(), CommandError> {
-    let pairs = ctx.state.store.hash(key)?.map(|hash| hash.pairs()).unwrap_or_default();
+    let pairs = ctx.db().hash(key)?.map(|hash| hash.pairs()).unwrap_or_default();
     match part {
         Part::Both => ctx.out.map(pairs.len()),
         _ => ctx.out.array(pairs.len()),
@@ -205,7 +204,7 @@ pub(crate) fn hrandfield(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<()
         Some(option) if option.as_str() == "WITHVALUES" && count.is_some() && args.is_empty() => true,
         Some(_) => return Err(CommandError::Syntax),
     };
-    let hash = ctx.state.store.hash(key)?;
+    let hash = ctx.db().hash(key)?;
     let mut rng = rand::rng();
     let Some(count) = count else {
         match hash.as_deref().and_then(|h| h.random(&mut rng)) {
@@ -234,7 +233,7 @@ pub(crate) fn hrandfield(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<()
 pub(crate) fn hscan(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
     let key = args.bytes()?;
     let scan = ScanArgs::parse(&mut args, false)?;
-    let hash = ctx.state.store.hash(key)?;
+    let hash = ctx.db().hash(key)?;
     let mut items = Vec::new();
     let next = match &hash {
         Some(hash) => hash.scan(scan.cursor, scan.count, |field, value| {

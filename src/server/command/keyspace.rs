@@ -1,6 +1,7 @@
 //! Keyspace commands: DEL, UNLINK, EXISTS, TYPE, the EXPIRE family, TTL, PTTL, PERSIST,
 //! SCAN, KEYS, RANDOMKEY.
 
+use super::connection::database_number;
 use super::expiry::{Base, ExpireArg, Unit};
 use super::scan::{ScanArgs, reply_scan};
 use super::{Args, CommandError, Ctx};
@@ -67,7 +68,7 @@ pub(crate) fn object(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
         }
         b"ENCODING" | b"REFCOUNT" if args.remaining() == 1 => {
             let key = args.bytes()?;
-            match ctx.state.store.encoding(key) {
+            match ctx.db().encoding(key) {
                 None => ctx.out.null(),
                 Some(encoding) if upper == b"ENCODING" => ctx.out.bulk(encoding.as_bytes()),
                 // A value has one owner, the store (readers' clones are not counted).
@@ -93,13 +94,13 @@ pub(crate) fn object(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
 
 pub(crate) fn exists(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
     // A key named twice counts twice, as in Redis.
-    let found = args.rest().iter().filter(|key| ctx.state.store.exists(key)).count();
+    let found = args.rest().iter().filter(|key| ctx.db().exists(key)).count();
     count_reply(ctx, found);
     Ok(())
 }
 
 pub(crate) fn type_of(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
-    let kind = ctx.state.store.value_type(args.bytes()?);
+    let kind = ctx.db().value_type(args.bytes()?);
     ctx.out.simple(kind.map_or("none", |kind| kind.name()));
     Ok(())
 }
@@ -141,7 +142,7 @@ fn expire_generic(
     // Redis checks the flags before the time value.
     let condition = expire_condition(&mut args)?;
     let value = crate::engine::parse_integer(raw_time).ok_or(CommandError::NotInteger)?;
-    let deadline = ExpireArg { value, unit, base }.deadline(ctx.state.store.now_ms(), true, command)?;
+    let deadline = ExpireArg { value, unit, base }.deadline(ctx.db().now_ms(), true, command)?;
     let applied = ctx.logged(key, |store| {
         let applied = store.expire_at(key, deadline, condition);
         (applied, applied)
@@ -167,7 +168,7 @@ pub(crate) fn pexpireat(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), Com
 }
 
 fn ttl_reply(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>, unit: Unit) -> Result<(), CommandError> {
-    let reply = match ctx.state.store.ttl(args.bytes()?) {
+    let reply = match ctx.db().ttl(args.bytes()?) {
         Ttl::Missing => -2,
         Ttl::Persistent => -1,
         Ttl::ExpiresIn(ms) => {
@@ -203,10 +204,10 @@ pub(crate) fn persist(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), C
 
 pub(crate) fn scan(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
     let scan = ScanArgs::parse(&mut args, true)?;
-    let (next, mut keys) = ctx.state.store.scan(scan.cursor, scan.pattern, scan.count);
+    let (next, mut keys) = ctx.db().scan(scan.cursor, scan.pattern, scan.count);
     if let Some(kind) = scan.kind {
         // As Redis, the type is checked after the walk, key by key.
-        let store = &ctx.state.store;
+        let store = ctx.db();
         keys.retain(|key| kind.is_some() && store.value_type(key) == kind);
     }
     reply_scan(ctx, next, &keys);
@@ -222,9 +223,10 @@ pub(crate) fn keys(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Comm
     let pattern = args.bytes()?;
     let mut keys = std::mem::take(&mut ctx.session.reply_keys);
     if ctx.session.resume_at.is_none() {
+        let store = ctx.db();
         let out = &mut *ctx.out;
         let mut held = KeyListMemory::default();
-        if !ctx.state.store.keys_while(pattern, &mut keys, |keys| out.hold(held.of(keys))) {
+        if !store.keys_while(pattern, &mut keys, |keys| out.hold(held.of(keys))) {
             // Over the limit: the connection closes the client, and the keys are dropped now.
             return Ok(());
         }
@@ -256,7 +258,7 @@ impl KeyListMemory {
 }
 
 pub(crate) fn randomkey(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) -> Result<(), CommandError> {
-    match ctx.state.store.random_key() {
+    match ctx.db().random_key() {
         Some(key) => ctx.out.bulk(&key),
         None => ctx.out.null(),
     }
@@ -288,25 +290,38 @@ pub(crate) fn renamenx(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), Comm
 pub(crate) fn copy(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
     let (from, to) = (args.bytes()?, args.bytes()?);
     let mut replace = false;
+    let mut target = ctx.session.db();
     while let Some(option) = args.option() {
         match option.as_str() {
             "REPLACE" => replace = true,
-            // One database: 0 is this one, any other is out of range (Redis's reply with
-            // `databases 1`).
-            "DB" => match args.integer()? {
-                0 => {}
-                _ => return Err(CommandError::Other("ERR DB index is out of range".into())),
-            },
+            "DB" => target = database_number(ctx, &mut args)?,
             _ => return Err(CommandError::Syntax),
         }
     }
-    if from == to {
+    if from == to && target == ctx.session.db() {
         return Err(CommandError::Other("ERR source and destination objects are the same".into()));
     }
-    let copied = ctx.logged_together(&[to], |store| {
-        let copied = store.copy(from, to, replace);
+    let (source, target) = (ctx.db(), ctx.state.database(target));
+    let copied = ctx.logged_across(&[(target, to)], || {
+        let copied = source.copy_to(from, target, to, replace);
         (copied, copied)
     });
     ctx.out.integer(i64::from(copied));
+    Ok(())
+}
+
+/// MOVE: the key goes to another database, with its expiry, unless it exists there.
+pub(crate) fn move_key(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let key = args.bytes()?;
+    let target = database_number(ctx, &mut args)?;
+    if target == ctx.session.db() {
+        return Err(CommandError::Other("ERR source and destination objects are the same".into()));
+    }
+    let (source, target) = (ctx.db(), ctx.state.database(target));
+    let moved = ctx.logged_across(&[(target, key), (source, key)], || {
+        let moved = source.move_to(key, target);
+        (moved, moved)
+    });
+    ctx.out.integer(i64::from(moved));
     Ok(())
 }

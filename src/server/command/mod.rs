@@ -30,7 +30,7 @@ use super::persistence::LOADING;
 use super::reply::ReplyWriter;
 use super::session::Session;
 use super::state::ServerState;
-use crate::engine::{Exclusive, StoreError};
+use crate::engine::{Exclusive, Store, StoreError};
 use crate::server::metrics::Outcome;
 use crate::telemetry;
 use traced::CommandTrace;
@@ -126,7 +126,12 @@ pub(crate) struct Ctx<'a, 'o> {
 /// ([`Ctx::stream_array`]).
 const STREAM_CHUNK: usize = 256 * 1024;
 
-impl Ctx<'_, '_> {
+impl<'a> Ctx<'a, '_> {
+    /// The client's selected database.
+    pub(crate) fn db(&self) -> &'a Store {
+        self.state.database(self.session.db())
+    }
+
     /// Writes an array reply of `items`, calling `write` for each, as a stream: once
     /// [`STREAM_CHUNK`] bytes wait, it records where it stopped in [`Session::resume_at`] and
     /// returns false; the connection writes them once the client reads, then runs the command
@@ -156,8 +161,8 @@ impl Ctx<'_, '_> {
         key: &[u8],
         op: impl FnOnce(&crate::engine::Store) -> (R, L),
     ) -> R {
-        let store = &*self.state.store;
-        self.state.aof.write(&mut self.session.aof_wait, key, || {
+        let store = self.db();
+        self.state.aof.write(&mut self.session.aof_wait, store, key, || {
             let (result, logged) = op(store);
             (result, logged.into())
         })
@@ -172,12 +177,20 @@ impl Ctx<'_, '_> {
         keys: &[&[u8]],
         op: impl FnOnce(&crate::engine::Store) -> (R, bool),
     ) -> R {
+        let store = self.db();
+        let keys: Vec<(&Store, &[u8])> = keys.iter().map(|key| (store, *key)).collect();
+        self.logged_across(&keys, || op(store))
+    }
+
+    /// [`Ctx::logged_together`] for keys of several databases (MOVE, COPY ... DB), each
+    /// named with its database's store.
+    pub(crate) fn logged_across<R>(&mut self, keys: &[(&Store, &[u8])], op: impl FnOnce() -> (R, bool)) -> R {
         let state = self.state;
         let (result, logged_up_to) = state.aof.transaction(|| {
-            let (result, changed) = op(&state.store);
-            for key in keys.iter().filter(|_| changed) {
+            let (result, changed) = op();
+            for (store, key) in keys.iter().filter(|_| changed) {
                 let mut ignored = 0;
-                state.aof.write(&mut ignored, key, || ((), Logged::Changed));
+                state.aof.write(&mut ignored, store, key, || ((), Logged::Changed));
             }
             result
         });
@@ -305,7 +318,7 @@ pub(crate) fn execute<'s>(
     // Commands that touch keys see every transaction whole (queuing one may evict, which
     // writes); those that change several keys as one are transactions themselves; EXEC holds
     // the store exclusively itself.
-    let store = &*state.store;
+    let databases = &*state.databases;
     let exclusive = spec.flags.contains(Flags::EXCLUSIVE) && session.transaction().is_none();
     if !exclusive {
         // Before a pass or EXEC's own exclusivity: neither may be asked for while it is held.
@@ -316,11 +329,11 @@ pub(crate) fn execute<'s>(
         if let Some(run) = held.take_if(|run| run.commands >= MAX_EXCLUSIVE_RUN) {
             run.guard.release_fairly();
         }
-        let run = held.get_or_insert_with(|| HeldExclusive { guard: store.exclusive(), commands: 0 });
+        let run = held.get_or_insert_with(|| HeldExclusive { guard: databases.exclusive(), commands: 0 });
         run.commands += 1;
     }
     let touches_keys = spec.flags.contains(Flags::WRITE) || spec.flags.contains(Flags::READONLY);
-    let _pass = (!exclusive && touches_keys).then(|| store.pass());
+    let _pass = (!exclusive && touches_keys).then(|| databases.pass());
     if session.transaction().is_some() && !controls_transactions(spec) {
         queue(state, session, (index, spec), request, out);
         return Instant::now();
@@ -384,7 +397,7 @@ fn perform(
         Some(parent) => telemetry::sampler::sample_child_of(parent),
         None => telemetry::sampler::sample(state.settings.trace_sample_ratio()),
     };
-    let trace = sampled.then(|| CommandTrace::start(state, spec, request, out, parent));
+    let trace = sampled.then(|| CommandTrace::start(state, spec, request, session.db(), out, parent));
     let result = run(state, session, spec, request, out);
     let outcome = match &result {
         Ok(()) => Outcome::Ok,

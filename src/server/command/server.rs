@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::connection::REDIS_COMPATIBLE_VERSION;
 use super::docs::parse_syntax;
 use super::{Args, COMMANDS, CommandError, CommandSpec, Ctx, Flags, lookup};
+use crate::engine::Store;
 use crate::telemetry;
 
 fn unknown_subcommand(subcommand: &[u8], command: &str) -> CommandError {
@@ -171,7 +172,7 @@ pub(crate) fn config(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
             }
             let pairs: Vec<(&[u8], &[u8])> = rest.chunks_exact(2).map(|p| (p[0], p[1])).collect();
             ctx.state.settings.config_set(&pairs).map_err(CommandError::Other)?;
-            ctx.state.store.set_encoding_limits(ctx.state.settings.encoding_limits());
+            ctx.state.databases.set_encoding_limits(ctx.state.settings.encoding_limits());
             // +OK means accepted: a strategy or shard change migrates in the background, in a
             // span that links to this command's, when this one is traced.
             ctx.state.reconfigurer.settings_changed(telemetry::propagation::current_span_context());
@@ -203,32 +204,53 @@ pub(crate) fn info(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Comm
 }
 
 pub(crate) fn dbsize(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) -> Result<(), CommandError> {
-    ctx.out.integer(i64::try_from(ctx.state.store.len()).unwrap_or(i64::MAX));
+    ctx.out.integer(i64::try_from(ctx.db().len()).unwrap_or(i64::MAX));
     Ok(())
 }
 
+/// SWAPDB: run with every database held (the command is exclusive), so no client sees it
+/// half done, and logged as itself.
+pub(crate) fn swapdb(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
+    let a = args.integer().map_err(|_| invalid_swap_index("first"))?;
+    let b = args.integer().map_err(|_| invalid_swap_index("second"))?;
+    let (Ok(a), Ok(b)) = (usize::try_from(a), usize::try_from(b)) else {
+        return Err(CommandError::Other("ERR DB index is out of range".into()));
+    };
+    ctx.state.databases.swap(a, b).map_err(|error| CommandError::Other(format!("ERR {error}")))?;
+    ctx.state.aof.swapped(&mut ctx.session.aof_wait, a, b);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn invalid_swap_index(which: &str) -> CommandError {
+    CommandError::Other(format!("ERR invalid {which} DB index"))
+}
+
 pub(crate) fn flushdb(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), CommandError> {
-    flush(ctx, args).map(drop)
+    flush(ctx, args, Some(ctx.db())).map(drop)
 }
 
 /// FLUSHALL also saves the empty store when save rules are set, as Redis 7 does, so that a
 /// restart does not bring the flushed keys back from the last snapshot.
 pub(crate) fn flushall(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), CommandError> {
-    let removed = flush(ctx, args)?;
+    let removed = flush(ctx, args, None)?;
     ctx.state.persistence.flushed_all(removed);
     Ok(())
 }
 
-/// Empties the store; returns how many keys went.
-fn flush(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<usize, CommandError> {
+/// Empties database `db`, or every one (`None`); returns how many keys went.
+fn flush(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>, db: Option<&Store>) -> Result<usize, CommandError> {
     // ASYNC and SYNC are accepted; values held by readers are freed when released either way.
     match args.option() {
         None => {}
         Some(mode) if matches!(mode.as_str(), "ASYNC" | "SYNC") => args.finish()?,
         Some(_) => return Err(CommandError::Syntax),
     }
-    let store = &ctx.state.store;
-    let removed = ctx.state.aof.flush_all(&mut ctx.session.aof_wait, || store.clear());
+    let databases = &ctx.state.databases;
+    let removed = ctx.state.aof.flush(&mut ctx.session.aof_wait, db, || match db {
+        Some(store) => store.clear(),
+        None => databases.clear(),
+    });
     ctx.out.ok();
     Ok(removed)
 }

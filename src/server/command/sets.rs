@@ -48,7 +48,7 @@ pub(crate) fn srem(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), CommandE
 
 pub(crate) fn sismember(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
     let (key, member) = (args.bytes()?, args.bytes()?);
-    let found = ctx.state.store.read_set(key, |set| set.is_some_and(|s| s.contains(member)))?;
+    let found = ctx.db().read_set(key, |set| set.is_some_and(|s| s.contains(member)))?;
     ctx.out.integer(i64::from(found));
     Ok(())
 }
@@ -57,7 +57,7 @@ pub(crate) fn smismember(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<()
     let key = args.bytes()?;
     let members = args.rest();
     let found: Vec<bool> =
-        ctx.state.store.read_set(key, |set| members.iter().map(|m| set.is_some_and(|s| s.contains(m))).collect())?;
+        ctx.db().read_set(key, |set| members.iter().map(|m| set.is_some_and(|s| s.contains(m))).collect())?;
     ctx.out.array(found.len());
     for found in found {
         ctx.out.integer(i64::from(found));
@@ -66,7 +66,7 @@ pub(crate) fn smismember(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<()
 }
 
 pub(crate) fn scard(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
-    let len = ctx.state.store.read_set(args.bytes()?, |set| set.map_or(0, Set::len))?;
+    let len = ctx.db().read_set(args.bytes()?, |set| set.map_or(0, Set::len))?;
     count_reply(ctx, len);
     Ok(())
 }
@@ -80,7 +80,7 @@ fn reply_members(ctx: &mut Ctx<'_, '_>, members: &[CompactBytes]) {
 }
 
 pub(crate) fn smembers(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
-    let members = ctx.state.store.set_value(args.bytes()?)?.map(|set| set.members()).unwrap_or_default();
+    let members = ctx.db().set_value(args.bytes()?)?.map(|set| set.members()).unwrap_or_default();
     reply_members(ctx, &members);
     Ok(())
 }
@@ -120,7 +120,7 @@ pub(crate) fn srandmember(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(
     let key = args.bytes()?;
     let count = if args.is_empty() { None } else { Some(args.integer()?) };
     args.finish()?;
-    let set = ctx.state.store.set_value(key)?;
+    let set = ctx.db().set_value(key)?;
     let mut rng = rand::rng();
     let Some(count) = count else {
         match set.and_then(|s| s.random(&mut rng)) {
@@ -156,7 +156,7 @@ enum Algebra {
 /// The sets under `keys`, each read as it is now (a missing key is an empty set). Every key
 /// is type-checked first, as Redis does.
 fn read_sets(ctx: &Ctx<'_, '_>, keys: &[&[u8]]) -> Result<Vec<Option<Arc<Set>>>, CommandError> {
-    keys.iter().map(|key| ctx.state.store.set_value(key).map_err(CommandError::from)).collect()
+    keys.iter().map(|key| ctx.db().set_value(key).map_err(CommandError::from)).collect()
 }
 
 /// The members of the result, in the order Redis's algorithm finds them: an intersection
@@ -207,7 +207,7 @@ pub(crate) fn sdiff(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), Command
 fn store_algebra(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>, algebra: Algebra) -> Result<(), CommandError> {
     let destination = args.bytes()?;
     let sets = read_sets(ctx, args.rest())?;
-    let limits: EncodingLimits = ctx.state.store.encoding_limits();
+    let limits: EncodingLimits = ctx.db().encoding_limits();
     let result = Set::from_members(compute(&sets, algebra).iter().map(|m| &m[..]), &limits);
     let len = ctx.logged_together(&[destination], |store| {
         let existed = store.exists(destination);
@@ -268,7 +268,7 @@ pub(crate) fn sintercard(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<()
 pub(crate) fn sscan(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
     let key = args.bytes()?;
     let scan = ScanArgs::parse(&mut args, false)?;
-    let set = ctx.state.store.set_value(key)?;
+    let set = ctx.db().set_value(key)?;
     let mut items: Vec<Vec<u8>> = Vec::new();
     let next = match &set {
         Some(set) => set.scan(scan.cursor, scan.count, |member| {

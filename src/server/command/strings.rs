@@ -28,8 +28,9 @@ const COPY_UNDER_READ_MAX: usize = 16 * 1024;
 
 /// Replies with the string under `key`, or null; WRONGTYPE for another type.
 fn reply_get(ctx: &mut Ctx<'_, '_>, key: &[u8]) -> Result<(), CommandError> {
+    let store = ctx.db();
     let out = &mut *ctx.out;
-    let large = ctx.state.store.get_with(key, |value| match value {
+    let large = store.get_with(key, |value| match value {
         Some(value) if value.len() > COPY_UNDER_READ_MAX => Some(value.clone()),
         Some(value) => {
             out.bulk(value);
@@ -72,7 +73,7 @@ impl Options<'_> {
     fn deadline(&self, ctx: &Ctx<'_, '_>, command: &'static str) -> Result<Option<u64>, CommandError> {
         let Some((unit, base, raw)) = self.expire else { return Ok(None) };
         let value = crate::engine::parse_integer(raw).ok_or(CommandError::NotInteger)?;
-        ExpireArg { value, unit, base }.deadline(ctx.state.store.now_ms(), false, command).map(Some)
+        ExpireArg { value, unit, base }.deadline(ctx.db().now_ms(), false, command).map(Some)
     }
 }
 
@@ -151,7 +152,7 @@ fn set_with_expiry(
 ) -> Result<(), CommandError> {
     let (key, value) = (args.bytes()?, args.integer()?);
     let payload = args.bytes()?;
-    let deadline = ExpireArg { value, unit, base: Base::FromNow }.deadline(ctx.state.store.now_ms(), false, command)?;
+    let deadline = ExpireArg { value, unit, base: Base::FromNow }.deadline(ctx.db().now_ms(), false, command)?;
     let options = SetOptions { expiry: SetExpiry::At(deadline), ..SetOptions::default() };
     ctx.logged(key, |store| (store.set(key, payload, options), stored(payload, options.expiry)))?;
     ctx.out.ok();
@@ -305,7 +306,7 @@ pub(crate) fn append(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
 }
 
 pub(crate) fn strlen(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
-    let len = ctx.state.store.strlen(args.bytes()?)?;
+    let len = ctx.db().strlen(args.bytes()?)?;
     ctx.out.integer(i64::try_from(len).unwrap_or(i64::MAX));
     Ok(())
 }
@@ -313,7 +314,7 @@ pub(crate) fn strlen(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
 pub(crate) fn getrange(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
     let key = args.bytes()?;
     let (start, end) = (args.integer()?, args.integer()?);
-    let range = ctx.state.store.getrange(key, start, end)?;
+    let range = ctx.db().getrange(key, start, end)?;
     ctx.out.bulk(&range);
     Ok(())
 }

@@ -25,11 +25,12 @@ impl CommandTrace {
         state: &ServerState,
         spec: &CommandSpec,
         request: &[&[u8]],
+        db: usize,
         out: &ReplyWriter<'_>,
         parent: Option<SpanContext>,
     ) -> Self {
         let keys = key_positions(spec, request.len());
-        let shard = keys.clone().next().map(|first| state.store.shard_of(request[first]));
+        let shard = keys.clone().next().map(|first| state.database(db).shard_of(request[first]));
         let request_bytes: usize = request.iter().map(|arg| arg.len()).sum();
         let span = tracing::info_span!(
             "command",
@@ -39,6 +40,7 @@ impl CommandTrace {
             otel.status_description = Empty,
             db.system.name = "redis",
             db.operation.name = spec.name,
+            db.namespace = db,
             cstore.keys = keys.count(),
             cstore.shard = shard,
             cstore.request_bytes = request_bytes,

@@ -43,7 +43,7 @@ const EXECABORT: &str = "EXECABORT Transaction discarded because of previous err
 /// transaction is discarded and the error says why.
 pub(crate) fn abort(state: &ServerState, session: &mut Session, refusal: &CommandError) -> CommandError {
     session.end_transaction();
-    state.store.unwatch(&mut session.watcher);
+    state.databases.unwatch(&mut session.watcher);
     let reason = refusal.to_string();
     let reason = reason.strip_prefix("ERR ").unwrap_or(&reason);
     CommandError::Other(format!("EXECABORT Transaction discarded because of: {reason}"))
@@ -62,7 +62,7 @@ pub(crate) fn discard(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) -> Result<(), Comm
     if ctx.session.end_transaction().is_none() {
         return Err(CommandError::Other("ERR DISCARD without MULTI".into()));
     }
-    ctx.state.store.unwatch(&mut ctx.session.watcher);
+    ctx.state.databases.unwatch(&mut ctx.session.watcher);
     ctx.out.ok();
     Ok(())
 }
@@ -78,20 +78,20 @@ pub(crate) fn exec(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) -> Result<(), Command
 
 /// Runs the queue (or refuses it: the caller answers EXECABORT for a refused queue).
 fn exec_queued(ctx: &mut Ctx<'_, '_>, queued: &Queued) {
-    let store = &*ctx.state.store;
+    let databases = &*ctx.state.databases;
     if queued.refused {
-        store.unwatch(&mut ctx.session.watcher);
+        databases.unwatch(&mut ctx.session.watcher);
         return;
     }
-    let exclusive = store.exclusive();
-    if store.watched_changed(&ctx.session.watcher) {
+    let exclusive = databases.exclusive();
+    if databases.watched_changed(&ctx.session.watcher) {
         drop(exclusive);
-        store.unwatch(&mut ctx.session.watcher);
+        databases.unwatch(&mut ctx.session.watcher);
         ctx.out.null_array();
         return;
     }
     // Unwatched before the commands run, as Redis does: their own writes are not a change.
-    store.unwatch(&mut ctx.session.watcher);
+    databases.unwatch(&mut ctx.session.watcher);
     ctx.out.array(queued.commands.len());
     ctx.session.in_exec = true;
     let ((), logged_up_to) = ctx.state.aof.transaction(|| {
@@ -111,14 +111,14 @@ pub(crate) fn watch(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Com
     }
     while !args.is_empty() {
         let key = args.bytes()?;
-        ctx.state.store.watch(&mut ctx.session.watcher, key);
+        ctx.db().watch(&mut ctx.session.watcher, key);
     }
     ctx.out.ok();
     Ok(())
 }
 
 pub(crate) fn unwatch(ctx: &mut Ctx<'_, '_>, _args: Args<'_>) -> Result<(), CommandError> {
-    ctx.state.store.unwatch(&mut ctx.session.watcher);
+    ctx.state.databases.unwatch(&mut ctx.session.watcher);
     ctx.out.ok();
     Ok(())
 }

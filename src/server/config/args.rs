@@ -42,6 +42,10 @@ pub struct ServeArgs {
     #[arg(long, env = "CSTORE_SHARDS", value_name = "COUNT")]
     pub shards: Option<u32>,
 
+    /// Number of databases; SELECT takes 0 to this minus one [default: 16]
+    #[arg(long, env = "CSTORE_DATABASES", value_name = "COUNT")]
+    pub databases: Option<usize>,
+
     /// Most simultaneous client connections; more are refused with an error [default: 10000]
     #[arg(long, env = "CSTORE_MAXCLIENTS", value_name = "COUNT")]
     pub maxclients: Option<u32>,
@@ -166,8 +170,8 @@ pub struct ServeArgs {
     #[arg(long, env = "CSTORE_RDB_SKIP_UNSUPPORTED_TYPES", value_name = "YES|NO", value_parser = parse_yes_no)]
     pub rdb_skip_unsupported_types: Option<bool>,
 
-    /// At startup, skip keys of databases other than 0 in the snapshot instead of refusing to
-    /// start: yes or no [default: no]
+    /// At startup, skip keys of databases beyond --databases in the snapshot instead of
+    /// refusing to start: yes or no [default: no]
     #[arg(long, env = "CSTORE_RDB_SKIP_OTHER_DBS", value_name = "YES|NO", value_parser = parse_yes_no)]
     pub rdb_skip_other_dbs: Option<bool>,
 
@@ -235,6 +239,7 @@ impl ServeArgs {
         override_with(&mut config.admin_port, self.admin_port);
         override_with(&mut config.engine.strategy, self.strategy);
         override_with(&mut config.engine.shards, self.shards);
+        override_with(&mut config.databases, self.databases);
         override_with(&mut config.max_clients, self.maxclients);
         override_with(&mut config.max_bulk_len, self.max_bulk_len);
         override_with(&mut config.max_request_len, self.max_request_len);

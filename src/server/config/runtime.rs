@@ -47,6 +47,7 @@ pub struct RuntimeSettings {
     /// Fixed at startup, shown by CONFIG GET.
     bind: IpAddr,
     port: u16,
+    databases: usize,
     max_bulk_len: u64,
     /// `save`, and whether it has any rule (read on every write while a save has failed).
     save: Mutex<SaveRules>,
@@ -90,6 +91,7 @@ impl RuntimeSettings {
             engine: Mutex::new(config.engine),
             bind: config.bind,
             port: config.port,
+            databases: config.databases,
             max_bulk_len: config.max_bulk_len,
             save: Mutex::new(config.persistence.save.clone()),
             saves_configured: AtomicBool::new(!config.persistence.save.is_empty()),
@@ -547,7 +549,7 @@ const PARAMETERS: &[Parameter] = &[
         parse: Some(|value| yes_or_no(value).map(Change::AofUseRdbPreamble)),
     },
     // One keyspace: what clients probing for it must be told.
-    Parameter { name: "databases", get: |_| "1".to_owned(), parse: None },
+    Parameter { name: "databases", get: |settings| settings.databases.to_string(), parse: None },
 ];
 
 /// A value in a syntax of its own (`FromStr`), refused with its parser's words, or with
@@ -653,7 +655,7 @@ mod tests {
             pairs(&[
                 ("save", ""),
                 ("appendonly", "no"),
-                ("databases", "1"),
+                ("databases", "16"),
                 ("port", "6379"),
                 ("bind", "::"),
                 ("proto-max-bulk-len", "536870912"),

@@ -203,8 +203,8 @@ fn redis_6_encodings_stay_unsupported_and_skippable() {
 }
 
 #[test]
-fn collections_of_other_databases_are_skipped_when_told() {
-    let mut body = vec![op::SELECTDB, 2, op::TYPE_SET_INTSET];
+fn collections_of_databases_beyond_databases_are_skipped_when_told() {
+    let mut body = vec![op::SELECTDB, 16, op::TYPE_SET_INTSET];
     body.extend(string(b"elsewhere"));
     body.extend(string(&intset(&[1])));
     let bytes = raw_file(11, &body);

@@ -1,80 +1,24 @@
-//! Hashes and sets against the real thing: files cstore writes pass `redis-check-rdb` and
-//! load into `redis-server` 7 with every field, member and deadline; files `redis-server`
-//! writes (listpack and hashtable hashes, intset and hashtable sets) load into cstore.
-//! Needs redis-server, redis-cli and redis-check-rdb (`scripts/test-deps.sh`): skipped
-//! without them, except under CI.
+//! Hashes, sets and numbered databases against the real thing: files cstore writes pass
+//! `redis-check-rdb` and load into `redis-server` 7 with every field, member, deadline and
+//! database; files `redis-server` writes (listpack and hashtable hashes, intset and
+//! hashtable sets, several databases) load into cstore. Needs the tools of
+//! `redis_oracle.rs`: skipped without them, except under CI.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command;
 
 use super::super::{RdbHeader, RdbWriter, SaveOptions, load};
 use super::collections::collections;
 use super::options;
-use crate::engine::{EncodingLimits, Value};
+use crate::engine::{EncodingLimits, SetExpiry, SetOptions, Store, Value};
+use crate::persistence::config::PersistenceConfig;
+use crate::persistence::progress::LoadProgress;
+use crate::persistence::redis_oracle::{Redis, have_tools, now_ms};
+use crate::persistence::snapshot;
 
-/// Whether the tools are there; a missing one fails under CI and skips elsewhere.
-fn have_tools() -> bool {
-    let missing: Vec<&str> = ["redis-server", "redis-cli", "redis-check-rdb"]
-        .into_iter()
-        .filter(|tool| Command::new(tool).arg("--version").output().is_err())
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(std::env::var_os("CI").is_none(), "{missing:?} missing (scripts/test-deps.sh installs them)");
-    eprintln!("skipped: {missing:?} missing (scripts/test-deps.sh installs them)");
-    false
-}
-
-/// A redis-server on a free port with `dir/dbfilename` as its RDB file, killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start(dir: &Path) -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--hash-max-listpack-entries", "128", "--set-max-intset-entries", "512"])
-            .args(["--dbfilename", "dump.rdb", "--dir"])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("cannot start redis-server");
-        let redis = Redis { child, port };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while redis.cli(&["PING"]) != "PONG" {
-            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        redis
-    }
-
-    /// One command through redis-cli; its raw output, trimmed.
-    fn cli(&self, args: &[&str]) -> String {
-        let output = Command::new("redis-cli").args(["-p", &self.port.to_string()]).args(args).output().unwrap();
-        String::from_utf8(output.stdout).unwrap().trim_end().to_owned()
-    }
-
-    fn lines(&self, args: &[&str]) -> Vec<String> {
-        self.cli(args).lines().map(str::to_owned).collect()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
+/// The encoding thresholds the collection tests expect of redis-server.
+const LIMITS: [&str; 4] = ["--hash-max-listpack-entries", "128", "--set-max-intset-entries", "512"];
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
@@ -87,6 +31,13 @@ fn contents(value: &Value) -> BTreeSet<String> {
         Value::Set(set) => set.members().iter().map(|m| text(m)).collect(),
         Value::String(s) => [text(s)].into(),
     }
+}
+
+/// redis-check-rdb accepts the file.
+fn check_rdb(path: &Path) {
+    let check = Command::new("redis-check-rdb").arg(path).output().unwrap();
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success() && report.contains("RDB looks OK"), "{report}");
 }
 
 fn temp_dir() -> PathBuf {
@@ -103,19 +54,18 @@ fn cstore_hashes_and_sets_load_into_redis_server() {
     // Deadlines an hour on, for a live server.
     let entries: Vec<_> =
         collections().into_iter().map(|(key, value, at)| (key, value, at.map(|_| now_ms() + 3_600_000))).collect();
-    let header = RdbHeader { redis_version: "7.0.0", ctime_secs: 0, used_mem: 0, keys: 0, volatile_keys: 0 };
+    let header = RdbHeader { redis_version: "7.0.0", ctime_secs: 0, used_mem: 0 };
     let file = std::fs::File::create(dir.join("dump.rdb")).unwrap();
     let mut writer = RdbWriter::new(std::io::BufWriter::new(file), SaveOptions::default(), &header).unwrap();
+    writer.select_db(0, entries.len() as u64, entries.iter().filter(|e| e.2.is_some()).count() as u64);
     for (key, value, at) in &entries {
         writer.entry(key, value, *at).unwrap();
     }
     writer.finish().unwrap();
 
-    let check = Command::new("redis-check-rdb").arg(dir.join("dump.rdb")).output().unwrap();
-    let report = String::from_utf8_lossy(&check.stdout);
-    assert!(check.status.success() && report.contains("RDB looks OK"), "{report}");
+    check_rdb(&dir.join("dump.rdb"));
 
-    let redis = Redis::start(&dir);
+    let redis = Redis::start(&dir, &LIMITS);
     for (key, value, at) in &entries {
         let key = text(key);
         let got: BTreeSet<String> = match value {
@@ -145,7 +95,7 @@ fn redis_server_hashes_and_sets_load_into_cstore() {
         return;
     }
     let dir = temp_dir();
-    let redis = Redis::start(&dir);
+    let redis = Redis::start(&dir, &LIMITS);
     let fields: Vec<String> = (0..600).flat_map(|i| [format!("f{i}"), format!("value {i}")]).collect();
     let large_members: Vec<String> = (0..1000).map(|i| format!("member:{i}")).collect();
     let ints: Vec<String> = [-70000i64, -5, 0, 12, 1 << 40].iter().map(i64::to_string).collect();
@@ -198,5 +148,102 @@ fn redis_server_hashes_and_sets_load_into_cstore() {
     assert_eq!(deadlines, [true, true, false, false, false]);
     let encodings: Vec<&str> = loaded.iter().map(|e| e.1.encoding()).collect();
     assert_eq!(encodings, ["intset", "hashtable", "hashtable", "listpack", "listpack"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A config saving to and loading from `dir/dump.rdb`.
+fn config_in(dir: &Path) -> PersistenceConfig {
+    PersistenceConfig { dir: dir.to_owned(), ..PersistenceConfig::default() }
+}
+
+#[test]
+fn cstore_databases_load_into_redis_server() {
+    if !have_tools() {
+        return;
+    }
+    let dir = temp_dir();
+    let databases = Store::builder().build_databases(16).unwrap();
+    let in_an_hour = SetOptions { expiry: SetExpiry::At(now_ms() + 3_600_000), ..SetOptions::default() };
+    for (number, name) in [(0, "zero"), (3, "three"), (15, "fifteen")] {
+        let store = databases.get(number).unwrap();
+        let options = if number == 3 { in_an_hour } else { SetOptions::default() };
+        store.put(b"k", Value::from(name), options);
+        store.put(name.as_bytes(), Value::from("only here"), SetOptions::default());
+    }
+    databases.get(3).unwrap().hset(b"h", &[(b"f", b"three")]).unwrap();
+    databases.get(15).unwrap().sadd(b"s", &[b"a", b"b", b"c"]).unwrap();
+    databases.get(15).unwrap().expire_at(b"s", now_ms() + 3_600_000, Default::default());
+    // Used, then emptied: no section.
+    databases.get(7).unwrap().put(b"gone", Value::from("x"), SetOptions::default());
+    databases.get(7).unwrap().delete(b"gone");
+    let report = snapshot::save(&databases, &config_in(&dir), "7.0.0").unwrap();
+    assert_eq!(report.keys, 8);
+    check_rdb(&dir.join("dump.rdb"));
+
+    let redis = Redis::start(&dir, &[]);
+    let keyspace: Vec<String> =
+        redis.lines(&["INFO", "keyspace"]).into_iter().filter(|line| line.starts_with("db")).collect();
+    let sizes: Vec<&str> = keyspace.iter().map(|line| line.split(",avg_ttl").next().unwrap()).collect();
+    assert_eq!(sizes, ["db0:keys=2,expires=0", "db3:keys=3,expires=1", "db15:keys=3,expires=1"]);
+    for (number, name) in [(0, "zero"), (3, "three"), (15, "fifteen")] {
+        assert_eq!(redis.cli_in(number, &["GET", "k"]), name);
+        assert_eq!(redis.cli_in(number, &["GET", name]), "only here");
+    }
+    let ttl: i64 = redis.cli_in(3, &["PTTL", "k"]).parse().unwrap();
+    assert!(ttl > 3_000_000, "PTTL {ttl}");
+    assert_eq!(redis.cli_in(0, &["PTTL", "k"]), "-1");
+    assert_eq!(redis.cli_in(3, &["HGET", "h", "f"]), "three");
+    let members: BTreeSet<String> = redis.cli_in(15, &["SMEMBERS", "s"]).lines().map(str::to_owned).collect();
+    assert_eq!(members, ["a", "b", "c"].map(str::to_owned).into());
+    let ttl: i64 = redis.cli_in(15, &["PTTL", "s"]).parse().unwrap();
+    assert!(ttl > 3_000_000, "PTTL {ttl}");
+    drop(redis);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn redis_server_databases_load_into_cstore() {
+    if !have_tools() {
+        return;
+    }
+    let dir = temp_dir();
+    let redis = Redis::start(&dir, &[]);
+    assert_eq!(redis.cli_in(0, &["SET", "k", "zero"]), "OK");
+    assert_eq!(redis.cli_in(3, &["SET", "k", "three"]), "OK");
+    assert_eq!(redis.cli_in(3, &["PEXPIRE", "k", "3600000"]), "1");
+    assert_eq!(redis.cli_in(3, &["HSET", "h", "f", "v", "g", "w"]), "2");
+    assert_eq!(redis.cli_in(15, &["SADD", "s", "a", "b", "1"]), "3");
+    assert_eq!(redis.cli_in(15, &["SET", "k", "fifteen"]), "OK");
+    assert_eq!(redis.cli(&["SAVE"]), "OK");
+    drop(redis);
+
+    let config = config_in(&dir);
+    let databases = Store::builder().build_databases(16).unwrap();
+    let report = snapshot::load(&databases, &config, &LoadProgress::default()).unwrap().unwrap();
+    assert_eq!((report.keys_loaded, report.keys_skipped), (5, 0));
+    let dbsizes: Vec<usize> = (0..16).map(|n| databases.existing(n).map_or(0, Store::len)).collect();
+    assert_eq!(dbsizes, [1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    for (number, name) in [(0, "zero"), (3, "three"), (15, "fifteen")] {
+        assert_eq!(databases.get(number).unwrap().get(b"k").unwrap().as_deref(), Some(name.as_bytes()));
+    }
+    let (_, deadline) = databases.get(3).unwrap().get_with_deadline(b"k").unwrap();
+    assert!(deadline.is_some_and(|at| at > now_ms() + 3_000_000), "{deadline:?}");
+    assert_eq!(databases.get(0).unwrap().get_with_deadline(b"k").unwrap().1, None);
+    let (hash, _) = databases.get(3).unwrap().get_with_deadline(b"h").unwrap();
+    assert_eq!(contents(&hash), ["f=v", "g=w"].map(str::to_owned).into());
+    let (set, _) = databases.get(15).unwrap().get_with_deadline(b"s").unwrap();
+    assert_eq!(contents(&set), ["1", "a", "b"].map(str::to_owned).into());
+
+    // A server with 4 databases: refused, naming the key and database, or skipped if told.
+    let four = Store::builder().build_databases(4).unwrap();
+    let error = snapshot::load(&four, &config, &LoadProgress::default()).unwrap_err();
+    for expected in ["in database 15", "`databases` 4", "rdb-skip-other-dbs"] {
+        assert!(error.to_string().contains(expected), "{expected}: {error}");
+    }
+    let skipping = PersistenceConfig { rdb_skip_other_dbs: true, ..config };
+    let four = Store::builder().build_databases(4).unwrap();
+    let report = snapshot::load(&four, &skipping, &LoadProgress::default()).unwrap().unwrap();
+    assert_eq!((report.keys_loaded, report.keys_skipped), (3, 2));
+    assert_eq!((four.get(0).unwrap().len(), four.get(3).unwrap().len()), (1, 2));
     let _ = std::fs::remove_dir_all(dir);
 }
