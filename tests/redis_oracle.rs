@@ -30,6 +30,7 @@ SELECT 1
 SELECT -1
 SELECT abc
 SELECT 16
+SELECT 4294967296
 SELECT 0
 NOSUCH
 NOSUCH a "b c"
@@ -341,6 +342,7 @@ MOVE db:a 1
 MOVE db:t 2
 MOVE db:t 0
 MOVE db:t 16
+MOVE db:t 4294967296
 MOVE db:t x
 MOVE db:missing 1
 MOVE db:a
@@ -351,6 +353,7 @@ COPY db:t db:c DB 3
 COPY db:t db:t DB 2
 COPY db:t db:t DB 3
 COPY db:t db:t DB 16
+COPY db:t db:t DB 4294967296
 SELECT 3
 GET db:c
 [pttl] PTTL db:c

@@ -85,6 +85,17 @@ fn write_across_databases(client: &mut RespClient) {
     assert_eq!(client.send(&["COPY", "k", "copied", "DB", "5"]), int(1));
     assert_eq!(client.send(&["SWAPDB", "3", "6"]), ok());
     assert_eq!(client.send(&["SELECT", "0"]), ok());
+    // MOVE and COPY ... DB inside a transaction: with the AOF on, their records go inside
+    // the EXEC's MULTI ... EXEC, not in a MULTI of their own.
+    for command in [
+        vec!["MULTI"],
+        vec!["SET", "in-exec", "x"],
+        vec!["MOVE", "in-exec", "8"],
+        vec!["COPY", "k", "k", "DB", "8"],
+        vec!["EXEC"],
+    ] {
+        assert!(!matches!(client.send(&command), Value::Error(_)), "{command:?}");
+    }
 }
 
 fn expected_after_writes() -> BTreeMap<(usize, String), String> {
@@ -96,6 +107,8 @@ fn expected_after_writes() -> BTreeMap<(usize, String), String> {
         ((6, "h"), "hash:f1=v1,f2=v2:persistent"),
         ((6, "k"), "string:three:persistent"),
         ((6, "s"), "set:a,b,c:persistent"),
+        ((8, "in-exec"), "string:x:persistent"),
+        ((8, "k"), "string:zero:persistent"),
         ((15, "k"), "string:fifteen:persistent"),
     ]
     .into_iter()
@@ -115,7 +128,13 @@ fn commands_work_in_the_selected_database_under_every_strategy() {
         assert_eq!(client.send(&["DBSIZE"]), int(3));
         assert_eq!(client.send(&["GET", "k"]), bulk("three"));
         let keyspace = text(&client.send(&["INFO", "keyspace"]));
-        for line in ["db0:keys=2,expires=1", "db4:keys=1,expires=1", "db5:keys=1,expires=0", "db6:keys=3,expires=0"] {
+        for line in [
+            "db8:keys=2,expires=0",
+            "db0:keys=2,expires=1",
+            "db4:keys=1,expires=1",
+            "db5:keys=1,expires=0",
+            "db6:keys=3,expires=0",
+        ] {
             assert!(keyspace.contains(line), "{line} missing from {keyspace}");
         }
         assert!(!keyspace.contains("db3:") && !keyspace.contains("db7:"), "{keyspace}");
@@ -221,4 +240,56 @@ fn wait_for(client: &mut RespClient, field: &str, value: &str) {
         assert!(std::time::Instant::now() < deadline, "{field} stayed away from {value}");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// Reading a database never used does not create it: with an engine whose empty store is
+/// large (lock-free, 4,096 shards: tens of MB each), a client reading every database leaves
+/// the server's memory where it was.
+#[test]
+fn reading_an_unused_database_does_not_create_it() {
+    let server = TestServer::with_engine(Strategy::LockFree, 4096, &[]);
+    let mut client = server.connect();
+    let before = server.rss_bytes();
+    for db in 1..16 {
+        assert_eq!(client.send(&["SELECT", &db.to_string()]), ok());
+        for command in [vec!["GET", "k"], vec!["DBSIZE"], vec!["SCAN", "0"], vec!["KEYS", "*"], vec!["EXISTS", "k"]] {
+            assert!(!matches!(client.send(&command), Value::Error(_)), "{command:?}");
+        }
+        assert_eq!(client.send(&["FLUSHDB"]), ok());
+    }
+    assert_eq!(client.send(&["SWAPDB", "14", "15"]), ok());
+    let grown = server.rss_bytes().saturating_sub(before);
+    assert!(grown < 64 << 20, "reading 15 unused databases grew the server by {} MiB", grown >> 20);
+    // A write creates the database, with the engine the server runs.
+    assert_eq!(client.send(&["SET", "k", "v"]), ok());
+    assert_eq!(client.send(&["GET", "k"]), bulk("v"));
+}
+
+/// FLUSHALL with save rules saves the emptied databases before replying, from inside the
+/// command (which holds a pass) and inside EXEC (which holds every database): the save takes
+/// its cut without asking for either again. FLUSHDB counts its keys as changes.
+#[test]
+fn flushall_saves_from_inside_a_command_and_a_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_in(dir.path(), &["--save", "3600 1"]);
+    let mut client = server.connect();
+    assert_eq!(client.send(&["SET", "a", "1"]), ok());
+    assert_eq!(client.send(&["FLUSHALL"]), ok());
+    assert_eq!(client.info_field("rdb_changes_since_last_save"), "1");
+    assert_eq!(client.send(&["SELECT", "2"]), ok());
+    for key in ["x", "y", "z"] {
+        assert_eq!(client.send(&["SET", key, "1"]), ok());
+    }
+    assert_eq!(client.send(&["MULTI"]), ok());
+    assert_eq!(client.send(&["FLUSHALL"]), simple("QUEUED"));
+    assert_eq!(client.send(&["SET", "after", "flush"]), simple("QUEUED"));
+    assert_eq!(client.send(&["EXEC"]), Value::Array(vec![ok(), ok()]));
+    assert_eq!(client.info_field("rdb_changes_since_last_save"), "2", "saved by the FLUSHALL, then one write");
+    let changes: u64 = client.info_field("rdb_changes_since_last_save").parse().unwrap();
+    for key in ["p", "q"] {
+        assert_eq!(client.send(&["SET", key, "1"]), ok());
+    }
+    assert_eq!(client.send(&["FLUSHDB"]), ok());
+    let after: u64 = client.info_field("rdb_changes_since_last_save").parse().unwrap();
+    assert_eq!(after - changes, 2 + 3 + 1, "two SETs, three keys flushed, and FLUSHDB itself");
 }

@@ -120,7 +120,13 @@ impl Databases {
             return store;
         }
         let config = self.creating.lock();
-        self.slots[slot].get_or_init(|| Store::new(Arc::clone(&self.shared), slot, *config))
+        self.slots[slot].get_or_init(|| {
+            let store = Store::new(Arc::clone(&self.shared), slot, *config);
+            // A SWAPDB may have given the slot another number before its store existed.
+            let number = self.numbers.iter().position(|owner| owner.load(Ordering::Relaxed) == slot);
+            store.number.store(number.unwrap_or(slot), Ordering::Relaxed);
+            store
+        })
     }
 
     /// The databases ever used, by slot.
@@ -132,23 +138,30 @@ impl Databases {
     /// Watched keys of either database that exist in either count as changed, as Redis's
     /// `touchAllWatchedKeysInDb`. Call it with the databases held exclusively
     /// ([`Databases::exclusive`]), so that the swap is one instant for every operation.
+    /// Creates neither database: an unused one swaps as its empty slot.
     pub fn swap(&self, a: usize, b: usize) -> Result<(), ConfigError> {
-        let (Some(first), Some(second)) = (self.get(a), self.get(b)) else {
+        let count = self.count();
+        if a >= count || b >= count {
             return Err(ConfigError::InvalidDatabase(a.max(b)));
-        };
+        }
         if a == b {
             return Ok(());
         }
-        for (number, watched) in [(a, self.shared.watches.watched_keys(a)), (b, self.shared.watches.watched_keys(b))] {
-            for key in watched.iter().filter(|key| first.is_live(key) || second.is_live(key)) {
+        let (first, second) = (self.existing(a), self.existing(b));
+        let exists = |key: &[u8]| [first, second].into_iter().flatten().any(|store| store.is_live(key));
+        for number in [a, b] {
+            for key in self.shared.watches.watched_keys(number).iter().filter(|key| exists(key)) {
                 self.shared.watches.touch(number, key, false);
             }
         }
-        let (slot_a, slot_b) = (first.slot, second.slot);
+        let (slot_a, slot_b) = (self.numbers[a].load(Ordering::Relaxed), self.numbers[b].load(Ordering::Relaxed));
         self.numbers[a].store(slot_b, Ordering::Relaxed);
         self.numbers[b].store(slot_a, Ordering::Relaxed);
-        first.number.store(b, Ordering::Relaxed);
-        second.number.store(a, Ordering::Relaxed);
+        for (store, number) in [(first, b), (second, a)] {
+            if let Some(store) = store {
+                store.number.store(number, Ordering::Relaxed);
+            }
+        }
         Ok(())
     }
 
@@ -341,8 +354,8 @@ impl Databases {
         loop {
             let stores: Vec<&Store> = self.created().collect();
             let walks = stores.iter().map(|store| (*store, store.walking.lock())).collect();
-            let pass = self.pass();
-            if let Some(cut) = self.cut_if_unchanged(walks, &pass) {
+            let _pass = self.pass();
+            if let Some(cut) = self.cut_if_unchanged(walks) {
                 return cut;
             }
         }
@@ -351,25 +364,34 @@ impl Databases {
     /// [`Databases::snapshot`], or `None` at once when a migration, another snapshot or a
     /// transaction runs (see [`Store::try_snapshot`]).
     pub fn try_snapshot(&self) -> Option<Vec<(usize, PointInTime<'_>)>> {
-        let stores: Vec<&Store> = self.created().collect();
-        let walks =
-            stores.iter().map(|store| store.walking.try_lock().map(|walk| (*store, walk))).collect::<Option<_>>()?;
-        let pass = self.shared.try_pass()?;
-        self.cut_if_unchanged(walks, &pass)
+        let walks = self.try_walks()?;
+        let _pass = self.shared.try_pass()?;
+        self.cut_if_unchanged(walks)
     }
 
-    /// Cuts `walks`' stores unless a database was created since they were listed.
+    /// [`Databases::try_snapshot`] for a caller that holds a pass or exclusivity already (a
+    /// command: FLUSHALL saving the emptied databases), which takes no other: `None` at once
+    /// when a migration or another snapshot runs.
+    pub fn try_snapshot_in_command(&self) -> Option<Vec<(usize, PointInTime<'_>)>> {
+        self.cut_if_unchanged(self.try_walks()?)
+    }
+
+    fn try_walks(&self) -> Option<Vec<(&Store, MutexGuard<'_, ()>)>> {
+        self.created().map(|store| store.walking.try_lock().map(|walk| (store, walk))).collect()
+    }
+
+    /// Cuts `walks`' stores unless a database was created since they were listed. The caller
+    /// holds a pass or exclusivity, so that the cut splits no transaction (`transaction.rs`).
     fn cut_if_unchanged<'a>(
         &'a self,
         walks: Vec<(&'a Store, MutexGuard<'a, ()>)>,
-        pass: &super::transaction::Pass<'_>,
     ) -> Option<Vec<(usize, PointInTime<'a>)>> {
         let _no_new_database = self.creating.lock();
         if self.created().count() != walks.len() {
             return None;
         }
         let numbers: Vec<usize> = walks.iter().map(|(store, _)| store.number()).collect();
-        let mut cuts: Vec<_> = numbers.into_iter().zip(Store::cut_together(walks, pass)).collect();
+        let mut cuts: Vec<_> = numbers.into_iter().zip(Store::cut_together(walks)).collect();
         cuts.sort_by_key(|(number, _)| *number);
         Some(cuts)
     }

@@ -186,17 +186,15 @@ impl Store {
         Some(self.snapshot_after(walk, &pass))
     }
 
-    fn snapshot_after<'a>(&'a self, walk: MutexGuard<'a, ()>, within: &Pass<'_>) -> PointInTime<'a> {
-        let mut cut = Store::cut_together(vec![(self, walk)], within);
+    fn snapshot_after<'a>(&'a self, walk: MutexGuard<'a, ()>, _cut_within: &Pass<'_>) -> PointInTime<'a> {
+        let mut cut = Store::cut_together(vec![(self, walk)]);
         cut.pop().expect("one cut per store")
     }
 
     /// Takes one cut of several stores (the databases of a server) at one instant, each
-    /// store's walk lock held by the caller. Under a pass, as [`Store::snapshot`].
-    pub(crate) fn cut_together<'a>(
-        stores: Vec<(&'a Store, MutexGuard<'a, ()>)>,
-        _cut_within: &Pass<'_>,
-    ) -> Vec<PointInTime<'a>> {
+    /// store's walk lock held by the caller, who also holds a pass or exclusivity (as
+    /// [`Store::snapshot`] does), so that the cut splits no transaction.
+    pub(crate) fn cut_together<'a>(stores: Vec<(&'a Store, MutexGuard<'a, ()>)>) -> Vec<PointInTime<'a>> {
         let cuts: Vec<Arc<Cut>> = stores.iter().map(|(store, _)| store.new_cut()).collect();
         let installs =
             stores.iter().zip(&cuts).map(|((store, _), cut)| (*store, &cut.gates, Layout::Saving(Arc::clone(cut))));

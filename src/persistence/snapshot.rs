@@ -9,7 +9,7 @@ use super::config::PersistenceConfig;
 use super::file::{self, SaveFileError};
 use super::progress::LoadProgress;
 use super::rdb::{self, LoadReport, RdbError, RdbHeader, RdbWriter};
-use crate::engine::{Databases, SetExpiry, SetOptions};
+use crate::engine::{Databases, PointInTime, SetExpiry, SetOptions};
 
 /// What a successful save wrote.
 #[derive(Clone, Copy, Debug)]
@@ -22,18 +22,54 @@ pub struct SaveReport {
 pub enum SaveError {
     #[error(transparent)]
     File(#[from] SaveFileError),
-    /// FLUSHALL or FLUSHDB ran during the save: that database's cut is gone, the previous file
-    /// stays. Not a failure of the disk (Redis likewise kills its saving child on FLUSHALL
-    /// without an error).
-    #[error("a database was flushed during the save; the previous snapshot file is unchanged")]
+    /// FLUSHALL or FLUSHDB ran during every attempt of the save: the previous file stays. Not
+    /// a failure of the disk (Redis likewise kills its saving child on FLUSHALL without an
+    /// error).
+    #[error("databases were flushed during the save, again and again; the previous snapshot file is unchanged")]
     Flushed,
+    /// A migration or another snapshot walks the databases, and the caller could not wait.
+    #[error("a migration or another snapshot runs; the save is scheduled after it")]
+    Busy,
 }
 
-/// Saves every database as it is now to `dir/dbfilename`, each database with keys as its own
-/// section (SELECTDB n), as redis-server does. Writers go on meanwhile; the file holds
-/// exactly the keys live at the moment of the call, in every database.
+/// Flushes a save survives by taking a new cut: a FLUSHDB during the walk of its database
+/// leaves that database's cut without the versions it needs (Redis's child would go on with
+/// its fork; a fresh cut is the forkless equivalent).
+const FLUSHED_RETRIES: usize = 3;
+
+/// Saves every database to `dir/dbfilename`, each database with keys as its own section
+/// (SELECTDB n), as redis-server does, from a cut taken now (waiting for a migration or
+/// snapshot under way). Writers go on meanwhile; the file holds exactly the keys live at the
+/// cut, in every database. The caller holds no pass.
 pub fn save(databases: &Databases, config: &PersistenceConfig, redis_version: &str) -> Result<SaveReport, SaveError> {
-    let cut = databases.snapshot();
+    save_from(|| Some(databases.snapshot()), databases, config, redis_version)
+}
+
+/// [`save`] from the cuts `take_cut` gives (`None`: not to be had now, the save is
+/// [`SaveError::Busy`]).
+pub fn save_from<'d>(
+    mut take_cut: impl FnMut() -> Option<Vec<(usize, PointInTime<'d>)>>,
+    databases: &Databases,
+    config: &PersistenceConfig,
+    redis_version: &str,
+) -> Result<SaveReport, SaveError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let cut = take_cut().ok_or(SaveError::Busy)?;
+        match save_cut(cut, databases, config, redis_version) {
+            Err(SaveError::Flushed) if attempt < FLUSHED_RETRIES => continue,
+            result => return result,
+        }
+    }
+}
+
+fn save_cut(
+    cut: Vec<(usize, PointInTime<'_>)>,
+    databases: &Databases,
+    config: &PersistenceConfig,
+    redis_version: &str,
+) -> Result<SaveReport, SaveError> {
     // The walk and the writing, not the wait for the cut (behind a migration, say).
     let started = Instant::now();
     // Every database is cut at the same instant; 0 cuts only if no database was ever created.

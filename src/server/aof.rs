@@ -293,28 +293,44 @@ impl Aof {
         self.log_removals_in_command()
     }
 
-    /// FLUSHALL (`db` is `None`) or FLUSHDB of `db`: runs `op` with every key's writes held
-    /// back, and logs it.
-    pub(crate) fn flush<R>(&self, wait: &mut u64, db: Option<&Store>, op: impl FnOnce() -> R) -> R {
-        let _all = self.hold_all();
-        let result = op();
-        if self.logging.load(Relaxed) {
-            let mut record = Vec::new();
-            let command: &[u8] = if db.is_some() { b"FLUSHDB" } else { b"FLUSHALL" };
-            resp::encode(&mut record, &[command]);
-            *wait = (*wait).max(self.append(Record::single(db.map(Store::number), record)));
-        }
-        result
+    /// FLUSHALL (`db` is `None`) or FLUSHDB of database `db`: runs `op` with every key's
+    /// writes held back, and logs it.
+    pub(crate) fn flush(&self, wait: &mut u64, db: Option<usize>, op: impl FnOnce() -> usize) -> usize {
+        let command: &[u8] = if db.is_some() { b"FLUSHDB" } else { b"FLUSHALL" };
+        self.log_whole(wait, db, &[command], op)
     }
 
-    /// Logs SWAPDB `a` `b`, which the caller ran holding every database exclusively: no
-    /// other record can come between the swap and its own.
-    pub(crate) fn swapped(&self, wait: &mut u64, a: usize, b: usize) {
-        if self.logging.load(Relaxed) {
+    /// SWAPDB `a` `b`: runs `swap` (the caller holds every database exclusively) and logs it
+    /// if it succeeds. Every stripe is held meanwhile, as for a flush, so that a rewrite's cut
+    /// and switch of files fall before both the swap and its record or after both.
+    pub(crate) fn swap<E>(
+        &self,
+        wait: &mut u64,
+        a: usize,
+        b: usize,
+        swap: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(), E> {
+        let (a, b) = (a.to_string(), b.to_string());
+        self.log_whole(wait, None, &[b"SWAPDB", a.as_bytes(), b.as_bytes()], swap)
+    }
+
+    /// Runs `op` with every key's writes held back and logs `command` (for database `db`)
+    /// unless `op` failed.
+    fn log_whole<R: Succeeded>(
+        &self,
+        wait: &mut u64,
+        db: Option<usize>,
+        command: &[&[u8]],
+        op: impl FnOnce() -> R,
+    ) -> R {
+        let _all = self.hold_all();
+        let result = op();
+        if self.logging.load(Relaxed) && result.succeeded() {
             let mut record = Vec::new();
-            resp::encode(&mut record, &[b"SWAPDB", a.to_string().as_bytes(), b.to_string().as_bytes()]);
-            *wait = (*wait).max(self.append(Record::single(None, record)));
+            resp::encode(&mut record, command);
+            *wait = (*wait).max(self.append(Record::single(db, record)));
         }
+        result
     }
 
     fn hold_all(&self) -> Vec<MutexGuard<'_, ()>> {
@@ -326,6 +342,11 @@ impl Aof {
     /// logs a transaction: a load replays all of it or, if the log ends inside it, none.
     /// Returns `body`'s result and the log position a reply must wait for (0: nothing logged).
     pub(crate) fn transaction<R>(&self, body: impl FnOnce() -> R) -> (R, u64) {
+        // Inside an EXEC already (a MOVE or RENAME queued in it): the EXEC's MULTI and EXEC
+        // wrap these records too.
+        if self.log.lock().transaction.is_some() {
+            return (body(), 0);
+        }
         self.log.lock().transaction = Some(false);
         let result = body();
         let opened = self.log.lock().transaction.take() == Some(true);
@@ -818,6 +839,23 @@ impl Aof {
                 .field("aof_delayed_fsync", 0);
         }
         section
+    }
+}
+
+/// Whether what a logged operation returned means it happened (and is to be logged).
+trait Succeeded {
+    fn succeeded(&self) -> bool;
+}
+
+impl Succeeded for usize {
+    fn succeeded(&self) -> bool {
+        true
+    }
+}
+
+impl<E> Succeeded for Result<(), E> {
+    fn succeeded(&self) -> bool {
+        self.is_ok()
     }
 }
 

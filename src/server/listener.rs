@@ -25,7 +25,7 @@ use super::persistence::{CRON_INTERVAL, Persistence};
 use super::reconfigure::Reconfigurer;
 use super::session::{Clients, EVICTION_RETRY};
 use super::state::{ServerState, ShutdownRequest};
-use crate::engine::{Databases, Store, SweepReport, Sweeper};
+use crate::engine::{Databases, Store, Strategy, SweepReport, Sweeper};
 use crate::telemetry;
 
 /// Sent to a client refused because the server is full, before closing.
@@ -78,6 +78,7 @@ impl Server {
             .context("cannot start the AOF writer thread")?;
         let state = ServerState {
             databases,
+            never_used: Store::builder().strategy(Strategy::Mutex).shards(1).build().context("the empty store")?,
             settings,
             metrics,
             reconfigurer,

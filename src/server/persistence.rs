@@ -12,7 +12,7 @@ use super::command::CommandError;
 use super::command::server::{InfoSection, redis_version};
 use super::config::RuntimeSettings;
 use super::metrics::Metrics;
-use crate::engine::Databases;
+use crate::engine::{Databases, PointInTime};
 use crate::persistence::aof::{self, manifest::Manifest};
 use crate::persistence::progress::LoadProgress;
 use crate::persistence::rdb::LoadReport;
@@ -167,6 +167,11 @@ impl Persistence {
         self.loading.load(Relaxed)
     }
 
+    /// After FLUSHDB or FLUSHALL removed `removed` keys: they count as changes, as Redis's.
+    pub(crate) fn flushed(&self, removed: usize) {
+        self.dirty.fetch_add(removed as u64, Relaxed);
+    }
+
     /// Counts one executed write command.
     pub(crate) fn record_write(&self) {
         self.dirty.fetch_add(1, Relaxed);
@@ -178,13 +183,15 @@ impl Persistence {
     /// is counted after this, so `rdb_changes_since_last_save` reads 1 after a saved FLUSHALL,
     /// as in Redis.
     pub(crate) fn flushed_all(&self, removed: usize) {
-        self.dirty.fetch_add(removed as u64, Relaxed);
+        self.flushed(removed);
         if !self.settings.saves_configured() {
             return;
         }
         let deadline = Instant::now() + FLUSH_SAVE_PATIENCE;
         loop {
-            match self.save() {
+            // The command holds a pass or an EXEC's exclusivity: the cut must take neither.
+            let saved = self.begin(false).map(|()| self.run(|| self.databases.try_snapshot_in_command()));
+            match saved {
                 // A failure is logged and reported (MISCONF) as for any save; Redis too
                 // answers FLUSHALL OK whatever its save gave.
                 Ok(_) => return,
@@ -225,14 +232,17 @@ impl Persistence {
     /// clients are served meanwhile.
     pub(crate) fn save(&self) -> Result<Result<SaveReport, SaveError>, AlreadySaving> {
         self.begin(false)?;
-        Ok(self.run())
+        Ok(self.run(|| Some(self.databases.snapshot())))
     }
 
     /// Starts a save on its own thread (BGSAVE, save rules).
     pub(crate) fn background_save(self: &Arc<Self>) -> Result<(), AlreadySaving> {
         self.begin(true)?;
         let persistence = Arc::clone(self);
-        let spawned = std::thread::Builder::new().name("bgsave".into()).spawn(move || drop(persistence.run()));
+        let spawned = std::thread::Builder::new().name("bgsave".into()).spawn(move || {
+            let databases = &persistence.databases;
+            drop(persistence.run(|| Some(databases.snapshot())));
+        });
         if let Err(error) = spawned {
             tracing::error!(%error, "cannot start the background save thread");
             self.finish(&Err(SaveError::File(crate::persistence::file::SaveFileError {
@@ -249,10 +259,14 @@ impl Persistence {
         self.status.lock().scheduled = true;
     }
 
-    fn run(&self) -> Result<SaveReport, SaveError> {
+    /// Saves from the cut `take_cut` gives (see [`snapshot::save_from`]).
+    fn run<'d>(
+        &'d self,
+        take_cut: impl FnMut() -> Option<Vec<(usize, PointInTime<'d>)>>,
+    ) -> Result<SaveReport, SaveError> {
         let config = self.settings.persistence();
         let span = tracing::info_span!("rdb save", path = %config.path().display());
-        let result = span.in_scope(|| snapshot::save(&self.databases, &config, redis_version()));
+        let result = span.in_scope(|| snapshot::save_from(take_cut, &self.databases, &config, redis_version()));
         self.finish(&result);
         result
     }
@@ -271,10 +285,10 @@ impl Persistence {
                 self.metrics.rdb_save_finished(Some(report.duration));
                 tracing::info!(keys = report.keys, seconds = report.duration.as_secs_f64(), "DB saved on disk");
             }
-            Err(SaveError::Flushed) => {
-                // The flushed store is saved next, if anything is to be saved.
+            Err(error @ (SaveError::Flushed | SaveError::Busy)) => {
+                // Saved next, if anything is to be saved.
                 status.scheduled = self.settings.saves_configured();
-                tracing::info!("save abandoned: the store was flushed during it");
+                tracing::info!(%error, "save put off");
             }
             Err(error) => {
                 self.last_failed.store(true, Relaxed);

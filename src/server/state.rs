@@ -25,6 +25,9 @@ const EVICTION_ROUNDS: usize = 64;
 
 pub(crate) struct ServerState {
     pub(crate) databases: Arc<Databases>,
+    /// What a read of a database never used sees: an empty store, never written, so that
+    /// reading a database does not create it (`command/mod.rs`, `Ctx::db`).
+    pub(crate) never_used: Store,
     pub(crate) settings: Arc<RuntimeSettings>,
     pub(crate) metrics: Arc<Metrics>,
     /// Migrates the store when CONFIG SET changes strategy or shards.

@@ -125,9 +125,13 @@ pub(crate) fn select(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
     Ok(())
 }
 
-/// A database number argument: an integer, and one of the server's databases.
+/// A database number argument: an integer that fits a C `int` (Redis parses it with
+/// `getIntFromObjectOrReply`, whose error this is), and one of the server's databases.
 pub(crate) fn database_number(ctx: &Ctx<'_, '_>, args: &mut Args<'_>) -> Result<usize, CommandError> {
-    usize::try_from(args.integer()?)
+    let number = i32::try_from(args.integer()?).map_err(|_| {
+        CommandError::Other("ERR value is out of range, value must between -2147483648 and 2147483647".into())
+    })?;
+    usize::try_from(number)
         .ok()
         .filter(|number| *number < ctx.state.databases.count())
         .ok_or_else(|| CommandError::Other("ERR DB index is out of range".into()))

@@ -120,6 +120,9 @@ pub(crate) struct Ctx<'a, 'o> {
     pub(crate) state: &'a ServerState,
     pub(crate) session: &'a mut Session,
     pub(crate) out: &'a mut ReplyWriter<'o>,
+    /// The command only reads keys ([`Flags::READONLY`]): a database never used is read as
+    /// empty, not created.
+    reads_only: bool,
 }
 
 /// Output a command may leave unsent before it stops and lets the connection write
@@ -127,9 +130,13 @@ pub(crate) struct Ctx<'a, 'o> {
 const STREAM_CHUNK: usize = 256 * 1024;
 
 impl<'a> Ctx<'a, '_> {
-    /// The client's selected database.
+    /// The client's selected database (created if a command that writes uses it first).
     pub(crate) fn db(&self) -> &'a Store {
-        self.state.database(self.session.db())
+        let number = self.session.db();
+        if self.reads_only {
+            return self.state.databases.existing(number).unwrap_or(&self.state.never_used);
+        }
+        self.state.database(number)
     }
 
     /// Writes an array reply of `items`, calling `write` for each, as a stream: once
@@ -418,7 +425,7 @@ fn perform(
 /// [`Session::resume_at`]); its checks, metrics and trace belong to its first part.
 pub(crate) fn resume(state: &ServerState, session: &mut Session, request: &[&[u8]], out: &mut ReplyWriter<'_>) {
     if let Some((_, spec)) = request.first().and_then(|name| lookup(name)) {
-        let mut ctx = Ctx { state, session, out };
+        let mut ctx = Ctx { state, session, out, reads_only: spec.flags.contains(Flags::READONLY) };
         if let Err(error) = (spec.handler)(&mut ctx, Args::new(&request[1..])) {
             out.error(&error.to_string());
         }
@@ -435,7 +442,7 @@ fn run(
     if let Err(error) = admit(state, session, spec, request) {
         return Err(if spec.name == "exec" { transactions::abort(state, session, &error) } else { error });
     }
-    let mut ctx = Ctx { state, session, out };
+    let mut ctx = Ctx { state, session, out, reads_only: spec.flags.contains(Flags::READONLY) };
     (spec.handler)(&mut ctx, Args::new(&request[1..]))?;
     // One change per write command that succeeded: close to Redis's per-key count for the
     // single-key commands most writes are (MSET and DEL of several keys count once).

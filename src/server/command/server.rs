@@ -216,8 +216,11 @@ pub(crate) fn swapdb(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
     let (Ok(a), Ok(b)) = (usize::try_from(a), usize::try_from(b)) else {
         return Err(CommandError::Other("ERR DB index is out of range".into()));
     };
-    ctx.state.databases.swap(a, b).map_err(|error| CommandError::Other(format!("ERR {error}")))?;
-    ctx.state.aof.swapped(&mut ctx.session.aof_wait, a, b);
+    let databases = &ctx.state.databases;
+    ctx.state
+        .aof
+        .swap(&mut ctx.session.aof_wait, a, b, || databases.swap(a, b))
+        .map_err(|error| CommandError::Other(format!("ERR {error}")))?;
     ctx.out.ok();
     Ok(())
 }
@@ -227,7 +230,9 @@ fn invalid_swap_index(which: &str) -> CommandError {
 }
 
 pub(crate) fn flushdb(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), CommandError> {
-    flush(ctx, args, Some(ctx.db())).map(drop)
+    let removed = flush(ctx, args, Some(ctx.session.db()))?;
+    ctx.state.persistence.flushed(removed);
+    Ok(())
 }
 
 /// FLUSHALL also saves the empty store when save rules are set, as Redis 7 does, so that a
@@ -239,7 +244,7 @@ pub(crate) fn flushall(ctx: &mut Ctx<'_, '_>, args: Args<'_>) -> Result<(), Comm
 }
 
 /// Empties database `db`, or every one (`None`); returns how many keys went.
-fn flush(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>, db: Option<&Store>) -> Result<usize, CommandError> {
+fn flush(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>, db: Option<usize>) -> Result<usize, CommandError> {
     // ASYNC and SYNC are accepted; values held by readers are freed when released either way.
     match args.option() {
         None => {}
@@ -248,7 +253,8 @@ fn flush(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>, db: Option<&Store>) -> Resul
     }
     let databases = &ctx.state.databases;
     let removed = ctx.state.aof.flush(&mut ctx.session.aof_wait, db, || match db {
-        Some(store) => store.clear(),
+        // A database never used has nothing to remove: it is not created for that.
+        Some(number) => databases.existing(number).map_or(0, Store::clear),
         None => databases.clear(),
     });
     ctx.out.ok();

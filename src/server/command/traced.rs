@@ -30,7 +30,8 @@ impl CommandTrace {
         parent: Option<SpanContext>,
     ) -> Self {
         let keys = key_positions(spec, request.len());
-        let shard = keys.clone().next().map(|first| state.database(db).shard_of(request[first]));
+        let shard =
+            keys.clone().next().zip(state.databases.existing(db)).map(|(first, store)| store.shard_of(request[first]));
         let request_bytes: usize = request.iter().map(|arg| arg.len()).sum();
         let span = tracing::info_span!(
             "command",

@@ -109,6 +109,9 @@ pub(crate) fn watch(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Com
     if ctx.session.transaction().is_some() {
         return Err(CommandError::Other("ERR WATCH inside MULTI is not allowed".into()));
     }
+    // Under a pass: a SWAPDB (which holds every database exclusively) cannot come between
+    // finding the client's database and registering the key under its number.
+    let _pass = ctx.state.databases.pass();
     while !args.is_empty() {
         let key = args.bytes()?;
         ctx.db().watch(&mut ctx.session.watcher, key);
