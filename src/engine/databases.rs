@@ -11,14 +11,15 @@
 //! from every database in proportion to its keys, as Redis's `allkeys-random` does).
 //!
 //! # How
-//! A database's store is created when first used, with the engine the server runs then:
-//! an unused database costs one empty slot (an empty lock-free engine of 4,096 shards takes
+//! A database's store is created when first written to (the server reads a database never
+//! used as one shared empty store), with the engine the server runs then: an unused
+//! database costs one empty slot (an empty lock-free engine of 4,096 shards takes
 //! about 70 MB, too much to keep sixteen of for nothing). Clients name databases by number;
 //! a table maps each number to the slot of its store, and SWAPDB exchanges two entries with
 //! every database held exclusively, so it is O(1) as in Redis and no operation sees it half
 //! done. A store keeps its slot for life (walks such as a migration or a snapshot work on
 //! slots, so a SWAPDB never waits for them) and learns its new number, which WATCH and the
-//! removal hook use.
+//! removal hook use; a store created after a SWAPDB moved its slot looks its number up.
 //!
 //! A snapshot's cut over several databases takes every store's walk lock (in slot order,
 //! the only order any caller takes more than one), then a pass, then the creation lock, so
@@ -29,7 +30,9 @@
 //! `tests/databases.rs` checks isolation, SWAPDB, FLUSHDB, lazy creation, a snapshot over
 //! several databases under writers, and migration of every database, under every strategy;
 //! `tests/server_databases.rs` drives SELECT, MOVE, SWAPDB, COPY ... DB and FLUSHDB through
-//! the server, with AOF and RDB round trips; the Redis oracle compares replies.
+//! the server, with AOF and RDB round trips, and checks that reads create no database; the
+//! Redis oracle compares replies; `tests/shuttle.rs` explores the cut over two databases
+//! beside a migration on shuttle's scheduler, and catches databases cut one after the other.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
