@@ -304,12 +304,8 @@ fn apply(databases: &Databases, db: &mut usize, now_ms: u64, command: &[Vec<u8>]
             let target = database_number(databases, args[1])?;
             // As Redis: nothing moves onto itself or over an existing key.
             let destination = databases.get(target).ok_or(ApplyError::OutOfRange(target as u64))?;
-            if target != *db
-                && !destination.exists(args[0])
-                && let Some((value, deadline)) = store.get_with_deadline(args[0])
-            {
-                destination.put(args[0], value, SetOptions { expiry: expiry(deadline), ..SetOptions::default() });
-                store.delete(args[0]);
+            if target != *db {
+                store.move_to(args[0], destination);
             }
         }
         b"COPY" => {
@@ -325,17 +321,8 @@ fn apply(databases: &Databases, db: &mut usize, now_ms: u64, command: &[Vec<u8>]
                     _ => return Err("COPY with an option cstore does not know".into()),
                 }
             }
-            if target == *db {
-                store.copy(args[0], args[1], replace);
-            } else if let Some((value, deadline)) = store.get_with_deadline(args[0]) {
-                let destination = databases.get(target).ok_or(ApplyError::OutOfRange(target as u64))?;
-                let condition = if replace { SetCondition::Always } else { SetCondition::IfAbsent };
-                destination.put(
-                    args[1],
-                    value,
-                    SetOptions { condition, expiry: expiry(deadline), ..SetOptions::default() },
-                );
-            }
+            let destination = databases.get(target).ok_or(ApplyError::OutOfRange(target as u64))?;
+            store.copy_to(args[0], destination, args[1], replace);
         }
         b"SET" => {
             at_least(2)?;
