@@ -237,22 +237,28 @@ impl Databases {
     /// in proportion to its keys (`allkeys-random` over all of them, as Redis's).
     pub fn evict_random(&self, n: usize) -> usize {
         let mut rng = rand::rng();
+        // Counted once per call, not per key: a count sums every shard's counter, and
+        // eviction runs before writes under memory pressure. Each eviction is taken off its
+        // database's count, so the draws stay in proportion.
+        let mut sizes: Vec<(&Store, usize)> = self.created().map(|store| (store, store.len())).collect();
         let mut evicted = 0;
         for _ in 0..n {
-            let sizes: Vec<(&Store, usize)> = self.created().map(|store| (store, store.len())).collect();
             let total: usize = sizes.iter().map(|(_, keys)| keys).sum();
             if total == 0 {
                 break;
             }
             let mut pick = rng.random_range(0..total);
-            let Some((store, _)) = sizes.iter().find(|(_, keys)| {
+            let Some((store, keys)) = sizes.iter_mut().find(|(_, keys)| {
                 let here = pick < *keys;
                 pick = pick.saturating_sub(*keys);
                 here
             }) else {
                 break;
             };
-            evicted += store.evict_random(1);
+            let gone = store.evict_random(1);
+            // Nothing left to evict there (its keys went meanwhile): draw from the others.
+            *keys = if gone == 0 { 0 } else { *keys - 1 };
+            evicted += gone;
         }
         evicted
     }
