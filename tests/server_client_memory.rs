@@ -445,7 +445,7 @@ fn clients_are_evicted_as_their_buffers_grow_past_maxmemory_clients() {
         field(&client_fields(&mut observer, sender_id), "qbuf") >= MIB
     });
     assert_eq!(info_number(&mut observer, "evicted_clients"), 0);
-    sender.write_raw(&vec![b'v'; 4 * MIB]);
+    sender.write_raw_until_closed(&vec![b'v'; 4 * MIB]);
     eventually(Duration::from_secs(5), "the sender is evicted", || !listed_ids(&mut observer).contains(&sender_id));
     assert_eq!(info_number(&mut observer, "evicted_clients"), 1);
 

@@ -320,6 +320,16 @@ impl RespClient {
         self.stream.write_all(bytes).expect("cannot write to the server");
     }
 
+    /// Writes bytes that may get the client closed while they are sent (a limit crossed
+    /// mid-write): the server then drops unread input, so the write can see a reset.
+    pub fn write_raw_until_closed(&mut self, bytes: &[u8]) {
+        match self.stream.write_all(bytes) {
+            Ok(()) => {}
+            Err(error) if matches!(error.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe) => {}
+            Err(error) => panic!("cannot write to the server: {error}"),
+        }
+    }
+
     /// Closes the sending side: the server sees end of input.
     pub fn finish_writing(&mut self) {
         let _ = self.stream.shutdown(Shutdown::Write);
