@@ -187,6 +187,51 @@ fn flushall_expiry_and_eviction_work_while_migrating() {
     assert_eq!(store.memory_bytes(), 0);
 }
 
+/// A `CopyOnWrite` source forgets the keys it hands over but keeps their places in its SCAN
+/// order, so that its other keys keep theirs (`cow.rs`). Keys that clients delete from it
+/// meanwhile stay deleted, and neither a walk nor RANDOMKEY ever returns a key that was gone
+/// throughout, whatever the target.
+#[test]
+fn keys_deleted_from_a_copy_on_write_source_while_it_drains_stay_deleted() {
+    const N: usize = 20_000;
+    for (shards, target) in [(1u64, config(Strategy::Mutex, 4)), (4, config(Strategy::CopyOnWrite, 64))] {
+        let (store, _clock) = manual_store(Store::builder().strategy(Strategy::CopyOnWrite).shards(shards));
+        for i in 0..N {
+            store.set(format!("key:{i}").as_bytes(), format!("value-{i}"), SetOptions::default()).unwrap();
+        }
+        let deleted_before_the_walk: Vec<usize> = (0..N).step_by(4).collect();
+        for &i in &deleted_before_the_walk {
+            assert!(store.delete(format!("key:{i}").as_bytes()));
+        }
+        thread::scope(|scope| {
+            let migrating = scope.spawn(|| store.migrate(target).unwrap());
+            // Deletes from both ends of the key space, so that some hit keys not yet moved.
+            for i in (1..N).step_by(4).chain((2..N).step_by(4).rev()) {
+                assert!(store.delete(format!("key:{i}").as_bytes()), "key:{i} was there");
+            }
+            let (mut cursor, mut walked) = (0, Vec::new());
+            loop {
+                let (next, keys) = store.scan(cursor, None, 100);
+                walked.extend(keys);
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+            for key in walked.iter().chain(store.random_key().iter()) {
+                let i: usize = std::str::from_utf8(&key[4..]).unwrap().parse().unwrap();
+                assert_ne!(i % 4, 0, "{target:?}: key:{i} was deleted before the walk and returned");
+            }
+            migrating.join().unwrap();
+        });
+        for i in 0..N {
+            let expected = (i % 4 == 3).then(|| b(format!("value-{i}")));
+            assert_eq!(store.get(format!("key:{i}").as_bytes()).unwrap(), expected, "{target:?}: key:{i}");
+        }
+        assert_eq!(store.stats().keys, (N / 4) as u64, "{target:?}");
+    }
+}
+
 #[test]
 fn migrating_to_the_running_engine_does_nothing_and_bad_shards_are_refused() {
     let (store, clock) = manual_store(Store::builder().strategy(Strategy::RwLock).shards(16));

@@ -6,6 +6,11 @@
 //! with the previous one: a write costs a path copy, never a copy of the whole map. Like
 //! the locked shards, a snapshot keeps its keys in a dense vector with swap-remove deletes,
 //! which gives SCAN a stable position (see `locked.rs`), here without any lock.
+//!
+//! Every snapshot map of the process hashes with one hasher ([`trie_order`]), so that a key
+//! sits at the same place in the trie of every copy-on-write shard. A migration moves keys in
+//! that order: a chunk of neighbouring keys then copies a few shared paths in the source and
+//! the target tries, not one path per key (docs/BENCHMARKS.md, "Live migration").
 
 use super::compact::CompactBytes;
 use super::entry::{Entry, Footprint, Write};
@@ -13,6 +18,20 @@ use super::scan::reverse_window;
 use super::shard::{KeyHasher, Router, Shard, acquire};
 use super::sync::{Arc, ArcSwap, AtomicU64, Mutex, MutexGuard, Ordering};
 use rand::RngExt;
+use std::hash::BuildHasher;
+use std::sync::LazyLock;
+
+/// The hasher of every snapshot map: seeded at random once per process, so that it is as
+/// unpredictable to clients as a per-map seed, and shared so that [`trie_order`] holds for
+/// every map.
+static TRIE_HASHER: LazyLock<KeyHasher> = LazyLock::new(KeyHasher::default);
+
+/// Where `key` sits in every copy-on-write shard's trie, as a number: imbl's trie indexes a
+/// key by the low 32 bits of its hash, five bits per level from the lowest, so keys that are
+/// close in this order (those bits reversed) share their path from the root down.
+pub(crate) fn trie_order(key: &[u8]) -> u32 {
+    (TRIE_HASHER.hash_one(key) as u32).reverse_bits()
+}
 
 #[derive(Clone, Debug)]
 struct Slot {
@@ -32,7 +51,7 @@ impl Snapshot {
     fn empty(version: u64) -> Self {
         Snapshot {
             version,
-            entries: imbl::GenericHashMap::with_hasher(KeyHasher::default()),
+            entries: imbl::GenericHashMap::with_hasher(TRIE_HASHER.clone()),
             order: imbl::Vector::new(),
         }
     }
@@ -45,6 +64,14 @@ impl Snapshot {
         let key = CompactBytes::from(key);
         self.order.push_back(key.clone());
         self.entries.insert(key, Slot { entry, position: self.order.len() - 1 });
+    }
+
+    /// Removes a key that a migration moved out, leaving its place in `order` empty: walks
+    /// skip keys without an entry, and the key's neighbours keep their positions, so the
+    /// removal copies one path of the trie and none of `order`. Only a migration's source,
+    /// which takes no new key and is dropped when the migration ends, is emptied this way.
+    fn forget(&mut self, key: &[u8]) {
+        self.entries.remove(key);
     }
 
     fn remove(&mut self, key: &[u8]) {
@@ -122,18 +149,19 @@ impl Shard for CowShard {
         next
     }
 
-    /// Takes the last `size` keys of the current snapshot each time, as the locked shards do.
+    /// Lists the keys of one snapshot, taken when the drain starts, in batches of `size` from
+    /// the end. That snapshot holds every key the drain must move, since a drained shard takes
+    /// no new key, and listing it costs no lock. Keys moved out are forgotten, not removed
+    /// from `order` (see [`Snapshot::forget`]), so `order` never empties: the drain passes
+    /// over it once.
     fn drain_keys(&self, size: usize, mut each: impl FnMut(&[CompactBytes])) {
-        loop {
-            let batch: Vec<CompactBytes> = {
-                let snapshot = self.current.load();
-                let len = snapshot.order.len();
-                (len.saturating_sub(size.max(1))..len).filter_map(|i| snapshot.order.get(i).cloned()).collect()
-            };
-            if batch.is_empty() {
-                return;
-            }
+        let order = self.current.load().order.clone();
+        let mut end = order.len();
+        while end > 0 {
+            let start = end.saturating_sub(size.max(1));
+            let batch: Vec<CompactBytes> = (start..end).filter_map(|i| order.get(i).cloned()).collect();
             each(&batch);
+            end = start;
         }
     }
 
@@ -152,7 +180,7 @@ impl Shard for CowShard {
         let _writer = self.lock_writer();
         self.publish(&self.current.load_full(), |next| {
             for key in keys {
-                next.remove(key);
+                next.forget(key);
             }
         });
     }
