@@ -178,9 +178,9 @@ const MAX_SPREAD: usize = 256;
 
 /// Keys the mover lists from a source shard at once when either engine is `CopyOnWrite`, to
 /// put them in [`trie_order`]: the more, the closer the neighbours in a chunk. A locked
-/// source lists them under its lock (about 10 ns a key, so a few hundred microseconds, less
-/// than the move of one chunk into a `CopyOnWrite` shard), the others without one.
-const LISTED_KEYS: usize = 32 * 1024;
+/// source copies their handles under its lock, the others without one; it is the most any
+/// migration already listed at once (`MIGRATION_CHUNK * MAX_SPREAD`).
+const LISTED_KEYS: usize = MIGRATION_CHUNK * MAX_SPREAD;
 
 /// How long the mover works before it rests as long again: it takes at most half of one
 /// core, so that on a small machine the clients' requests keep most of the CPU during a
