@@ -373,7 +373,7 @@ fn shutdown_during_the_load_does_not_save_a_partial_store() {
     // Still the FIFO: no save replaced it.
     use std::os::unix::fs::FileTypeExt as _;
     assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
-    assert!(server.log().iter().any(|line| line.contains("shutdown asked during the startup load")));
+    assert!(server.logs_within_seconds("shutdown asked during the startup load"));
 }
 
 /// The keys in an RDB file, read with cstore's codec.
@@ -565,6 +565,7 @@ fn a_full_disk_keeps_the_old_snapshot_refuses_writes_and_recovers_when_space_ret
     }
     assert_eq!(client.send(&["SAVE"]), error("ERR"));
     assert_eq!(client.info_field("rdb_last_bgsave_status"), "err");
+    assert!(server.logs_within_seconds("snapshot save failed"), "the failed save is not logged");
     assert!(
         server.log().iter().any(|line| line.contains("snapshot save failed") && line.contains("No space left")),
         "the log does not say the disk is full"

@@ -169,6 +169,22 @@ impl TestServer {
         lines_of(&self.log)
     }
 
+    /// Whether the server logs a line containing `needle` within 10 s. The server writes its
+    /// log from a background thread and a reader thread here collects it, so a line about
+    /// something a reply already reported can arrive after the reply.
+    pub fn logs_within_seconds(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if lines_of(&self.log).iter().any(|line| line.contains(needle)) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends a signal by name (`TERM`, `INT`) with the `kill` command, which needs no
     /// dependency and no unsafe code.
     pub fn signal(&self, name: &str) {
