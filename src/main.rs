@@ -12,6 +12,14 @@ use opentelemetry::KeyValue;
 /// How long exiting waits for the collector to take the spans still queued.
 const TELEMETRY_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// jemalloc, as Redis links it, rather than the system allocator: the store frees millions of
+/// small blocks at once (a migration drops its source shard, a save its versions), and glibc's
+/// malloc then spends its time sorting those free chunks on later allocations (a migration
+/// after a CopyOnWrite one ran 2.4x slower, 18% of its samples in `_int_malloc`).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// A concurrency-aware key-value store that speaks the Redis protocol.
 #[derive(Parser)]
 #[command(name = "cstore", version, about, propagate_version = true)]
