@@ -12,13 +12,29 @@ use opentelemetry::KeyValue;
 /// How long exiting waits for the collector to take the spans still queued.
 const TELEMETRY_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// jemalloc, as Redis links it, rather than the system allocator: the store frees millions of
-/// small blocks at once (a migration drops its source shard, a save its versions), and glibc's
-/// malloc then spends its time sorting those free chunks on later allocations (a migration
-/// after a CopyOnWrite one ran 2.4x slower, 18% of its samples in `_int_malloc`).
+/// jemalloc, as Redis links it, rather than glibc's malloc. A migration drops a source
+/// shard of millions of small blocks at once, and glibc's malloc then spends its time
+/// sorting those free chunks on the allocations that follow: a migration right after a
+/// CopyOnWrite one ran 2.4x slower, with 18% of its samples in `_int_malloc`.
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read once when it initializes, before `main`; the `_RJEM_MALLOC_CONF`
+/// environment variable still overrides them (docs/BENCHMARKS.md, "The allocator").
+/// - `background_thread:true`, as Redis's `jemalloc-bg-thread yes`: freed pages go back to
+///   the system from jemalloc's own thread, not inline in whichever thread frees or
+///   allocates (a worker in a request, or a migration's mover holding a shard's gate).
+/// - `dirty_decay_ms:1000` instead of 10 s: freed pages stay about a second for reuse. Maps
+///   grow by doubling and free their old tables, so with 10 s the RSS just after loading
+///   1,000,000 keys was 1.42x Redis's; with 1 s it is 1.17x. Purging at once (0) halved the
+///   SET throughput of 200 KB values.
+#[cfg(not(target_env = "msvc"))]
+// SAFETY: jemalloc (built with the `_rjem_` prefix by tikv-jemalloc-sys) declares this
+// symbol weak as `const char *` and only reads it; a reference to a byte array is a thin
+// pointer to a NUL-terminated string that lives for the whole program.
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static JEMALLOC_OPTIONS: &[u8; 43] = b"background_thread:true,dirty_decay_ms:1000\0";
 
 /// A concurrency-aware key-value store that speaks the Redis protocol.
 #[derive(Parser)]
@@ -59,19 +75,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Has jemalloc return freed pages to the system from a thread of its own, as Redis does by
-/// default (`jemalloc-bg-thread yes`). Otherwise the thread that happens to free or allocate
-/// pays for the purge inline: a worker in the middle of a request, or a migration's mover
-/// holding a shard's gate after dropping millions of blocks. In a full migration walk under
-/// load, every step ran faster with it (2.3-5.2 s against 2.4-7.1 s) and the worst GET p99
-/// fell from 2.6x to 1.5x the p99 before (docs/BENCHMARKS.md, "Live migration").
-#[cfg(not(target_env = "msvc"))]
-fn purge_freed_memory_in_background() {
-    if let Err(error) = tikv_jemalloc_ctl::background_thread::write(true) {
-        tracing::warn!(%error, "jemalloc's background purging thread is off: threads that free memory purge it themselves");
-    }
-}
-
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let config = args.resolve()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -88,8 +91,6 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             // OTEL_TRACES_SAMPLER sets), so every span that is started is kept.
             sampling: Sampling { ratio: 1.0, parent_based: false },
         })?;
-        #[cfg(not(target_env = "msvc"))]
-        purge_freed_memory_in_background();
         let served = async { Server::bind(config).await?.run(termination_signal()).await }.await;
         telemetry.shutdown(TELEMETRY_FLUSH_TIMEOUT).await;
         served
