@@ -7,6 +7,11 @@ ARG RUST_VERSION=1.95
 
 # --- builder: a release build of the cstore binary, from the locked dependency set --------
 FROM docker.io/library/rust:${RUST_VERSION}-slim-bookworm AS builder
+# make builds jemalloc's bundled C sources (tikv-jemalloc-sys, the binary's allocator); the
+# slim image has the C compiler but not make. Pinned to bookworm's version.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends make=4.3-4.1 \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the build reads (see .dockerignore): the manifest, the lock file, the sources and
 # the declared bench target (Cargo refuses a manifest whose [[bench]] file is missing).

@@ -2,14 +2,15 @@
 # Installs what the integration tests drive for real, and only what is missing:
 #   - redis-server, redis-check-rdb, redis-check-aof, redis-cli, redis-benchmark (Debian packages redis-server,
 #     redis-tools);
-#   - redis-py (PyPI package redis, pinned) in a Python venv at .venv.
+#   - redis-py (PyPI package redis, pinned) in a Python venv at .venv;
+#   - make, which the cargo build runs for jemalloc's bundled C sources (tikv-jemalloc-sys).
 # Idempotent and quiet: a second run changes nothing and prints nothing.
 # Under CI=true, a tool still missing afterwards fails the script: the tests would fail
 # anyway, and this says why. Elsewhere it warns, and the tests that need the tool skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(redis-server redis-tools)
+DEBIAN_PACKAGES=(redis-server redis-tools make)
 REDIS_PY="redis==8.1.0"
 
 LOG_NAME=test-deps
@@ -29,7 +30,7 @@ install_debian_packages() {
 }
 
 verify() {
-    for tool in redis-server redis-cli redis-benchmark redis-check-rdb redis-check-aof; do
+    for tool in redis-server redis-cli redis-benchmark redis-check-rdb redis-check-aof make; do
         command -v "$tool" >/dev/null 2>&1 || problem "$tool is missing"
     done
     venv_has "$REDIS_PY" || problem "$REDIS_PY is missing from $VENV"

@@ -13,7 +13,7 @@ require() {
     done
 }
 
-step "test dependencies (redis-server, redis-cli, redis-benchmark, redis-py in .venv; helm, kubectl, lua5.1, yamllint, kubernetes-validate, hadolint)"
+step "test dependencies (redis-server, redis-cli, redis-benchmark, redis-py in .venv, make; helm, kubectl, lua5.1, yamllint, kubernetes-validate, hadolint)"
 scripts/test-deps.sh
 scripts/delivery-deps.sh
 require cargo rustfmt cargo-clippy go
