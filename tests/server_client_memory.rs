@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::server::{RespClient, TestServer, bulk, error, ok, simple, text_of};
+use common::server::{RespClient, TestServer, bulk, error, eventually, ok, simple, text_of};
 use cstore::server::resp_value::Value;
 
 const MIB: usize = 1 << 20;
@@ -30,15 +30,6 @@ fn pipeline_large_gets_unread(stalled: &mut RespClient, count: usize) {
 /// `MGET key key ... (times)`.
 fn mget_repeated(key: &str, times: usize) -> Vec<String> {
     std::iter::once("MGET".to_owned()).chain(std::iter::repeat_n(key.to_owned(), times)).collect()
-}
-
-/// Polls `check` until it holds, for at most `limit`.
-fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The fields of this client's line in CLIENT LIST, by name.

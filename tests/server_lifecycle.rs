@@ -7,7 +7,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::server::{Received, RespClient, TestServer, bulk, http_get, int, ok, simple, text_of};
+use common::server::{Received, RespClient, TestServer, bulk, eventually, http_get, int, ok, simple, text_of};
 use cstore::engine::Strategy;
 use cstore::server::resp_value::Value;
 
@@ -147,16 +147,20 @@ fn assert_graceful_shutdown(strategy: Strategy, signal: &str, last_request: Arri
     client.write_commands(&batch);
     // Wait until the server is answering the batch (and blocked writing it).
     let get_series = "cstore_commands_total{command=\"get\",outcome=\"ok\"}";
-    wait_until(|| server.metric(get_series).is_some_and(|gets| gets >= 1.0), "the server to start on the batch");
+    eventually(Duration::from_secs(10), "the server starts on the batch", || {
+        server.metric(get_series).is_some_and(|gets| gets >= 1.0)
+    });
     if last_request == Arrival::InTheSocketBufferAtTheSignal {
         client.write_command(&last);
     }
 
     server.signal(signal);
-    wait_until(|| server.admin_get("/readyz").body == "draining", "/readyz to report draining");
+    eventually(Duration::from_secs(10), "/readyz reports draining", || server.admin_get("/readyz").body == "draining");
     assert_eq!(server.admin_get("/readyz").status, 503);
     // The listener closes right after readiness turns: wait for it rather than race it.
-    wait_until(|| TcpStream::connect(server.resp_addr).is_err(), "the listener to refuse new clients");
+    eventually(Duration::from_secs(10), "the listener refuses new clients", || {
+        TcpStream::connect(server.resp_addr).is_err()
+    });
     // A client with nothing in flight is let go at once.
     assert_eq!(idle.read_within(Duration::from_secs(5)), Received::Closed);
 
@@ -171,13 +175,5 @@ fn assert_graceful_shutdown(strategy: Strategy, signal: &str, last_request: Arri
     let log = server.log().join("\n");
     for message in ["shutting down: draining connections", "cstore serve stopped"] {
         assert!(log.contains(message), "no {message:?} in the log:\n{log}");
-    }
-}
-
-fn wait_until(mut condition: impl FnMut() -> bool, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }

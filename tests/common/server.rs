@@ -173,16 +173,7 @@ impl TestServer {
     /// log from a background thread and a reader thread here collects it, so a line about
     /// something a reply already reported can arrive after the reply.
     pub fn logs_within_seconds(&self, needle: &str) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if lines_of(&self.log).iter().any(|line| line.contains(needle)) {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        holds_within(Duration::from_secs(10), || lines_of(&self.log).iter().any(|line| line.contains(needle)))
     }
 
     /// Sends a signal by name (`TERM`, `INT`) with the `kill` command, which needs no
@@ -463,4 +454,23 @@ pub fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw.as_str(), ""));
     let status = head.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or_else(|| panic!("bad HTTP: {raw}"));
     HttpResponse { status, body: body.to_owned() }
+}
+
+/// Polls `check` every 20 ms until it holds or `limit` has passed; whether it held.
+pub fn holds_within(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls `check` until it holds; fails the test, naming `what`, once `limit` has passed.
+pub fn eventually(limit: Duration, what: &str, check: impl FnMut() -> bool) {
+    assert!(holds_within(limit, check), "{what}: not within {limit:?}");
 }
