@@ -13,6 +13,19 @@ require() {
     done
 }
 
+step "disk space for the build"
+# CI builds a fresh clone once: incremental compilation only adds its cache (2 to 5 GiB).
+in_ci && export CARGO_INCREMENTAL=0
+# Out of space, the build fails deep inside a -sys crate's C compiler output ("No space left
+# on device" from cc or ar), which reads like a toolchain problem. Say it first, plainly.
+# A cold run writes about 8 GiB under target/ (measured: 7.3 GiB without incremental), plus
+# Go's build cache under $HOME when that is cold too: below these floors it cannot finish.
+if [ -d target/debug/deps ]; then need_gib=${CSTORE_TEST_MIN_FREE_GIB:-3}; else need_gib=${CSTORE_TEST_MIN_FREE_GIB:-10}; fi
+free_gib=$(df -Pk . | awk 'NR == 2 { print int($4 / 1048576) }')
+[ "$free_gib" -ge "$need_gib" ] ||
+    fail "$free_gib GiB free on the file system of $PWD; this run needs about $need_gib GiB (set CSTORE_TEST_MIN_FREE_GIB to override)"
+echo "$free_gib GiB free, about $need_gib GiB needed"
+
 step "test dependencies (redis-server, redis-cli, redis-benchmark, redis-py in .venv, make; helm, kubectl, lua5.1, yamllint, kubernetes-validate, hadolint)"
 scripts/test-deps.sh
 scripts/delivery-deps.sh
