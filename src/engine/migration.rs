@@ -56,7 +56,11 @@ use super::store::{Layout, Store};
 use super::sync::{Arc, AtomicU64, Ordering, sleep};
 
 /// Keys the mover moves while holding one source shard's gate: the most any writer waits.
-pub const MIGRATION_CHUNK: usize = 128;
+/// A chunk is also the mover's unit of work between rests (see [`MOVER_SLICE`]), so it sets
+/// how long a client's worker can find its core taken: 64 keys take about 100 µs on our
+/// 2-core machines, where 128 kept the GET p99 during migrations at 1.8–1.9× its level
+/// before and 64 at 1.5–1.6×, for steps up to 1.4× longer (docs/BENCHMARKS.md, "Chunks of 64").
+pub const MIGRATION_CHUNK: usize = 64;
 
 /// Both engines of a migration in progress, and the gates of the source's shards.
 pub(crate) struct Migration {
