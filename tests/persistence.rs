@@ -302,7 +302,7 @@ fn clients_during_the_load_get_loading_until_the_data_is_in() {
     let made = Command::new("mkfifo").arg(&fifo).status().expect("cannot run mkfifo");
     assert!(made.success());
     let mut rdb = Vec::new();
-    let header = RdbHeader { redis_version: "7.0.0", ctime_secs: 0, used_mem: 0 };
+    let header = RdbHeader { redis_version: "7.0.0", ctime_secs: 0, used_mem: 0, aof_base: false };
     let mut writer = RdbWriter::new(&mut rdb, SaveOptions::default(), &header).unwrap();
     for i in 0..200 {
         writer.entry(format!("key:{i}").as_bytes(), &cstore::engine::Value::from(format!("value {i}")), None).unwrap();

@@ -38,6 +38,20 @@ fn check_aof(check: &Path, dir: &Path) {
     assert!(output.status.success() && text.contains("is valid"), "redis-check-aof refused:\n{text}");
 }
 
+/// The RDB preamble of the base file says what it is, as Redis's does: redis-check-rdb shows
+/// its `aof-base` field as 1 (a snapshot has 0).
+fn assert_marked_as_aof_base(dir: &Path) {
+    let Some(check_rdb) = require("redis-check-rdb") else { return };
+    let base = std::fs::read_dir(dir.join("appendonlydir"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.to_string_lossy().ends_with(".base.rdb"))
+        .expect("no .base.rdb in appendonlydir");
+    let output = Command::new(check_rdb).arg(&base).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && text.contains("AUX FIELD aof-base = '1'"), "{base:?}:\n{text}");
+}
+
 /// Writes of every kind; returns what the store must hold: key -> (value, deadline ms).
 fn write_mix(client: &mut RespClient) -> BTreeMap<Vec<u8>, (Vec<u8>, Option<i64>)> {
     let deadline = unix_ms() + 3_600_000;
@@ -126,6 +140,9 @@ fn cstore_aof_passes_redis_check_aof_and_loads_in_redis_server_and_back() {
         let base = std::fs::read_to_string(manifest(dir.path())).unwrap();
         let base_kind = if preamble == "yes" { "base.rdb" } else { "base.aof" };
         assert!(base.contains(base_kind) && base.contains("incr.aof"), "{base}");
+        if preamble == "yes" {
+            assert_marked_as_aof_base(dir.path());
+        }
         {
             let redis =
                 RedisServer::start(&redis_server, &["--dir", dir.path().to_str().unwrap(), "--appendonly", "yes"]);

@@ -74,7 +74,8 @@ fn save_cut(
     let started = Instant::now();
     // Every database is cut at the same instant; 0 cuts only if no database was ever created.
     let cut_ms = cut.first().map_or_else(|| databases.now_ms(), |(_, database)| database.cut_ms());
-    let header = RdbHeader { redis_version, ctime_secs: cut_ms / 1000, used_mem: databases.memory_bytes() };
+    let header =
+        RdbHeader { redis_version, ctime_secs: cut_ms / 1000, used_mem: databases.memory_bytes(), aof_base: false };
     let mut flushed = false;
     let written = file::replace_atomically(&config.dir, &config.dbfilename, |out| {
         let mut writer = RdbWriter::new(out, config.save_options(), &header)?;

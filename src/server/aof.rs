@@ -753,6 +753,7 @@ impl Aof {
             redis_version: redis_version(),
             ctime_secs: cut.first().map_or(0, |(_, db)| db.cut_ms()) / 1000,
             used_mem: self.databases.memory_bytes(),
+            aof_base: true,
         };
         let base_size = aof::write_base(cut, &dir, &base.name, rdb.then(|| (config.save_options(), header)))
             .map_err(|error| error.to_string())?;

@@ -735,7 +735,8 @@ mod tests {
 
     fn write_filled_base(dir: &Path, source: &Databases, rdb: bool) -> String {
         let name = base_name("a", 1, rdb);
-        let header = RdbHeader { redis_version: "7.0.0", ctime_secs: 0, used_mem: source.memory_bytes() };
+        let header =
+            RdbHeader { redis_version: "7.0.0", ctime_secs: 0, used_mem: source.memory_bytes(), aof_base: true };
         let size = write_base(source.snapshot(), dir, &name, rdb.then_some((SaveOptions::default(), header))).unwrap();
         assert_eq!(size, std::fs::metadata(dir.join(&name)).unwrap().len());
         std::fs::write(dir.join("a.manifest"), format!("file {name} seq 1 type b\n")).unwrap();

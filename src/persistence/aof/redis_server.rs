@@ -108,7 +108,12 @@ fn filled() -> Databases {
 /// Writes an AOF of `source` as its base and an incremental file with SELECTs.
 fn write_aof(dir: &Path, source: &Databases, rdb: bool) {
     let base = AofFile { name: base_name(NAME, 1, rdb), seq: 1, kind: FileKind::Base };
-    let header = RdbHeader { redis_version: "7.0.0", ctime_secs: now_ms() / 1000, used_mem: source.memory_bytes() };
+    let header = RdbHeader {
+        redis_version: "7.0.0",
+        ctime_secs: now_ms() / 1000,
+        used_mem: source.memory_bytes(),
+        aof_base: true,
+    };
     write_base(source.snapshot(), dir, &base.name, rdb.then_some((SaveOptions::default(), header))).unwrap();
     let incr = AofFile { name: incr_name(NAME, 1), seq: 1, kind: FileKind::Incr };
     let mut commands = select_db0();

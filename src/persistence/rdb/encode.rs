@@ -32,6 +32,9 @@ pub struct RdbHeader<'a> {
     pub ctime_secs: u64,
     /// `used-mem`: the memory use of every database at the start, in bytes.
     pub used_mem: u64,
+    /// `aof-base`: whether the file is the RDB preamble of an append-only base file (1 there,
+    /// 0 in a snapshot, as Redis writes it).
+    pub aof_base: bool,
 }
 
 /// What [`RdbWriter::databases`] wrote.
@@ -67,8 +70,7 @@ impl<W: Write> RdbWriter<W> {
         writer.aux(b"redis-bits", usize::BITS.to_string().as_bytes())?;
         writer.aux(b"ctime", header.ctime_secs.to_string().as_bytes())?;
         writer.aux(b"used-mem", header.used_mem.to_string().as_bytes())?;
-        // Not an AOF preamble: this file stands alone.
-        writer.aux(b"aof-base", b"0")?;
+        writer.aux(b"aof-base", if header.aof_base { b"1" } else { b"0" })?;
         Ok(writer)
     }
 
@@ -272,7 +274,7 @@ mod tests {
     }
 
     fn written_length(len: u64) -> Vec<u8> {
-        let header = RdbHeader { redis_version: "7.0.0", ctime_secs: 0, used_mem: 0 };
+        let header = RdbHeader { redis_version: "7.0.0", ctime_secs: 0, used_mem: 0, aof_base: false };
         let mut writer = RdbWriter::new(Vec::new(), SaveOptions::default(), &header).unwrap();
         let start = writer.out.len();
         writer.length(len).unwrap();

@@ -19,7 +19,7 @@ fn options() -> LoadOptions {
 }
 
 fn header() -> RdbHeader<'static> {
-    RdbHeader { redis_version: "7.0.0", ctime_secs: NOW_MS / 1000, used_mem: 1234 }
+    RdbHeader { redis_version: "7.0.0", ctime_secs: NOW_MS / 1000, used_mem: 1234, aof_base: false }
 }
 
 type Entry = (Vec<u8>, Value, Option<u64>);

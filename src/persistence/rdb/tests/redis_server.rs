@@ -54,7 +54,7 @@ fn cstore_hashes_and_sets_load_into_redis_server() {
     // Deadlines an hour on, for a live server.
     let entries: Vec<_> =
         collections().into_iter().map(|(key, value, at)| (key, value, at.map(|_| now_ms() + 3_600_000))).collect();
-    let header = RdbHeader { redis_version: "7.0.0", ctime_secs: 0, used_mem: 0 };
+    let header = RdbHeader { redis_version: "7.0.0", ctime_secs: 0, used_mem: 0, aof_base: false };
     let file = std::fs::File::create(dir.join("dump.rdb")).unwrap();
     let mut writer = RdbWriter::new(std::io::BufWriter::new(file), SaveOptions::default(), &header).unwrap();
     writer.select_db(0, entries.len() as u64, entries.iter().filter(|e| e.2.is_some()).count() as u64);
