@@ -224,6 +224,30 @@ fn value_limits_are_enforced_without_change() {
     assert_eq!(store.get(&key).unwrap(), Some(b("12345678")));
 }
 
+/// The byte count is per entry, so the same writes give the same count whatever the shard
+/// count, including shard counts above the byte counter's stripes (shared by several shards).
+#[test]
+fn memory_bytes_do_not_depend_on_the_shard_count() {
+    for strategy in Strategy::ALL {
+        let counts: Vec<(u64, u64)> = [1, 16, 64, 4096]
+            .into_iter()
+            .map(|shards| {
+                let (store, _clock) = manual_store(Store::builder().strategy(strategy).shards(shards));
+                for i in 0..2_000 {
+                    store.set(&b(format!("key:{i}")), b(vec![b'x'; i % 100]), set_plain()).unwrap();
+                }
+                for i in (0..2_000).step_by(3) {
+                    store.delete(&b(format!("key:{i}")));
+                }
+                assert_eq!(store.memory_bytes(), store.stats().memory_bytes, "{strategy}:{shards}");
+                (shards, store.memory_bytes())
+            })
+            .collect();
+        assert!(counts[0].1 > 1_333 * 50, "{strategy}: {counts:?}");
+        assert!(counts.iter().all(|&(_, bytes)| bytes == counts[0].1), "{strategy}: {counts:?}");
+    }
+}
+
 #[test]
 fn memory_and_key_counters_return_to_zero() {
     with_each_strategy(|store, clock| {

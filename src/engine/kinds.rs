@@ -282,7 +282,7 @@ impl Engine {
     }
 
     pub(crate) fn memory_bytes(&self) -> i64 {
-        with_shards!(&self.kind, shards => shards.slots().map(|s| s.stats.bytes()).sum())
+        with_shards!(&self.kind, shards => shards.memory_bytes())
     }
 
     pub(crate) fn totals(&self) -> Totals {
