@@ -10,7 +10,7 @@ mod otlp;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::server::{PATIENCE, TestServer};
+use common::server::{PATIENCE, TestServer, eventually, holds_within};
 use cstore::server::resp_value::Value;
 use otlp::{OtlpReceiver, ReceivedSpan, dump};
 
@@ -39,11 +39,22 @@ fn sampled_commands_sweeps_startup_and_shutdown_reach_a_grpc_collector() {
     assert!(matches!(server.send(&["MGET", "greeting", "a", "b"]), Value::Array(values) if values.len() == 3));
     let not_a_number = server.send(&["INCR", "greeting"]);
     assert!(matches!(not_a_number, Value::Error(_)), "{not_a_number:?}");
-    server.send(&["SET", "short-lived", "x", "PX", "1"]);
-    // The sweeper runs every 100 ms; one of its passes reclaims the key nobody reads.
-    receiver.wait_for(PATIENCE, |spans| {
-        named(spans, "expiry sweep").iter().any(|span| span.attribute("expired") == Some("1"))
-    });
+    // The sweeper runs every 100 ms; one of its passes reclaims a key nobody reads. A pass is
+    // traced only when it starts with keys that have a deadline, so one that began just
+    // before the SET can reclaim the key untraced (seen on a loaded machine): write another,
+    // after the exporter's 5 s batch delay, until a traced pass has reclaimed one.
+    let swept =
+        |spans: &[ReceivedSpan]| named(spans, "expiry sweep").iter().any(|span| span.attribute("expired") == Some("1"));
+    let deadline = Instant::now() + PATIENCE;
+    for attempt in 0.. {
+        server.send(&["SET", &format!("short-lived:{attempt}"), "x", "PX", "1"]);
+        if holds_within(Duration::from_secs(6), || swept(&receiver.spans())) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no traced sweep reclaimed a key:\n{}", dump(&receiver.spans()));
+    }
+    // Every short-lived key is gone before the migration counts the keys it moves.
+    eventually(PATIENCE, "the short-lived keys reclaimed", || server.send(&["DBSIZE"]) == Value::Integer(1));
     // A live migration is one span, with where it went from and to.
     assert_eq!(server.send(&["CONFIG", "SET", "strategy", "LockFree", "shards", "64"]), Value::Simple("OK".into()));
     let spans = receiver.wait_for(PATIENCE, |spans| !named(spans, "migration").is_empty());
