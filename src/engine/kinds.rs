@@ -160,12 +160,9 @@ impl Engine {
         })
     }
 
-    /// The entry under `key` as stored, expired or not.
-    pub(crate) fn entry(&self, key: &[u8]) -> Option<Entry> {
-        with_shards!(&self.kind, shards => {
-            let (slot, route) = shards.locate(key);
-            slot.map.read(key, route, |entry| entry.cloned())
-        })
+    /// The entries of those of `keys` (all of shard `index`) that have one, expired or not.
+    pub(crate) fn entries_of(&self, index: usize, keys: &[&CompactBytes]) -> Vec<(CompactBytes, Entry)> {
+        with_shards!(&self.kind, shards => shards.slot(index).map.entries_of(keys, shards.router()))
     }
 
     /// Stores the entries, whose keys all belong to shard `index` and have no entry here,

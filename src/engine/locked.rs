@@ -165,6 +165,11 @@ impl<L: MapLock> Shard for Locked<L> {
         }
     }
 
+    fn entries_of(&self, keys: &[&CompactBytes], _router: &Router) -> Vec<(CompactBytes, Entry)> {
+        let map = self.read_guard();
+        keys.iter().filter_map(|&key| Some((key.clone(), map.get(&**key)?.clone()))).collect()
+    }
+
     fn insert_moved(&self, entries: &[(CompactBytes, Entry)], _router: &Router) {
         let mut map = self.write_guard();
         for (key, entry) in entries {

@@ -94,6 +94,14 @@ pub(crate) trait Shard: Send + Sync + Sized {
     /// The whole drain costs O(keys), never a rescan per batch.
     fn drain_keys(&self, size: usize, each: impl FnMut(&[CompactBytes]));
 
+    /// The entries of those of `keys` that have one, expired or not, read in one step where
+    /// the kind can (one lock): a migration reads a chunk of keys at once.
+    fn entries_of(&self, keys: &[&CompactBytes], router: &Router) -> Vec<(CompactBytes, Entry)> {
+        keys.iter()
+            .filter_map(|&key| self.read(key, router.route(key), |entry| Some((key.clone(), entry?.clone()))))
+            .collect()
+    }
+
     /// Stores each entry under its key, which has none here, in one step where the kind can
     /// (one lock, one published version): a migration moves a chunk of keys at once.
     fn insert_moved(&self, entries: &[(CompactBytes, Entry)], router: &Router) {
