@@ -98,7 +98,11 @@ pub(crate) trait Shard: Send + Sync + Sized {
     /// the kind can (one lock): a migration reads a chunk of keys at once.
     fn entries_of(&self, keys: &[&CompactBytes], router: &Router) -> Vec<(CompactBytes, Entry)> {
         keys.iter()
-            .filter_map(|&key| self.read(key, router.route(key), |entry| Some((key.clone(), entry?.clone()))))
+            .filter_map(|&key| {
+                // Hashed only for a kind that needs it, as `Shards::route` does.
+                let route = if Self::BY_SLOT { router.route(key) } else { 0 };
+                self.read(key, route, |entry| Some((key.clone(), entry?.clone())))
+            })
             .collect()
     }
 
