@@ -8,6 +8,10 @@ mod common;
 use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
+use common::replies::{
+    close_milliseconds, close_seconds, elements, integer_of, kind, same_elements_in_any_order, same_float, same_kind,
+    same_pairs_in_any_order, sorted,
+};
 use common::server::{RespClient, TestServer};
 use common::tools::RedisServer;
 use cstore::server::frame::{Limits, parse_request};
@@ -182,6 +186,13 @@ INCRBYFLOAT f nan
 SET f notanumber
 INCRBYFLOAT f 1
 INCRBYFLOAT f
+HSET fhash a 1
+INCRBYFLOAT fhash abc
+INCRBYFLOAT fhash 1
+SET huge 1e5000
+INCRBYFLOAT huge 1
+SET large 1e400
+INCRBYFLOAT large inf
 SET i 7
 INCRBYFLOAT i 0.25
 INCRBYFLOAT sum 0.1
@@ -707,6 +718,10 @@ HSCAN h 0 COUNT 0
 HSCAN h 0 COUNT abc
 HSCAN h 0 MATCH
 HSCAN h 0 BOGUS x
+HSCAN nosuch 0 BOGUS x
+SET hscan:string x
+HSCAN hscan:string 0 BOGUS x
+HSCAN hscan:string abc
 HSCAN h 0 TYPE hash
 HSCAN h
 HSCAN
@@ -886,6 +901,9 @@ SINTERCARD
 SSCAN s3 0
 SSCAN s3 0 MATCH 1*
 SSCAN s3 0 COUNT 1
+SSCAN nosuch 0 BOGUS x
+SET sscan:string x
+SSCAN sscan:string 0 BOGUS x
 [scan] SSCAN s1 0 COUNT 100
 [scan] SSCAN s1 0 MATCH a* COUNT 100
 SSCAN nosuch 0
@@ -1266,24 +1284,6 @@ fn replay(steps: &[Step], protocol: &str, redis: SocketAddr, cstore: SocketAddr,
     }
 }
 
-/// The discriminant-level kind of a reply, for replies whose contents legitimately differ.
-fn kind(value: &Value) -> std::mem::Discriminant<Value> {
-    std::mem::discriminant(value)
-}
-
-fn same_kind(redis: &Value, cstore: &Value) -> Result<(), String> {
-    if kind(redis) == kind(cstore) { Ok(()) } else { Err("different reply types".into()) }
-}
-
-/// The elements of an array, set or map (keys and values interleaved).
-fn elements(value: &Value) -> Option<Vec<Value>> {
-    match value {
-        Value::Array(items) | Value::Set(items) => Some(items.clone()),
-        Value::Map(pairs) => Some(pairs.iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect()),
-        _ => None,
-    }
-}
-
 /// HELLO fields whose values are each server's own: they need only be of the same kind.
 const PER_SERVER_HELLO_FIELDS: [&[u8]; 2] = [b"version", b"id"];
 
@@ -1319,86 +1319,11 @@ fn same_first_element(redis: &Value, cstore: &Value) -> Result<(), String> {
     }
 }
 
-fn integer_of(value: &Value) -> Option<i64> {
-    match value {
-        Value::Integer(n) => Some(*n),
-        Value::Bulk(text) => std::str::from_utf8(text).ok()?.parse().ok(),
-        _ => None,
-    }
-}
-
-/// Remaining seconds: positive, and at most one apart.
-fn close_seconds(redis: &Value, cstore: &Value) -> Result<(), String> {
-    close_positive_integers(redis, cstore, 1)
-}
-
-/// Remaining milliseconds: positive, and at most a second apart.
-fn close_milliseconds(redis: &Value, cstore: &Value) -> Result<(), String> {
-    close_positive_integers(redis, cstore, 1000)
-}
-
-fn close_positive_integers(redis: &Value, cstore: &Value, tolerance: u64) -> Result<(), String> {
-    match (integer_of(redis), integer_of(cstore)) {
-        (Some(expected), Some(actual)) if expected > 0 && actual > 0 && expected.abs_diff(actual) <= tolerance => {
-            Ok(())
-        }
-        _ => Err(format!("not positive integers at most {tolerance} apart")),
-    }
-}
-
 fn close_times(redis: &Value, cstore: &Value) -> Result<(), String> {
     let seconds = |value: &Value| elements(value).filter(|items| items.len() == 2)?.first().and_then(integer_of);
     match (seconds(redis), seconds(cstore)) {
         (Some(expected), Some(actual)) if expected.abs_diff(actual) <= 5 => Ok(()),
         _ => Err("not two close [seconds, microseconds] times".into()),
-    }
-}
-
-/// Elements in a canonical order, to compare them as multisets.
-fn sorted(items: &[Value]) -> Vec<String> {
-    let mut texts: Vec<String> = items.iter().map(|item| format!("{item:?}")).collect();
-    texts.sort();
-    texts
-}
-
-fn same_elements_in_any_order(redis: &Value, cstore: &Value) -> Result<(), String> {
-    same_kind(redis, cstore)?;
-    match (elements(redis), elements(cstore)) {
-        (Some(expected), Some(actual)) if sorted(&expected) == sorted(&actual) => Ok(()),
-        _ => Err("different elements".into()),
-    }
-}
-
-/// Maps (flat arrays in RESP2, or arrays of two-element arrays as RESP3's HRANDFIELD ...
-/// WITHVALUES) with the same key-value pairs, in any order.
-fn same_pairs_in_any_order(redis: &Value, cstore: &Value) -> Result<(), String> {
-    same_kind(redis, cstore)?;
-    let pairs = |value: &Value| {
-        let items = elements(value)?;
-        let nested =
-            !items.is_empty() && items.iter().all(|item| matches!(item, Value::Array(pair) if pair.len() == 2));
-        let flat =
-            if nested { items.iter().flat_map(|item| elements(item).unwrap_or_default()).collect() } else { items };
-        let mut pairs: Vec<String> = flat.chunks(2).map(|pair| format!("{pair:?}")).collect();
-        pairs.sort();
-        Some(pairs)
-    };
-    if pairs(redis).is_some_and(|expected| Some(expected) == pairs(cstore)) {
-        Ok(())
-    } else {
-        Err("different pairs".into())
-    }
-}
-
-/// Bulk strings holding numbers equal to f64 precision.
-fn same_float(redis: &Value, cstore: &Value) -> Result<(), String> {
-    let number = |value: &Value| match value {
-        Value::Bulk(text) => std::str::from_utf8(text).ok()?.parse::<f64>().ok(),
-        _ => None,
-    };
-    match (number(redis), number(cstore)) {
-        (Some(expected), Some(actual)) if (expected - actual).abs() <= expected.abs() * 4.0 * f64::EPSILON => Ok(()),
-        _ => Err("different numbers".into()),
     }
 }
 

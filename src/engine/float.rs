@@ -4,8 +4,10 @@
 //! plain decimals (what clients send) cstore adds them exactly in decimal and rounds to 17
 //! decimals: the same digits Redis prints whenever its long double is exact enough to
 //! hide its binary error at 17 decimals (magnitudes below about 100), and the decimal a
-//! person expects above that, where Redis prints binary noise. Other inputs (`inf`,
-//! `1e400`, more than 38 digits) fall back to `f64` with the same printing rules.
+//! person expects above that, where Redis prints binary noise. Other inputs (`inf`, more
+//! than 38 digits) fall back to `f64` with the same printing rules. The range is f64's: a
+//! number between f64's largest (1.8e308) and long double's (1.2e4932) is an infinity here,
+//! so adding to it fails where Redis adds; past long double's, both refuse it as not a float.
 
 use super::compact::CompactBytes;
 use super::ops::StoreError;
@@ -43,14 +45,44 @@ impl From<f64> for Float {
     }
 }
 
-/// Parses a float as Redis's INCRBYFLOAT does: no spaces, no NaN (infinity parses, and is
-/// then refused by the increment).
+/// Parses a float as Redis's INCRBYFLOAT does: no spaces, no NaN, no number past the largest
+/// long double (strtold's ERANGE). A spelled-out infinity parses and is then refused by the
+/// addition, and so does a number between f64's largest and long double's, which Redis holds
+/// and cstore cannot: it becomes an infinity.
 pub fn parse_float(text: &[u8]) -> Option<Float> {
-    let value: f64 = std::str::from_utf8(text).ok()?.parse().ok()?;
-    if value.is_nan() {
+    let text = std::str::from_utf8(text).ok()?;
+    let value: f64 = text.parse().ok()?;
+    let out_of_range = value.is_infinite() && !spells_infinity(text) && beyond_long_double(text);
+    if value.is_nan() || out_of_range {
         return None;
     }
-    Some(Float { value, decimal: parse_decimal(text) })
+    Some(Float { value, decimal: parse_decimal(text.as_bytes()) })
+}
+
+/// `inf` or `infinity` in any case, signed or not.
+fn spells_infinity(text: &str) -> bool {
+    let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
+    unsigned.eq_ignore_ascii_case("inf") || unsigned.eq_ignore_ascii_case("infinity")
+}
+
+/// Whether a decimal number too large for an f64 is also larger than the largest x87 long
+/// double, about 1.18973e4932, judged by its leading digits and decimal exponent.
+fn beyond_long_double(text: &str) -> bool {
+    const LARGEST_EXPONENT: i64 = 4932;
+    const LARGEST_LEADING: f64 = 1.189_731_495_357_231_8;
+    let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
+    let (mantissa, exponent) = unsigned.split_once(['e', 'E']).unwrap_or((unsigned, "0"));
+    // An exponent too long for an i64 is past any range (a negative one would not overflow).
+    let exponent = exponent.parse::<i64>().unwrap_or(i64::MAX);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let significant = digits.trim_start_matches('0');
+    let point = mantissa.find('.').unwrap_or(mantissa.len());
+    let zeros_before = i64::try_from(digits.len() - significant.len()).unwrap_or(i64::MAX);
+    let leading_exponent = i64::try_from(point).unwrap_or(i64::MAX) - 1 - zeros_before;
+    let magnitude = exponent.saturating_add(leading_exponent);
+    let (first, rest) = significant.split_at(1.min(significant.len()));
+    let leading: f64 = format!("{first}.{}", &rest[..16.min(rest.len())]).parse().unwrap_or(0.0);
+    magnitude > LARGEST_EXPONENT || (magnitude == LARGEST_EXPONENT && leading > LARGEST_LEADING)
 }
 
 /// `[+-]digits[.digits][(e|E)[+-]digits]` as an exact decimal, if it fits.
@@ -193,10 +225,18 @@ mod tests {
 
     #[test]
     fn parsing_refuses_what_redis_refuses() {
-        for bad in ["", " 1", "1 ", "nan", "abc", "1e", "--1"] {
+        // Past long double's range, as strtold's ERANGE.
+        let too_large = ["1e4933", "-1e39223372036854775807", "0.012e4935", "1.19e4932", "12000e4929"];
+        for bad in ["", " 1", "1 ", "nan", "abc", "1e", "--1"].into_iter().chain(too_large) {
             assert!(parse_float(bad.as_bytes()).is_none(), "{bad:?}");
         }
+        // Within long double's range but past f64's: an infinity, refused by the addition.
+        for large in ["1e400", "-3.51e3007", "1.18e4932", "0.00118e4935"] {
+            assert!(parse_float(large.as_bytes()).is_some_and(|float| float.value().is_infinite()), "{large:?}");
+        }
         assert_eq!(parse_float(b"inf").map(Float::value), Some(f64::INFINITY));
+        assert_eq!(parse_float(b"-Infinity").map(Float::value), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_float(b"+INF").map(Float::value), Some(f64::INFINITY));
         assert_eq!(parse_float(b"+1.5").map(Float::value), Some(1.5));
     }
 

@@ -46,6 +46,7 @@ pub fn b(text: impl AsRef<[u8]>) -> CompactBytes {
 }
 
 pub mod ops;
+pub mod replies;
 pub mod server;
 pub mod tools;
 

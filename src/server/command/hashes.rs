@@ -230,20 +230,23 @@ pub(crate) fn hrandfield(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<()
     Ok(())
 }
 
+/// HSCAN: as Redis's, the cursor is read, then the key (a missing one answers an empty scan
+/// whatever follows, another type WRONGTYPE), then the options.
 pub(crate) fn hscan(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
     let key = args.bytes()?;
-    let scan = ScanArgs::parse(&mut args, false)?;
-    let hash = ctx.db().hash(key)?;
-    let mut items = Vec::new();
-    let next = match &hash {
-        Some(hash) => hash.scan(scan.cursor, scan.count, |field, value| {
-            if scan.matches(field) {
-                items.push(field.clone());
-                items.push(value.clone());
-            }
-        }),
-        None => 0,
+    let cursor = ScanArgs::cursor(&mut args)?;
+    let Some(hash) = ctx.db().hash(key)? else {
+        reply_scan::<&[u8]>(ctx, 0, &[]);
+        return Ok(());
     };
+    let scan = ScanArgs::options(cursor, &mut args, false)?;
+    let mut items = Vec::new();
+    let next = hash.scan(scan.cursor, scan.count, |field, value| {
+        if scan.matches(field) {
+            items.push(field.clone());
+            items.push(value.clone());
+        }
+    });
     reply_scan(ctx, next, &items);
     Ok(())
 }

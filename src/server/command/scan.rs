@@ -26,12 +26,22 @@ pub(super) struct ScanArgs<'a> {
 impl<'a> ScanArgs<'a> {
     /// Reads `cursor [MATCH pattern] [COUNT count]`, and `[TYPE type]` for SCAN.
     pub(super) fn parse(args: &mut Args<'a>, with_type: bool) -> Result<Self, CommandError> {
-        let raw_cursor = args.bytes()?;
-        let cursor = std::str::from_utf8(raw_cursor)
+        let cursor = Self::cursor(args)?;
+        Self::options(cursor, args, with_type)
+    }
+
+    /// Reads the cursor alone: HSCAN and SSCAN, as Redis's, look the key up between the
+    /// cursor and the options.
+    pub(super) fn cursor(args: &mut Args<'a>) -> Result<u64, CommandError> {
+        std::str::from_utf8(args.bytes()?)
             .ok()
             .filter(|text| text.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|text| text.parse::<u64>().ok())
-            .ok_or_else(|| CommandError::Other("ERR invalid cursor".into()))?;
+            .ok_or_else(|| CommandError::Other("ERR invalid cursor".into()))
+    }
+
+    /// Reads the options after `cursor`.
+    pub(super) fn options(cursor: u64, args: &mut Args<'a>, with_type: bool) -> Result<Self, CommandError> {
         let mut scan = ScanArgs { cursor, pattern: None, count: DEFAULT_SCAN_COUNT, kind: None };
         while let Some(option) = args.option() {
             if args.is_empty() {

@@ -265,19 +265,21 @@ pub(crate) fn sintercard(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<()
     Ok(())
 }
 
+/// SSCAN: the cursor, the key, then the options, as HSCAN (`hashes.rs`).
 pub(crate) fn sscan(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
     let key = args.bytes()?;
-    let scan = ScanArgs::parse(&mut args, false)?;
-    let set = ctx.db().set_value(key)?;
-    let mut items: Vec<Vec<u8>> = Vec::new();
-    let next = match &set {
-        Some(set) => set.scan(scan.cursor, scan.count, |member| {
-            if scan.matches(member) {
-                items.push(member.to_vec());
-            }
-        }),
-        None => 0,
+    let cursor = ScanArgs::cursor(&mut args)?;
+    let Some(set) = ctx.db().set_value(key)? else {
+        reply_scan::<&[u8]>(ctx, 0, &[]);
+        return Ok(());
     };
+    let scan = ScanArgs::options(cursor, &mut args, false)?;
+    let mut items: Vec<Vec<u8>> = Vec::new();
+    let next = set.scan(scan.cursor, scan.count, |member| {
+        if scan.matches(member) {
+            items.push(member.to_vec());
+        }
+    });
     reply_scan(ctx, next, &items);
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use super::expiry::{Base, ExpireArg, Unit};
 use super::{Args, CommandError, Ctx};
-use crate::engine::{CompactBytes, SetCondition, SetExpiry, SetOptions, TtlUpdate};
+use crate::engine::{CompactBytes, SetCondition, SetExpiry, SetOptions, StoreError, TtlUpdate, ValueType};
 use crate::server::aof::Logged;
 
 fn reply_value(ctx: &mut Ctx<'_, '_>, value: Option<CompactBytes>) {
@@ -284,7 +284,13 @@ pub(crate) fn decrby(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), Co
 
 pub(crate) fn incrbyfloat(ctx: &mut Ctx<'_, '_>, mut args: Args<'_>) -> Result<(), CommandError> {
     let key = args.bytes()?;
-    let delta = args.float()?;
+    let delta = args.float().map_err(|not_a_float| {
+        // Redis checks the key's type before it parses the increment (unlike INCRBY's).
+        match ctx.db().value_type(key) {
+            Some(kind) if kind != ValueType::String => CommandError::Store(StoreError::WrongType),
+            _ => not_a_float,
+        }
+    })?;
     let value = ctx.logged(key, |store| {
         let value = store.incr_by_float(key, delta);
         let changed = value.is_ok();
