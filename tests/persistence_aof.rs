@@ -386,20 +386,6 @@ fn appendonly_turns_on_and_off_live() {
     assert_eq!(client.send(&["EXISTS", "unlogged"]), int(0));
 }
 
-/// Every key in the store, sorted.
-fn all_keys(client: &mut RespClient) -> Vec<Vec<u8>> {
-    let Value::Array(keys) = client.send(&["KEYS", "*"]) else { panic!("KEYS did not answer an array") };
-    let mut keys: Vec<Vec<u8>> = keys
-        .into_iter()
-        .map(|key| match key {
-            Value::Bulk(bytes) => bytes.to_vec(),
-            other => panic!("KEYS gave {other:?}"),
-        })
-        .collect();
-    keys.sort();
-    keys
-}
-
 /// The bytes of every file in the AOF directory, concatenated.
 fn aof_bytes(dir: &Path) -> Vec<u8> {
     let mut files: Vec<_> = std::fs::read_dir(dir.join("appendonlydir")).unwrap().map(|e| e.unwrap().path()).collect();
@@ -425,14 +411,14 @@ fn evicted_and_expired_keys_reach_the_aof_as_del_and_do_not_come_back() {
     }
     let evicted: u64 = client.info_field("evicted_keys").parse().unwrap();
     assert!(evicted > 100, "only {evicted} keys were evicted");
-    let held = all_keys(&mut client);
+    let held = client.sorted_keys();
     assert_eq!(held.len() as u64 + evicted, 1000);
     server.signal("KILL");
     server.wait_for_exit(PATIENCE);
 
     let mut server = serve_aof(dir.path(), &["--auto-aof-rewrite-percentage", "0"]);
     let mut client = server.connect();
-    assert_eq!(all_keys(&mut client), held, "evicted keys came back after the restart");
+    assert_eq!(client.sorted_keys(), held, "evicted keys came back after the restart");
 
     for i in 0..20 {
         assert_eq!(client.send(&["SET", &format!("short:{i}"), "v", "PX", "50"]), ok());
@@ -451,7 +437,7 @@ fn evicted_and_expired_keys_reach_the_aof_as_del_and_do_not_come_back() {
     }
     let server = serve_aof(dir.path(), &[]);
     let mut client = server.connect();
-    assert_eq!(all_keys(&mut client), held);
+    assert_eq!(client.sorted_keys(), held);
 }
 
 /// The automatic rewrite follows `auto-aof-rewrite-percentage` and `-min-size` as Redis's:
@@ -709,7 +695,8 @@ fn collections(client: &mut RespClient) -> BTreeMap<Vec<u8>, Contents> {
             .collect(),
         other => panic!("not a collection: {other:?}"),
     };
-    all_keys(client)
+    client
+        .sorted_keys()
         .into_iter()
         .map(|key| {
             let kind = common::server::text_of(&client.send(&[&b"TYPE"[..], &key]));

@@ -9,6 +9,10 @@
 //! time's last second). INCRBYFLOAT's sums compare exactly too: they stay in the range where
 //! cstore's decimals and Redis's long double print the same digits (see [`FLOATS`]).
 //!
+//! A second test keeps what such sequences leave and checks it survives: cstore killed and
+//! restarted from its AOF, then from the snapshot SAVE wrote, and redis-server started on that
+//! snapshot all hold exactly what Redis holds (values, collections, databases, expiries).
+//!
 //! Expiry uses absolute deadlines fixed when the run starts, so that NX, XX, GT and LT decide
 //! the same way in both servers whatever the milliseconds between them. A failure names the
 //! configuration, the seed and the commands up to the first difference; `FUZZ_SEED` and
@@ -22,6 +26,7 @@ use common::replies::{close_seconds, elements, integer_of, same_elements_in_any_
 use common::server::{RespClient, TestServer};
 use common::tools::RedisServer;
 use common::{SHARD_COUNTS, with_each_configuration};
+use cstore::engine::Strategy;
 use cstore::server::resp_value::Value;
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
@@ -95,6 +100,110 @@ fn random_command_sequences_answer_like_redis() {
         }
     });
     assert!(failures.is_empty(), "cstore answered unlike Redis:\n\n{}", failures.join("\n\n"));
+}
+
+/// Then the data the sequences leave, whole: what cstore holds equals what Redis holds, and so
+/// does what cstore loads back after `kill -9` from its AOF (`appendfsync always`) and from
+/// the snapshot SAVE wrote, and what redis-server loads from that snapshot.
+#[test]
+fn the_data_left_survives_restarts_and_loads_in_redis() {
+    let Some(redis_server) = common::tools::require("redis-server") else { return };
+    let redis = RedisServer::start(&redis_server, &[]);
+    let commands = env_number("FUZZ_COMMANDS").map_or(DEFAULT_COMMANDS, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    let first_seed = env_number("FUZZ_SEED").unwrap_or(DEFAULT_SEED) + PERSISTENCE_SEEDS;
+    let deadlines = Deadlines::from_now();
+    for (run, strategy) in (0..).zip(Strategy::ALL) {
+        let seed = first_seed + run;
+        let failed = |what: &str| format!("{strategy}, seed {seed}: {what}");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let dir = dir.path().to_str().expect("a UTF-8 path");
+        let with_aof = ["--dir", dir, "--appendonly", "yes", "--appendfsync", "always"];
+        let cstore = TestServer::with_engine(strategy, SHARDS, &with_aof);
+        let sequence = Generator::new(seed, &deadlines).sequence(commands);
+        replay(&sequence, "2", &redis, &cstore).unwrap_or_else(|difference| panic!("{}", failed(&difference)));
+        let expected = contents(redis.addr);
+        assert_same_contents(&expected, &contents(cstore.resp_addr), &failed("while serving"));
+        assert_eq!(cstore.send(&["SAVE"]), common::server::ok(), "{}", failed("SAVE"));
+        drop(cstore); // kill -9
+        let from_aof = TestServer::with_engine(strategy, SHARDS, &with_aof);
+        assert_same_contents(&expected, &contents(from_aof.resp_addr), &failed("loaded from the AOF"));
+        drop(from_aof);
+        let from_snapshot = TestServer::with_engine(strategy, SHARDS, &["--dir", dir, "--appendonly", "no"]);
+        assert_same_contents(&expected, &contents(from_snapshot.resp_addr), &failed("loaded from the snapshot"));
+        drop(from_snapshot);
+        let in_redis = RedisServer::start(&redis_server, &["--dir", dir]);
+        assert_same_contents(&expected, &contents(in_redis.addr), &failed("redis-server loading cstore's snapshot"));
+    }
+}
+
+/// Seeds the persistence test adds to the first one, so that it draws other sequences.
+const PERSISTENCE_SEEDS: u64 = 1_000;
+
+/// Shards of the stores the persistence test restarts.
+const SHARDS: u64 = 16;
+
+/// Databases the sequences use (SELECT, MOVE, SWAPDB and COPY ... DB name 0 and 1).
+const DATABASES: [&str; 2] = ["0", "1"];
+
+/// How far apart two readings of one key's remaining time may be: the restarts in between.
+const TTL_SLACK_MS: i64 = 10_000;
+
+/// One key as `contents` reads it: its database, name, type and value (collections sorted),
+/// and its remaining milliseconds if it expires.
+#[derive(Debug)]
+struct Held {
+    name: String,
+    value: String,
+    pttl: Option<i64>,
+}
+
+/// Every key of [`DATABASES`], sorted by database and name.
+fn contents(addr: std::net::SocketAddr) -> Vec<Held> {
+    let mut client = RespClient::connect(addr);
+    let mut held = Vec::new();
+    for db in DATABASES {
+        client.send(&["SELECT", db]);
+        for key in client.sorted_keys() {
+            let kind = common::server::text_of(&client.send(&[b"TYPE".as_slice(), &key]));
+            let read: &[u8] = match kind.as_str() {
+                "string" => b"GET",
+                "hash" => b"HGETALL",
+                "set" => b"SMEMBERS",
+                other => panic!("a key of type {other}"),
+            };
+            let value = match client.send(&[read, &key]) {
+                Value::Array(items) if kind == "hash" => {
+                    let mut pairs: Vec<String> = items.chunks(2).map(|pair| format!("{pair:?}")).collect();
+                    pairs.sort();
+                    pairs.join(" ")
+                }
+                Value::Array(items) => {
+                    let mut members: Vec<String> = items.iter().map(|item| format!("{item:?}")).collect();
+                    members.sort();
+                    members.join(" ")
+                }
+                other => format!("{other:?}"),
+            };
+            let pttl = integer_of(&client.send(&[b"PTTL".as_slice(), &key])).filter(|&ms| ms >= 0);
+            let name = format!("db{db} {:?}", String::from_utf8_lossy(&key));
+            held.push(Held { name, value: format!("{kind} {value}"), pttl });
+        }
+    }
+    held
+}
+
+fn assert_same_contents(expected: &[Held], actual: &[Held], context: &str) {
+    let names = |held: &[Held]| held.iter().map(|key| key.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(expected), names(actual), "{context}: different keys");
+    for (expected, actual) in expected.iter().zip(actual) {
+        assert_eq!(expected.value, actual.value, "{context}: {} differs", expected.name);
+        let close = match (expected.pttl, actual.pttl) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.abs_diff(b) <= TTL_SLACK_MS.unsigned_abs(),
+            _ => false,
+        };
+        assert!(close, "{context}: {}'s expiry differs ({:?} against {:?})", expected.name, expected.pttl, actual.pttl);
+    }
 }
 
 fn env_number(name: &str) -> Option<u64> {

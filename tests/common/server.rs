@@ -291,6 +291,20 @@ impl RespClient {
         self.read_reply()
     }
 
+    /// Every key of the selected database (KEYS *), sorted.
+    pub fn sorted_keys(&mut self) -> Vec<Vec<u8>> {
+        let Value::Array(keys) = self.send(&["KEYS", "*"]) else { panic!("KEYS did not answer an array") };
+        let mut keys: Vec<Vec<u8>> = keys
+            .into_iter()
+            .map(|key| match key {
+                Value::Bulk(bytes) => bytes.to_vec(),
+                other => panic!("KEYS gave {other:?}"),
+            })
+            .collect();
+        keys.sort();
+        keys
+    }
+
     /// One field of `INFO`, such as `evicted_keys`.
     pub fn info_field(&mut self, field: &str) -> String {
         let info = text_of(&self.send(&["INFO"]));
