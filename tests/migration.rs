@@ -76,6 +76,41 @@ fn every_strategy_pair_and_shard_change_carries_every_key_value_and_ttl() {
     }
 }
 
+/// With no client writing, the counters read during a migration are the counters before it:
+/// a chunk on its way is counted in one engine, never in both or in neither.
+#[test]
+fn counters_read_during_a_migration_count_each_key_once() {
+    for (from, to) in [
+        (Strategy::RwLock, Strategy::Mutex),
+        (Strategy::Mutex, Strategy::LockFree),
+        (Strategy::CopyOnWrite, Strategy::RwLock),
+    ] {
+        let (store, clock) = manual_store(Store::builder().strategy(from).shards(16));
+        fill(&store, &clock, KEYS);
+        let before = accounting(store.stats());
+        let bytes = store.memory_bytes();
+        let done = AtomicBool::new(false);
+        let reads = thread::scope(|scope| {
+            let reader = scope.spawn(|| {
+                let mut reads = 0;
+                while !done.load(Ordering::Relaxed) {
+                    assert_eq!(accounting(store.stats()), before, "{from} -> {to}: counters read mid-migration");
+                    assert_eq!(store.memory_bytes(), bytes, "{from} -> {to}: memory read mid-migration");
+                    reads += 1;
+                }
+                reads
+            });
+            for shards in [256, 1, 16] {
+                store.migrate(config(to, shards)).unwrap();
+                store.migrate(config(from, shards)).unwrap();
+            }
+            done.store(true, Ordering::Relaxed);
+            reader.join().expect("the reader saw the counters off")
+        });
+        assert!(reads > 0);
+    }
+}
+
 #[test]
 fn writers_and_readers_never_fail_or_lose_a_write_during_migrations() {
     const WRITERS: usize = 3;

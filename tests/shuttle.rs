@@ -226,6 +226,34 @@ fn a_live_migration_loses_no_increment_and_no_key() {
     }
 }
 
+/// A reader of the counters (DBSIZE's keys, the memory used) reads them twice while the store
+/// migrates from `from` to `to`, with no writer: each reading must be the counters before,
+/// each key counted once, though the mover moves a chunk's counters from the source to the
+/// target in two steps (`Migration::counters` reads them between transfers).
+fn counters_count_each_key_once(from: EngineConfig, to: EngineConfig) {
+    let store = store(from);
+    for key in OLD.into_iter().chain([CREATED]) {
+        set(&store, key, "0");
+    }
+    let before = (store.stats().keys, store.memory_bytes());
+    let reader = thread::spawn({
+        let store = Arc::clone(&store);
+        move || [(); 2].map(|()| (store.stats().keys, store.memory_bytes()))
+    });
+    store.migrate(to).expect("valid engine");
+    for read in reader.join().unwrap() {
+        assert_eq!(read, before, "{from:?} -> {to:?}: counters read during the migration");
+    }
+}
+
+#[test]
+fn counters_read_during_a_live_migration_count_each_key_once() {
+    for (index, from) in ENGINES.into_iter().enumerate() {
+        let to = ENGINES[(index + 1) % ENGINES.len()];
+        explore(ENGINE_ITERATIONS, move || counters_count_each_key_once(from, to));
+    }
+}
+
 /// Counters that one writer increments in turn, `LEAD` first: at every instant `LEAD` equals
 /// `TRAIL` or is one ahead.
 const LEAD: &str = "lead";

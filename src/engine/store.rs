@@ -68,6 +68,16 @@ impl Layout {
         std::iter::once(first).chain(second)
     }
 
+    /// `read` of every engine's counters, combined with `add`, at an instant when a migration
+    /// has no chunk half counted ([`Migration::counters`]).
+    fn counted<T>(&self, read: impl Fn(&Engine) -> T, add: impl Fn(T, T) -> T) -> T {
+        match self {
+            Layout::Stable(engine) => read(engine),
+            Layout::Saving(cut) => read(cut.engine()),
+            Layout::Migrating(migration) => migration.counters(|source, target| add(read(source), read(target))),
+        }
+    }
+
     /// The engine whose configuration clients see as running: the source until the
     /// migration completes.
     pub(crate) fn running(&self) -> &Engine {
@@ -439,7 +449,7 @@ impl Store {
 
     /// Approximate bytes used, cheap enough to read before every write.
     pub fn memory_bytes(&self) -> u64 {
-        non_negative(self.layout.load().engines().map(Engine::memory_bytes).sum())
+        non_negative(self.layout.load().counted(Engine::memory_bytes, |a, b| a + b))
     }
 
     pub fn stats(&self) -> StoreStats {
@@ -462,9 +472,10 @@ impl Store {
             lock_wait_ns: self.retired.lock_wait_ns.load(Ordering::Relaxed),
             ..Totals::default()
         };
-        for engine in self.layout.load().engines() {
-            sum += engine.totals();
-        }
+        sum += self.layout.load().counted(Engine::totals, |mut a, b| {
+            a += b;
+            a
+        });
         sum
     }
 

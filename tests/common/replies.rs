@@ -57,6 +57,22 @@ pub fn sorted(items: &[Value]) -> Vec<String> {
     texts
 }
 
+/// The same elements, in any order and however often each comes: what two complete SCAN
+/// walks must agree on (SCAN may return a key more than once).
+pub fn same_distinct_elements(redis: &Value, cstore: &Value) -> Result<(), String> {
+    let distinct = |value: &Value| {
+        elements(value).map(|items| {
+            let mut texts = sorted(&items);
+            texts.dedup();
+            texts
+        })
+    };
+    match (distinct(redis), distinct(cstore)) {
+        (Some(expected), Some(actual)) if expected == actual => Ok(()),
+        _ => Err("different distinct elements".into()),
+    }
+}
+
 pub fn same_elements_in_any_order(redis: &Value, cstore: &Value) -> Result<(), String> {
     same_kind(redis, cstore)?;
     match (elements(redis), elements(cstore)) {
