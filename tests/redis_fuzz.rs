@@ -9,9 +9,13 @@
 //! time's last second). INCRBYFLOAT's sums compare exactly too: they stay in the range where
 //! cstore's decimals and Redis's long double print the same digits (see [`FLOATS`]).
 //!
-//! A second test keeps what such sequences leave and checks it survives: cstore killed and
-//! restarted from its AOF, then from the snapshot SAVE wrote, and redis-server started on that
-//! snapshot all hold exactly what Redis holds (values, collections, databases, expiries).
+//! The other tests replay such sequences while the store is busy with something else, and
+//! keep what they leave:
+//! - while the engine migrates round and round (CONFIG SET strategy and shards from a second
+//!   connection), and while BGSAVE and BGREWRITEAOF take turns: every reply is still Redis's;
+//! - cstore killed and restarted from its AOF (plain, or compacted by those rewrites), from
+//!   the snapshot SAVE wrote, and redis-server started on that snapshot all hold exactly what
+//!   Redis holds (values, collections, databases, expiries).
 //!
 //! Expiry uses absolute deadlines fixed when the run starts, so that NX, XX, GT and LT decide
 //! the same way in both servers whatever the milliseconds between them. A failure names the
@@ -144,34 +148,81 @@ fn the_data_left_survives_restarts_and_loads_in_redis() {
 /// reply may differ from Redis's.
 #[test]
 fn sequences_answer_like_redis_while_the_engine_migrates() {
-    let Some(redis_server) = common::tools::require("redis-server") else { return };
-    let redis = RedisServer::start(&redis_server, &[]);
     let cstore = TestServer::with_engine(Strategy::RwLock, SHARDS, &[]);
+    let migrations = replay_while(&cstore, MIGRATION_SEEDS, "migrations", |control, round| {
+        let (strategy, shards) = MIGRATION_WALK[round % MIGRATION_WALK.len()];
+        let change = control.send(&["CONFIG", "SET", "strategy", strategy, "shards", shards]);
+        assert_eq!(change, common::server::ok(), "CONFIG SET strategy {strategy} shards {shards}");
+        wait_for_info(control, &[("strategy", strategy), ("shards", shards), ("migration_in_progress", "0")]);
+    });
+    if let Some(migrations) = migrations {
+        assert!(migrations >= MIN_ROUNDS, "only {migrations} migrations overlapped the sequence");
+    }
+}
+
+/// The same sequences while BGSAVE and BGREWRITEAOF take turns under them (point-in-time
+/// walks of the store, whose writers keep the versions a walk still needs), under every
+/// strategy: every reply is Redis's, and the store restarted from the AOF those rewrites
+/// compacted holds what Redis holds.
+#[test]
+fn sequences_answer_like_redis_while_snapshots_and_rewrites_run() {
+    for (index, strategy) in (0..).zip(Strategy::ALL) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let dir = dir.path().to_str().expect("a UTF-8 path");
+        let with_aof = ["--dir", dir, "--appendonly", "yes", "--appendfsync", "always"];
+        let cstore = TestServer::with_engine(strategy, SHARDS, &with_aof);
+        let walks = replay_while(&cstore, SNAPSHOT_SEEDS + index, "snapshots and rewrites", |control, round| {
+            let (command, running) = if round % 2 == 0 {
+                ("BGSAVE", "rdb_bgsave_in_progress")
+            } else {
+                ("BGREWRITEAOF", "aof_rewrite_in_progress")
+            };
+            assert!(matches!(control.send(&[command]), Value::Simple(_)), "{command} started");
+            wait_for_info(control, &[(running, "0")]);
+            assert_eq!(control.info_field("rdb_last_bgsave_status"), "ok");
+            assert_eq!(control.info_field("aof_last_bgrewrite_status"), "ok");
+        });
+        let Some(walks) = walks else { return };
+        assert!(walks >= MIN_ROUNDS, "{strategy}: only {walks} snapshots and rewrites overlapped the sequence");
+        let held = contents(cstore.resp_addr);
+        drop(cstore); // kill -9
+        let restarted = TestServer::with_engine(strategy, SHARDS, &with_aof);
+        assert_same_contents(&held, &contents(restarted.resp_addr), &format!("{strategy}: restarted from the AOF"));
+    }
+}
+
+/// Replays a sequence (drawn from the first seed plus `seeds`) against a fresh redis-server
+/// and `cstore`, over RESP3, while `round` runs again and again on a second connection to
+/// `cstore` (told its round number) until the sequence is done. Panics at the first reply
+/// that differs; `None` when redis-server is missing outside CI, else how many rounds ran.
+fn replay_while(
+    cstore: &TestServer,
+    seeds: u64,
+    rounds: &str,
+    round: impl Fn(&mut RespClient, usize) + Sync,
+) -> Option<usize> {
+    let redis_server = common::tools::require("redis-server")?;
+    let redis = RedisServer::start(&redis_server, &[]);
     let commands = env_number("FUZZ_COMMANDS").map_or(DEFAULT_COMMANDS, |n| usize::try_from(n).unwrap_or(usize::MAX));
-    let seed = env_number("FUZZ_SEED").unwrap_or(DEFAULT_SEED) + MIGRATION_SEEDS;
+    let seed = env_number("FUZZ_SEED").unwrap_or(DEFAULT_SEED) + seeds;
     let sequence = Generator::new(seed, &Deadlines::from_now()).sequence(commands);
     let replayed = AtomicBool::new(false);
-    let (outcome, migrations) = std::thread::scope(|scope| {
-        let migrator = scope.spawn(|| {
+    let (outcome, done) = std::thread::scope(|scope| {
+        let rounds = scope.spawn(|| {
             let mut control = cstore.connect();
-            let mut migrations = 0;
-            for (strategy, shards) in MIGRATION_WALK.iter().cycle() {
-                if replayed.load(Ordering::Relaxed) {
-                    break;
-                }
-                let change = control.send(&["CONFIG", "SET", "strategy", strategy, "shards", shards]);
-                assert_eq!(change, common::server::ok(), "CONFIG SET strategy {strategy} shards {shards}");
-                wait_until_running(&mut control, strategy, shards);
-                migrations += 1;
+            let mut done = 0;
+            while !replayed.load(Ordering::Relaxed) {
+                round(&mut control, done);
+                done += 1;
             }
-            migrations
+            done
         });
-        let outcome = replay(&sequence, "3", &redis, &cstore);
+        let outcome = replay(&sequence, "3", &redis, cstore);
         replayed.store(true, Ordering::Relaxed);
-        (outcome, migrator.join().expect("the migrating connection panicked"))
+        (outcome, rounds.join().expect("the second connection panicked"))
     });
-    outcome.unwrap_or_else(|difference| panic!("seed {seed}, during {migrations} migrations: {difference}"));
-    assert!(migrations >= MIN_MIGRATIONS, "only {migrations} migrations overlapped the sequence");
+    outcome.unwrap_or_else(|difference| panic!("seed {seed}, during {done} {rounds}: {difference}"));
+    Some(done)
 }
 
 /// Engines the migration test walks through, round and round.
@@ -186,23 +237,25 @@ const MIGRATION_WALK: [(&str, &str); 8] = [
     ("RwLock", "16"),
 ];
 
-/// Fewest migrations the sequence must overlap for the test to mean anything (a few
-/// milliseconds each on the small data here, against a sequence of seconds).
-const MIN_MIGRATIONS: usize = 20;
+/// Fewest migrations, or snapshots and rewrites, the sequence must overlap for a test to mean
+/// anything (a few milliseconds each on the small data here, against a sequence of seconds).
+const MIN_ROUNDS: usize = 20;
 
 /// Seeds the migration test adds to the first one.
 const MIGRATION_SEEDS: u64 = 2_000;
 
-/// Waits until INFO says the store runs `strategy` x `shards` with no migration pending.
-fn wait_until_running(client: &mut RespClient, strategy: &str, shards: &str) {
+/// Seeds the snapshot and rewrite test adds to the first one.
+const SNAPSHOT_SEEDS: u64 = 3_000;
+
+/// Waits until every INFO field named in `fields` has its value.
+fn wait_for_info(client: &mut RespClient, fields: &[(&str, &str)]) {
     let give_up = std::time::Instant::now() + common::server::PATIENCE;
     loop {
-        let running =
-            (client.info_field("strategy"), client.info_field("shards"), client.info_field("migration_in_progress"));
-        if running == (strategy.to_owned(), shards.to_owned(), "0".to_owned()) {
+        let now: Vec<(&str, String)> = fields.iter().map(|&(name, _)| (name, client.info_field(name))).collect();
+        if now.iter().zip(fields).all(|((_, value), (_, wanted))| value == wanted) {
             return;
         }
-        assert!(std::time::Instant::now() < give_up, "still {running:?}, waiting for {strategy} x {shards}");
+        assert!(std::time::Instant::now() < give_up, "INFO still says {now:?}, waiting for {fields:?}");
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
