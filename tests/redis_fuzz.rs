@@ -24,7 +24,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::replies::{
@@ -149,15 +149,12 @@ fn the_data_left_survives_restarts_and_loads_in_redis() {
 #[test]
 fn sequences_answer_like_redis_while_the_engine_migrates() {
     let cstore = TestServer::with_engine(Strategy::RwLock, SHARDS, &[]);
-    let migrations = replay_while(&cstore, MIGRATION_SEEDS, "migrations", |control, round| {
+    replay_while(&cstore, MIGRATION_SEEDS, "migrations", |control, round| {
         let (strategy, shards) = MIGRATION_WALK[round % MIGRATION_WALK.len()];
         let change = control.send(&["CONFIG", "SET", "strategy", strategy, "shards", shards]);
         assert_eq!(change, common::server::ok(), "CONFIG SET strategy {strategy} shards {shards}");
         wait_for_info(control, &[("strategy", strategy), ("shards", shards), ("migration_in_progress", "0")]);
     });
-    if let Some(migrations) = migrations {
-        assert!(migrations >= MIN_ROUNDS, "only {migrations} migrations overlapped the sequence");
-    }
 }
 
 /// The same sequences while BGSAVE and BGREWRITEAOF take turns under them (point-in-time
@@ -171,7 +168,7 @@ fn sequences_answer_like_redis_while_snapshots_and_rewrites_run() {
         let dir = dir.path().to_str().expect("a UTF-8 path");
         let with_aof = ["--dir", dir, "--appendonly", "yes", "--appendfsync", "always"];
         let cstore = TestServer::with_engine(strategy, SHARDS, &with_aof);
-        let walks = replay_while(&cstore, SNAPSHOT_SEEDS + index, "snapshots and rewrites", |control, round| {
+        let replayed = replay_while(&cstore, SNAPSHOT_SEEDS + index, "snapshots and rewrites", |control, round| {
             let (command, running) = if round % 2 == 0 {
                 ("BGSAVE", "rdb_bgsave_in_progress")
             } else {
@@ -182,8 +179,9 @@ fn sequences_answer_like_redis_while_snapshots_and_rewrites_run() {
             assert_eq!(control.info_field("rdb_last_bgsave_status"), "ok");
             assert_eq!(control.info_field("aof_last_bgrewrite_status"), "ok");
         });
-        let Some(walks) = walks else { return };
-        assert!(walks >= MIN_ROUNDS, "{strategy}: only {walks} snapshots and rewrites overlapped the sequence");
+        if !replayed {
+            return;
+        }
         let held = contents(cstore.resp_addr);
         drop(cstore); // kill -9
         let restarted = TestServer::with_engine(strategy, SHARDS, &with_aof);
@@ -193,36 +191,41 @@ fn sequences_answer_like_redis_while_snapshots_and_rewrites_run() {
 
 /// Replays a sequence (drawn from the first seed plus `seeds`) against a fresh redis-server
 /// and `cstore`, over RESP3, while `round` runs again and again on a second connection to
-/// `cstore` (told its round number) until the sequence is done. Panics at the first reply
-/// that differs; `None` when redis-server is missing outside CI, else how many rounds ran.
-fn replay_while(
-    cstore: &TestServer,
-    seeds: u64,
-    rounds: &str,
-    round: impl Fn(&mut RespClient, usize) + Sync,
-) -> Option<usize> {
-    let redis_server = common::tools::require("redis-server")?;
+/// `cstore` (told its round number) until the sequence is done, at least [`MIN_ROUNDS`]
+/// times during it. Panics at the first reply that differs; false (having done nothing) when
+/// redis-server is missing outside CI.
+fn replay_while(cstore: &TestServer, seeds: u64, rounds: &str, round: impl Fn(&mut RespClient, usize) + Sync) -> bool {
+    let Some(redis_server) = common::tools::require("redis-server") else { return false };
     let redis = RedisServer::start(&redis_server, &[]);
     let commands = env_number("FUZZ_COMMANDS").map_or(DEFAULT_COMMANDS, |n| usize::try_from(n).unwrap_or(usize::MAX));
     let seed = env_number("FUZZ_SEED").unwrap_or(DEFAULT_SEED) + seeds;
     let sequence = Generator::new(seed, &Deadlines::from_now()).sequence(commands);
     let replayed = AtomicBool::new(false);
+    let rounds_done = AtomicUsize::new(0);
+    // However the machine runs, at least MIN_ROUNDS rounds overlap the sequence, spread over
+    // it: before step i, i * MIN_ROUNDS / len of them have finished.
+    let pace = |index: usize| {
+        let give_up = std::time::Instant::now() + common::server::PATIENCE;
+        while rounds_done.load(Ordering::Relaxed) * sequence.len() < index * MIN_ROUNDS {
+            assert!(std::time::Instant::now() < give_up, "no {rounds} round ended in {:?}", common::server::PATIENCE);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    };
     let (outcome, done) = std::thread::scope(|scope| {
         let rounds = scope.spawn(|| {
             let mut control = cstore.connect();
-            let mut done = 0;
             while !replayed.load(Ordering::Relaxed) {
-                round(&mut control, done);
-                done += 1;
+                round(&mut control, rounds_done.load(Ordering::Relaxed));
+                rounds_done.fetch_add(1, Ordering::Relaxed);
             }
-            done
+            rounds_done.load(Ordering::Relaxed)
         });
-        let outcome = replay(&sequence, "3", &redis, cstore);
+        let outcome = replay_paced(&sequence, "3", &redis, cstore, pace);
         replayed.store(true, Ordering::Relaxed);
         (outcome, rounds.join().expect("the second connection panicked"))
     });
     outcome.unwrap_or_else(|difference| panic!("seed {seed}, during {done} {rounds}: {difference}"));
-    Some(done)
+    true
 }
 
 /// Engines the migration test walks through, round and round.
@@ -237,8 +240,9 @@ const MIGRATION_WALK: [(&str, &str); 8] = [
     ("RwLock", "16"),
 ];
 
-/// Fewest migrations, or snapshots and rewrites, the sequence must overlap for a test to mean
-/// anything (a few milliseconds each on the small data here, against a sequence of seconds).
+/// Fewest migrations, or snapshots and rewrites, that overlap a sequence: `replay_while` holds
+/// the sequence back when they fall behind (each takes a few milliseconds on the small data
+/// here, so it rarely has to).
 const MIN_ROUNDS: usize = 20;
 
 /// Seeds the migration test adds to the first one.
@@ -747,6 +751,17 @@ impl<'a> Generator<'a> {
 /// Sends `sequence` to both servers, each on one connection, after flushing Redis and
 /// selecting `protocol`; the first difference, with the commands that led to it.
 fn replay(sequence: &[Step], protocol: &str, redis: &RedisServer, cstore: &TestServer) -> Result<(), String> {
+    replay_paced(sequence, protocol, redis, cstore, |_| {})
+}
+
+/// [`replay`] that calls `pace` with each step's index before sending it.
+fn replay_paced(
+    sequence: &[Step],
+    protocol: &str,
+    redis: &RedisServer,
+    cstore: &TestServer,
+    pace: impl Fn(usize),
+) -> Result<(), String> {
     let mut both = Both {
         oracle: RespClient::connect(redis.addr),
         tested: cstore.connect(),
@@ -757,7 +772,8 @@ fn replay(sequence: &[Step], protocol: &str, redis: &RedisServer, cstore: &TestS
         client.send(&["FLUSHALL"]);
         client.send(&["HELLO", protocol]);
     }
-    for step in sequence {
+    for (index, step) in sequence.iter().enumerate() {
+        pace(index);
         match step {
             Step::Command(args, how) => both.compare(args, |expected, actual| how.check(expected, actual))?,
             Step::Encoding(key) => {
