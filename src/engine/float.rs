@@ -66,23 +66,15 @@ fn spells_infinity(text: &str) -> bool {
 }
 
 /// Whether a decimal number too large for an f64 is also larger than the largest x87 long
-/// double, about 1.18973e4932, judged by its leading digits and decimal exponent.
+/// double, about 1.18973e4932: scaled down by 10^4932, it fits an f64 to compare.
 fn beyond_long_double(text: &str) -> bool {
     const LARGEST_EXPONENT: i64 = 4932;
-    const LARGEST_LEADING: f64 = 1.189_731_495_357_231_8;
-    let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
-    let (mantissa, exponent) = unsigned.split_once(['e', 'E']).unwrap_or((unsigned, "0"));
+    const LARGEST_SCALED: f64 = 1.189_731_495_357_231_8;
+    let (mantissa, exponent) = text.split_once(['e', 'E']).unwrap_or((text, "0"));
     // An exponent too long for an i64 is past any range (a negative one would not overflow).
-    let exponent = exponent.parse::<i64>().unwrap_or(i64::MAX);
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let significant = digits.trim_start_matches('0');
-    let point = mantissa.find('.').unwrap_or(mantissa.len());
-    let zeros_before = i64::try_from(digits.len() - significant.len()).unwrap_or(i64::MAX);
-    let leading_exponent = i64::try_from(point).unwrap_or(i64::MAX) - 1 - zeros_before;
-    let magnitude = exponent.saturating_add(leading_exponent);
-    let (first, rest) = significant.split_at(1.min(significant.len()));
-    let leading: f64 = format!("{first}.{}", &rest[..16.min(rest.len())]).parse().unwrap_or(0.0);
-    magnitude > LARGEST_EXPONENT || (magnitude == LARGEST_EXPONENT && leading > LARGEST_LEADING)
+    let exponent = exponent.parse::<i64>().unwrap_or(i64::MAX).saturating_sub(LARGEST_EXPONENT);
+    let scaled: f64 = format!("{mantissa}e{exponent}").parse().unwrap_or(f64::INFINITY);
+    scaled.abs() > LARGEST_SCALED
 }
 
 /// `[+-]digits[.digits][(e|E)[+-]digits]` as an exact decimal, if it fits.
