@@ -91,8 +91,7 @@ const FLOAT_VALUES: [&str; 4] = ["0", "1.5", "-7", "10.25"];
 fn random_command_sequences_answer_like_redis() {
     let Some(redis_server) = common::tools::require("redis-server") else { return };
     let redis = RedisServer::start(&redis_server, &[]);
-    let commands = env_number("FUZZ_COMMANDS").map_or(DEFAULT_COMMANDS, |n| usize::try_from(n).unwrap_or(usize::MAX));
-    let first_seed = env_number("FUZZ_SEED").unwrap_or(DEFAULT_SEED);
+    let first_seed = first_seed(0);
     let deadlines = Deadlines::from_now();
     let mut failures = Vec::new();
     let mut run = 0;
@@ -101,7 +100,7 @@ fn random_command_sequences_answer_like_redis() {
         let protocol = if run % 2 == 0 { "2" } else { "3" };
         run += 1;
         let cstore = TestServer::with_engine(strategy, shards, &[]);
-        let sequence = Generator::new(seed, &deadlines).sequence(commands);
+        let sequence = drawn_sequence(seed, &deadlines);
         if let Err(difference) = replay(&sequence, protocol, &redis, &cstore) {
             failures.push(format!("{strategy} x {shards} shards, seed {seed}, RESP{protocol}: {difference}"));
         }
@@ -116,8 +115,7 @@ fn random_command_sequences_answer_like_redis() {
 fn the_data_left_survives_restarts_and_loads_in_redis() {
     let Some(redis_server) = common::tools::require("redis-server") else { return };
     let redis = RedisServer::start(&redis_server, &[]);
-    let commands = env_number("FUZZ_COMMANDS").map_or(DEFAULT_COMMANDS, |n| usize::try_from(n).unwrap_or(usize::MAX));
-    let first_seed = env_number("FUZZ_SEED").unwrap_or(DEFAULT_SEED) + PERSISTENCE_SEEDS;
+    let first_seed = first_seed(PERSISTENCE_SEEDS);
     let deadlines = Deadlines::from_now();
     for (run, strategy) in (0..).zip(Strategy::ALL) {
         let seed = first_seed + run;
@@ -126,7 +124,7 @@ fn the_data_left_survives_restarts_and_loads_in_redis() {
         let dir = dir.path().to_str().expect("a UTF-8 path");
         let with_aof = ["--dir", dir, "--appendonly", "yes", "--appendfsync", "always"];
         let cstore = TestServer::with_engine(strategy, SHARDS, &with_aof);
-        let sequence = Generator::new(seed, &deadlines).sequence(commands);
+        let sequence = drawn_sequence(seed, &deadlines);
         replay(&sequence, "2", &redis, &cstore).unwrap_or_else(|difference| panic!("{}", failed(&difference)));
         let expected = contents(redis.addr);
         assert_same_contents(&expected, &contents(cstore.resp_addr), &failed("while serving"));
@@ -197,9 +195,8 @@ fn sequences_answer_like_redis_while_snapshots_and_rewrites_run() {
 fn replay_while(cstore: &TestServer, seeds: u64, rounds: &str, round: impl Fn(&mut RespClient, usize) + Sync) -> bool {
     let Some(redis_server) = common::tools::require("redis-server") else { return false };
     let redis = RedisServer::start(&redis_server, &[]);
-    let commands = env_number("FUZZ_COMMANDS").map_or(DEFAULT_COMMANDS, |n| usize::try_from(n).unwrap_or(usize::MAX));
-    let seed = env_number("FUZZ_SEED").unwrap_or(DEFAULT_SEED) + seeds;
-    let sequence = Generator::new(seed, &Deadlines::from_now()).sequence(commands);
+    let seed = first_seed(seeds);
+    let sequence = drawn_sequence(seed, &Deadlines::from_now());
     let replayed = AtomicBool::new(false);
     let rounds_done = AtomicUsize::new(0);
     // However the machine runs, at least MIN_ROUNDS rounds overlap the sequence, spread over
@@ -332,6 +329,17 @@ fn assert_same_contents(expected: &[Held], actual: &[Held], context: &str) {
         };
         assert!(close, "{context}: {}'s expiry differs ({:?} against {:?})", expected.name, expected.pttl, actual.pttl);
     }
+}
+
+/// The first seed of a test that adds `offset` to the run's (`FUZZ_SEED`, or the default).
+fn first_seed(offset: u64) -> u64 {
+    env_number("FUZZ_SEED").unwrap_or(DEFAULT_SEED) + offset
+}
+
+/// The sequence drawn from `seed`, as long as `FUZZ_COMMANDS` says (or the default).
+fn drawn_sequence(seed: u64, deadlines: &Deadlines) -> Vec<Step> {
+    let commands = env_number("FUZZ_COMMANDS").map_or(DEFAULT_COMMANDS, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    Generator::new(seed, deadlines).sequence(commands)
 }
 
 fn env_number(name: &str) -> Option<u64> {
